@@ -1,0 +1,33 @@
+// aw_cuda_probe.cu - device discovery and selection for the CUDA backend.
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "aw_cuda.h"
+
+extern "C" int aw_cuda_device_count(const char **why)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        if (why) *why = cudaGetErrorString(e);
+        (void)cudaGetLastError(); // clear the sticky error of a failed probe
+        return 0;
+    }
+    if (why) *why = n == 0 ? "no CUDA device" : "";
+    return n;
+}
+
+extern "C" aw_status aw_cuda_use_device(int device, char *name, size_t name_cap, size_t *total_mem)
+{
+    cudaError_t e = cudaSetDevice(device);
+    if (e != cudaSuccess)
+        return AW_FAIL(AW_ERR_CUDA, "cudaSetDevice(%d): %s", device, cudaGetErrorString(e));
+    cudaDeviceProp prop;
+    e = cudaGetDeviceProperties(&prop, device);
+    if (e != cudaSuccess)
+        return AW_FAIL(AW_ERR_CUDA, "cudaGetDeviceProperties(%d): %s", device, cudaGetErrorString(e));
+    snprintf(name, name_cap, "%s (sm_%d%d)", prop.name, prop.major, prop.minor);
+    *total_mem = prop.totalGlobalMem;
+    return AW_OK;
+}

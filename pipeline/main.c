@@ -1,0 +1,265 @@
+/*
+ * main.c - the aweq-dist program: command dispatch, option parsing and the
+ * only place that decides to exit. Errors go to stderr as one line:
+ *   aweq-dist: error: <what, naming file/tensor/rank> (<STATUS>) [src.c:line]
+ * Exit codes: 0 success, 1 failure, 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "aw_backend.h"
+#include "aw_config.h"
+#include "aw_inspect.h"
+#include "aw_status.h"
+#include "aw_synth.h"
+
+#define AW_VERSION "0.1.0"
+
+static void print_error(aw_status st)
+{
+    fprintf(stderr, "aweq-dist: error: %s (%s) [%s]\n",
+            aw_err_message()[0] ? aw_err_message() : aw_strerror(st), aw_status_name(st),
+            aw_err_where());
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "aweq-dist: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'aweq-dist --help'.\n");
+    return 2;
+}
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "aweq-dist %s - AWEQ post-training quantization of OPT models across MPI ranks\n"
+            "\n"
+            "Usage:\n"
+            "  aweq-dist synth --out DIR [--shape NAME] [dims...] [options]\n"
+            "      Write a generated OPT checkpoint (config.json, sharded safetensors,\n"
+            "      index, calibration.tokens) with the activation outliers of real OPT.\n"
+            "      --shape NAME        a built-in shape (default opt-125m; see 'shapes')\n"
+            "      --hidden D --layers L --heads H --ffn F --vocab V --max-pos P\n"
+            "                          override dimensions (tiny test models)\n"
+            "      --dtype f16|bf16|f32 storage dtype (default f16)\n"
+            "      --seed N            generator seed (default 1234)\n"
+            "      --max-shard-size S  shard size limit, e.g. 100M, 512K (default 100M)\n"
+            "      --calib-seqs N --calib-len L  calibration tokens (default 64 x 128)\n"
+            "      --outliers N        outlier hidden channels (default max(2, d/128))\n"
+            "      --quiet             no progress lines\n"
+            "  aweq-dist inspect DIR [--scan]\n"
+            "      List a checkpoint's tensors, its shape and parameter count, and check it\n"
+            "      (every tensor present with the right shape; --scan also reads every\n"
+            "      value and fails on NaN/Inf).\n"
+            "  aweq-dist shapes\n"
+            "      The built-in OPT shapes and their parameter counts.\n"
+            "  aweq-dist backend [--backend auto|cpu|cuda]\n"
+            "      Say which compute backend this process would use.\n"
+            "  aweq-dist --help | --version\n",
+            AW_VERSION);
+}
+
+/* "100M", "512K", "2G", "12345" -> bytes (decimal units, as shard sizes are). */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v <= 0) return -1;
+    double mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1e3, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1e6, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1e9, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end != '\0' || v * mul > 1e15) return -1;
+    *out = (uint64_t)(v * mul);
+    return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int cmd_synth(int argc, char **argv)
+{
+    enum { O_SHAPE = 1000, O_OUT, O_HIDDEN, O_LAYERS, O_HEADS, O_FFN, O_VOCAB, O_MAXPOS, O_DTYPE,
+           O_SEED, O_SHARD, O_CSEQS, O_CLEN, O_OUTLIERS, O_QUIET };
+    static const struct option opts[] = {
+        {"shape", required_argument, 0, O_SHAPE},   {"out", required_argument, 0, O_OUT},
+        {"hidden", required_argument, 0, O_HIDDEN}, {"layers", required_argument, 0, O_LAYERS},
+        {"heads", required_argument, 0, O_HEADS},   {"ffn", required_argument, 0, O_FFN},
+        {"vocab", required_argument, 0, O_VOCAB},   {"max-pos", required_argument, 0, O_MAXPOS},
+        {"dtype", required_argument, 0, O_DTYPE},   {"seed", required_argument, 0, O_SEED},
+        {"max-shard-size", required_argument, 0, O_SHARD},
+        {"calib-seqs", required_argument, 0, O_CSEQS}, {"calib-len", required_argument, 0, O_CLEN},
+        {"outliers", required_argument, 0, O_OUTLIERS}, {"quiet", no_argument, 0, O_QUIET},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    const char *shape = "opt-125m", *out = NULL, *dtype = NULL, *shard = NULL;
+    long dims[6] = {0}, seed = -1, cseqs = 0, clen = 0, outliers = 0;
+    int quiet = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        long v;
+        switch (c) {
+        case O_SHAPE: shape = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_HIDDEN: case O_LAYERS: case O_HEADS: case O_FFN: case O_VOCAB: case O_MAXPOS:
+            if (parse_int(optarg, 1, 1 << 22, &v)) return usage_error("synth: bad dimension '%s'", optarg);
+            dims[c - O_HIDDEN] = v;
+            break;
+        case O_DTYPE: dtype = optarg; break;
+        case O_SEED:
+            if (parse_int(optarg, 0, 0x7fffffffL, &seed)) return usage_error("synth: bad --seed '%s'", optarg);
+            break;
+        case O_SHARD: shard = optarg; break;
+        case O_CSEQS:
+            if (parse_int(optarg, 1, 1 << 20, &cseqs)) return usage_error("synth: bad --calib-seqs '%s'", optarg);
+            break;
+        case O_CLEN:
+            if (parse_int(optarg, 1, 1 << 20, &clen)) return usage_error("synth: bad --calib-len '%s'", optarg);
+            break;
+        case O_OUTLIERS:
+            if (parse_int(optarg, 1, 256, &outliers)) return usage_error("synth: bad --outliers '%s' (1..256)", optarg);
+            break;
+        case O_QUIET: quiet = 1; break;
+        case 'h': print_help(stdout); return 0;
+        default: return usage_error("synth: %s", "bad option");
+        }
+    }
+    if (optind < argc) return usage_error("synth: unexpected argument '%s'", argv[optind]);
+    if (!out) return usage_error("synth: %s", "--out DIR is required");
+    const aw_opt_config *base = aw_shape_find(shape);
+    if (!base) return usage_error("synth: unknown shape '%s' (see 'aweq-dist shapes')", shape);
+
+    aw_synth_opts o;
+    aw_synth_defaults(&o, base);
+    int custom = 0;
+    int *fields[6] = {&o.cfg.hidden_size, &o.cfg.num_hidden_layers, &o.cfg.num_attention_heads,
+                      &o.cfg.ffn_dim, &o.cfg.vocab_size, &o.cfg.max_position_embeddings};
+    for (int i = 0; i < 6; i++) {
+        if (dims[i]) {
+            *fields[i] = (int)dims[i];
+            custom = 1;
+        }
+    }
+    if (custom) {
+        o.cfg.name[0] = '\0';
+        o.cfg.word_embed_proj_dim = o.cfg.hidden_size;
+        if (o.cfg.hidden_size % o.cfg.num_attention_heads)
+            return usage_error("synth: --hidden must be a multiple of --heads%s", "");
+        if ((int)o.calib_len > o.cfg.max_position_embeddings) o.calib_len = (uint32_t)o.cfg.max_position_embeddings;
+    }
+    if (dtype) {
+        if (!strcasecmp(dtype, "f16") || !strcasecmp(dtype, "float16")) o.cfg.torch_dtype = AW_DT_F16;
+        else if (!strcasecmp(dtype, "bf16") || !strcasecmp(dtype, "bfloat16")) o.cfg.torch_dtype = AW_DT_BF16;
+        else if (!strcasecmp(dtype, "f32") || !strcasecmp(dtype, "float32")) o.cfg.torch_dtype = AW_DT_F32;
+        else return usage_error("synth: --dtype '%s': expected f16, bf16 or f32", dtype);
+    }
+    if (seed >= 0) o.seed = (uint64_t)seed;
+    if (shard && parse_size(shard, &o.max_shard_bytes))
+        return usage_error("synth: bad --max-shard-size '%s'", shard);
+    if (cseqs) o.calib_seqs = (uint32_t)cseqs;
+    if (clen) o.calib_len = (uint32_t)clen;
+    if (outliers) o.n_outliers = (int)outliers;
+    o.verbose = !quiet;
+
+    aw_status st = aw_config_check_supported(&o.cfg, shape);
+    if (st == AW_OK) st = aw_synth_write(&o, out);
+    if (st != AW_OK) {
+        print_error(st);
+        return 1;
+    }
+    if (!quiet)
+        fprintf(stderr, "synth: %s: %s%sOPT d=%d layers=%d, %.1fM parameters, %u x %u calibration tokens\n",
+                out, o.cfg.name, o.cfg.name[0] ? " " : "", o.cfg.hidden_size, o.cfg.num_hidden_layers,
+                aw_config_param_count(&o.cfg) / 1e6, o.calib_seqs, o.calib_len);
+    return 0;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = {{"scan", no_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int scan = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 's') scan = 1;
+        else if (c == 'h') { print_help(stdout); return 0; }
+        else return usage_error("inspect: %s", "bad option");
+    }
+    if (optind != argc - 1) return usage_error("inspect: %s", "expected one model folder");
+    aw_status st = aw_inspect(argv[optind], stdout, scan);
+    if (st != AW_OK) {
+        fflush(stdout);
+        print_error(st);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_shapes(void)
+{
+    printf("%-10s %6s %7s %6s %7s %8s %16s %s\n", "shape", "d", "layers", "heads", "ffn", "vocab",
+           "parameters", "supported");
+    for (size_t i = 0; i < aw_shape_count(); i++) {
+        const aw_opt_config *c = aw_shape_at(i);
+        aw_status st = aw_config_check_supported(c, c->name);
+        printf("%-10s %6d %7d %6d %7d %8d %16llu %s\n", c->name, c->hidden_size, c->num_hidden_layers,
+               c->num_attention_heads, c->ffn_dim, c->vocab_size,
+               (unsigned long long)aw_config_param_count(c), st == AW_OK ? "yes" : aw_err_message());
+    }
+    return 0;
+}
+
+static int cmd_backend(int argc, char **argv)
+{
+    static const struct option opts[] = {{"backend", required_argument, 0, 'b'}, {0, 0, 0, 0}};
+    const char *req = "auto";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'b') req = optarg;
+        else return usage_error("backend: %s", "bad option");
+    }
+    int want;
+    aw_backend_info info;
+    aw_status st = aw_backend_parse(req, &want);
+    if (st == AW_OK) st = aw_backend_select(want, aw_local_rank_from_env(), &info);
+    if (st != AW_OK) {
+        print_error(st);
+        return 1;
+    }
+    printf("backend: %s (%s)%s\n", aw_backend_name(info.kind), info.device_name,
+           info.compiled_cuda ? "" : "; built without CUDA");
+    if (info.compiled_cuda) printf("cuda devices: %d\n", info.device_count);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("aweq-dist %s\n", AW_VERSION);
+        return 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "shapes")) return cmd_shapes();
+    if (!strcmp(cmd, "backend")) return cmd_backend(argc - 1, argv + 1);
+    return usage_error("unknown command '%s'", cmd);
+}

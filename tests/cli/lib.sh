@@ -1,0 +1,34 @@
+# lib.sh - helpers for the shell tests of the program. Each test counts its
+# checks and ends with the plain "N passed, N failed" line; the exit code
+# tells the truth.
+set -u
+EXE=${AWEQ_EXE:?AWEQ_EXE is not set; run through ctest}
+PASSED=0
+FAILED=0
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/aweq-cli-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+ok() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+bad() { FAILED=$((FAILED + 1)); echo "FAILED: $*"; }
+
+# expect_fail NAME NEEDLE CMD...: the command exits 1, prints one error line
+# on stderr that contains NEEDLE, and nothing else on stderr.
+expect_fail() {
+    local name=$1 needle=$2
+    shift 2
+    local rc=0
+    "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || rc=$?
+    if [ "$rc" -ne 1 ]; then bad "$name: exit code $rc, want 1 ($(cat "$WORK/err.txt"))"; return; fi
+    if ! grep -qF -- "$needle" "$WORK/err.txt"; then
+        bad "$name: stderr does not mention '$needle': $(cat "$WORK/err.txt")"; return
+    fi
+    if [ "$(grep -c 'aweq-dist: error:' "$WORK/err.txt")" -ne 1 ]; then
+        bad "$name: want exactly one error line: $(cat "$WORK/err.txt")"; return
+    fi
+    ok "$name: $(head -c 200 "$WORK/err.txt")"
+}
+
+finish() {
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+}

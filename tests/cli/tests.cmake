@@ -1,0 +1,2 @@
+aweq_add_script_test(cli_synth_inspect cli/test_synth_inspect.sh)
+aweq_add_script_test(cli_synth_opt125m cli/test_synth_opt125m.sh)
