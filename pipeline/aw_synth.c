@@ -25,7 +25,7 @@ void aw_synth_defaults(aw_synth_opts *o, const aw_opt_config *shape)
     o->cfg.torch_dtype = AW_DT_F16;
     o->seed = 1234;
     o->max_shard_bytes = 100ull * 1000 * 1000;
-    o->calib_seqs = 64;
+    o->calib_seqs = 80; /* 64 calibrate and 16 validate at the default --holdout 0.2 */
     o->calib_len = 128;
     if ((int)o->calib_len > shape->max_position_embeddings)
         o->calib_len = (uint32_t)shape->max_position_embeddings;

@@ -24,7 +24,7 @@ typedef struct {
     int verbose;           /* progress lines on stderr */
 } aw_synth_opts;
 
-/* Defaults for a shape: seed 1234, F16, 100 MB shards, 64 x 128 tokens. */
+/* Defaults for a shape: seed 1234, F16, 100 MB shards, 80 x 128 tokens. */
 void aw_synth_defaults(aw_synth_opts *o, const aw_opt_config *shape);
 
 /* Write the model folder out_dir (must not exist or be empty): config.json,

@@ -14,6 +14,7 @@
 #include "aw_backend.h"
 #include "aw_config.h"
 #include "aw_inspect.h"
+#include "aw_run.h"
 #include "aw_status.h"
 #include "aw_synth.h"
 
@@ -40,6 +41,19 @@ static void print_help(FILE *out)
             "aweq-dist %s - AWEQ post-training quantization of OPT models across MPI ranks\n"
             "\n"
             "Usage:\n"
+            "  aweq-dist --model DIR [--calib FILE] [--out DIR] [options]\n"
+            "      Quantize a model to W8A8 (INT8 weights and static INT8 activations, per\n"
+            "      tensor), validate on held-out tokens, write the compressed-tensors\n"
+            "      checkpoint and aweq_report.json (nothing is written without --out).\n"
+            "      --calib FILE        calibration tokens (default DIR/calibration.tokens)\n"
+            "      --method M          aweq (default), smoothquant or rtn\n"
+            "      --alpha A           migration strength (default 0.5, AWEQ's square root)\n"
+            "      --no-bias-correction  AWEQ without bias correction (ablation)\n"
+            "      --holdout H         share of sequences held out for validation (default 0.2)\n"
+            "      --batch N           sequences per block of samples (default 8)\n"
+            "      --max-rel-error E   fail if any layer's W8A8 relative error exceeds E\n"
+            "      --backend B         auto (default), cpu or cuda\n"
+            "      --quiet             no progress lines\n"
             "  aweq-dist synth --out DIR [--shape NAME] [dims...] [options]\n"
             "      Write a generated OPT checkpoint (config.json, sharded safetensors,\n"
             "      index, calibration.tokens) with the activation outliers of real OPT.\n"
@@ -49,7 +63,7 @@ static void print_help(FILE *out)
             "      --dtype f16|bf16|f32 storage dtype (default f16)\n"
             "      --seed N            generator seed (default 1234)\n"
             "      --max-shard-size S  shard size limit, e.g. 100M, 512K (default 100M)\n"
-            "      --calib-seqs N --calib-len L  calibration tokens (default 64 x 128)\n"
+            "      --calib-seqs N --calib-len L  calibration tokens (default 80 x 128)\n"
             "      --outliers N        outlier hidden channels (default max(2, d/128))\n"
             "      --quiet             no progress lines\n"
             "  aweq-dist inspect DIR [--scan]\n"
@@ -187,6 +201,81 @@ static int cmd_synth(int argc, char **argv)
     return 0;
 }
 
+static int cmd_run(int argc, char **argv)
+{
+    enum { O_MODEL = 1000, O_CALIB, O_OUT, O_METHOD, O_ALPHA, O_NOBC, O_HOLDOUT, O_BATCH, O_MAXERR,
+           O_BACKEND, O_QUIET };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL},     {"calib", required_argument, 0, O_CALIB},
+        {"out", required_argument, 0, O_OUT},         {"method", required_argument, 0, O_METHOD},
+        {"alpha", required_argument, 0, O_ALPHA},     {"no-bias-correction", no_argument, 0, O_NOBC},
+        {"holdout", required_argument, 0, O_HOLDOUT}, {"batch", required_argument, 0, O_BATCH},
+        {"max-rel-error", required_argument, 0, O_MAXERR},
+        {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, O_QUIET},
+        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+    aw_run_opts o;
+    aw_run_defaults(&o);
+    int c, nobc = 0, alpha_set = 0;
+    long v;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        aw_status st = AW_OK;
+        switch (c) {
+        case O_MODEL: o.model_dir = optarg; break;
+        case O_CALIB: o.calib_path = optarg; break;
+        case O_OUT: o.out_dir = optarg; break;
+        case O_METHOD: st = aw_method_parse(optarg, &o.method.kind); break;
+        case O_ALPHA:
+            o.method.alpha = strtof(optarg, &end);
+            if (*end || end == optarg || !(o.method.alpha >= 0.0f && o.method.alpha <= 1.0f))
+                return usage_error("--alpha '%s': expected a number in [0, 1]", optarg);
+            alpha_set = 1;
+            break;
+        case O_NOBC: nobc = 1; break;
+        case O_HOLDOUT:
+            o.holdout = strtod(optarg, &end);
+            if (*end || end == optarg || !(o.holdout >= 0.0 && o.holdout < 1.0))
+                return usage_error("--holdout '%s': expected a share in [0, 1)", optarg);
+            break;
+        case O_BATCH:
+            if (parse_int(optarg, 1, 4096, &v)) return usage_error("--batch '%s': expected 1..4096", optarg);
+            o.batch = (int)v;
+            break;
+        case O_MAXERR:
+            o.max_rel_error = strtod(optarg, &end);
+            if (*end || end == optarg || !(o.max_rel_error > 0))
+                return usage_error("--max-rel-error '%s': expected a positive number", optarg);
+            break;
+        case O_BACKEND: st = aw_backend_parse(optarg, &o.backend_want); break;
+        case O_QUIET: o.quiet = 1; break;
+        case 'h': print_help(stdout); return 0;
+        default: return usage_error("%s", "bad option");
+        }
+        if (st != AW_OK) return usage_error("%s", aw_err_message());
+    }
+    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o.model_dir) return usage_error("%s", "--model DIR is required");
+    o.method.bias_correction = o.method.kind == AW_METHOD_AWEQ && !nobc;
+    if (nobc && o.method.kind != AW_METHOD_AWEQ)
+        return usage_error("%s", "--no-bias-correction applies to --method aweq");
+    if (alpha_set && o.method.kind == AW_METHOD_RTN)
+        return usage_error("%s", "--alpha does not apply to --method rtn");
+
+    aw_run_result r;
+    aw_status st = aw_run(&o, &r);
+    if (st == AW_OK || st == AW_ERR_VALIDATION) {
+        if (r.layers) aw_report_print(&o, &r, stdout);
+        fflush(stdout);
+    }
+    aw_run_result_free(&r);
+    if (st != AW_OK) {
+        print_error(st);
+        return 1;
+    }
+    return 0;
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
     static const struct option opts[] = {{"scan", no_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
@@ -257,6 +346,8 @@ int main(int argc, char **argv)
         return 0;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "quantize")) return cmd_run(argc - 1, argv + 1);
+    if (cmd[0] == '-') return cmd_run(argc, argv);
     if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "shapes")) return cmd_shapes();

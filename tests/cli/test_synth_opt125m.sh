@@ -13,5 +13,5 @@ if [ "$ms" -lt 60000 ]; then ok "under a minute ($secs s)"; else bad "took $secs
 tail -5 "$WORK/inspect.txt"
 grep -q "parameters: 125,239,296 (125.2M" "$WORK/inspect.txt" && ok "125.2M parameters" || bad "parameter count: $(grep parameters "$WORK/inspect.txt")"
 grep -q "d=768, layers=12, heads=12, ffn=3072, vocab=50272" "$WORK/inspect.txt" && ok "shape" || bad "shape line"
-grep -q "calibration.tokens: 64 sequences x 128 tokens" "$WORK/inspect.txt" && ok "calibration tokens" || bad "calibration tokens"
+grep -q "calibration.tokens: 80 sequences x 128 tokens" "$WORK/inspect.txt" && ok "calibration tokens" || bad "calibration tokens"
 finish

@@ -1,2 +1,4 @@
 aweq_add_script_test(cli_synth_inspect cli/test_synth_inspect.sh)
 aweq_add_script_test(cli_synth_opt125m cli/test_synth_opt125m.sh)
+aweq_add_script_test(cli_methods_opt125m cli/test_methods_opt125m.sh)
+set_tests_properties(cli_methods_opt125m PROPERTIES SKIP_RETURN_CODE 77 LABELS "cli;slow")

@@ -1,0 +1,504 @@
+/*
+ * aw_kernels.c - CPU backend of the kernels (see aw_kernels.h). Matrix
+ * products go to OpenBLAS; the element-wise loops are written so that gcc -O3
+ * vectorises them for baseline x86-64 (no branches in the inner loops, no
+ * floating-point reductions that would need reassociation). Every loop that
+ * accumulates does so in a fixed order, so results do not depend on the
+ * thread count or the chunking chosen by the caller.
+ */
+#include "aw_kernels.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "aw_kernels_inline.h"
+
+/* aw_quant_i8's rounding needs float expressions evaluated in float. */
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "aw_quant_i8 needs FLT_EVAL_METHOD == 0 (SSE, not x87)"
+#endif
+#ifdef __FAST_MATH__
+#error "aw_kernels.c must not be built with -ffast-math (rounding, NaN and Inf semantics)"
+#endif
+
+/* The memory-bound loops also get an AVX2 clone, picked at load time (ifunc)
+ * where the CPU has it: the baseline build stays portable, and on SSE2 alone
+ * the int32 min and narrowing in aw_quant_i8 cost about twice as many
+ * instructions. Both clones compute the same values (IEEE operations, same
+ * order). gcc on ELF only; elsewhere, or with -DAW_NO_CLONES (to time or
+ * test the baseline code), the plain function. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) &&         \
+    !defined(AW_NO_CLONES)
+#define AW_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define AW_CLONES
+#endif
+/* helpers of a cloned function must be inlined into each clone to get its ISA */
+#if defined(__GNUC__)
+#define AW_INLINE __attribute__((always_inline))
+#else
+#define AW_INLINE
+#endif
+
+/* OPT's learned position table is offset by 2 rows (AW_OPT_POS_OFFSET in
+ * io/aw_config.h; kernels do not depend on io/). */
+#define AW_K_POS_OFFSET 2
+
+/* ---- linear ------------------------------------------------------------- */
+
+void aw_k_linear(const float *x, const float *w, const float *b, float *y, int T, int in, int out)
+{
+    if (T <= 0 || out <= 0) return;
+    /* bias rows first, then y += x W^T: one pass over y instead of two */
+    if (b) {
+        for (int t = 0; t < T; t++) memcpy(y + (size_t)t * out, b, (size_t)out * sizeof(float));
+    }
+    if (in <= 0) {
+        if (!b) memset(y, 0, (size_t)T * out * sizeof(float));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, w, in,
+                b ? 1.0f : 0.0f, y, out);
+}
+
+/* ---- layernorm ---------------------------------------------------------- */
+
+void aw_k_layernorm(const float *x, const float *gamma, const float *beta, float *y, int T, int d,
+                    float eps)
+{
+    if (d <= 0) return;
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * d;
+        float *yr = y + (size_t)t * d;
+        /* two passes in double: exact enough that outlier channels (100x the
+         * others) do not cancel the variance of the rest */
+        double s = 0.0;
+        for (int j = 0; j < d; j++) s += xr[j];
+        double mean = s / d;
+        double v = 0.0;
+        for (int j = 0; j < d; j++) {
+            double c = xr[j] - mean;
+            v += c * c;
+        }
+        double rstd = 1.0 / sqrt(v / d + (double)eps);
+        /* centred in double too: a mean far from 0 relative to the spread
+         * would lose digits if rounded to float first. Element-wise only, so
+         * y may alias x. */
+        for (int j = 0; j < d; j++)
+            yr[j] = (float)(((double)xr[j] - mean) * rstd) * gamma[j] + beta[j];
+    }
+}
+
+void aw_k_relu(float *x, size_t n)
+{
+    /* NaN stays NaN (NaN < 0 is false), so statistics downstream still see it */
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+/* ---- embedding ---------------------------------------------------------- */
+
+void aw_k_embed(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P, int d,
+                float *h)
+{
+    for (int s = 0; s < n_seq; s++) {
+        for (int p = 0; p < L; p++) {
+            size_t row = (size_t)s * L + p;
+            const float *e = E + (size_t)tokens[row] * d;
+            const float *pp = P + (size_t)(p + AW_K_POS_OFFSET) * d;
+            float *hr = h + row * d;
+            for (int j = 0; j < d; j++) hr[j] = e[j] + pp[j];
+        }
+    }
+}
+
+/* ---- attention ---------------------------------------------------------- */
+
+/* Rows of queries per block: only the scores of keys 0..i1-1 are computed for
+ * block [i0, i1), so the work above the diagonal is at most one block wide. */
+enum { AW_ATT_ROWS = 128 };
+
+size_t aw_k_attention_workspace(int L, int heads_per_chunk)
+{
+    if (L <= 0) return 0;
+    if (heads_per_chunk < 1) heads_per_chunk = 1;
+    return (size_t)heads_per_chunk * L * L;
+}
+
+/* One head of one sequence. q, k, v, o point at the head's first column of
+ * the sequence's first row (row stride d); S (L, L) is the head's slot in the
+ * workspace; only its rows' first i1 columns are written per block. */
+static void attention_head(const float *q, const float *k, const float *v, float *o, int L, int hd,
+                           int d, float scale, float *S)
+{
+    for (int i0 = 0; i0 < L; i0 += AW_ATT_ROWS) {
+        int i1 = i0 + AW_ATT_ROWS < L ? i0 + AW_ATT_ROWS : L;
+        int m = i1 - i0;
+        float *Sb = S + (size_t)i0 * L;
+        /* Sb (m, i1) = q[i0:i1] k[0:i1]^T * scale */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hd, scale, q + (size_t)i0 * d,
+                    d, k, d, 0.0f, Sb, L);
+        for (int i = i0; i < i1; i++) {
+            float *sr = S + (size_t)i * L;
+            int n = i + 1; /* causal: keys 0..i */
+            float mx = sr[0];
+            for (int j = 1; j < n; j++) mx = sr[j] > mx ? sr[j] : mx;
+            float sum = 0.0f;
+            for (int j = 0; j < n; j++) {
+                sr[j] = expf(sr[j] - mx);
+                sum += sr[j];
+            }
+            float inv = 1.0f / sum;
+            for (int j = 0; j < n; j++) sr[j] *= inv;
+            /* masked keys inside the block take part in the product below */
+            for (int j = n; j < i1; j++) sr[j] = 0.0f;
+        }
+        /* o[i0:i1] (m, hd) = P (m, i1) v[0:i1] (i1, hd) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, i1, 1.0f, Sb, L, v, d, 0.0f,
+                    o + (size_t)i0 * d, d);
+    }
+}
+
+void aw_k_attention(const float *q, const float *k, const float *v, float *out, int n_seq, int L,
+                    int n_heads, int d, float scale, int heads_per_chunk, float *workspace)
+{
+    if (n_seq <= 0 || L <= 0 || n_heads <= 0 || d <= 0) return;
+    int hd = d / n_heads;
+    int hpc = heads_per_chunk < 1 ? 1 : heads_per_chunk > n_heads ? n_heads : heads_per_chunk;
+    for (int s = 0; s < n_seq; s++) {
+        size_t base = (size_t)s * L * d;
+        for (int h0 = 0; h0 < n_heads; h0 += hpc) {
+            int h1 = h0 + hpc < n_heads ? h0 + hpc : n_heads;
+            /* each head of the chunk has its own (L, L) slot, as a batched
+             * GPU version would; the arithmetic per head is the same
+             * whatever the chunking, so results are bit-identical */
+            for (int h = h0; h < h1; h++) {
+                size_t col = (size_t)h * hd;
+                attention_head(q + base + col, k + base + col, v + base + col, out + base + col, L,
+                               hd, d, scale, workspace + (size_t)(h - h0) * L * L);
+            }
+        }
+    }
+}
+
+/* ---- calibration statistics -------------------------------------------- */
+
+/* Number of Inf/NaN among n values: |x| <= FLT_MAX is false exactly for them.
+ * Counted per row so a row can take the fast path below. */
+static inline AW_INLINE size_t count_nonfinite(const float *x, size_t n)
+{
+    uint32_t c = 0; /* n per call is at most 4 rows of d < 2^29 */
+    for (size_t i = 0; i < n; i++) c += !(fabsf(x[i]) <= FLT_MAX);
+    return c;
+}
+
+/* 4 finite rows x0..x3 (d) into the column statistics. Each column sees the
+ * rows in order, so the sums are the same as row by row; the accumulators
+ * are loaded and stored once per 4 rows. */
+static inline AW_INLINE void stats_rows4(const float *x0, const float *x1, const float *x2,
+                                         const float *x3, int d, float *restrict absmax,
+                                         double *restrict sum)
+{
+    for (int j = 0; j < d; j++) {
+        float a0 = fabsf(x0[j]), a1 = fabsf(x1[j]), a2 = fabsf(x2[j]), a3 = fabsf(x3[j]);
+        float m = absmax[j];
+        m = a0 > m ? a0 : m;
+        m = a1 > m ? a1 : m;
+        m = a2 > m ? a2 : m;
+        m = a3 > m ? a3 : m;
+        absmax[j] = m;
+        double s = sum[j];
+        s += (double)x0[j];
+        s += (double)x1[j];
+        s += (double)x2[j];
+        s += (double)x3[j];
+        sum[j] = s;
+    }
+}
+
+static inline AW_INLINE void stats_row(const float *xr, int d, float *restrict absmax,
+                                       double *restrict sum)
+{
+    for (int j = 0; j < d; j++) {
+        float a = fabsf(xr[j]);
+        absmax[j] = a > absmax[j] ? a : absmax[j];
+        sum[j] += (double)xr[j];
+    }
+}
+
+/* A row with non-finite values: skip them one by one (rare). */
+static void stats_row_slow(const float *xr, int d, float *absmax, double *sum)
+{
+    for (int j = 0; j < d; j++) {
+        if (!(fabsf(xr[j]) <= FLT_MAX)) continue;
+        float a = fabsf(xr[j]);
+        if (a > absmax[j]) absmax[j] = a;
+        sum[j] += (double)xr[j];
+    }
+}
+
+AW_CLONES size_t aw_k_stats_accum(const float *x, int T, int d, float *absmax, double *sum)
+{
+    if (T <= 0 || d <= 0) return 0;
+    size_t bad = 0;
+    int t = 0;
+    for (; t + 4 <= T; t += 4) {
+        const float *xr = x + (size_t)t * d;
+        size_t nf = count_nonfinite(xr, (size_t)4 * d);
+        if (nf == 0) {
+            stats_rows4(xr, xr + d, xr + 2 * (size_t)d, xr + 3 * (size_t)d, d, absmax, sum);
+            continue;
+        }
+        bad += nf;
+        for (int r = 0; r < 4; r++) {
+            const float *row = xr + (size_t)r * d;
+            if (count_nonfinite(row, (size_t)d)) stats_row_slow(row, d, absmax, sum);
+            else stats_row(row, d, absmax, sum);
+        }
+    }
+    for (; t < T; t++) {
+        const float *row = x + (size_t)t * d;
+        size_t nf = count_nonfinite(row, (size_t)d);
+        bad += nf;
+        if (nf) stats_row_slow(row, d, absmax, sum);
+        else stats_row(row, d, absmax, sum);
+    }
+    return bad;
+}
+
+/* ---- equalization folds ------------------------------------------------- */
+
+void aw_k_scale_cols(float *w, int rows, int cols, const float *s)
+{
+    for (int i = 0; i < rows; i++) {
+        float *wr = w + (size_t)i * cols;
+        for (int j = 0; j < cols; j++) wr[j] *= s[j];
+    }
+}
+
+void aw_k_div_rows(float *w, float *b, int rows, int cols, const float *s)
+{
+    /* true division, not a multiply by 1/s: the fold is then the same
+     * correctly rounded value on every backend */
+    for (int i = 0; i < rows; i++) {
+        float *wr = w + (size_t)i * cols;
+        float si = s[i];
+        for (int j = 0; j < cols; j++) wr[j] /= si;
+        if (b) b[i] /= si;
+    }
+}
+
+void aw_k_div_vec(float *v, int n, const float *s)
+{
+    for (int i = 0; i < n; i++) v[i] /= s[i];
+}
+
+/* ---- INT8 --------------------------------------------------------------- */
+
+float aw_k_absmax(const float *x, size_t n)
+{
+    /* Max over the bit patterns of |x| as int32: for non-negative floats the
+     * integer order is the numeric order and NaN patterns sort above Inf, so
+     * a NaN anywhere makes the result NaN (a float max would drop it).
+     * 16 independent lanes keep the vectorised compare chains short. */
+    enum { LANES = 16 };
+    int32_t m[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            int32_t b;
+            memcpy(&b, x + i + k, sizeof b);
+            b &= 0x7fffffff;
+            m[k] = b > m[k] ? b : m[k];
+        }
+    }
+    for (; i < n; i++) {
+        int32_t b;
+        memcpy(&b, x + i, sizeof b);
+        b &= 0x7fffffff;
+        m[0] = b > m[0] ? b : m[0];
+    }
+    int32_t r = 0;
+    for (int k = 0; k < LANES; k++) r = m[k] > r ? m[k] : r;
+    float f;
+    memcpy(&f, &r, sizeof f);
+    return f;
+}
+
+float aw_k_int8_step(float absmax)
+{
+    /* !(> 0) also catches NaN; a step that underflows to 0 would turn every
+     * value into +-127, so such a range counts as dead too */
+    if (!(absmax > 0.0f) || !(absmax <= FLT_MAX)) return 1.0f;
+    float step = absmax / 127.0f;
+    return step > 0.0f ? step : 1.0f;
+}
+
+AW_CLONES void aw_k_quantize_i8(const float *x, size_t n, float step, int8_t *q)
+{
+    for (size_t i = 0; i < n; i++) q[i] = aw_quant_i8(x[i], step);
+}
+
+AW_CLONES void aw_k_dequantize_i8(const int8_t *q, size_t n, float step, float *x)
+{
+    for (size_t i = 0; i < n; i++) x[i] = (float)q[i] * step;
+}
+
+/* Tiles of the int8 product: GI8_KC values of the reduction dimension at a
+ * time; a (GI8_NW, GI8_KC) tile of w and a (GI8_TR, GI8_KC) block of x are
+ * widened to int16 on the stack (32 KB + 2 KB), so that the dot products are
+ * int16 x int16 -> int32 sums, which gcc maps to pmaddwd. Integer sums are
+ * exact, so the tiling does not change the result. */
+enum { GI8_KC = 256, GI8_NW = 64, GI8_TR = 4 };
+
+/* 4 dot products of length n: x rows x0..x3 (row stride GI8_KC) with w row
+ * wr; the w values are loaded once for the 4. */
+static inline AW_INLINE void dot4_i16(const int16_t *restrict x0, const int16_t *restrict wr, int n,
+                                      int32_t out4[4])
+{
+    const int16_t *restrict x1 = x0 + GI8_KC, *restrict x2 = x1 + GI8_KC,
+                            *restrict x3 = x2 + GI8_KC;
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int k = 0; k < n; k++) {
+        int32_t wk = wr[k];
+        s0 += x0[k] * wk;
+        s1 += x1[k] * wk;
+        s2 += x2[k] * wk;
+        s3 += x3[k] * wk;
+    }
+    out4[0] = s0, out4[1] = s1, out4[2] = s2, out4[3] = s3;
+}
+
+static inline AW_INLINE int32_t dot1_i16(const int16_t *restrict xr, const int16_t *restrict wr,
+                                         int n)
+{
+    int32_t s = 0;
+    for (int k = 0; k < n; k++) s += (int32_t)xr[k] * wr[k];
+    return s;
+}
+
+/* dst (rows, kc) with row stride GI8_KC = src (rows, kc), row stride ld. */
+static inline AW_INLINE void widen_i8(const int8_t *src, size_t ld, int rows, int kc, int16_t *dst)
+{
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < kc; k++) dst[(size_t)r * GI8_KC + k] = src[(size_t)r * ld + k];
+}
+
+AW_CLONES void aw_k_gemm_i8(const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in,
+                            int out)
+{
+    if (T <= 0 || out <= 0) return;
+    memset(acc, 0, (size_t)T * out * sizeof(int32_t));
+    if (in <= 0) return;
+    int16_t wt[GI8_NW * GI8_KC];
+    int16_t xt[GI8_TR * GI8_KC];
+    /* k outermost: the w tile stays in L1 while all rows of x pass over it */
+    for (int k0 = 0; k0 < in; k0 += GI8_KC) {
+        int kc = k0 + GI8_KC < in ? GI8_KC : in - k0;
+        for (int o0 = 0; o0 < out; o0 += GI8_NW) {
+            int nw = o0 + GI8_NW < out ? GI8_NW : out - o0;
+            widen_i8(wq + (size_t)o0 * in + k0, (size_t)in, nw, kc, wt);
+            int t = 0;
+            for (; t + GI8_TR <= T; t += GI8_TR) {
+                widen_i8(xq + (size_t)t * in + k0, (size_t)in, GI8_TR, kc, xt);
+                int32_t *a = acc + (size_t)t * out + o0;
+                for (int o = 0; o < nw; o++) {
+                    int32_t r4[GI8_TR];
+                    dot4_i16(xt, wt + (size_t)o * GI8_KC, kc, r4);
+                    for (int r = 0; r < GI8_TR; r++) a[(size_t)r * out + o] += r4[r];
+                }
+            }
+            for (; t < T; t++) {
+                widen_i8(xq + (size_t)t * in + k0, (size_t)in, 1, kc, xt);
+                int32_t *a = acc + (size_t)t * out + o0;
+                for (int o = 0; o < nw; o++) a[o] += dot1_i16(xt, wt + (size_t)o * GI8_KC, kc);
+            }
+        }
+    }
+}
+
+void aw_k_dequant_acc(const int32_t *acc, const float *b, float x_step, float w_step, float *y,
+                      int T, int out)
+{
+    float sc = x_step * w_step;
+    for (int t = 0; t < T; t++) {
+        const int32_t *ar = acc + (size_t)t * out;
+        float *yr = y + (size_t)t * out;
+        if (b) {
+            for (int j = 0; j < out; j++) yr[j] = (float)ar[j] * sc + b[j];
+        } else {
+            for (int j = 0; j < out; j++) yr[j] = (float)ar[j] * sc;
+        }
+    }
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+void aw_k_err_sums(const float *yr, const float *y, size_t n, double *sq_err, double *sq_ref)
+{
+    /* 4 fixed partial sums: deterministic, and 4 independent add chains */
+    double e[4] = {0, 0, 0, 0}, r[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (int k = 0; k < 4; k++) {
+            double a = yr[i + k], c = (double)y[i + k] - a;
+            e[k] += c * c;
+            r[k] += a * a;
+        }
+    }
+    for (; i < n; i++) {
+        double a = yr[i], c = (double)y[i] - a;
+        e[0] += c * c;
+        r[0] += a * a;
+    }
+    *sq_err = (e[0] + e[1]) + (e[2] + e[3]);
+    *sq_ref = (r[0] + r[1]) + (r[2] + r[3]);
+}
+
+void aw_k_col_err_accum(const float *yr, const float *y, int T, int out, double *col_err)
+{
+    for (int t = 0; t < T; t++) {
+        const float *a = yr + (size_t)t * out, *c = y + (size_t)t * out;
+        for (int j = 0; j < out; j++) col_err[j] += (double)c[j] - (double)a[j];
+    }
+}
+
+/* log sum_j exp(l_j) over V values, in double, max-subtracted. */
+static double logsumexp(const float *l, int V, float mx)
+{
+    double s = 0.0;
+    for (int j = 0; j < V; j++) s += exp((double)l[j] - (double)mx);
+    return (double)mx + log(s);
+}
+
+double aw_k_logprob_row(const float *logits, const float *ref, int V, uint32_t target, double *kl,
+                        int *argmax)
+{
+    if (V <= 0) {
+        if (argmax) *argmax = -1;
+        return -INFINITY;
+    }
+    int am = 0;
+    float mx = logits[0];
+    for (int j = 1; j < V; j++) {
+        if (logits[j] > mx) mx = logits[j], am = j; /* strict: lowest index on ties */
+    }
+    if (argmax) *argmax = am;
+    double lse = logsumexp(logits, V, mx);
+    if (ref && kl) {
+        float mr = ref[0];
+        for (int j = 1; j < V; j++) mr = ref[j] > mr ? ref[j] : mr;
+        /* same function for both rows: identical rows give exactly 0 */
+        double lser = logsumexp(ref, V, mr);
+        double acc = 0.0;
+        for (int j = 0; j < V; j++) {
+            double lpr = (double)ref[j] - lser;
+            double lp = (double)logits[j] - lse;
+            double pr = exp(lpr);
+            if (pr > 0.0) acc += pr * (lpr - lp);
+        }
+        *kl += acc;
+    }
+    return (uint32_t)V > target ? (double)logits[target] - lse : -INFINITY;
+}

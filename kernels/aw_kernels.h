@@ -1,0 +1,93 @@
+/*
+ * aw_kernels.h - the math of the project, CPU backend (the reference every
+ * other backend is tested against). Plain functions over row-major float
+ * arrays; shapes are in the comments as (rows, cols). Matrix products go
+ * through OpenBLAS; the per-element math that the CUDA backend shares sits in
+ * aw_kernels_inline.h.
+ *
+ * Conventions:
+ *   T = tokens in a block of samples (n_seq * L), d = hidden size.
+ *   A linear layer is y = x W^T + b with W (out, in), x (T, in), y (T, out).
+ *   Statistics sums are double. INT8 is symmetric per tensor:
+ *     q = clamp(round_half_even(x / step), -127, 127),  x ~= q * step.
+ * Functions that cannot fail return void; the caller owns every buffer.
+ */
+#ifndef AW_KERNELS_H
+#define AW_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aw_status.h"
+
+/* y (T, out) = x (T, in) W^T (W: out, in) + b (out, or NULL). */
+void aw_k_linear(const float *x, const float *w, const float *b, float *y, int T, int in, int out);
+
+/* y (T, d) = LayerNorm(x) * gamma + beta, over the last dim, mean and
+ * variance accumulated in double. y may alias x. */
+void aw_k_layernorm(const float *x, const float *gamma, const float *beta, float *y, int T, int d,
+                    float eps);
+
+/* x = max(x, 0), in place. */
+void aw_k_relu(float *x, size_t n);
+
+/* h (n_seq*L, d) = E[tokens] + P[pos + AW_OPT_POS_OFFSET] with pos 0..L-1 in
+ * each sequence (OPT's learned positions, offset 2). tokens: n_seq*L ids,
+ * each < vocab (checked by the caller). */
+void aw_k_embed(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P,
+                int d, float *h);
+
+/* Causal multi-head attention. q, k, v, out: (n_seq*L, d), heads of
+ * head_dim = d / n_heads side by side in each row. scores = q k^T * scale,
+ * masked to j <= i, softmax (max-subtracted, sums in float), out = p v.
+ * Heads are processed heads_per_chunk at a time per sequence; the workspace
+ * holds heads_per_chunk * L * L floats (aw_k_attention_workspace), never a
+ * (n_seq, heads, L, L) tensor. */
+void aw_k_attention(const float *q, const float *k, const float *v, float *out, int n_seq, int L,
+                    int n_heads, int d, float scale, int heads_per_chunk, float *workspace);
+size_t aw_k_attention_workspace(int L, int heads_per_chunk);
+
+/* Per-channel running statistics over x (T, d): absmax[j] = max(absmax[j],
+ * max_t |x[t,j]|), sum[j] += sum_t x[t,j] (double, rows in order t = 0..T-1,
+ * so the result is deterministic). Returns the number of non-finite values
+ * seen (they are not counted in either statistic). */
+size_t aw_k_stats_accum(const float *x, int T, int d, float *absmax, double *sum);
+
+/* W (rows, cols): column j multiplied by s[j]. */
+void aw_k_scale_cols(float *w, int rows, int cols, const float *s);
+/* W (rows, cols) row i and b[i] (b may be NULL) divided by s[i]. */
+void aw_k_div_rows(float *w, float *b, int rows, int cols, const float *s);
+/* v[i] /= s[i]. */
+void aw_k_div_vec(float *v, int n, const float *s);
+
+/* max |x| over n values (non-finite values make the result non-finite). */
+float aw_k_absmax(const float *x, size_t n);
+/* Step of a symmetric INT8 grid for a range: absmax / 127, and 1 for a zero
+ * or non-finite range (a dead tensor quantizes to zeros, never NaN). */
+float aw_k_int8_step(float absmax);
+/* q[i] = clamp(round_half_even(x[i] / step), -127, 127). */
+void aw_k_quantize_i8(const float *x, size_t n, float step, int8_t *q);
+/* x[i] = q[i] * step. */
+void aw_k_dequantize_i8(const int8_t *q, size_t n, float step, float *x);
+
+/* acc (T, out) = xq (T, in) . wq (out, in)^T in exact int32 arithmetic
+ * (|acc| <= 127*127*in, fits int32 for in < 133000). */
+void aw_k_gemm_i8(const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in, int out);
+/* y (T, out) = acc * (x_step * w_step) + b (b may be NULL). */
+void aw_k_dequant_acc(const int32_t *acc, const float *b, float x_step, float w_step, float *y,
+                      int T, int out);
+
+/* Error sums of y against a reference yr over n values: sum (y - yr)^2 and
+ * sum yr^2, in double. */
+void aw_k_err_sums(const float *yr, const float *y, size_t n, double *sq_err, double *sq_ref);
+/* Per-column sums of (y - yr) over T rows (double, added to col_err[out]). */
+void aw_k_col_err_accum(const float *yr, const float *y, int T, int out, double *col_err);
+
+/* Log-softmax statistics of one row of logits (V values) against a reference
+ * row: returns log p(target) under logits; *kl += KL(p_ref || p), *argmax
+ * set to the row's argmax (lowest index on ties). lref_logsumexp etc. are
+ * computed in double. Either ref or kl may be NULL. */
+double aw_k_logprob_row(const float *logits, const float *ref, int V, uint32_t target, double *kl,
+                        int *argmax);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * aw_kernels_inline.h - per-element math shared by the CPU backend and the
+ * CUDA backend (host and device), so that both round the same way.
+ */
+#ifndef AW_KERNELS_INLINE_H
+#define AW_KERNELS_INLINE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __CUDACC__
+#define AW_HD __host__ __device__
+#else
+#define AW_HD
+#endif
+
+/* A float's bit pattern and back, without aliasing UB (compiled to moves). */
+static inline AW_HD uint32_t aw_f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+static inline AW_HD float aw_u2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* 1.5 * 2^23: for |c| <= 2^22, c + 1.5*2^23 lies in [2^23, 2^24) where floats
+ * are spaced by exactly 1, so the addition rounds c to an integer k (nearest,
+ * ties to even: the default rounding mode) and the sum's bit pattern is
+ * 0x4B400000 + k. */
+#define AW_ROUND_MAGIC 12582912.0f
+
+/* One INT8 code: round half to even of v = x / step (a float), clamped to
+ * [-127, 127]; NaN maps to 0. That is, exactly:
+ *     v = x / step; if (v != v) return 0; v = clamp(v, -127, 127); return rintf(v);
+ * written on the bit pattern of v so that a loop over it vectorises without
+ * branches on any x86-64 (gcc turns float selects against constants into
+ * int8-lane masks or branches; an integer min stays one vector op):
+ *   - a = bits of |v|; NaN patterns (above 0x7f800000) become +0;
+ *   - for non-negative floats the integer order of the patterns is the
+ *     numeric order, so min(a, bits(127.0f)) is the clamp (Inf included);
+ *   - with the sign put back, adding 1.5*2^23 rounds to the integer k and
+ *     the pattern's low byte is k in two's complement (0x4B400000 ends in
+ *     0x00 and |k| <= 127).
+ * Checked against the plain form above for all 2^32 inputs at several steps.
+ * Needs float arithmetic in float (FLT_EVAL_METHOD 0), round-to-nearest, and
+ * integer conversions that wrap (gcc, clang, nvcc). */
+static inline AW_HD int8_t aw_quant_i8(float x, float step)
+{
+    uint32_t b = aw_f2u(x / step);
+    uint32_t sign = b & 0x80000000u;
+    int32_t a = (int32_t)(b & 0x7fffffffu);
+    a &= -(int32_t)((uint32_t)(a - 0x7f800001) >> 31); /* NaN -> +0 */
+    a = a < 0x42fe0000 ? a : 0x42fe0000;               /* min(|v|, 127.0f) */
+    uint32_t r = aw_f2u(aw_u2f((uint32_t)a | sign) + AW_ROUND_MAGIC);
+    return (int8_t)(uint8_t)r;
+}
+
+#endif

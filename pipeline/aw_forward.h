@@ -1,0 +1,66 @@
+/*
+ * aw_forward.h - the OPT decoder block forward over a block of samples,
+ * written as kernel calls, with the four taps where linear inputs are
+ * observed; and the model's ends (embedding, final LayerNorm, tied head).
+ *
+ *   x1 = LN1(h)                      tap QKV  (input of q/k/v_proj)
+ *   a  = attn(q_proj(x1) , k_proj(x1), v_proj(x1))
+ *                                    tap O    (input of out_proj)
+ *   h  = h + out_proj(a)
+ *   x2 = LN2(h)                      tap FC1
+ *   f  = relu(fc1(x2))               tap FC2
+ *   h  = h + fc2(f)
+ *
+ * With a quantized block, every linear is W8A8: its input is quantized with
+ * the layer's static step, multiplied as int8 x int8 -> int32, dequantized,
+ * and the corrected bias added; LayerNorms are the folded ones.
+ */
+#ifndef AW_FORWARD_H
+#define AW_FORWARD_H
+
+#include <stdint.h>
+
+#include "aw_config.h"
+#include "aw_model.h"
+
+/* Scratch for one block of up to max_T = n_seq * L tokens; one allocation. */
+typedef struct {
+    void *arena;
+    int max_T, L;
+    float *x;      /* (T, d) LayerNorm output */
+    float *q, *k, *v, *a; /* (T, d) */
+    float *f;      /* (T, ffn) */
+    float *y;      /* (T, max(d, ffn)) a linear's output */
+    float *att_ws; /* attention workspace */
+    int8_t *xq;    /* (T, max(d, ffn)) */
+    int32_t *acc;  /* (T, max(d, ffn)) */
+    int heads_per_chunk;
+} aw_fwd_ws;
+
+aw_status aw_fwd_ws_create(const aw_opt_config *c, int max_n_seq, int L, aw_fwd_ws *ws);
+void aw_fwd_ws_destroy(aw_fwd_ws *ws);
+
+/* Called at each tap with the tap's input x (T, in), in the block's own
+ * coordinates (equalized ones for a quantized block). */
+typedef void (*aw_tap_fn)(void *ctx, aw_tap_id tap, const float *x, int T, int in);
+
+/* h (n_seq*L, d) <- block(h). q NULL: floating point with b; else W8A8 with q
+ * (b is then unused and may be NULL). fn may be NULL. */
+void aw_block_forward(const aw_opt_config *c, const aw_block *b, const aw_qblock *q, float *h,
+                      int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx);
+
+/* One W8A8 linear: y (T, out) from x (T, in) with layer l of q; xq and acc
+ * are scratch of T*in int8 and T*out int32. */
+void aw_linear_w8a8(const aw_qblock *q, aw_linear_id l, const float *x, float *y, int T,
+                    int8_t *xq, int32_t *acc);
+
+/* h (n_seq*L, d) = token + position embeddings of tokens (n_seq*L ids). */
+void aw_model_embed(const aw_opt_config *c, const aw_model_ends *e, const uint32_t *tokens,
+                    int n_seq, int L, float *h);
+/* logits (T, vocab) = LN_f(h) E^T; x (T, d) is scratch. */
+void aw_model_logits(const aw_opt_config *c, const aw_model_ends *e, const float *h, float *x,
+                     float *logits, int T);
+
+#define AW_LN_EPS 1e-5f
+
+#endif

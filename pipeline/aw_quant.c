@@ -1,0 +1,241 @@
+/* aw_quant.c - equalization, INT8 and bias correction (see aw_quant.h). */
+#include "aw_quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aw_kernels.h"
+
+const char *const aw_method_names[AW_METHOD_COUNT] = {"rtn", "smoothquant", "aweq"};
+
+aw_status aw_method_parse(const char *s, aw_method_kind *out)
+{
+    for (int i = 0; i < AW_METHOD_COUNT; i++) {
+        if (strcmp(s, aw_method_names[i]) == 0) {
+            *out = (aw_method_kind)i;
+            return AW_OK;
+        }
+    }
+    return AW_FAIL(AW_ERR_ARG, "--method '%s': expected aweq, smoothquant or rtn", s);
+}
+
+int aw_method_uses_tap(const aw_method *m, aw_tap_id t)
+{
+    switch (m->kind) {
+    case AW_METHOD_AWEQ: return 1;
+    case AW_METHOD_SMOOTHQUANT: return t == AW_TAP_QKV || t == AW_TAP_FC1;
+    default: return 0;
+    }
+}
+
+aw_status aw_stats_create(const aw_opt_config *c, aw_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    int d = c->hidden_size;
+    int in[AW_TAP_COUNT] = {d, d, d, c->ffn_dim};
+    size_t n = 0;
+    for (int t = 0; t < AW_TAP_COUNT; t++) n += (size_t)in[t];
+    s->arena = calloc(n, sizeof(double) + sizeof(float));
+    AW_RETURN_IF(!s->arena, AW_ERR_NOMEM, "out of memory for statistics");
+    double *pd = s->arena;
+    float *pf = (float *)(pd + n);
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        s->in[t] = in[t];
+        s->sum[t] = pd, pd += in[t];
+        s->absmax[t] = pf, pf += in[t];
+    }
+    return AW_OK;
+}
+
+void aw_stats_destroy(aw_stats *s)
+{
+    if (!s) return;
+    free(s->arena);
+    memset(s, 0, sizeof *s);
+}
+
+void aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
+{
+    aw_stats *s = ctx;
+    s->nonfinite += aw_k_stats_accum(x, T, in, s->absmax[tap], s->sum[tap]);
+    if (tap == AW_TAP_QKV) s->tokens += (uint64_t)T;
+}
+
+float aw_eq_factor(float rx, float rw, float alpha)
+{
+    if (!(rx > 0.0f) || !(rw > 0.0f) || !isfinite(rx) || !isfinite(rw)) return 1.0f;
+    double s = pow((double)rx, alpha) / pow((double)rw, 1.0 - alpha);
+    if (!(s > 1e-5)) s = 1e-5; /* also catches NaN */
+    if (s > 1e5) s = 1e5;
+    return (float)s;
+}
+
+float aw_round_to_dtype(float v, aw_dtype dt)
+{
+    switch (dt) {
+    case AW_DT_F16: return aw_f16_to_f32(aw_f32_to_f16(v));
+    case AW_DT_BF16: return aw_bf16_to_f32(aw_f32_to_bf16(v));
+    default: return v;
+    }
+}
+
+static void round_vec(float *v, int n, aw_dtype dt)
+{
+    if (dt == AW_DT_F32) return;
+    for (int i = 0; i < n; i++) v[i] = aw_round_to_dtype(v[i], dt);
+}
+
+/* rw_j = max over the given layers' column j of |W|. */
+static void col_absmax(const aw_linear *const *lins, int n_lins, float *rw)
+{
+    int in = lins[0]->in;
+    for (int j = 0; j < in; j++) rw[j] = 0.0f;
+    for (int k = 0; k < n_lins; k++) {
+        const aw_linear *l = lins[k];
+        for (int i = 0; i < l->out; i++) {
+            const float *row = l->w + (size_t)i * in;
+            for (int j = 0; j < in; j++) {
+                float a = fabsf(row[j]);
+                rw[j] = a > rw[j] ? a : rw[j];
+            }
+        }
+    }
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* See fold_tap: s_j >= rowmax_j / M, M = max over live channels of
+ * rowmax_j / s_j. rx (n) are the channel ranges, s (n) the factors. */
+static void clamp_row_fold(const aw_linear *p, const float *rx, float *s, int n)
+{
+    float *tmp = malloc((size_t)n * sizeof *tmp);
+    if (!tmp) return; /* the fold stays exact without the clamp */
+    memcpy(tmp, rx, (size_t)n * sizeof *tmp);
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_float);
+    float live = tmp[n / 2] / 16.0f;
+    float m = 0.0f;
+    for (int j = 0; j < n; j++) {
+        tmp[j] = aw_k_absmax(p->w + (size_t)j * p->in, (size_t)p->in); /* rowmax_j */
+        if (rx[j] >= live && tmp[j] / s[j] > m) m = tmp[j] / s[j];
+    }
+    for (int j = 0; j < n && m > 0.0f; j++) {
+        float floor_j = tmp[j] / m;
+        s[j] = s[j] < floor_j ? floor_j : s[j];
+    }
+    free(tmp);
+}
+
+/* Compute and apply the fold of one tap to q->eq; q->s[tap] gets the factors. */
+static void fold_tap(const aw_opt_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
+                     aw_qblock *q)
+{
+    aw_block *e = &q->eq;
+    float *s = q->s[tap];
+    int in = st->in[tap];
+    const aw_linear *consumers[3];
+    int n_cons = 0;
+    switch (tap) {
+    case AW_TAP_QKV:
+        consumers[n_cons++] = &e->lin[AW_LIN_Q];
+        consumers[n_cons++] = &e->lin[AW_LIN_K];
+        consumers[n_cons++] = &e->lin[AW_LIN_V];
+        break;
+    case AW_TAP_O: consumers[n_cons++] = &e->lin[AW_LIN_O]; break;
+    case AW_TAP_FC1: consumers[n_cons++] = &e->lin[AW_LIN_FC1]; break;
+    default: consumers[n_cons++] = &e->lin[AW_LIN_FC2]; break;
+    }
+    col_absmax(consumers, n_cons, s); /* s holds rw for now */
+    for (int j = 0; j < in; j++) s[j] = aw_eq_factor(st->absmax[tap][j], s[j], alpha);
+    if (tap == AW_TAP_O || tap == AW_TAP_FC2) {
+        /* The producer here is a quantized linear whose row j is divided by
+         * s_j. A nearly silent channel (a ReLU that rarely fires) gets a tiny
+         * s_j, and its row would become the largest of the producer and set
+         * its per-tensor INT8 step for every other row. So no row may end up
+         * larger than the largest row of the live channels after the fold
+         * (live: range at least 1/16 of the median channel's). */
+        const aw_linear *p = tap == AW_TAP_O ? &e->lin[AW_LIN_V] : &e->lin[AW_LIN_FC1];
+        clamp_row_fold(p, st->absmax[tap], s, in);
+    }
+    for (int k = 0; k < n_cons; k++) {
+        aw_linear *l = (aw_linear *)consumers[k];
+        aw_k_scale_cols(l->w, l->out, l->in, s);
+    }
+    /* the producer of x gets 1/s: x' = x / s */
+    switch (tap) {
+    case AW_TAP_QKV:
+        aw_k_div_vec(e->ln1_g, in, s);
+        aw_k_div_vec(e->ln1_b, in, s);
+        break;
+    case AW_TAP_O: /* attention is linear in V, per channel */
+        aw_k_div_rows(e->lin[AW_LIN_V].w, e->lin[AW_LIN_V].b, c->hidden_size, c->hidden_size, s);
+        break;
+    case AW_TAP_FC1:
+        aw_k_div_vec(e->ln2_g, in, s);
+        aw_k_div_vec(e->ln2_b, in, s);
+        break;
+    default: /* ReLU is positive-homogeneous and s > 0 */
+        aw_k_div_rows(e->lin[AW_LIN_FC1].w, e->lin[AW_LIN_FC1].b, c->ffn_dim, c->hidden_size, s);
+        break;
+    }
+}
+
+aw_status aw_quantize_block(const aw_opt_config *c, int layer, const aw_block *fp,
+                            const aw_stats *st, const aw_method *m, aw_qblock *q)
+{
+    AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "layer %d: no calibration tokens observed", layer);
+    aw_block_copy(c, &q->eq, fp);
+    for (int t = 0; t < AW_TAP_COUNT; t++)
+        for (int j = 0; j < st->in[t]; j++) q->s[t][j] = 1.0f;
+    for (int t = 0; t < AW_TAP_COUNT; t++)
+        if (aw_method_uses_tap(m, (aw_tap_id)t)) fold_tap(c, (aw_tap_id)t, st, m->alpha, q);
+    /* LayerNorms are stored in the checkpoint dtype: validate what is written */
+    aw_block *e = &q->eq;
+    round_vec(e->ln1_g, c->hidden_size, m->param_dtype);
+    round_vec(e->ln1_b, c->hidden_size, m->param_dtype);
+    round_vec(e->ln2_g, c->hidden_size, m->param_dtype);
+    round_vec(e->ln2_b, c->hidden_size, m->param_dtype);
+
+    size_t max_in = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
+    double *mean = malloc(max_in * sizeof *mean);
+    AW_RETURN_IF(!mean, AW_ERR_NOMEM, "layer %d: out of memory", layer);
+    aw_status status = AW_OK;
+    for (int l = 0; l < AW_LIN_COUNT && status == AW_OK; l++) {
+        aw_linear *ln = &e->lin[l];
+        aw_tap_id tap = aw_linear_tap((aw_linear_id)l);
+        const float *s = q->s[tap];
+        /* activation range and mean after the fold */
+        float rx = 0.0f;
+        for (int j = 0; j < ln->in; j++) {
+            float r = st->absmax[tap][j] / s[j];
+            rx = r > rx ? r : rx;
+            mean[j] = st->sum[tap][j] / (double)st->tokens / (double)s[j];
+        }
+        q->x_step[l] = aw_round_to_dtype(aw_k_int8_step(rx), m->scale_dtype);
+        q->w_step[l] = aw_round_to_dtype(aw_k_int8_step(aw_k_absmax(ln->w, (size_t)ln->in * ln->out)),
+                                         m->scale_dtype);
+        if (!isfinite(q->x_step[l]) || !isfinite(q->w_step[l]) || q->x_step[l] <= 0 || q->w_step[l] <= 0) {
+            status = AW_FAIL(AW_ERR_NONFINITE, "layer %d %s: quantization step is not finite (weights %g, input %g)",
+                             layer, aw_linear_names[l], q->w_step[l], q->x_step[l]);
+            break;
+        }
+        aw_k_quantize_i8(ln->w, (size_t)ln->in * ln->out, q->w_step[l], q->wq[l]);
+        for (int i = 0; i < ln->out; i++) {
+            double delta = 0.0;
+            if (m->bias_correction) {
+                /* (Q(W') - W') E[x'] for output i */
+                const float *w = ln->w + (size_t)i * ln->in;
+                const int8_t *wq = q->wq[l] + (size_t)i * ln->in;
+                for (int j = 0; j < ln->in; j++)
+                    delta += ((double)wq[j] * q->w_step[l] - (double)w[j]) * mean[j];
+            }
+            q->bias[l][i] = aw_round_to_dtype((float)((double)ln->b[i] - delta), m->param_dtype);
+        }
+    }
+    free(mean);
+    return status;
+}

@@ -1,0 +1,70 @@
+/*
+ * aw_quant.h - calibration statistics of a block, and what the methods make
+ * of them: AWEQ (equalization at all four fold points + bias correction),
+ * SmoothQuant (LayerNorm fold points only) and RTN (none), then per-tensor
+ * symmetric INT8 of weights and static activation steps.
+ *
+ * Equalization factor per input channel j of a tap (DESIGN.md):
+ *   s_j = rx_j^a / rw_j^(1-a), rx_j = max|x_j|, rw_j = max_i |W_ij|
+ * (over q, k and v together at the LN1 tap), 1 for a dead or non-finite
+ * channel, clamped to [1e-5, 1e5] so folded fp16 values stay representable.
+ * At the two row folds (v_proj -> out_proj, fc1 -> fc2) the producer's row j
+ * is divided by s_j; a nearly silent channel (a ReLU that rarely fires) would
+ * get a tiny s_j and its row would set the producer's whole INT8 range, so
+ * s_j >= rowmax_j / M, M the largest folded row of the live channels.
+ * Folds, in this order: LN1 -> q/k/v, v_proj rows -> out_proj, LN2 -> fc1,
+ * fc1 rows -> fc2; all are applied before any layer is quantized.
+ * Bias correction: b' = b - (Q(W') - W') E[x'], E[x'] = mean(x) / s.
+ */
+#ifndef AW_QUANT_H
+#define AW_QUANT_H
+
+#include <stdint.h>
+
+#include "aw_config.h"
+#include "aw_dtype.h"
+#include "aw_model.h"
+
+typedef struct {
+    void *arena;
+    int in[AW_TAP_COUNT];
+    float *absmax[AW_TAP_COUNT]; /* (in) running max |x| */
+    double *sum[AW_TAP_COUNT];   /* (in) running sum of x */
+    uint64_t tokens;             /* tokens observed (per tap) */
+    uint64_t nonfinite;          /* non-finite activations seen (not counted) */
+} aw_stats;
+
+aw_status aw_stats_create(const aw_opt_config *c, aw_stats *s);
+void aw_stats_destroy(aw_stats *s);
+/* An aw_tap_fn: ctx is an aw_stats. */
+void aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
+
+typedef enum { AW_METHOD_RTN = 0, AW_METHOD_SMOOTHQUANT, AW_METHOD_AWEQ, AW_METHOD_COUNT } aw_method_kind;
+
+typedef struct {
+    aw_method_kind kind;
+    float alpha;            /* migration strength; 0.5 is AWEQ's square root */
+    int bias_correction;
+    aw_dtype param_dtype;   /* dtype non-quantized tensors are written in */
+    aw_dtype scale_dtype;   /* dtype of weight_scale / input_scale */
+} aw_method;
+
+extern const char *const aw_method_names[AW_METHOD_COUNT]; /* "rtn", "smoothquant", "aweq" */
+/* "rtn" | "smoothquant" | "aweq" -> kind; AW_ERR_ARG otherwise. */
+aw_status aw_method_parse(const char *s, aw_method_kind *out);
+/* 1 if the method equalizes at this tap. */
+int aw_method_uses_tap(const aw_method *m, aw_tap_id t);
+
+/* Equalization factor of one channel (see above). */
+float aw_eq_factor(float rx, float rw, float alpha);
+
+/* Equalize, quantize and bias-correct block `layer` (fp, untouched) with
+ * its statistics into q (created). AW_ERR_VALIDATION if no token was
+ * observed; AW_ERR_NONFINITE (naming the layer) if a step is not finite. */
+aw_status aw_quantize_block(const aw_opt_config *c, int layer, const aw_block *fp,
+                            const aw_stats *st, const aw_method *m, aw_qblock *q);
+
+/* Round a value to what dtype can hold (F16, BF16; F32 unchanged). */
+float aw_round_to_dtype(float v, aw_dtype dt);
+
+#endif

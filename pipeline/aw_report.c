@@ -1,0 +1,91 @@
+/* aw_report.c - aweq_report.json and the readable table (see aw_run.h). */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aw_run.h"
+
+/* JSON has no inf/nan: an infinite SQNR (no error at all) is written as null. */
+static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **out)
+{
+    json_t *root = json_object();
+    json_t *layers = json_array();
+    AW_RETURN_IF(!root || !layers, AW_ERR_NOMEM, "out of memory for the report");
+    json_object_set_new(root, "tool", json_string("aweq-dist"));
+    json_object_set_new(root, "model", json_string(o->model_dir));
+    json_object_set_new(root, "method", json_string(aw_method_names[o->method.kind]));
+    json_object_set_new(root, "alpha", json_real(o->method.alpha));
+    json_object_set_new(root, "bias_correction", json_boolean(o->method.bias_correction));
+    json_object_set_new(root, "weights", json_string("int8, symmetric, per tensor"));
+    json_object_set_new(root, "activations", json_string("int8, symmetric, per tensor, static"));
+    json_object_set_new(root, "backend", json_string(aw_backend_name(r->backend.kind)));
+    json_object_set_new(root, "device", json_string(r->backend.device_name));
+    json_t *cal = json_object();
+    json_object_set_new(cal, "sequences", json_integer(r->calib_seqs));
+    json_object_set_new(cal, "heldout_sequences", json_integer(r->holdout_seqs));
+    json_object_set_new(cal, "seq_len", json_integer(r->seq_len));
+    json_object_set_new(root, "calibration", cal);
+    json_t *e2e = json_object();
+    json_object_set_new(e2e, "perplexity_fp", num(aw_e2e_ppl_fp(&r->e2e)));
+    json_object_set_new(e2e, "perplexity_w8a8", num(aw_e2e_ppl_q(&r->e2e)));
+    json_object_set_new(e2e, "kl_divergence", num(aw_e2e_kl(&r->e2e)));
+    json_object_set_new(e2e, "top1_agreement", num(aw_e2e_top1(&r->e2e)));
+    json_object_set_new(e2e, "predicted_tokens", json_integer((json_int_t)r->e2e.n_pred));
+    json_object_set_new(root, "end_to_end", e2e);
+    for (int l = 0; l < r->n_layers; l++) {
+        for (int k = 0; k < AW_LIN_COUNT; k++) {
+            const aw_layer_metrics *m = &r->layers[l * AW_LIN_COUNT + k];
+            char name[96];
+            snprintf(name, sizeof name, "model.decoder.layers.%d.%s", l, aw_linear_names[k]);
+            json_t *j = json_object();
+            json_object_set_new(j, "name", json_string(name));
+            json_object_set_new(j, "rel_error", num(m->rel_err));
+            json_object_set_new(j, "sqnr_db", num(m->sqnr_db));
+            json_object_set_new(j, "mean_channel_error", num(m->bias_err));
+            json_object_set_new(j, "mean_channel_error_without_bias_correction", num(m->bias_err_nobc));
+            json_object_set_new(j, "weight_scale", json_real(m->w_step));
+            json_object_set_new(j, "input_scale", json_real(m->x_step));
+            json_array_append_new(layers, j);
+        }
+    }
+    json_object_set_new(root, "layers", layers);
+    json_t *t = json_object();
+    json_object_set_new(t, "load_s", json_real(r->t_load));
+    json_object_set_new(t, "calibrate_s", json_real(r->t_calib));
+    json_object_set_new(t, "quantize_s", json_real(r->t_quant));
+    json_object_set_new(t, "validate_s", json_real(r->t_valid));
+    json_object_set_new(root, "timings", t);
+    *out = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    json_decref(root);
+    AW_RETURN_IF(!*out, AW_ERR_NOMEM, "out of memory for the report");
+    return AW_OK;
+}
+
+void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
+{
+    fprintf(out, "\nW8A8 validation on %u held-out sequences x %u tokens (method %s%s, alpha %.2f)\n",
+            r->holdout_seqs, r->seq_len, aw_method_names[o->method.kind],
+            o->method.bias_correction ? " + bias correction" : "", o->method.alpha);
+    fprintf(out, "%-6s", "layer");
+    for (int k = 0; k < AW_LIN_COUNT; k++) {
+        const char *n = strrchr(aw_linear_names[k], '.');
+        fprintf(out, " %11s", n ? n + 1 : aw_linear_names[k]);
+    }
+    fprintf(out, "   (relative error | SQNR dB)\n");
+    for (int l = 0; l < r->n_layers; l++) {
+        fprintf(out, "%-6d", l);
+        for (int k = 0; k < AW_LIN_COUNT; k++) fprintf(out, " %11.4f", r->layers[l * AW_LIN_COUNT + k].rel_err);
+        fprintf(out, "   |");
+        for (int k = 0; k < AW_LIN_COUNT; k++) fprintf(out, " %5.1f", r->layers[l * AW_LIN_COUNT + k].sqnr_db);
+        fprintf(out, "\n");
+    }
+    fprintf(out, "worst layer: %s (relative error %.4f)\n", r->worst_layer, r->worst_rel_err);
+    fprintf(out, "end to end: perplexity fp %.4f, W8A8 %.4f; KL(fp||W8A8) %.6f; top-1 agreement %.2f%% (%llu tokens)\n",
+            aw_e2e_ppl_fp(&r->e2e), aw_e2e_ppl_q(&r->e2e), aw_e2e_kl(&r->e2e), 100.0 * aw_e2e_top1(&r->e2e),
+            (unsigned long long)r->e2e.n_pred);
+    fprintf(out, "time: load %.2f s, calibrate %.2f s, quantize %.2f s, validate %.2f s, write %.2f s\n",
+            r->t_load, r->t_calib, r->t_quant, r->t_valid, r->t_write);
+}

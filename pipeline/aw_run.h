@@ -1,0 +1,70 @@
+/*
+ * aw_run.h - the quantization job: load, calibrate, quantize, validate,
+ * write. Phases are functions over the layers a rank holds; this file's
+ * aw_run() runs them all on one rank.
+ */
+#ifndef AW_RUN_H
+#define AW_RUN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "aw_backend.h"
+#include "aw_config.h"
+#include "aw_quant.h"
+#include "aw_validate.h"
+
+typedef struct {
+    const char *model_dir;
+    const char *calib_path;   /* NULL: <model_dir>/calibration.tokens */
+    const char *out_dir;      /* NULL: validate only, write nothing */
+    aw_method method;
+    double holdout;           /* share of sequences held out for validation */
+    int batch;                /* sequences per block of samples */
+    double max_rel_error;     /* > 0: fail if a layer's relative error exceeds it */
+    int backend_want;         /* -1 auto, or aw_backend_kind */
+    int quiet;
+} aw_run_opts;
+
+void aw_run_defaults(aw_run_opts *o);
+
+/* Metrics of one linear layer. */
+typedef struct {
+    double rel_err, sqnr_db;
+    double bias_err;          /* RMS over output channels of the mean output error */
+    double bias_err_nobc;     /* the same had the bias not been corrected */
+    float w_step, x_step;
+} aw_layer_metrics;
+
+typedef struct {
+    aw_opt_config cfg;
+    aw_backend_info backend;
+    int n_layers;
+    aw_layer_metrics *layers;  /* n_layers * AW_LIN_COUNT */
+    aw_e2e e2e;
+    uint64_t calib_tokens, holdout_tokens;
+    uint32_t calib_seqs, holdout_seqs, seq_len;
+    double t_load, t_calib, t_quant, t_valid, t_write; /* seconds */
+    char worst_layer[96];
+    double worst_rel_err;
+} aw_run_result;
+
+void aw_run_result_free(aw_run_result *r);
+
+/* Run the whole job on one rank. On failure nothing is left under out_dir. */
+aw_status aw_run(const aw_run_opts *o, aw_run_result *r);
+
+/* Perplexity, KL and agreement from the sums. */
+double aw_e2e_ppl_fp(const aw_e2e *e);
+double aw_e2e_ppl_q(const aw_e2e *e);
+double aw_e2e_kl(const aw_e2e *e);
+double aw_e2e_top1(const aw_e2e *e);
+
+/* aweq_report.json text (malloc'd) and the readable table on out. */
+aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **json);
+void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out);
+
+/* Monotonic seconds. */
+double aw_now(void);
+
+#endif

@@ -1,0 +1,106 @@
+/* aw_validate.c - W8A8 error on held-out tokens (see aw_validate.h). */
+#include "aw_validate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aw_kernels.h"
+
+aw_status aw_layer_val_create(const aw_opt_config *c, aw_layer_val *v)
+{
+    memset(v, 0, sizeof *v);
+    size_t d = (size_t)c->hidden_size, f = (size_t)c->ffn_dim;
+    size_t outs[AW_LIN_COUNT] = {d, d, d, d, f, d};
+    size_t n = 0;
+    for (int l = 0; l < AW_LIN_COUNT; l++) n += outs[l];
+    v->arena = calloc(n, sizeof(double));
+    AW_RETURN_IF(!v->arena, AW_ERR_NOMEM, "out of memory for validation sums");
+    double *p = v->arena;
+    for (int l = 0; l < AW_LIN_COUNT; l++) {
+        v->col_err[l] = p;
+        p += outs[l];
+    }
+    return AW_OK;
+}
+
+void aw_layer_val_destroy(aw_layer_val *v)
+{
+    if (!v) return;
+    free(v->arena);
+    memset(v, 0, sizeof *v);
+}
+
+aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, aw_val_ws *w)
+{
+    memset(w, 0, sizeof *w);
+    size_t wide = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
+    size_t n = (size_t)max_T * wide;
+    w->arena = malloc(n * (3 * sizeof(float) + sizeof(int32_t) + 1));
+    AW_RETURN_IF(!w->arena, AW_ERR_NOMEM, "out of memory for validation scratch (%zu values)", n);
+    float *p = w->arena;
+    w->xs = p, p += n;
+    w->yf = p, p += n;
+    w->yq = p, p += n;
+    w->acc = (int32_t *)p;
+    w->xq = (int8_t *)(w->acc + n);
+    return AW_OK;
+}
+
+void aw_val_ws_destroy(aw_val_ws *w)
+{
+    if (!w) return;
+    free(w->arena);
+    memset(w, 0, sizeof *w);
+}
+
+void aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
+{
+    aw_val_ctx *v = ctx;
+    const float *s = v->q->s[tap];
+    /* x' = x / s: the input the equalized W8A8 layer sees */
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * in;
+        float *xo = v->ws->xs + (size_t)t * in;
+        for (int j = 0; j < in; j++) xo[j] = xr[j] / s[j];
+    }
+    for (int l = 0; l < AW_LIN_COUNT; l++) {
+        if (aw_linear_tap((aw_linear_id)l) != tap) continue;
+        const aw_linear *ln = &v->fp->lin[l];
+        aw_k_linear(x, ln->w, ln->b, v->ws->yf, T, ln->in, ln->out);
+        aw_linear_w8a8(v->q, (aw_linear_id)l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc);
+        const float *so = aw_qblock_out_scale(v->q, (aw_linear_id)l);
+        if (so) /* back to the model's coordinates */
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < ln->out; i++) v->ws->yq[(size_t)t * ln->out + i] *= so[i];
+        size_t n = (size_t)T * ln->out;
+        aw_k_err_sums(v->ws->yf, v->ws->yq, n, &v->val->sq_err[l], &v->val->sq_ref[l]);
+        aw_k_col_err_accum(v->ws->yf, v->ws->yq, T, ln->out, v->val->col_err[l]);
+    }
+    if (tap == AW_TAP_QKV) v->val->tokens += (uint64_t)T;
+}
+
+void aw_e2e_accum(const aw_opt_config *c, const aw_model_ends *e, const float *h_fp,
+                  const float *h_q, const uint32_t *tokens, int n_seq, int L, float *x,
+                  float *logits_fp, float *logits_q, int chunk, aw_e2e *acc)
+{
+    int T = n_seq * L, d = c->hidden_size, V = c->vocab_size;
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        int n = T - t0 < chunk ? T - t0 : chunk;
+        aw_model_logits(c, e, h_fp + (size_t)t0 * d, x, logits_fp, n);
+        aw_model_logits(c, e, h_q + (size_t)t0 * d, x, logits_q, n);
+        for (int r = 0; r < n; r++) {
+            int t = t0 + r;
+            if (t % L == L - 1) continue; /* the last position predicts nothing we hold */
+            uint32_t target = tokens[t + 1];
+            int am_fp = 0, am_q = 0;
+            double kl = 0.0;
+            const float *lf = logits_fp + (size_t)r * V, *lq = logits_q + (size_t)r * V;
+            acc->nll_fp -= aw_k_logprob_row(lf, NULL, V, target, NULL, &am_fp);
+            acc->nll_q -= aw_k_logprob_row(lq, lf, V, target, &kl, &am_q);
+            acc->kl += kl;
+            acc->top1_agree += am_fp == am_q;
+            acc->n_pred++;
+        }
+    }
+}

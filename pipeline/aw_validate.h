@@ -1,0 +1,68 @@
+/*
+ * aw_validate.h - the W8A8 error on held-out tokens.
+ *
+ * Per layer: the floating-point block runs on the held-out activations; at
+ * each tap, every linear fed by it is computed twice from the same fp input,
+ * in floating point (original weights) and as W8A8 (input divided by the
+ * tap's s, real int8 x int8 -> int32 product, corrected bias). Sums give the
+ * relative error ||y_q - y|| / ||y||, the SQNR, and the mean error per
+ * output channel (what bias correction targets).
+ * End to end: the fp and the W8A8 models run side by side; perplexity of
+ * both on the next tokens, mean KL(p_fp || p_q) and top-1 agreement.
+ */
+#ifndef AW_VALIDATE_H
+#define AW_VALIDATE_H
+
+#include <stdint.h>
+
+#include "aw_config.h"
+#include "aw_forward.h"
+#include "aw_model.h"
+
+typedef struct {
+    void *arena;
+    double sq_err[AW_LIN_COUNT], sq_ref[AW_LIN_COUNT];
+    double *col_err[AW_LIN_COUNT]; /* (out) sum over tokens of y_q - y */
+    uint64_t tokens;
+} aw_layer_val;
+
+aw_status aw_layer_val_create(const aw_opt_config *c, aw_layer_val *v);
+void aw_layer_val_destroy(aw_layer_val *v);
+
+/* Scratch for the per-layer comparison of up to max_T tokens. */
+typedef struct {
+    void *arena;
+    float *xs, *yf, *yq; /* (T, max(d, ffn)) */
+    int8_t *xq;
+    int32_t *acc;
+} aw_val_ws;
+
+aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, aw_val_ws *w);
+void aw_val_ws_destroy(aw_val_ws *w);
+
+/* Context of the tap observer aw_validate_observe. */
+typedef struct {
+    const aw_block *fp;
+    const aw_qblock *q;
+    aw_layer_val *val;
+    aw_val_ws *ws;
+} aw_val_ctx;
+
+/* An aw_tap_fn for the fp forward: ctx is an aw_val_ctx. */
+void aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
+
+/* End-to-end sums over predicted tokens. */
+typedef struct {
+    double nll_fp, nll_q, kl;
+    uint64_t n_pred, top1_agree;
+} aw_e2e;
+
+/* Add the next-token statistics of n_seq sequences of L tokens: logits of
+ * the fp and W8A8 models are computed in row chunks from h_fp and h_q (T, d)
+ * (final LN + tied head); x and the two logit buffers are scratch of
+ * chunk*d and chunk*vocab floats. */
+void aw_e2e_accum(const aw_opt_config *c, const aw_model_ends *e, const float *h_fp,
+                  const float *h_q, const uint32_t *tokens, int n_seq, int L, float *x,
+                  float *logits_fp, float *logits_q, int chunk, aw_e2e *acc);
+
+#endif

@@ -1,0 +1,710 @@
+/*
+ * test_kernels.c - every CPU kernel against its float64 reference
+ * (kernels_ref.c) on seeded random data with outliers: normal values, a few
+ * channels 50-100x larger, exact zeros (+0 and -0) and negative values.
+ * Shapes include the odd ones (T = 1, d not a multiple of 8, L = 1, a head
+ * chunk that does not divide the head count, sizes that cross the kernels'
+ * internal blocks).
+ *
+ * Tolerances: float products, LayerNorm and attention to 1e-5, both as the
+ * relative error of the whole output, ||y - y_ref|| / ||y_ref||, and as the
+ * worst element of a row against that row's norm. INT8 codes and int32
+ * products are exact; values defined by one float rounding (embedding sum,
+ * dequantization, folds) are compared bit for bit.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aw_kernels.h"
+#include "aw_kernels_inline.h"
+#include "aw_rng.h"
+#include "kernels_ref.h"
+#include "testutil.h"
+
+#define TOL_F32 1e-5
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    assert_non_null(p);
+    return p;
+}
+
+/* x (rows, cols): normal values; about one column in 10 (at least one when
+ * cols >= 3) scaled by 50-100x; every 29th value an exact +0 or -0. */
+static void fill_outliers(float *x, int rows, int cols, uint64_t seed, const char *key)
+{
+    aw_rng r;
+    aw_rng_seed(&r, seed, key);
+    float *colscale = xcalloc((size_t)cols, sizeof(float));
+    for (int j = 0; j < cols; j++) {
+        int outlier = cols >= 3 && (j % 10 == 3 || j == cols - 2);
+        colscale[j] = outlier ? (float)(50.0 + 50.0 * aw_rng_uniform(&r)) : 1.0f;
+    }
+    for (size_t i = 0; i < (size_t)rows * cols; i++) {
+        int j = (int)(i % (size_t)cols);
+        x[i] = (float)aw_rng_normal(&r) * colscale[j];
+        if (i % 29 == 11) x[i] = (i / 29) % 2 ? -0.0f : 0.0f;
+    }
+    free(colscale);
+}
+
+static void fill_normal(float *x, size_t n, double sigma, uint64_t seed, const char *key)
+{
+    aw_rng r;
+    aw_rng_seed(&r, seed, key);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(sigma * aw_rng_normal(&r));
+}
+
+/* y (rows, cols) against ref: whole-output relative error and the worst
+ * element of each row relative to that row's norm, both <= tol. */
+static void check_close(const char *what, const float *y, const double *ref, int rows, int cols,
+                        double tol)
+{
+    double se = 0.0, sr = 0.0, worst_row = 0.0;
+    for (int t = 0; t < rows; t++) {
+        double rn = 0.0, me = 0.0;
+        for (int j = 0; j < cols; j++) {
+            double r = ref[(size_t)t * cols + j], e = fabs((double)y[(size_t)t * cols + j] - r);
+            if (!(e == e)) e = INFINITY; /* NaN output fails */
+            rn += r * r;
+            se += e * e;
+            me = e > me ? e : me;
+        }
+        sr += rn;
+        double rel = rn > 0.0 ? me / sqrt(rn) : me;
+        worst_row = rel > worst_row ? rel : worst_row;
+    }
+    double rel = sr > 0.0 ? sqrt(se / sr) : sqrt(se);
+    if (getenv("AW_TEST_VERBOSE"))
+        print_message("%s (%d x %d): relative error %.3g, worst row %.3g\n", what, rows, cols, rel,
+                      worst_row);
+    if (!(rel <= tol) || !(worst_row <= tol))
+        fail_msg("%s (%d x %d): relative error %.3g, worst row max-abs/row-norm %.3g > %.1g", what,
+                 rows, cols, rel, worst_row, tol);
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* ---- linear --------------------------------------------------------------- */
+
+static void run_linear(int T, int in, int out, int with_bias, uint64_t seed)
+{
+    float *x = xcalloc((size_t)T * in, sizeof(float));
+    float *w = xcalloc((size_t)out * in, sizeof(float));
+    float *b = xcalloc((size_t)out, sizeof(float));
+    float *y = xcalloc((size_t)T * out, sizeof(float));
+    double *yr = xcalloc((size_t)T * out, sizeof(double));
+    fill_outliers(x, T, in, seed, "x");
+    fill_outliers(w, out, in, seed, "w");
+    fill_normal(b, (size_t)out, 3.0, seed, "b");
+    for (size_t i = 0; i < (size_t)T * out; i++) y[i] = NAN; /* must be overwritten */
+    aw_k_linear(x, w, with_bias ? b : NULL, y, T, in, out);
+    aw_linear_ref(x, w, with_bias ? b : NULL, yr, T, in, out);
+    char what[64];
+    snprintf(what, sizeof what, "linear %d->%d bias=%d", in, out, with_bias);
+    check_close(what, y, yr, T, out, TOL_F32);
+    free(x), free(w), free(b), free(y), free(yr);
+}
+
+static void test_linear(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{1, 1, 1},     {1, 8, 3},     {7, 13, 5},
+                                    {33, 100, 17}, {64, 96, 130}, {5, 300, 77}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        run_linear(shapes[s][0], shapes[s][1], shapes[s][2], 1, 10 + s);
+        run_linear(shapes[s][0], shapes[s][1], shapes[s][2], 0, 20 + s);
+    }
+}
+
+/* ---- layernorm ------------------------------------------------------------ */
+
+static void test_layernorm(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{1, 1}, {1, 8}, {5, 13}, {16, 768}, {3, 1001}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int T = shapes[s][0], d = shapes[s][1];
+        float *x = xcalloc((size_t)T * d, sizeof(float));
+        float *g = xcalloc((size_t)d, sizeof(float));
+        float *be = xcalloc((size_t)d, sizeof(float));
+        float *y = xcalloc((size_t)T * d, sizeof(float));
+        double *yr = xcalloc((size_t)T * d, sizeof(double));
+        fill_outliers(x, T, d, 30 + s, "x");
+        /* a large common offset: the two-pass variance must not lose it */
+        for (int j = 0; j < d; j++) x[j] += 1000.0f;
+        if (T > 2)
+            for (int j = 0; j < d; j++) x[(size_t)2 * d + j] = 4.0f; /* constant row */
+        fill_normal(g, (size_t)d, 1.0, 30 + s, "g");
+        fill_normal(be, (size_t)d, 0.5, 30 + s, "b");
+        aw_layernorm_ref(x, g, be, yr, T, d, 1e-5f);
+        aw_k_layernorm(x, g, be, y, T, d, 1e-5f);
+        check_close("layernorm", y, yr, T, d, TOL_F32);
+        /* in place: same values bit for bit */
+        aw_k_layernorm(x, g, be, x, T, d, 1e-5f);
+        assert_memory_equal(x, y, (size_t)T * d * sizeof(float));
+        free(x), free(g), free(be), free(y), free(yr);
+    }
+}
+
+static void test_relu(void **state)
+{
+    (void)state;
+    float x[19];
+    fill_outliers(x, 1, 19, 40, "relu");
+    x[5] = -0.0f;
+    x[7] = NAN;
+    float y[19];
+    memcpy(y, x, sizeof x);
+    aw_k_relu(y, 19);
+    for (int i = 0; i < 19; i++) {
+        if (i == 7) assert_true(isnan(y[i])); /* NaN is kept for the statistics to see */
+        else if (x[i] < 0.0f) assert_true(same_bits(y[i], 0.0f));
+        else assert_true(same_bits(y[i], x[i]));
+    }
+}
+
+/* ---- embedding ------------------------------------------------------------ */
+
+static void test_embed(void **state)
+{
+    (void)state;
+    static const int cfg[][4] = {{1, 1, 3, 1}, {2, 5, 11, 13}, {3, 7, 50, 40}}; /* n_seq L V d */
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        int n_seq = cfg[c][0], L = cfg[c][1], V = cfg[c][2], d = cfg[c][3];
+        float *E = xcalloc((size_t)V * d, sizeof(float));
+        float *P = xcalloc((size_t)(L + 2) * d, sizeof(float));
+        uint32_t *tok = xcalloc((size_t)n_seq * L, sizeof(uint32_t));
+        float *h = xcalloc((size_t)n_seq * L * d, sizeof(float));
+        double *hr = xcalloc((size_t)n_seq * L * d, sizeof(double));
+        fill_outliers(E, V, d, 50 + c, "E");
+        fill_outliers(P, L + 2, d, 50 + c, "P");
+        aw_rng r;
+        aw_rng_seed(&r, 50 + c, "tok");
+        for (int i = 0; i < n_seq * L; i++) tok[i] = (uint32_t)aw_rng_below(&r, (uint64_t)V);
+        tok[0] = (uint32_t)V - 1;
+        aw_k_embed(tok, n_seq, L, E, P, d, h);
+        aw_embed_ref(tok, n_seq, L, E, P, d, hr);
+        /* one float addition: the double sum rounded once is the same value */
+        for (size_t i = 0; i < (size_t)n_seq * L * d; i++)
+            assert_true(same_bits(h[i], (float)hr[i]));
+        free(E), free(P), free(tok), free(h), free(hr);
+    }
+}
+
+/* ---- attention ------------------------------------------------------------ */
+
+typedef struct {
+    float *q, *k, *v;
+    int n_seq, L, n_heads, d;
+} att_in;
+
+/* q and k: moderate outlier channels (a score's float rounding error grows
+ * with |q||k|, so huge q/k outliers would measure the conditioning of the
+ * problem, not the kernel); v: the full 50-100x outliers. */
+static att_in att_make(int n_seq, int L, int n_heads, int d, uint64_t seed)
+{
+    att_in a = {NULL, NULL, NULL, n_seq, L, n_heads, d};
+    size_t n = (size_t)n_seq * L * d;
+    a.q = xcalloc(n, sizeof(float));
+    a.k = xcalloc(n, sizeof(float));
+    a.v = xcalloc(n, sizeof(float));
+    fill_outliers(a.q, n_seq * L, d, seed, "q");
+    fill_outliers(a.k, n_seq * L, d, seed, "k");
+    fill_outliers(a.v, n_seq * L, d, seed, "v");
+    for (size_t i = 0; i < n; i++) a.q[i] *= 0.05f, a.k[i] *= 0.05f;
+    return a;
+}
+
+static void att_free(att_in *a) { free(a->q), free(a->k), free(a->v); }
+
+/* Runs the kernel with a workspace of exactly aw_k_attention_workspace()
+ * floats (so ASan sees any overrun) into out. */
+static void att_run(const att_in *a, int hpc, float *out)
+{
+    size_t ws_n = aw_k_attention_workspace(a->L, hpc);
+    assert_true(ws_n <= (size_t)hpc * a->L * a->L);
+    float *ws = malloc(ws_n * sizeof(float));
+    assert_non_null(ws);
+    float scale = 1.0f / sqrtf((float)(a->d / a->n_heads));
+    aw_k_attention(a->q, a->k, a->v, out, a->n_seq, a->L, a->n_heads, a->d, scale, hpc, ws);
+    free(ws);
+}
+
+static void test_attention_vs_ref(void **state)
+{
+    (void)state;
+    /* n_seq, L, n_heads, d, heads_per_chunk */
+    static const int cfg[][5] = {{1, 1, 1, 8, 1},    {2, 7, 3, 12, 2},   {2, 33, 4, 32, 3},
+                                 {1, 130, 2, 16, 2}, {1, 257, 3, 24, 2}, {3, 5, 6, 36, 4}};
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        att_in a = att_make(cfg[c][0], cfg[c][1], cfg[c][2], cfg[c][3], 60 + c);
+        size_t n = (size_t)a.n_seq * a.L * a.d;
+        float *out = xcalloc(n, sizeof(float));
+        double *ref = xcalloc(n, sizeof(double));
+        att_run(&a, cfg[c][4], out);
+        aw_attention_ref(a.q, a.k, a.v, ref, a.n_seq, a.L, a.n_heads, a.d,
+                         1.0f / sqrtf((float)(a.d / a.n_heads)));
+        char what[96];
+        snprintf(what, sizeof what, "attention n_seq=%d L=%d heads=%d d=%d", a.n_seq, a.L,
+                 a.n_heads, a.d);
+        check_close(what, out, ref, a.n_seq * a.L, a.d, TOL_F32);
+        free(out), free(ref);
+        att_free(&a);
+    }
+}
+
+static void test_attention_chunking(void **state)
+{
+    (void)state;
+    /* 5 heads: chunks of 1, 2 and 3 (non-divisors), all 5, and more than 5 */
+    att_in a = att_make(2, 37, 5, 40, 70);
+    size_t n = (size_t)a.n_seq * a.L * a.d;
+    float *base = xcalloc(n, sizeof(float));
+    float *out = xcalloc(n, sizeof(float));
+    att_run(&a, 1, base);
+    static const int hpcs[] = {2, 3, 5, 7};
+    for (size_t i = 0; i < sizeof hpcs / sizeof hpcs[0]; i++) {
+        memset(out, 0xff, n * sizeof(float));
+        att_run(&a, hpcs[i], out);
+        /* the same arithmetic per head whatever the chunking */
+        assert_memory_equal(out, base, n * sizeof(float));
+    }
+    for (int hpc = 1; hpc <= 8; hpc++)
+        assert_true(aw_k_attention_workspace(37, hpc) == (size_t)hpc * 37 * 37);
+    free(base), free(out);
+    att_free(&a);
+}
+
+/* ---- statistics ----------------------------------------------------------- */
+
+static void run_stats(int T, int d, uint64_t seed, int with_nonfinite)
+{
+    float *x = xcalloc((size_t)T * d, sizeof(float));
+    fill_outliers(x, T, d, seed, "stats");
+    /* last column: magnitudes 1e-8..1e8, so that double sums depend on the
+     * order of the rows (the contract is rows in order) */
+    aw_rng r;
+    aw_rng_seed(&r, seed, "wide");
+    for (int t = 0; t < T; t++)
+        x[(size_t)t * d + d - 1] = (float)((aw_rng_below(&r, 2) ? -1.0 : 1.0) *
+                                           pow(10.0, 16.0 * aw_rng_uniform(&r) - 8.0));
+    if (with_nonfinite) {
+        /* in the first 4-row block, in a later block, and in the tail rows */
+        x[0] = NAN;
+        x[(size_t)T * d - 1] = INFINITY;
+        x[((size_t)T / 2) * d + (size_t)d / 2] = -INFINITY;
+        x[((size_t)T / 2) * d] = -NAN;
+    }
+    size_t want_bad = 0;
+    for (size_t i = 0; i < (size_t)T * d; i++) want_bad += !isfinite(x[i]);
+    float *am = xcalloc((size_t)d, sizeof(float)), *amr = xcalloc((size_t)d, sizeof(float));
+    double *sm = xcalloc((size_t)d, sizeof(double)), *smr = xcalloc((size_t)d, sizeof(double));
+    /* running statistics: two calls, the second on the first rows again */
+    size_t bad = aw_k_stats_accum(x, T, d, am, sm);
+    bad += aw_k_stats_accum(x, T > 1 ? T - 1 : 1, d, am, sm);
+    size_t bad_r = aw_stats_ref(x, T, d, amr, smr);
+    bad_r += aw_stats_ref(x, T > 1 ? T - 1 : 1, d, amr, smr);
+    assert_int_equal(bad, bad_r);
+    if (!with_nonfinite) assert_int_equal(bad, 0);
+    else assert_true(bad >= want_bad);
+    for (int j = 0; j < d; j++) {
+        assert_true(same_bits(am[j], amr[j]));
+        /* rows in order per column: the same double additions as the ref */
+        assert_true(memcmp(&sm[j], &smr[j], sizeof(double)) == 0);
+        assert_true(isfinite(am[j]) && isfinite(sm[j]));
+    }
+    free(x), free(am), free(amr), free(sm), free(smr);
+}
+
+static void test_stats(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{1, 1}, {1, 13}, {3, 7}, {4, 8}, {5, 13}, {9, 768}, {64, 100}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        run_stats(shapes[s][0], shapes[s][1], 80 + s, 0);
+        run_stats(shapes[s][0], shapes[s][1], 90 + s, 1);
+    }
+}
+
+/* ---- INT8 ------------------------------------------------------------------ */
+
+static void test_absmax(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 5, 16, 17, 33, 1000, 4099};
+    float *x = xcalloc(4099, sizeof(float));
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        fill_outliers(x, 1, (int)(n ? n : 1), 100 + s, "absmax");
+        if (n > 2) x[n - 2] = -1e4f; /* the largest magnitude is negative */
+        assert_true(same_bits(aw_k_absmax(x, n), aw_absmax_ref(x, n)));
+        if (n == 0) assert_true(same_bits(aw_k_absmax(x, 0), 0.0f));
+        if (n == 0) continue;
+        size_t where[] = {0, n / 2, n - 1};
+        for (int w = 0; w < 3; w++) {
+            float keep = x[where[w]];
+            x[where[w]] = -INFINITY;
+            assert_true(isinf(aw_k_absmax(x, n)) && aw_k_absmax(x, n) > 0);
+            x[where[w]] = NAN;
+            assert_true(isnan(aw_k_absmax(x, n)));
+            x[(where[w] + 1) % n] = INFINITY; /* NaN wins over Inf */
+            assert_true(isnan(aw_k_absmax(x, n)) || n == 1);
+            x[where[w]] = keep;
+            fill_outliers(x, 1, (int)n, 100 + s, "absmax");
+        }
+    }
+    free(x);
+}
+
+static void test_int8_step(void **state)
+{
+    (void)state;
+    assert_true(aw_k_int8_step(0.0f) == 1.0f);
+    assert_true(aw_k_int8_step(-0.0f) == 1.0f);
+    assert_true(aw_k_int8_step(NAN) == 1.0f);
+    assert_true(aw_k_int8_step(INFINITY) == 1.0f);
+    assert_true(aw_k_int8_step(-INFINITY) == 1.0f);
+    assert_true(aw_k_int8_step(127.0f) == 1.0f);
+    assert_true(aw_k_int8_step(254.0f) == 2.0f);
+    assert_true(same_bits(aw_k_int8_step(3.5f), 3.5f / 127.0f));
+    float tiny = aw_k_int8_step(FLT_TRUE_MIN); /* would underflow to 0 */
+    assert_true(tiny > 0.0f && isfinite(tiny));
+    assert_true(aw_k_int8_step(FLT_MAX) > 0.0f && isfinite(aw_k_int8_step(FLT_MAX)));
+}
+
+static void test_quantize_random(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 7, 16, 31, 1000, 4099};
+    float *x = xcalloc(4099, sizeof(float));
+    int8_t *q = xcalloc(4099, 1);
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        fill_outliers(x, 1, (int)n, 110 + s, "quant");
+        float am = aw_k_absmax(x, n);
+        /* the tensor's own grid, and grids 10x and 1000x too fine (clamping) */
+        float steps[] = {aw_k_int8_step(am), aw_k_int8_step(am) / 10.0f,
+                         aw_k_int8_step(am) / 1000.0f, 0.37f};
+        for (int k = 0; k < 4; k++) {
+            memset(q, 0x55, n);
+            aw_k_quantize_i8(x, n, steps[k], q);
+            for (size_t i = 0; i < n; i++) {
+                if (q[i] != aw_quant_i8_ref(x[i], steps[k]))
+                    fail_msg("quantize x=%a step=%a: got %d, want %d", (double)x[i],
+                             (double)steps[k], q[i], aw_quant_i8_ref(x[i], steps[k]));
+                assert_int_equal(q[i], aw_quant_i8(x[i], steps[k]));
+            }
+        }
+    }
+    free(x), free(q);
+}
+
+static void test_quantize_ties_and_clamp(void **state)
+{
+    (void)state;
+    /* (k + 0.5) * step for k = -140..139: exact ties. A long array so the
+     * vectorised body, not only the tail, sees them. */
+    enum { N = 280 };
+    float x[N];
+    int8_t q[N];
+    const float steps[] = {1.0f, 0.25f, 3.0f};
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < N; i++) x[i] = ((float)(i - 140) + 0.5f) * steps[s];
+        aw_k_quantize_i8(x, N, steps[s], q);
+        for (int i = 0; i < N; i++) {
+            int k = i - 140;
+            /* k + 0.5 rounds to whichever of k, k + 1 is even */
+            int want = (k % 2 == 0) ? k : k + 1;
+            want = want > 127 ? 127 : want < -127 ? -127 : want;
+            if (q[i] != want)
+                fail_msg("tie %g * %g: got %d, want %d", k + 0.5, (double)steps[s], q[i], want);
+            assert_int_equal(q[i], aw_quant_i8_ref(x[i], steps[s]));
+        }
+    }
+    assert_int_equal(aw_quant_i8(2.5f, 1.0f), 2);
+    assert_int_equal(aw_quant_i8(3.5f, 1.0f), 4);
+    assert_int_equal(aw_quant_i8(-2.5f, 1.0f), -2);
+    assert_int_equal(aw_quant_i8(-0.5f, 1.0f), 0);
+    assert_int_equal(aw_quant_i8(0.5f, 1.0f), 0);
+    assert_int_equal(aw_quant_i8(1.5f, 1.0f), 2);
+
+    /* specials, placed in the middle of a long array */
+    const float sp[] = {NAN,          -NAN,        INFINITY,     -INFINITY,  1e30f,
+                        -1e30f,       127.49f,     127.5f,       -127.5f,    128.0f,
+                        -200.0f,      -0.0f,       FLT_TRUE_MIN, 4194304.5f, 8388609.0f,
+                        -12582912.0f, 12582913.0f, 0.49999997f};
+    const int want[] = {0,   0,    127, -127, 127, -127, 127,  127, -127,
+                        127, -127, 0,   0,    127, 127,  -127, 127, 0};
+    enum { NS = sizeof sp / sizeof sp[0] };
+    float y[64];
+    int8_t qy[64];
+    for (int i = 0; i < 64; i++) y[i] = 1.0f;
+    memcpy(y + 20, sp, sizeof sp);
+    aw_k_quantize_i8(y, 64, 1.0f, qy);
+    for (int i = 0; i < NS; i++) {
+        if (qy[20 + i] != want[i])
+            fail_msg("special %a: got %d, want %d", (double)sp[i], qy[20 + i], want[i]);
+        assert_int_equal(aw_quant_i8(sp[i], 1.0f), want[i]);
+        assert_int_equal(aw_quant_i8_ref(sp[i], 1.0f), want[i]);
+    }
+    /* 0/0 is NaN too */
+    assert_int_equal(aw_quant_i8(0.0f, 0.0f), 0);
+}
+
+static void test_dequantize(void **state)
+{
+    (void)state;
+    int8_t q[300];
+    float x[300];
+    for (int i = 0; i < 300; i++) q[i] = (int8_t)(i % 255 - 127);
+    const float steps[] = {1.0f, 0.37f, 1e-7f, 3.3e5f};
+    for (int s = 0; s < 4; s++) {
+        aw_k_dequantize_i8(q, 300, steps[s], x);
+        for (int i = 0; i < 300; i++)
+            assert_true(same_bits(x[i], (float)((double)q[i] * steps[s])));
+    }
+}
+
+static void run_gemm_i8(int T, int in, int out, uint64_t seed)
+{
+    int8_t *xq = xcalloc((size_t)T * in, 1), *wq = xcalloc((size_t)out * in, 1);
+    int32_t *acc = xcalloc((size_t)T * out, sizeof(int32_t));
+    int64_t *ref = xcalloc((size_t)T * out, sizeof(int64_t));
+    aw_rng r;
+    aw_rng_seed(&r, seed, "i8");
+    for (size_t i = 0; i < (size_t)T * in; i++) xq[i] = (int8_t)((int)aw_rng_below(&r, 255) - 127);
+    for (size_t i = 0; i < (size_t)out * in; i++)
+        wq[i] = (int8_t)((int)aw_rng_below(&r, 255) - 127);
+    for (size_t i = 0; i < (size_t)T * out; i++) acc[i] = 12345; /* must be overwritten */
+    aw_k_gemm_i8(xq, wq, acc, T, in, out);
+    aw_gemm_i8_ref(xq, wq, ref, T, in, out);
+    for (size_t i = 0; i < (size_t)T * out; i++)
+        if ((int64_t)acc[i] != ref[i])
+            fail_msg("gemm_i8 %dx%dx%d at %zu: got %d, want %lld", T, in, out, i, acc[i],
+                     (long long)ref[i]);
+    free(xq), free(wq), free(acc), free(ref);
+}
+
+static void test_gemm_i8(void **state)
+{
+    (void)state;
+    /* T, in, out: tails of the 4-row blocks, in across the 512 tile */
+    static const int shapes[][3] = {{1, 1, 1},   {3, 5, 7},     {4, 64, 64},
+                                    {5, 513, 9}, {9, 1030, 67}, {17, 100, 130}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        run_gemm_i8(shapes[s][0], shapes[s][1], shapes[s][2], 120 + s);
+}
+
+static void test_gemm_i8_limits(void **state)
+{
+    (void)state;
+    /* in = 1000, all +-127: every product at its largest magnitude */
+    {
+        enum { T = 5, IN = 1000, OUT = 3 };
+        int8_t *xq = xcalloc((size_t)T * IN, 1), *wq = xcalloc((size_t)OUT * IN, 1);
+        int32_t acc[T * OUT];
+        int64_t ref[T * OUT];
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < IN; i++) xq[t * IN + i] = (int8_t)(t % 2 ? -127 : 127);
+        for (int o = 0; o < OUT; o++)
+            for (int i = 0; i < IN; i++)
+                wq[o * IN + i] = (int8_t)(o == 2 ? (i % 3 ? -127 : 127) : o ? -127 : 127);
+        aw_k_gemm_i8(xq, wq, acc, T, IN, OUT);
+        aw_gemm_i8_ref(xq, wq, ref, T, IN, OUT);
+        for (int i = 0; i < T * OUT; i++) assert_true((int64_t)acc[i] == ref[i]);
+        assert_int_equal(acc[0], 127 * 127 * 1000);
+        assert_int_equal(acc[1], -127 * 127 * 1000);
+        free(xq), free(wq);
+    }
+    /* in = 133000, the header's bound: 127^2 * 133000 = 2145157000 < 2^31 */
+    {
+        enum { IN = 133000 };
+        int8_t *xq = xcalloc(IN, 1), *wq = xcalloc((size_t)2 * IN, 1);
+        for (int i = 0; i < IN; i++) xq[i] = 127, wq[i] = 127, wq[IN + i] = -127;
+        int32_t acc[2];
+        aw_k_gemm_i8(xq, wq, acc, 1, IN, 2);
+        assert_true((int64_t)acc[0] == 127LL * 127 * IN);
+        assert_true((int64_t)acc[1] == -127LL * 127 * IN);
+        free(xq), free(wq);
+    }
+}
+
+static void test_dequant_acc(void **state)
+{
+    (void)state;
+    enum { T = 3, OUT = 37 };
+    int32_t acc[T * OUT];
+    float b[OUT], y[T * OUT];
+    aw_rng r;
+    aw_rng_seed(&r, 130, "acc");
+    for (int i = 0; i < T * OUT; i++)
+        acc[i] = (int32_t)((int64_t)aw_rng_below(&r, 4000000001ull) - 2000000000);
+    acc[0] = INT32_MAX, acc[1] = INT32_MIN + 1, acc[2] = 0, acc[3] = 16777217;
+    fill_outliers(b, 1, OUT, 130, "b");
+    const float xs = 0.0123f, ws = 3.1e-4f;
+    for (int with_b = 0; with_b < 2; with_b++) {
+        aw_k_dequant_acc(acc, with_b ? b : NULL, xs, ws, y, T, OUT);
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < OUT; j++) {
+                double p = (double)acc[t * OUT + j] * ((double)xs * ws);
+                double want = p + (with_b ? b[j] : 0.0);
+                /* float rounding of the conversion, the scale, the product
+                 * and the sum: a few ulps of the terms */
+                double tol = 4.0 * FLT_EPSILON * (fabs(p) + (with_b ? fabs(b[j]) : 0.0));
+                if (!(fabs(y[t * OUT + j] - want) <= tol))
+                    fail_msg("dequant_acc acc=%d: got %.9g want %.9g", acc[t * OUT + j],
+                             (double)y[t * OUT + j], want);
+            }
+    }
+}
+
+/* ---- folds and validation sums ---------------------------------------------- */
+
+static void test_folds(void **state)
+{
+    (void)state;
+    enum { R = 7, C = 13 };
+    float w[R * C], w0[R * C], b[R], b0[R], sc[C], sr[R];
+    fill_outliers(w0, R, C, 140, "w");
+    fill_normal(b0, R, 2.0, 140, "b");
+    for (int j = 0; j < C; j++) sc[j] = 0.1f + (float)j * 0.37f;
+    for (int i = 0; i < R; i++) sr[i] = 0.3f + (float)i * 1.7f;
+
+    memcpy(w, w0, sizeof w);
+    aw_k_scale_cols(w, R, C, sc);
+    for (int i = 0; i < R * C; i++)
+        assert_true(same_bits(w[i], (float)((double)w0[i] * sc[i % C])));
+
+    /* one rounding of the exact quotient: the double quotient rounded to float */
+    memcpy(w, w0, sizeof w), memcpy(b, b0, sizeof b);
+    aw_k_div_rows(w, b, R, C, sr);
+    for (int i = 0; i < R * C; i++)
+        assert_true(same_bits(w[i], (float)((double)w0[i] / sr[i / C])));
+    for (int i = 0; i < R; i++) assert_true(same_bits(b[i], (float)((double)b0[i] / sr[i])));
+    memcpy(w, w0, sizeof w);
+    aw_k_div_rows(w, NULL, R, C, sr);
+    for (int i = 0; i < R * C; i++)
+        assert_true(same_bits(w[i], (float)((double)w0[i] / sr[i / C])));
+
+    memcpy(b, b0, sizeof b);
+    aw_k_div_vec(b, R, sr);
+    for (int i = 0; i < R; i++) assert_true(same_bits(b[i], (float)((double)b0[i] / sr[i])));
+}
+
+static void test_err_sums(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{1, 1}, {3, 7}, {16, 130}};
+    for (size_t s = 0; s < 3; s++) {
+        int T = shapes[s][0], out = shapes[s][1];
+        size_t n = (size_t)T * out;
+        float *yr = xcalloc(n, sizeof(float)), *y = xcalloc(n, sizeof(float));
+        fill_outliers(yr, T, out, 150 + s, "yr");
+        for (size_t i = 0; i < n; i++) y[i] = yr[i] * 1.001f + 0.01f;
+        double se, sr;
+        aw_k_err_sums(yr, y, n, &se, &sr);
+        long double se_r = 0, sr_r = 0;
+        for (size_t i = 0; i < n; i++) {
+            long double e = (long double)y[i] - yr[i];
+            se_r += e * e;
+            sr_r += (long double)yr[i] * yr[i];
+        }
+        assert_true(fabs(se - (double)se_r) <= 1e-12 * (double)se_r);
+        assert_true(fabs(sr - (double)sr_r) <= 1e-12 * (double)sr_r);
+
+        double *ce = xcalloc((size_t)out, sizeof(double));
+        for (int j = 0; j < out; j++) ce[j] = 1.0; /* accumulates */
+        aw_k_col_err_accum(yr, y, T, out, ce);
+        for (int j = 0; j < out; j++) {
+            long double c = 1.0L, a = 0;
+            for (int t = 0; t < T; t++) {
+                c += (long double)y[(size_t)t * out + j] - yr[(size_t)t * out + j];
+                a += fabsl((long double)y[(size_t)t * out + j] - yr[(size_t)t * out + j]);
+            }
+            assert_true(fabs(ce[j] - (double)c) <= 1e-12 * (double)(a + 1.0L));
+        }
+        free(yr), free(y), free(ce);
+    }
+}
+
+/* ---- logprob ------------------------------------------------------------------ */
+
+static void test_logprob(void **state)
+{
+    (void)state;
+    static const int Vs[] = {1, 7, 1000, 50272};
+    float *l = xcalloc(50272, sizeof(float)), *ref = xcalloc(50272, sizeof(float));
+    for (size_t s = 0; s < sizeof Vs / sizeof Vs[0]; s++) {
+        int V = Vs[s];
+        fill_outliers(l, 1, V, 160 + s, "logits");
+        for (int j = 0; j < V; j++) l[j] *= 0.1f; /* outliers become 5-10 nats above */
+        aw_rng r;
+        aw_rng_seed(&r, 160 + s, "noise");
+        for (int j = 0; j < V; j++) ref[j] = l[j] + (float)(0.2 * aw_rng_normal(&r));
+        uint32_t targets[] = {0, (uint32_t)V / 2, (uint32_t)V - 1};
+        for (int ti = 0; ti < 3; ti++) {
+            double kl = 0.25, kl_r = 0.0;
+            int am = -5, am_r = -7;
+            double lp = aw_k_logprob_row(l, ref, V, targets[ti], &kl, &am);
+            double lp_r = aw_logprob_row_ref(l, ref, V, targets[ti], &kl_r, &am_r);
+            if (!(fabs(lp - lp_r) <= 1e-10 * (1.0 + fabs(lp_r))))
+                fail_msg("logprob V=%d: got %.17g want %.17g", V, lp, lp_r);
+            kl -= 0.25; /* it adds to *kl */
+            if (!(fabs(kl - kl_r) <= 1e-10 + 1e-8 * kl_r))
+                fail_msg("KL V=%d: got %.17g want %.17g", V, kl, kl_r);
+            assert_true(kl >= -1e-12);
+            assert_int_equal(am, am_r);
+            /* KL of a row against itself is exactly 0 */
+            double k0 = 0.0;
+            aw_k_logprob_row(l, l, V, targets[ti], &k0, &am);
+            assert_true(k0 == 0.0);
+            /* ref or kl NULL: no KL, same log p */
+            double kn = 3.0;
+            assert_true(aw_k_logprob_row(l, NULL, V, targets[ti], &kn, &am) == lp);
+            assert_true(kn == 3.0);
+            assert_true(aw_k_logprob_row(l, ref, V, targets[ti], NULL, &am) == lp);
+        }
+    }
+    /* argmax: lowest index among equal maxima */
+    float t[10] = {0, 1, 2, 9, 3, 9, 4, 5, 9, 0};
+    int am = -1;
+    aw_k_logprob_row(t, NULL, 10, 3, NULL, &am);
+    assert_int_equal(am, 3);
+    float u[4] = {7, 7, 7, 7};
+    double lp = aw_k_logprob_row(u, NULL, 4, 2, NULL, &am);
+    assert_int_equal(am, 0);
+    assert_true(fabs(lp - log(0.25)) < 1e-15);
+    free(l), free(ref);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_attention_vs_ref),
+        cmocka_unit_test(test_attention_chunking),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_absmax),
+        cmocka_unit_test(test_int8_step),
+        cmocka_unit_test(test_quantize_random),
+        cmocka_unit_test(test_quantize_ties_and_clamp),
+        cmocka_unit_test(test_dequantize),
+        cmocka_unit_test(test_gemm_i8),
+        cmocka_unit_test(test_gemm_i8_limits),
+        cmocka_unit_test(test_dequant_acc),
+        cmocka_unit_test(test_folds),
+        cmocka_unit_test(test_err_sums),
+        cmocka_unit_test(test_logprob),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
