@@ -17,6 +17,15 @@ static int pick_heads_per_chunk(int heads, int L)
     return h < heads ? h : heads;
 }
 
+uint64_t aw_fwd_ws_bytes(const aw_opt_config *c, int max_n_seq, int L)
+{
+    size_t T = (size_t)max_n_seq * (size_t)L, d = (size_t)c->hidden_size, f = (size_t)c->ffn_dim;
+    size_t wide = f > d ? f : d;
+    size_t att = aw_k_attention_workspace(L, pick_heads_per_chunk(c->num_attention_heads, L));
+    size_t n_float = 5 * T * d + T * f + T * wide + att + d * f;
+    return n_float * sizeof(float) + T * wide * sizeof(int32_t) + T * wide;
+}
+
 aw_status aw_fwd_ws_create(const aw_opt_config *c, int max_n_seq, int L, aw_fwd_ws *ws)
 {
     memset(ws, 0, sizeof *ws);
@@ -24,7 +33,7 @@ aw_status aw_fwd_ws_create(const aw_opt_config *c, int max_n_seq, int L, aw_fwd_
     size_t wide = f > d ? f : d;
     ws->heads_per_chunk = pick_heads_per_chunk(c->num_attention_heads, L);
     size_t att = aw_k_attention_workspace(L, ws->heads_per_chunk);
-    size_t n_float = 5 * T * d + T * f + T * wide + att;
+    size_t n_float = 5 * T * d + T * f + T * wide + att + d * f;
     size_t bytes = n_float * sizeof(float) + T * wide * sizeof(int32_t) + T * wide;
     ws->arena = malloc(bytes);
     AW_RETURN_IF(!ws->arena, AW_ERR_NOMEM, "out of memory for activations of %zu tokens (%zu bytes)",
@@ -38,6 +47,7 @@ aw_status aw_fwd_ws_create(const aw_opt_config *c, int max_n_seq, int L, aw_fwd_
     ws->f = p, p += T * f;
     ws->y = p, p += T * wide;
     ws->att_ws = p, p += att;
+    ws->wconv = p, p += d * f;
     ws->acc = (int32_t *)p;
     ws->xq = (int8_t *)(ws->acc + T * wide);
     ws->max_T = (int)T;
@@ -55,10 +65,10 @@ void aw_fwd_ws_destroy(aw_fwd_ws *ws)
 void aw_linear_w8a8(const aw_qblock *q, aw_linear_id l, const float *x, float *y, int T,
                     int8_t *xq, int32_t *acc)
 {
-    const aw_linear *ln = &q->eq.lin[l];
-    aw_k_quantize_i8(x, (size_t)T * ln->in, q->x_step[l], xq);
-    aw_k_gemm_i8(xq, q->wq[l], acc, T, ln->in, ln->out);
-    aw_k_dequant_acc(acc, q->bias[l], q->x_step[l], q->w_step[l], y, T, ln->out);
+    const aw_qlinear *ql = &q->lin[l];
+    aw_k_quantize_i8(x, (size_t)T * ql->in, ql->x_step, xq);
+    aw_k_gemm_i8(xq, ql->wq, acc, T, ql->in, ql->out);
+    aw_k_dequant_acc(acc, ql->bias, ql->x_step, ql->w_step, y, T, ql->out);
 }
 
 /* y = linear l of x: floating point from b, or W8A8 from q. */
@@ -69,7 +79,7 @@ static void linear(const aw_block *b, const aw_qblock *q, aw_linear_id l, const 
         aw_linear_w8a8(q, l, x, y, T, ws->xq, ws->acc);
     } else {
         const aw_linear *ln = &b->lin[l];
-        aw_k_linear(x, ln->w, ln->b, y, T, ln->in, ln->out);
+        aw_k_linear(x, aw_linear_f32(b, l, ws->wconv), ln->b, y, T, ln->in, ln->out);
     }
 }
 
@@ -81,12 +91,14 @@ static void add_into(float *h, const float *y, size_t n)
 void aw_block_forward(const aw_opt_config *c, const aw_block *b, const aw_qblock *q, float *h,
                       int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx)
 {
-    const aw_block *p = q ? &q->eq : b; /* LayerNorms come from here */
+    /* LayerNorms: the folded ones of a quantized block */
+    const float *ln1_g = q ? q->ln1_g : b->ln1_g, *ln1_b = q ? q->ln1_b : b->ln1_b;
+    const float *ln2_g = q ? q->ln2_g : b->ln2_g, *ln2_b = q ? q->ln2_b : b->ln2_b;
     int T = n_seq * L, d = c->hidden_size, f = c->ffn_dim;
     int hd = d / c->num_attention_heads;
     size_t Td = (size_t)T * d;
 
-    aw_k_layernorm(h, p->ln1_g, p->ln1_b, ws->x, T, d, AW_LN_EPS);
+    aw_k_layernorm(h, ln1_g, ln1_b, ws->x, T, d, AW_LN_EPS);
     if (fn) fn(ctx, AW_TAP_QKV, ws->x, T, d);
     linear(b, q, AW_LIN_Q, ws->x, ws->q, T, ws);
     linear(b, q, AW_LIN_K, ws->x, ws->k, T, ws);
@@ -97,7 +109,7 @@ void aw_block_forward(const aw_opt_config *c, const aw_block *b, const aw_qblock
     linear(b, q, AW_LIN_O, ws->a, ws->y, T, ws);
     add_into(h, ws->y, Td);
 
-    aw_k_layernorm(h, p->ln2_g, p->ln2_b, ws->x, T, d, AW_LN_EPS);
+    aw_k_layernorm(h, ln2_g, ln2_b, ws->x, T, d, AW_LN_EPS);
     if (fn) fn(ctx, AW_TAP_FC1, ws->x, T, d);
     linear(b, q, AW_LIN_FC1, ws->x, ws->f, T, ws);
     aw_k_relu(ws->f, (size_t)T * f);

@@ -32,12 +32,15 @@ typedef struct {
     float *f;      /* (T, ffn) */
     float *y;      /* (T, max(d, ffn)) a linear's output */
     float *att_ws; /* attention workspace */
+    float *wconv;  /* (max in*out) a linear's weights widened to f32 */
     int8_t *xq;    /* (T, max(d, ffn)) */
     int32_t *acc;  /* (T, max(d, ffn)) */
     int heads_per_chunk;
 } aw_fwd_ws;
 
 aw_status aw_fwd_ws_create(const aw_opt_config *c, int max_n_seq, int L, aw_fwd_ws *ws);
+/* Bytes aw_fwd_ws_create allocates (for plans). */
+uint64_t aw_fwd_ws_bytes(const aw_opt_config *c, int max_n_seq, int L);
 void aw_fwd_ws_destroy(aw_fwd_ws *ws);
 
 /* Called at each tap with the tap's input x (T, in), in the block's own

@@ -30,30 +30,43 @@ static void linear_dims(const aw_opt_config *c, aw_linear_id l, int *in, int *ou
     *out = l == AW_LIN_FC1 ? f : d;
 }
 
-static size_t block_floats(const aw_opt_config *c)
+static size_t block_weights(const aw_opt_config *c)
 {
-    size_t n = 4 * (size_t)c->hidden_size;
+    size_t n = 0;
     for (int l = 0; l < AW_LIN_COUNT; l++) {
         int in, out;
         linear_dims(c, (aw_linear_id)l, &in, &out);
-        n += (size_t)in * out + out;
+        n += (size_t)in * out;
     }
     return n;
 }
 
-aw_status aw_block_create(const aw_opt_config *c, aw_block *b)
+/* f32 values of a block besides its weights: biases and two LayerNorms */
+static size_t block_small(const aw_opt_config *c)
+{
+    return 9 * (size_t)c->hidden_size + (size_t)c->ffn_dim;
+}
+
+uint64_t aw_block_bytes(const aw_opt_config *c, aw_dtype wdt)
+{
+    return block_weights(c) * aw_dtype_size(wdt) + block_small(c) * sizeof(float);
+}
+
+aw_status aw_block_create(const aw_opt_config *c, aw_dtype wdt, aw_block *b)
 {
     memset(b, 0, sizeof *b);
-    size_t n = block_floats(c);
-    b->arena = malloc(n * sizeof(float));
-    AW_RETURN_IF(!b->arena, AW_ERR_NOMEM, "out of memory for a block of %zu parameters", n);
-    float *p = b->arena;
+    AW_RETURN_IF(wdt != AW_DT_F32 && wdt != AW_DT_F16 && wdt != AW_DT_BF16, AW_ERR_DTYPE,
+                 "block weights in %s: expected F32, F16 or BF16", aw_dtype_name(wdt));
+    size_t esz = aw_dtype_size(wdt);
+    /* floats first: their alignment then holds for the weights after them */
+    b->arena = malloc(block_small(c) * sizeof(float) + block_weights(c) * esz);
+    AW_RETURN_IF(!b->arena, AW_ERR_NOMEM, "out of memory for a block of %zu parameters", block_weights(c));
+    b->wdt = wdt;
     int d = c->hidden_size;
+    float *p = b->arena;
     for (int l = 0; l < AW_LIN_COUNT; l++) {
         aw_linear *ln = &b->lin[l];
         linear_dims(c, (aw_linear_id)l, &ln->in, &ln->out);
-        ln->w = p;
-        p += (size_t)ln->in * ln->out;
         ln->b = p;
         p += ln->out;
     }
@@ -61,6 +74,11 @@ aw_status aw_block_create(const aw_opt_config *c, aw_block *b)
     b->ln1_b = p, p += d;
     b->ln2_g = p, p += d;
     b->ln2_b = p, p += d;
+    uint8_t *w = (uint8_t *)p;
+    for (int l = 0; l < AW_LIN_COUNT; l++) {
+        b->lin[l].w = w;
+        w += (size_t)b->lin[l].in * b->lin[l].out * esz;
+    }
     return AW_OK;
 }
 
@@ -71,12 +89,41 @@ void aw_block_destroy(aw_block *b)
     memset(b, 0, sizeof *b);
 }
 
-void aw_block_copy(const aw_opt_config *c, aw_block *dst, const aw_block *src)
+const float *aw_linear_f32(const aw_block *b, aw_linear_id l, float *scratch)
 {
-    memcpy(dst->arena, src->arena, block_floats(c) * sizeof(float));
+    const aw_linear *ln = &b->lin[l];
+    if (b->wdt == AW_DT_F32) return ln->w;
+    /* the dtype was checked at creation, so the conversion cannot fail */
+    (void)aw_convert_to_f32(b->wdt, ln->w, scratch, (size_t)ln->in * ln->out);
+    return scratch;
 }
 
-/* Read a named f32 view, checking shape (done by inspect's check too) and values. */
+aw_status aw_block_convert(aw_block *dst, const aw_block *src)
+{
+    for (int l = 0; l < AW_LIN_COUNT; l++) {
+        const aw_linear *s = &src->lin[l];
+        aw_linear *d = &dst->lin[l];
+        size_t n = (size_t)s->in * s->out;
+        memcpy(d->b, s->b, (size_t)s->out * sizeof(float));
+        if (src->wdt == dst->wdt) {
+            memcpy(d->w, s->w, n * aw_dtype_size(src->wdt));
+        } else if (dst->wdt == AW_DT_F32) {
+            AW_TRY(aw_convert_to_f32(src->wdt, s->w, d->w, n));
+        } else {
+            AW_RETURN_IF(src->wdt != AW_DT_F32, AW_ERR_DTYPE, "block conversion %s -> %s",
+                         aw_dtype_name(src->wdt), aw_dtype_name(dst->wdt));
+            AW_TRY(aw_convert_from_f32(dst->wdt, s->w, d->w, n));
+        }
+    }
+    size_t d = (size_t)(src->ln1_b - src->ln1_g);
+    memcpy(dst->ln1_g, src->ln1_g, d * sizeof(float));
+    memcpy(dst->ln1_b, src->ln1_b, d * sizeof(float));
+    memcpy(dst->ln2_g, src->ln2_g, d * sizeof(float));
+    memcpy(dst->ln2_b, src->ln2_b, d * sizeof(float));
+    return AW_OK;
+}
+
+/* Read a named tensor as f32 into dst, checking its size and values. */
 static aw_status load_tensor(const aw_model_files *mf, const char *name, float *dst, size_t n)
 {
     const aw_st_file *f = NULL;
@@ -93,58 +140,73 @@ static aw_status load_tensor(const aw_model_files *mf, const char *name, float *
 
 aw_status aw_block_load(const aw_opt_config *c, const aw_model_files *mf, int layer, aw_block *b)
 {
+    static const aw_block_tensor w_of[AW_LIN_COUNT] = {AW_BT_Q_W, AW_BT_K_W, AW_BT_V_W,
+                                                       AW_BT_O_W, AW_BT_FC1_W, AW_BT_FC2_W};
+    static const aw_block_tensor b_of[AW_LIN_COUNT] = {AW_BT_Q_B, AW_BT_K_B, AW_BT_V_B,
+                                                       AW_BT_O_B, AW_BT_FC1_B, AW_BT_FC2_B};
     char name[128];
-    float *dst[AW_BT_COUNT] = {
-        [AW_BT_Q_W] = b->lin[AW_LIN_Q].w,     [AW_BT_Q_B] = b->lin[AW_LIN_Q].b,
-        [AW_BT_K_W] = b->lin[AW_LIN_K].w,     [AW_BT_K_B] = b->lin[AW_LIN_K].b,
-        [AW_BT_V_W] = b->lin[AW_LIN_V].w,     [AW_BT_V_B] = b->lin[AW_LIN_V].b,
-        [AW_BT_O_W] = b->lin[AW_LIN_O].w,     [AW_BT_O_B] = b->lin[AW_LIN_O].b,
-        [AW_BT_FC1_W] = b->lin[AW_LIN_FC1].w, [AW_BT_FC1_B] = b->lin[AW_LIN_FC1].b,
-        [AW_BT_FC2_W] = b->lin[AW_LIN_FC2].w, [AW_BT_FC2_B] = b->lin[AW_LIN_FC2].b,
-        [AW_BT_LN1_W] = b->ln1_g,             [AW_BT_LN1_B] = b->ln1_b,
-        [AW_BT_LN2_W] = b->ln2_g,             [AW_BT_LN2_B] = b->ln2_b,
-    };
-    for (int t = 0; t < AW_BT_COUNT; t++) {
-        int ndim;
-        int64_t shape[2];
-        aw_block_tensor_shape(c, (aw_block_tensor)t, &ndim, shape);
-        aw_block_tensor_name(layer, (aw_block_tensor)t, name, sizeof name);
-        AW_TRY(load_tensor(mf, name, dst[t], (size_t)shape[0] * (size_t)(ndim == 2 ? shape[1] : 1)));
+    size_t max_w = 0;
+    for (int l = 0; l < AW_LIN_COUNT; l++)
+        if ((size_t)b->lin[l].in * b->lin[l].out > max_w) max_w = (size_t)b->lin[l].in * b->lin[l].out;
+    /* weights pass through one f32 scratch (checked for NaN/Inf there) */
+    float *tmp = malloc(max_w * sizeof(float));
+    AW_RETURN_IF(!tmp, AW_ERR_NOMEM, "layer %d: out of memory", layer);
+    aw_status st = AW_OK;
+    for (int l = 0; l < AW_LIN_COUNT && st == AW_OK; l++) {
+        aw_linear *ln = &b->lin[l];
+        size_t n = (size_t)ln->in * ln->out;
+        aw_block_tensor_name(layer, w_of[l], name, sizeof name);
+        st = load_tensor(mf, name, tmp, n);
+        if (st == AW_OK) st = aw_convert_from_f32(b->wdt, tmp, ln->w, n);
+        aw_block_tensor_name(layer, b_of[l], name, sizeof name);
+        if (st == AW_OK) st = load_tensor(mf, name, ln->b, (size_t)ln->out);
     }
-    return AW_OK;
+    const struct {
+        aw_block_tensor t;
+        float *dst;
+    } lns[4] = {{AW_BT_LN1_W, b->ln1_g}, {AW_BT_LN1_B, b->ln1_b}, {AW_BT_LN2_W, b->ln2_g}, {AW_BT_LN2_B, b->ln2_b}};
+    for (int i = 0; i < 4 && st == AW_OK; i++) {
+        aw_block_tensor_name(layer, lns[i].t, name, sizeof name);
+        st = load_tensor(mf, name, lns[i].dst, (size_t)c->hidden_size);
+    }
+    free(tmp);
+    return st;
+}
+
+uint64_t aw_qblock_bytes(const aw_opt_config *c)
+{
+    size_t n_f = 2 * (5 * (size_t)c->hidden_size + (size_t)c->ffn_dim) /* bias, bias_plain */
+                 + 4 * (size_t)c->hidden_size                          /* LayerNorms */
+                 + 3 * (size_t)c->hidden_size + (size_t)c->ffn_dim;    /* s per tap */
+    return n_f * sizeof(float) + block_weights(c);
 }
 
 aw_status aw_qblock_create(const aw_opt_config *c, aw_qblock *q)
 {
     memset(q, 0, sizeof *q);
-    AW_TRY(aw_block_create(c, &q->eq));
-    size_t n_i8 = 0, n_f = 0;
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
-        n_i8 += (size_t)q->eq.lin[l].in * q->eq.lin[l].out;
-        n_f += (size_t)q->eq.lin[l].out;
-    }
-    size_t tap_in[AW_TAP_COUNT] = {(size_t)c->hidden_size, (size_t)c->hidden_size,
-                                   (size_t)c->hidden_size, (size_t)c->ffn_dim};
-    for (int t = 0; t < AW_TAP_COUNT; t++) n_f += tap_in[t];
-    /* floats first (alignment), then the int8 codes */
-    q->arena = malloc(n_f * sizeof(float) + n_i8);
-    if (!q->arena) {
-        aw_block_destroy(&q->eq);
-        return AW_FAIL(AW_ERR_NOMEM, "out of memory for a quantized block");
-    }
+    q->arena = malloc(aw_qblock_bytes(c));
+    AW_RETURN_IF(!q->arena, AW_ERR_NOMEM, "out of memory for a quantized block");
+    int d = c->hidden_size;
     float *pf = q->arena;
     for (int l = 0; l < AW_LIN_COUNT; l++) {
-        q->bias[l] = pf;
-        pf += q->eq.lin[l].out;
+        aw_qlinear *ql = &q->lin[l];
+        linear_dims(c, (aw_linear_id)l, &ql->in, &ql->out);
+        ql->bias = pf, pf += ql->out;
+        ql->bias_plain = pf, pf += ql->out;
     }
+    q->ln1_g = pf, pf += d;
+    q->ln1_b = pf, pf += d;
+    q->ln2_g = pf, pf += d;
+    q->ln2_b = pf, pf += d;
+    int tap_in[AW_TAP_COUNT] = {d, d, d, c->ffn_dim};
     for (int t = 0; t < AW_TAP_COUNT; t++) {
         q->s[t] = pf;
         pf += tap_in[t];
     }
     int8_t *pi = (int8_t *)pf;
     for (int l = 0; l < AW_LIN_COUNT; l++) {
-        q->wq[l] = pi;
-        pi += (size_t)q->eq.lin[l].in * q->eq.lin[l].out;
+        q->lin[l].wq = pi;
+        pi += (size_t)q->lin[l].in * q->lin[l].out;
     }
     return AW_OK;
 }
@@ -152,7 +214,6 @@ aw_status aw_qblock_create(const aw_opt_config *c, aw_qblock *q)
 void aw_qblock_destroy(aw_qblock *q)
 {
     if (!q) return;
-    aw_block_destroy(&q->eq);
     free(q->arena);
     memset(q, 0, sizeof *q);
 }

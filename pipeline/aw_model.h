@@ -23,30 +23,40 @@ extern const char *const aw_tap_names[AW_TAP_COUNT];    /* "ln1->qkv", ... */
 aw_tap_id aw_linear_tap(aw_linear_id l);
 
 typedef struct {
-    float *w; /* (out, in) */
-    float *b; /* (out) */
+    void *w;      /* (out, in) in the block's weight dtype */
+    float *b;     /* (out) */
     int in, out;
 } aw_linear;
 
-/* f32 parameters of one decoder block (views into arena). */
+/* Parameters of one decoder block (views into arena): linear weights in
+ * wdt (the checkpoint's dtype, 2 bytes a value for F16/BF16; F32 for the
+ * equalized block that exists only while its layer is quantized), biases
+ * and LayerNorms in f32. */
 typedef struct {
-    float *arena;
+    void *arena;
+    aw_dtype wdt;
     aw_linear lin[AW_LIN_COUNT];
     float *ln1_g, *ln1_b, *ln2_g, *ln2_b; /* (d) */
 } aw_block;
 
-/* A block after equalization and INT8: the folded LayerNorms (and folded
- * fp weights, kept for reference), INT8 weights, steps and corrected biases.
- * Non-quantized values are rounded to the checkpoint dtype, so that what is
- * validated is exactly what is written. */
+/* One W8A8 linear of a quantized block. */
 typedef struct {
-    aw_block eq;                    /* equalized, not quantized */
+    int8_t *wq;        /* (out, in) */
+    float *bias;       /* (out) corrected bias, as written */
+    float *bias_plain; /* (out) the bias without correction, as it would be written */
+    float w_step, x_step; /* weight step, static input step */
+    int in, out;
+} aw_qlinear;
+
+/* A block after equalization and INT8: folded LayerNorms, INT8 weights,
+ * steps, corrected biases and the equalization factors. Non-quantized
+ * values are rounded to the checkpoint dtype, so that what is validated is
+ * exactly what is written. About 1 byte per weight. */
+typedef struct {
     void *arena;
-    int8_t *wq[AW_LIN_COUNT];       /* (out, in) */
-    float *bias[AW_LIN_COUNT];      /* (out) corrected bias */
-    float w_step[AW_LIN_COUNT];
-    float x_step[AW_LIN_COUNT];     /* static activation step of the layer's input */
-    float *s[AW_TAP_COUNT];         /* equalization factors (in) per tap; 1 where none */
+    aw_qlinear lin[AW_LIN_COUNT];
+    float *ln1_g, *ln1_b, *ln2_g, *ln2_b; /* (d) folded */
+    float *s[AW_TAP_COUNT];               /* equalization factors (in) per tap; 1 where none */
 } aw_qblock;
 
 /* Model-level parameters: embeddings (the head is tied) and the final LN. */
@@ -62,13 +72,21 @@ typedef struct {
  * output by them gives the layer's output in the model's own coordinates. */
 const float *aw_qblock_out_scale(const aw_qblock *q, aw_linear_id l);
 
-/* Allocate a block for shape c (values uninitialised); destroy accepts NULL members. */
-aw_status aw_block_create(const aw_opt_config *c, aw_block *b);
+
+/* Allocate a block for shape c with weights in wdt (F32, F16 or BF16;
+ * values uninitialised); destroy accepts a zeroed block. */
+aw_status aw_block_create(const aw_opt_config *c, aw_dtype wdt, aw_block *b);
 void aw_block_destroy(aw_block *b);
-/* Deep copy src into dst (same shape, created). */
-void aw_block_copy(const aw_opt_config *c, aw_block *dst, const aw_block *src);
-/* Read block `layer` from a checkpoint (converted to f32); AW_ERR_NONFINITE
- * naming file and tensor if a value is NaN or Inf. */
+/* dst (created, any wdt) = src, weights converted to dst's dtype. */
+aw_status aw_block_convert(aw_block *dst, const aw_block *src);
+/* Linear l's weights as f32: the block's own array when wdt is F32, else
+ * converted into scratch (in * out floats). */
+const float *aw_linear_f32(const aw_block *b, aw_linear_id l, float *scratch);
+/* Bytes a block of shape c takes with weights in wdt (for plans). */
+uint64_t aw_block_bytes(const aw_opt_config *c, aw_dtype wdt);
+uint64_t aw_qblock_bytes(const aw_opt_config *c);
+/* Read block `layer` from a checkpoint (weights converted to the block's
+ * wdt); AW_ERR_NONFINITE naming file and tensor if a value is NaN or Inf. */
 aw_status aw_block_load(const aw_opt_config *c, const aw_model_files *mf, int layer, aw_block *b);
 
 aw_status aw_qblock_create(const aw_opt_config *c, aw_qblock *q);

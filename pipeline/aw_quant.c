@@ -80,12 +80,6 @@ float aw_round_to_dtype(float v, aw_dtype dt)
     }
 }
 
-static void round_vec(float *v, int n, aw_dtype dt)
-{
-    if (dt == AW_DT_F32) return;
-    for (int i = 0; i < n; i++) v[i] = aw_round_to_dtype(v[i], dt);
-}
-
 /* rw_j = max over the given layers' column j of |W|. */
 static void col_absmax(const aw_linear *const *lins, int n_lins, float *rw)
 {
@@ -94,7 +88,7 @@ static void col_absmax(const aw_linear *const *lins, int n_lins, float *rw)
     for (int k = 0; k < n_lins; k++) {
         const aw_linear *l = lins[k];
         for (int i = 0; i < l->out; i++) {
-            const float *row = l->w + (size_t)i * in;
+            const float *row = (const float *)l->w + (size_t)i * in;
             for (int j = 0; j < in; j++) {
                 float a = fabsf(row[j]);
                 rw[j] = a > rw[j] ? a : rw[j];
@@ -120,7 +114,7 @@ static void clamp_row_fold(const aw_linear *p, const float *rx, float *s, int n)
     float live = tmp[n / 2] / 16.0f;
     float m = 0.0f;
     for (int j = 0; j < n; j++) {
-        tmp[j] = aw_k_absmax(p->w + (size_t)j * p->in, (size_t)p->in); /* rowmax_j */
+        tmp[j] = aw_k_absmax((const float *)p->w + (size_t)j * p->in, (size_t)p->in); /* rowmax_j */
         if (rx[j] >= live && tmp[j] / s[j] > m) m = tmp[j] / s[j];
     }
     for (int j = 0; j < n && m > 0.0f; j++) {
@@ -130,12 +124,10 @@ static void clamp_row_fold(const aw_linear *p, const float *rx, float *s, int n)
     free(tmp);
 }
 
-/* Compute and apply the fold of one tap to q->eq; q->s[tap] gets the factors. */
+/* Compute and apply the fold of one tap to the f32 block e; s gets the factors. */
 static void fold_tap(const aw_opt_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
-                     aw_qblock *q)
+                     aw_block *e, float *s)
 {
-    aw_block *e = &q->eq;
-    float *s = q->s[tap];
     int in = st->in[tap];
     const aw_linear *consumers[3];
     int n_cons = 0;
@@ -163,7 +155,7 @@ static void fold_tap(const aw_opt_config *c, aw_tap_id tap, const aw_stats *st, 
     }
     for (int k = 0; k < n_cons; k++) {
         aw_linear *l = (aw_linear *)consumers[k];
-        aw_k_scale_cols(l->w, l->out, l->in, s);
+        aw_k_scale_cols((float *)l->w, l->out, l->in, s);
     }
     /* the producer of x gets 1/s: x' = x / s */
     switch (tap) {
@@ -172,40 +164,57 @@ static void fold_tap(const aw_opt_config *c, aw_tap_id tap, const aw_stats *st, 
         aw_k_div_vec(e->ln1_b, in, s);
         break;
     case AW_TAP_O: /* attention is linear in V, per channel */
-        aw_k_div_rows(e->lin[AW_LIN_V].w, e->lin[AW_LIN_V].b, c->hidden_size, c->hidden_size, s);
+        aw_k_div_rows((float *)e->lin[AW_LIN_V].w, e->lin[AW_LIN_V].b, c->hidden_size, c->hidden_size, s);
         break;
     case AW_TAP_FC1:
         aw_k_div_vec(e->ln2_g, in, s);
         aw_k_div_vec(e->ln2_b, in, s);
         break;
     default: /* ReLU is positive-homogeneous and s > 0 */
-        aw_k_div_rows(e->lin[AW_LIN_FC1].w, e->lin[AW_LIN_FC1].b, c->ffn_dim, c->hidden_size, s);
+        aw_k_div_rows((float *)e->lin[AW_LIN_FC1].w, e->lin[AW_LIN_FC1].b, c->ffn_dim, c->hidden_size, s);
         break;
     }
+}
+
+aw_status aw_equalize_block(const aw_opt_config *c, const aw_block *fp, const aw_stats *st,
+                            const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT])
+{
+    AW_RETURN_IF(eq->wdt != AW_DT_F32, AW_ERR_DTYPE, "equalized block must be F32");
+    AW_TRY(aw_block_convert(eq, fp));
+    for (int t = 0; t < AW_TAP_COUNT; t++)
+        for (int j = 0; j < st->in[t]; j++) s[t][j] = 1.0f;
+    for (int t = 0; t < AW_TAP_COUNT; t++)
+        if (aw_method_uses_tap(m, (aw_tap_id)t)) fold_tap(c, (aw_tap_id)t, st, m->alpha, eq, s[t]);
+    return AW_OK;
+}
+
+static void copy_rounded(float *dst, const float *src, int n, aw_dtype dt)
+{
+    for (int i = 0; i < n; i++) dst[i] = aw_round_to_dtype(src[i], dt);
 }
 
 aw_status aw_quantize_block(const aw_opt_config *c, int layer, const aw_block *fp,
                             const aw_stats *st, const aw_method *m, aw_qblock *q)
 {
     AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "layer %d: no calibration tokens observed", layer);
-    aw_block_copy(c, &q->eq, fp);
-    for (int t = 0; t < AW_TAP_COUNT; t++)
-        for (int j = 0; j < st->in[t]; j++) q->s[t][j] = 1.0f;
-    for (int t = 0; t < AW_TAP_COUNT; t++)
-        if (aw_method_uses_tap(m, (aw_tap_id)t)) fold_tap(c, (aw_tap_id)t, st, m->alpha, q);
-    /* LayerNorms are stored in the checkpoint dtype: validate what is written */
-    aw_block *e = &q->eq;
-    round_vec(e->ln1_g, c->hidden_size, m->param_dtype);
-    round_vec(e->ln1_b, c->hidden_size, m->param_dtype);
-    round_vec(e->ln2_g, c->hidden_size, m->param_dtype);
-    round_vec(e->ln2_b, c->hidden_size, m->param_dtype);
-
+    aw_block eq;
+    AW_TRY(aw_block_create(c, AW_DT_F32, &eq));
     size_t max_in = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
     double *mean = malloc(max_in * sizeof *mean);
-    AW_RETURN_IF(!mean, AW_ERR_NOMEM, "layer %d: out of memory", layer);
-    aw_status status = AW_OK;
+    aw_status status = mean ? AW_OK : AW_FAIL(AW_ERR_NOMEM, "layer %d: out of memory", layer);
+    if (status == AW_OK) status = aw_equalize_block(c, fp, st, m, &eq, q->s);
+    if (status == AW_OK) {
+        /* LayerNorms are stored in the checkpoint dtype: validate what is written */
+        int d = c->hidden_size;
+        copy_rounded(q->ln1_g, eq.ln1_g, d, m->param_dtype);
+        copy_rounded(q->ln1_b, eq.ln1_b, d, m->param_dtype);
+        copy_rounded(q->ln2_g, eq.ln2_g, d, m->param_dtype);
+        copy_rounded(q->ln2_b, eq.ln2_b, d, m->param_dtype);
+    }
     for (int l = 0; l < AW_LIN_COUNT && status == AW_OK; l++) {
-        aw_linear *ln = &e->lin[l];
+        const aw_linear *ln = &eq.lin[l];
+        const float *w = ln->w;
+        aw_qlinear *ql = &q->lin[l];
         aw_tap_id tap = aw_linear_tap((aw_linear_id)l);
         const float *s = q->s[tap];
         /* activation range and mean after the fold */
@@ -215,27 +224,28 @@ aw_status aw_quantize_block(const aw_opt_config *c, int layer, const aw_block *f
             rx = r > rx ? r : rx;
             mean[j] = st->sum[tap][j] / (double)st->tokens / (double)s[j];
         }
-        q->x_step[l] = aw_round_to_dtype(aw_k_int8_step(rx), m->scale_dtype);
-        q->w_step[l] = aw_round_to_dtype(aw_k_int8_step(aw_k_absmax(ln->w, (size_t)ln->in * ln->out)),
-                                         m->scale_dtype);
-        if (!isfinite(q->x_step[l]) || !isfinite(q->w_step[l]) || q->x_step[l] <= 0 || q->w_step[l] <= 0) {
+        ql->x_step = aw_round_to_dtype(aw_k_int8_step(rx), m->scale_dtype);
+        ql->w_step = aw_round_to_dtype(aw_k_int8_step(aw_k_absmax(w, (size_t)ln->in * ln->out)), m->scale_dtype);
+        if (!isfinite(ql->x_step) || !isfinite(ql->w_step) || ql->x_step <= 0 || ql->w_step <= 0) {
             status = AW_FAIL(AW_ERR_NONFINITE, "layer %d %s: quantization step is not finite (weights %g, input %g)",
-                             layer, aw_linear_names[l], q->w_step[l], q->x_step[l]);
+                             layer, aw_linear_names[l], ql->w_step, ql->x_step);
             break;
         }
-        aw_k_quantize_i8(ln->w, (size_t)ln->in * ln->out, q->w_step[l], q->wq[l]);
+        aw_k_quantize_i8(w, (size_t)ln->in * ln->out, ql->w_step, ql->wq);
         for (int i = 0; i < ln->out; i++) {
             double delta = 0.0;
             if (m->bias_correction) {
                 /* (Q(W') - W') E[x'] for output i */
-                const float *w = ln->w + (size_t)i * ln->in;
-                const int8_t *wq = q->wq[l] + (size_t)i * ln->in;
+                const float *wr = w + (size_t)i * ln->in;
+                const int8_t *wq = ql->wq + (size_t)i * ln->in;
                 for (int j = 0; j < ln->in; j++)
-                    delta += ((double)wq[j] * q->w_step[l] - (double)w[j]) * mean[j];
+                    delta += ((double)wq[j] * ql->w_step - (double)wr[j]) * mean[j];
             }
-            q->bias[l][i] = aw_round_to_dtype((float)((double)ln->b[i] - delta), m->param_dtype);
+            ql->bias[i] = aw_round_to_dtype((float)((double)ln->b[i] - delta), m->param_dtype);
+            ql->bias_plain[i] = aw_round_to_dtype(ln->b[i], m->param_dtype);
         }
     }
     free(mean);
+    aw_block_destroy(&eq);
     return status;
 }

@@ -58,6 +58,12 @@ int aw_method_uses_tap(const aw_method *m, aw_tap_id t);
 /* Equalization factor of one channel (see above). */
 float aw_eq_factor(float rx, float rw, float alpha);
 
+/* The equalized (folded, not quantized) block: eq (created with wdt F32)
+ * gets fp with the method's folds applied, s[tap] the factors. Exact in
+ * floating point: the block computes the same function. */
+aw_status aw_equalize_block(const aw_opt_config *c, const aw_block *fp, const aw_stats *st,
+                            const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT]);
+
 /* Equalize, quantize and bias-correct block `layer` (fp, untouched) with
  * its statistics into q (created). AW_ERR_VALIDATION if no token was
  * observed; AW_ERR_NONFINITE (naming the layer) if a step is not finite. */

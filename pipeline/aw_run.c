@@ -152,37 +152,36 @@ static aw_status alloc_layers(run_state *s)
     AW_RETURN_IF(!s->fp || !s->q || !s->stats || !s->val, AW_ERR_NOMEM, "out of memory");
     s->n_layers = n;
     for (int l = 0; l < n; l++) {
-        AW_TRY(aw_block_create(&s->cfg, &s->fp[l]));
+        AW_TRY(aw_block_create(&s->cfg, s->cfg.torch_dtype, &s->fp[l]));
         AW_TRY(aw_stats_create(&s->cfg, &s->stats[l]));
     }
     return AW_OK;
 }
 
-static void fill_metrics(const run_state *s, const aw_method *m, aw_run_result *r)
+static void fill_metrics(const run_state *s, aw_run_result *r)
 {
     r->worst_rel_err = 0;
     for (int l = 0; l < s->n_layers; l++) {
         const aw_layer_val *v = &s->val[l];
         for (int k = 0; k < AW_LIN_COUNT; k++) {
             aw_layer_metrics *lm = &r->layers[l * AW_LIN_COUNT + k];
-            const aw_linear *eq = &s->q[l].eq.lin[k];
+            const aw_qlinear *ql = &s->q[l].lin[k];
             lm->rel_err = v->sq_ref[k] > 0 ? sqrt(v->sq_err[k] / v->sq_ref[k]) : 0.0;
             lm->sqnr_db = v->sq_err[k] > 0 ? 10.0 * log10(v->sq_ref[k] / v->sq_err[k]) : INFINITY;
-            lm->w_step = s->q[l].w_step[k];
-            lm->x_step = s->q[l].x_step[k];
+            lm->w_step = ql->w_step;
+            lm->x_step = ql->x_step;
             /* mean output error per channel, with the bias written and with
              * the bias the layer would have had without correction */
             const float *so = aw_qblock_out_scale(&s->q[l], (aw_linear_id)k);
             double bc = 0, nobc = 0;
-            for (int i = 0; i < eq->out; i++) {
+            for (int i = 0; i < ql->out; i++) {
                 double e = v->tokens ? v->col_err[k][i] / (double)v->tokens : 0.0;
-                double plain = aw_round_to_dtype(eq->b[i], m->param_dtype);
-                double e0 = e + (plain - s->q[l].bias[k][i]) * (so ? so[i] : 1.0);
+                double e0 = e + ((double)ql->bias_plain[i] - ql->bias[i]) * (so ? so[i] : 1.0);
                 bc += e * e;
                 nobc += e0 * e0;
             }
-            lm->bias_err = sqrt(bc / eq->out);
-            lm->bias_err_nobc = sqrt(nobc / eq->out);
+            lm->bias_err = sqrt(bc / ql->out);
+            lm->bias_err_nobc = sqrt(nobc / ql->out);
             if (lm->rel_err > r->worst_rel_err) {
                 r->worst_rel_err = lm->rel_err;
                 snprintf(r->worst_layer, sizeof r->worst_layer, "layers.%d.%s", l, aw_linear_names[k]);
@@ -286,7 +285,7 @@ aw_status aw_run(const aw_run_opts *o, aw_run_result *r)
     r->n_layers = s.n_layers;
     r->layers = calloc((size_t)s.n_layers * AW_LIN_COUNT, sizeof *r->layers);
     AW_GOTO_IF(!r->layers, AW_ERR_NOMEM, "out of memory");
-    fill_metrics(&s, &method, r);
+    fill_metrics(&s, r);
     r->t_valid = aw_now() - t0;
     AW_GOTO_IF(o->max_rel_error > 0 && r->worst_rel_err > o->max_rel_error, AW_ERR_VALIDATION,
                "%s: relative error %.4g exceeds --max-rel-error %g", r->worst_layer, r->worst_rel_err,

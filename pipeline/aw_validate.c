@@ -31,17 +31,26 @@ void aw_layer_val_destroy(aw_layer_val *v)
     memset(v, 0, sizeof *v);
 }
 
+uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T)
+{
+    size_t wide = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
+    size_t n = (size_t)max_T * wide, nw = (size_t)c->hidden_size * (size_t)c->ffn_dim;
+    return n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float);
+}
+
 aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, aw_val_ws *w)
 {
     memset(w, 0, sizeof *w);
     size_t wide = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
     size_t n = (size_t)max_T * wide;
-    w->arena = malloc(n * (3 * sizeof(float) + sizeof(int32_t) + 1));
+    size_t nw = (size_t)c->hidden_size * (size_t)c->ffn_dim;
+    w->arena = malloc(n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float));
     AW_RETURN_IF(!w->arena, AW_ERR_NOMEM, "out of memory for validation scratch (%zu values)", n);
     float *p = w->arena;
     w->xs = p, p += n;
     w->yf = p, p += n;
     w->yq = p, p += n;
+    w->wconv = p, p += nw;
     w->acc = (int32_t *)p;
     w->xq = (int8_t *)(w->acc + n);
     return AW_OK;
@@ -67,7 +76,7 @@ void aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in
     for (int l = 0; l < AW_LIN_COUNT; l++) {
         if (aw_linear_tap((aw_linear_id)l) != tap) continue;
         const aw_linear *ln = &v->fp->lin[l];
-        aw_k_linear(x, ln->w, ln->b, v->ws->yf, T, ln->in, ln->out);
+        aw_k_linear(x, aw_linear_f32(v->fp, (aw_linear_id)l, v->ws->wconv), ln->b, v->ws->yf, T, ln->in, ln->out);
         aw_linear_w8a8(v->q, (aw_linear_id)l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc);
         const float *so = aw_qblock_out_scale(v->q, (aw_linear_id)l);
         if (so) /* back to the model's coordinates */

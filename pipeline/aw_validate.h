@@ -33,11 +33,14 @@ void aw_layer_val_destroy(aw_layer_val *v);
 typedef struct {
     void *arena;
     float *xs, *yf, *yq; /* (T, max(d, ffn)) */
+    float *wconv;        /* (d * ffn) fp weights widened to f32 */
     int8_t *xq;
     int32_t *acc;
 } aw_val_ws;
 
 aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, aw_val_ws *w);
+/* Bytes aw_val_ws_create allocates (for plans). */
+uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T);
 void aw_val_ws_destroy(aw_val_ws *w);
 
 /* Context of the tap observer aw_validate_observe. */

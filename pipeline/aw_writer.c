@@ -78,8 +78,8 @@ aw_status aw_block_out_entries(const aw_opt_config *c, int layer, const aw_qbloc
     const struct {
         aw_block_tensor bt;
         const float *v;
-    } lns[4] = {{AW_BT_LN1_W, q->eq.ln1_g}, {AW_BT_LN1_B, q->eq.ln1_b},
-                {AW_BT_LN2_W, q->eq.ln2_g}, {AW_BT_LN2_B, q->eq.ln2_b}};
+    } lns[4] = {{AW_BT_LN1_W, q->ln1_g}, {AW_BT_LN1_B, q->ln1_b},
+                {AW_BT_LN2_W, q->ln2_g}, {AW_BT_LN2_B, q->ln2_b}};
     for (int i = 0; i < 4; i++, k++) {
         aw_block_tensor_name(layer, lns[i].bt, names[k], sizeof names[k]);
         AW_TRY(aw_convert_from_f32(m->param_dtype, lns[i].v, pp, (size_t)d));
@@ -89,18 +89,21 @@ aw_status aw_block_out_entries(const aw_opt_config *c, int layer, const aw_qbloc
     static const aw_block_tensor w_of[AW_LIN_COUNT] = {AW_BT_Q_W, AW_BT_K_W, AW_BT_V_W,
                                                        AW_BT_O_W, AW_BT_FC1_W, AW_BT_FC2_W};
     for (int l = 0; l < AW_LIN_COUNT; l++) {
-        const aw_linear *ln = &q->eq.lin[l];
-        char base[128];
-        aw_block_tensor_name(layer, w_of[l], base, sizeof base);
+        const aw_qlinear *ln = &q->lin[l];
+        /* "<module>" of "<module>.weight": OPT names are far below 96 bytes,
+         * so every "<module>.<param>" fits the 128-byte name slots */
+        char base[96];
+        AW_RETURN_IF(aw_block_tensor_name(layer, w_of[l], base, sizeof base) < 0, AW_ERR_ARG,
+                     "layer %d: tensor name too long", layer);
         base[strlen(base) - strlen(".weight")] = '\0';
 
         snprintf(names[k], sizeof names[k], "%s.weight", base);
         e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = AW_DT_I8, .ndim = 2,
-                               .shape = {ln->out, ln->in}, .data = q->wq[l]};
+                               .shape = {ln->out, ln->in}, .data = ln->wq};
 
         uint8_t *ws = scale_buf + (size_t)(2 * l) * 4, *xs = scale_buf + (size_t)(2 * l + 1) * 4;
-        AW_TRY(aw_convert_from_f32(m->scale_dtype, &q->w_step[l], ws, 1));
-        AW_TRY(aw_convert_from_f32(m->scale_dtype, &q->x_step[l], xs, 1));
+        AW_TRY(aw_convert_from_f32(m->scale_dtype, &ln->w_step, ws, 1));
+        AW_TRY(aw_convert_from_f32(m->scale_dtype, &ln->x_step, xs, 1));
         (void)ssz;
         snprintf(names[k], sizeof names[k], "%s.weight_scale", base);
         e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->scale_dtype, .ndim = 1, .shape = {1}, .data = ws};
@@ -108,7 +111,7 @@ aw_status aw_block_out_entries(const aw_opt_config *c, int layer, const aw_qbloc
         e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->scale_dtype, .ndim = 1, .shape = {1}, .data = xs};
 
         snprintf(names[k], sizeof names[k], "%s.bias", base);
-        AW_TRY(aw_convert_from_f32(m->param_dtype, q->bias[l], pp, (size_t)ln->out));
+        AW_TRY(aw_convert_from_f32(m->param_dtype, ln->bias, pp, (size_t)ln->out));
         e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->param_dtype, .ndim = 1,
                                .shape = {ln->out}, .data = pp};
         pp += (size_t)ln->out * psz;
@@ -155,7 +158,7 @@ aw_status aw_write_checkpoint(const char *out_dir, const char *model_dir, const 
 
     AW_CHECK(aw_outdir_begin(out_dir, &od));
     size_t block_bytes = aw_block_out_param_bytes(c, m);
-    for (int l = 0; l < AW_LIN_COUNT; l++) block_bytes += (size_t)q[0].eq.lin[l].in * q[0].eq.lin[l].out + 8;
+    for (int l = 0; l < AW_LIN_COUNT; l++) block_bytes += (size_t)q[0].lin[l].in * q[0].lin[l].out + 8;
 
     /* shards: 1 = embeddings + final LN, then blocks packed up to the limit */
     int n_shards = 1;

@@ -121,7 +121,7 @@ static void hand_load(hand *h, const char *dir, int calib_seqs)
     int L = (int)h->tok.seq_len;
     aw_assert_status(aw_fwd_ws_create(&h->cfg, calib_seqs, L, &h->ws), AW_OK, NULL);
     for (int l = 0; l < 3; l++) {
-        aw_assert_status(aw_block_create(&h->cfg, &h->fp[l]), AW_OK, NULL);
+        aw_assert_status(aw_block_create(&h->cfg, h->cfg.torch_dtype, &h->fp[l]), AW_OK, NULL);
         aw_assert_status(aw_block_load(&h->cfg, h->mf, l, &h->fp[l]), AW_OK, NULL);
         aw_assert_status(aw_stats_create(&h->cfg, &h->st[l]), AW_OK, NULL);
         aw_assert_status(aw_qblock_create(&h->cfg, &h->q[l]), AW_OK, NULL);
@@ -176,8 +176,8 @@ static void test_fold_is_exact(void **state)
     aw_block eq[3];
     float max_s = 1.0f, min_s = 1.0f;
     for (int l = 0; l < 3; l++) {
-        aw_assert_status(aw_quantize_block(&h.cfg, l, &h.fp[l], &h.st[l], &m, &h.q[l]), AW_OK, NULL);
-        eq[l] = h.q[l].eq;
+        aw_assert_status(aw_block_create(&h.cfg, AW_DT_F32, &eq[l]), AW_OK, NULL);
+        aw_assert_status(aw_equalize_block(&h.cfg, &h.fp[l], &h.st[l], &m, &eq[l], h.q[l].s), AW_OK, NULL);
         for (int t = 0; t < AW_TAP_COUNT; t++)
             for (int j = 0; j < h.st[l].in[t]; j++) {
                 max_s = fmaxf(max_s, h.q[l].s[t][j]);
@@ -197,6 +197,7 @@ static void test_fold_is_exact(void **state)
     assert_true(ref > 0);
     free(a);
     free(b);
+    for (int l = 0; l < 3; l++) aw_block_destroy(&eq[l]);
     hand_free(&h);
 }
 
