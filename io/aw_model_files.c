@@ -304,3 +304,106 @@ fail:
     json_decref(root);
     return st;
 }
+
+/* Export format: "AWMF1\0", u64 dir length, dir, u64 shard count, then per
+ * shard: u64 path length, path, u64 header length, header bytes. */
+static int buf_put(uint8_t **p, size_t *len, size_t *cap, const void *src, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t nc = (*cap ? *cap * 2 : 4096);
+        while (nc < *len + n) nc *= 2;
+        uint8_t *q = realloc(*p, nc);
+        if (!q) return -1;
+        *p = q;
+        *cap = nc;
+    }
+    memcpy(*p + *len, src, n);
+    *len += n;
+    return 0;
+}
+
+static int buf_put_blob(uint8_t **p, size_t *len, size_t *cap, const void *src, size_t n)
+{
+    uint64_t v = n;
+    return buf_put(p, len, cap, &v, sizeof v) || buf_put(p, len, cap, src, n);
+}
+
+aw_status aw_mf_export(const aw_model_files *mf, uint8_t **out, size_t *out_len)
+{
+    uint8_t *p = NULL;
+    size_t len = 0, cap = 0;
+    int bad = buf_put(&p, &len, &cap, "AWMF1", 6) || buf_put_blob(&p, &len, &cap, mf->dir, strlen(mf->dir));
+    uint64_t ns = mf->n_shards;
+    bad = bad || buf_put(&p, &len, &cap, &ns, sizeof ns);
+    for (size_t s = 0; s < mf->n_shards && !bad; s++) {
+        uint8_t *hdr = NULL;
+        size_t hl = 0;
+        aw_status st = aw_st_header_bytes(mf->shards[s], &hdr, &hl);
+        if (st != AW_OK) {
+            free(p);
+            return st;
+        }
+        const char *path = aw_st_label(mf->shards[s]);
+        bad = buf_put_blob(&p, &len, &cap, path, strlen(path)) || buf_put_blob(&p, &len, &cap, hdr, hl);
+        free(hdr);
+    }
+    if (bad) {
+        free(p);
+        return AW_FAIL(AW_ERR_NOMEM, "%s: out of memory exporting the tensor table", mf->dir);
+    }
+    *out = p;
+    *out_len = len;
+    return AW_OK;
+}
+
+/* Read a length-prefixed blob at *off; NULL if it does not fit. */
+static const uint8_t *buf_get_blob(const uint8_t *b, size_t len, size_t *off, size_t *n)
+{
+    uint64_t v;
+    if (len - *off < sizeof v) return NULL;
+    memcpy(&v, b + *off, sizeof v);
+    *off += sizeof v;
+    if (v > len - *off) return NULL;
+    const uint8_t *r = b + *off;
+    *off += (size_t)v;
+    *n = (size_t)v;
+    return r;
+}
+
+aw_status aw_mf_import(const void *buf, size_t len, aw_model_files **out)
+{
+    *out = NULL;
+    const uint8_t *b = buf;
+    size_t off = 6, n = 0;
+    AW_RETURN_IF(len < 6 || memcmp(b, "AWMF1", 6) != 0, AW_ERR_ARG, "tensor table: bad magic");
+    aw_model_files *mf = calloc(1, sizeof *mf);
+    AW_RETURN_IF(!mf, AW_ERR_NOMEM, "out of memory");
+    aw_status st = AW_OK;
+    const uint8_t *dir = buf_get_blob(b, len, &off, &n);
+    uint64_t ns = 0;
+    AW_GOTO_IF(!dir || len - off < sizeof ns, AW_ERR_ARG, "tensor table: truncated");
+    mf->dir = strndup((const char *)dir, n);
+    memcpy(&ns, b + off, sizeof ns);
+    off += sizeof ns;
+    AW_GOTO_IF(!mf->dir || ns > len, AW_ERR_ARG, "tensor table: bad shard count");
+    mf->shards = calloc(ns ? ns : 1, sizeof *mf->shards);
+    AW_GOTO_IF(!mf->shards, AW_ERR_NOMEM, "out of memory");
+    for (uint64_t s = 0; s < ns; s++) {
+        size_t pl = 0, hl = 0;
+        const uint8_t *path = buf_get_blob(b, len, &off, &pl);
+        const uint8_t *hdr = path ? buf_get_blob(b, len, &off, &hl) : NULL;
+        AW_GOTO_IF(!hdr, AW_ERR_ARG, "tensor table: truncated");
+        char *p = strndup((const char *)path, pl);
+        AW_GOTO_IF(!p, AW_ERR_NOMEM, "out of memory");
+        st = aw_st_open_with_header(p, hdr, hl, &mf->shards[s]);
+        free(p);
+        if (st != AW_OK) goto fail;
+        mf->n_shards++;
+    }
+    AW_CHECK(collect(mf));
+    *out = mf;
+    return AW_OK;
+fail:
+    aw_mf_close(mf);
+    return st;
+}

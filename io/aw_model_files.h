@@ -39,6 +39,13 @@ aw_status aw_mf_find(const aw_model_files *mf, const char *name,
 /* Total bytes of tensor data. */
 uint64_t aw_mf_total_bytes(const aw_model_files *mf);
 
+/* Serialise the opened folder (shard paths and header bytes) into a
+ * malloc'd buffer, for rank 0 to broadcast; caller frees. */
+aw_status aw_mf_export(const aw_model_files *mf, uint8_t **buf, size_t *len);
+/* Rebuild from aw_mf_export's bytes: shard files are opened for their data
+ * only (headers come from the buffer and are validated again). */
+aw_status aw_mf_import(const void *buf, size_t len, aw_model_files **out);
+
 /* Write model.safetensors.index.json atomically into dir: tensor_names[i]
  * lives in shard_names[i]; keys sorted; metadata.total_size = total_size. */
 aw_status aw_mf_write_index(const char *dir, const char *const *tensor_names,

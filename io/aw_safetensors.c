@@ -412,6 +412,44 @@ fail:
     return st;
 }
 
+aw_status aw_st_header_bytes(const aw_st_file *f, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    AW_RETURN_IF(f->fd < 0, AW_ERR_ARG, "%s: not a file", f->label);
+    size_t n = (size_t)f->data_offset;
+    uint8_t *buf = malloc(n);
+    AW_RETURN_IF(!buf, AW_ERR_NOMEM, "%s: out of memory for its header", f->label);
+    aw_status st = aw_pread_full(f->fd, buf, n, 0, f->label);
+    if (st != AW_OK) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    *len = n;
+    return AW_OK;
+}
+
+aw_status aw_st_open_with_header(const char *path, const void *hdr, size_t hdr_len, aw_st_file **out)
+{
+    *out = NULL;
+    AW_RETURN_IF(hdr_len < 8, AW_ERR_ST_TRUNCATED, "%s: header of %zu bytes", path, hdr_len);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    AW_RETURN_IF(fd < 0, AW_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    aw_status st = AW_OK;
+    struct stat sb;
+    AW_GOTO_IF(fstat(fd, &sb) != 0, AW_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    uint64_t n;
+    AW_CHECK(check_prefix(path, hdr, (uint64_t)sb.st_size, &n));
+    AW_GOTO_IF(n + 8 != hdr_len, AW_ERR_ST_HEADER_SIZE, "%s: header is %" PRIu64 " bytes here, %zu where it was read",
+               path, n + 8, hdr_len);
+    AW_CHECK(st_build(path, (const char *)hdr + 8, (size_t)n, (uint64_t)sb.st_size, out));
+    (*out)->fd = fd;
+    return AW_OK;
+fail:
+    close(fd);
+    return st;
+}
+
 aw_status aw_st_open_mem(const void *buf, size_t len, const char *label, aw_st_file **out)
 {
     *out = NULL;

@@ -50,6 +50,14 @@ aw_status aw_st_open_mem(const void *buf, size_t len, const char *label, aw_st_f
 /* Release; accepts NULL. */
 void aw_st_close(aw_st_file *f);
 
+/* The 8-byte prefix and JSON header of an open file, re-read into a
+ * malloc'd buffer (caller frees): what rank 0 broadcasts. */
+aw_status aw_st_header_bytes(const aw_st_file *f, uint8_t **out, size_t *len);
+/* Open path for its data, taking the prefix + header from hdr (as another
+ * rank read it) instead of reading them; validated against this file's size
+ * exactly as aw_st_open does. */
+aw_status aw_st_open_with_header(const char *path, const void *hdr, size_t hdr_len, aw_st_file **out);
+
 const char *aw_st_label(const aw_st_file *f);     /* the path or label */
 size_t aw_st_count(const aw_st_file *f);          /* number of tensors */
 uint64_t aw_st_data_offset(const aw_st_file *f);  /* 8 + N: file offset of the data section */

@@ -124,3 +124,28 @@ aw_status aw_comm_agree(const aw_comm *c, aw_status local)
     if (local != AW_OK) return local;
     return AW_FAIL(AW_ERR_REMOTE, "rank %d: %s", first, w.msg);
 }
+
+static aw_comm aw_world_comm;
+static int aw_world_ready;
+
+static void aw_world_fini(void)
+{
+    if (aw_world_ready) aw_comm_finalize(&aw_world_comm);
+    aw_world_ready = 0;
+}
+
+const aw_comm *aw_comm_world(void)
+{
+    if (!aw_world_ready) {
+        if (aw_comm_init(NULL, NULL, &aw_world_comm) != AW_OK) return NULL;
+        aw_world_ready = 1;
+        atexit(aw_world_fini);
+    }
+    return &aw_world_comm;
+}
+
+aw_status aw_comm_split(const aw_comm *c, int color, int key, MPI_Comm *out)
+{
+    AW_TRY(AW_MPI(MPI_Comm_split(c->world, color, key, out)));
+    return AW_MPI(MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN));
+}

@@ -26,6 +26,14 @@ aw_status aw_comm_init(int *argc, char ***argv, aw_comm *c);
 /* Free the communicator and finalise MPI if aw_comm_init initialised it. */
 void aw_comm_finalize(aw_comm *c);
 
+/* The process's world, initialised (MPI_Init_thread) on first use and
+ * finalised at exit. NULL with the error set if MPI cannot start. */
+const aw_comm *aw_comm_world(void);
+
+/* Split world into sub-communicators: ranks with the same color, ordered by
+ * key. */
+aw_status aw_comm_split(const aw_comm *c, int color, int key, MPI_Comm *out);
+
 /* Broadcast root's buffer (and status) to every rank. On root, *buf and *len are
  * the input and stay owned by the caller; on the others *buf is malloc'd
  * here (caller frees). If root_status != AW_OK on root, every other rank

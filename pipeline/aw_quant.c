@@ -36,10 +36,13 @@ aw_status aw_stats_create(const aw_opt_config *c, aw_stats *s)
     int in[AW_TAP_COUNT] = {d, d, d, c->ffn_dim};
     size_t n = 0;
     for (int t = 0; t < AW_TAP_COUNT; t++) n += (size_t)in[t];
-    s->arena = calloc(n, sizeof(double) + sizeof(float));
+    s->arena = calloc(1, (2 * n + 1) * sizeof(double) + n * sizeof(float));
     AW_RETURN_IF(!s->arena, AW_ERR_NOMEM, "out of memory for statistics");
-    double *pd = s->arena;
-    float *pf = (float *)(pd + n);
+    s->n_sum = n;
+    s->sum_all = s->arena;
+    s->part = s->sum_all + n;
+    double *pd = s->sum_all;
+    float *pf = (float *)(s->part + n + 1);
     for (int t = 0; t < AW_TAP_COUNT; t++) {
         s->in[t] = in[t];
         s->sum[t] = pd, pd += in[t];
@@ -58,8 +61,21 @@ void aw_stats_destroy(aw_stats *s)
 void aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
 {
     aw_stats *s = ctx;
-    s->nonfinite += aw_k_stats_accum(x, T, in, s->absmax[tap], s->sum[tap]);
-    if (tap == AW_TAP_QKV) s->tokens += (uint64_t)T;
+    double *part = s->part + (s->sum[tap] - s->sum_all);
+    s->nonfinite += aw_k_stats_accum(x, T, in, s->absmax[tap], part);
+    if (tap == AW_TAP_QKV) s->part[s->n_sum] += (double)T;
+}
+
+void aw_stats_take_part(aw_stats *s, double *dst)
+{
+    memcpy(dst, s->part, (s->n_sum + 1) * sizeof(double));
+    memset(s->part, 0, (s->n_sum + 1) * sizeof(double));
+}
+
+void aw_stats_add_part(aw_stats *s, const double *part)
+{
+    for (size_t i = 0; i < s->n_sum; i++) s->sum_all[i] += part[i];
+    s->tokens += (uint64_t)part[s->n_sum];
 }
 
 float aw_eq_factor(float rx, float rw, float alpha)

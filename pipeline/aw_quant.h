@@ -25,19 +25,32 @@
 #include "aw_dtype.h"
 #include "aw_model.h"
 
+/* Statistics of one layer's four taps. Sums are kept per block of samples
+ * (part) and added into the totals in block order (aw_stats_add_part), so
+ * that one rank and many replicas add the same numbers in the same order:
+ * the result never depends on the rank count. */
 typedef struct {
     void *arena;
     int in[AW_TAP_COUNT];
-    float *absmax[AW_TAP_COUNT]; /* (in) running max |x| */
-    double *sum[AW_TAP_COUNT];   /* (in) running sum of x */
-    uint64_t tokens;             /* tokens observed (per tap) */
-    uint64_t nonfinite;          /* non-finite activations seen (not counted) */
+    size_t n_sum;                 /* 3d + ffn: all taps' channels side by side */
+    float *absmax[AW_TAP_COUNT];  /* (in) running max |x| (order-free, exact) */
+    double *sum[AW_TAP_COUNT];    /* (in) total sum of x, views into sum_all */
+    double *sum_all;              /* (n_sum) */
+    double *part;                 /* (n_sum + 1) this block's sums, then its token count */
+    uint64_t tokens;              /* tokens observed (per tap) */
+    uint64_t nonfinite;           /* non-finite activations seen (not counted) */
 } aw_stats;
 
 aw_status aw_stats_create(const aw_opt_config *c, aw_stats *s);
 void aw_stats_destroy(aw_stats *s);
-/* An aw_tap_fn: ctx is an aw_stats. */
+/* An aw_tap_fn: ctx is an aw_stats; sums go to the current block's part. */
 void aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
+/* Doubles in a block's part (sums, then the token count). */
+static inline size_t aw_stats_part_len(const aw_stats *s) { return s->n_sum + 1; }
+/* Copy the current block's part to dst (part_len doubles) and clear it. */
+void aw_stats_take_part(aw_stats *s, double *dst);
+/* totals += a block's part (call in block order). */
+void aw_stats_add_part(aw_stats *s, const double *part);
 
 typedef enum { AW_METHOD_RTN = 0, AW_METHOD_SMOOTHQUANT, AW_METHOD_AWEQ, AW_METHOD_COUNT } aw_method_kind;
 

@@ -21,8 +21,6 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
     json_object_set_new(root, "bias_correction", json_boolean(o->method.bias_correction));
     json_object_set_new(root, "weights", json_string("int8, symmetric, per tensor"));
     json_object_set_new(root, "activations", json_string("int8, symmetric, per tensor, static"));
-    json_object_set_new(root, "backend", json_string(aw_backend_name(r->backend.kind)));
-    json_object_set_new(root, "device", json_string(r->backend.device_name));
     json_t *cal = json_object();
     json_object_set_new(cal, "sequences", json_integer(r->calib_seqs));
     json_object_set_new(cal, "heldout_sequences", json_integer(r->holdout_seqs));
@@ -52,12 +50,8 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
         }
     }
     json_object_set_new(root, "layers", layers);
-    json_t *t = json_object();
-    json_object_set_new(t, "load_s", json_real(r->t_load));
-    json_object_set_new(t, "calibrate_s", json_real(r->t_calib));
-    json_object_set_new(t, "quantize_s", json_real(r->t_quant));
-    json_object_set_new(t, "validate_s", json_real(r->t_valid));
-    json_object_set_new(root, "timings", t);
+    /* no timings, ranks or devices here: the report is part of the
+     * checkpoint, whose bytes must not depend on how the job was run */
     *out = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     json_decref(root);
     AW_RETURN_IF(!*out, AW_ERR_NOMEM, "out of memory for the report");
@@ -88,4 +82,12 @@ void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
             (unsigned long long)r->e2e.n_pred);
     fprintf(out, "time: load %.2f s, calibrate %.2f s, quantize %.2f s, validate %.2f s, write %.2f s\n",
             r->t_load, r->t_calib, r->t_quant, r->t_valid, r->t_write);
+    if (r->rank_peak_mb) {
+        fprintf(out, "ranks: %d = %d stage(s) x %d replica(s); backend %s (%s)\n", r->world, r->stages,
+                r->replicas, aw_backend_name(r->backend.kind), r->backend.device_name);
+        for (int k = 0; k < r->world; k++)
+            fprintf(out, "  rank %d: stage %d, replica %d, layers %d-%d, peak memory %.0f MB\n", k,
+                    k / r->replicas, k % r->replicas, r->rank_first_layer[k], r->rank_last_layer[k] - 1,
+                    r->rank_peak_mb[k]);
+    }
 }

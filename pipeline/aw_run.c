@@ -1,18 +1,32 @@
-/* aw_run.c - the quantization job on one rank (see aw_run.h). */
+/* aw_run.c - the quantization job over MPI ranks (see aw_run.h).
+ *
+ * Layout (from the plan): rank = stage * R + replica. Stage s holds layers
+ * [first_layer[s], first_layer[s+1]). Blocks of B samples are numbered
+ * b = 0..nb-1; replica j handles the blocks with b % R == j, and each block
+ * streams through the stages of its replica chain. Every sum (statistics,
+ * validation errors, end-to-end) is kept per block and added in block order
+ * after an allgather among the replicas of a stage, so the result is the
+ * same bytes whatever the number of stages and replicas. */
 #include "aw_run.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "aw_forward.h"
 #include "aw_fs.h"
 #include "aw_inspect.h"
 #include "aw_kernels.h"
 #include "aw_model.h"
+#include "aw_outdir.h"
+#include "aw_plan_cmd.h"
+#include "aw_sched.h"
 #include "aw_tokens.h"
 #include "aw_writer.h"
 
@@ -30,7 +44,7 @@ void aw_run_defaults(aw_run_opts *o)
     o->method.alpha = 0.5f;
     o->method.bias_correction = 1;
     o->method.param_dtype = AW_DT_F16;
-    o->method.scale_dtype = AW_DT_F32;
+    o->method.scale_dtype = AW_DT_F16;
     o->holdout = 0.2;
     o->batch = 8;
     o->backend_want = -1;
@@ -40,60 +54,82 @@ void aw_run_result_free(aw_run_result *r)
 {
     if (!r) return;
     free(r->layers);
+    free(r->rank_first_layer);
+    free(r->rank_last_layer);
+    free(r->rank_peak_mb);
     r->layers = NULL;
+    r->rank_first_layer = r->rank_last_layer = NULL;
+    r->rank_peak_mb = NULL;
 }
 
-double aw_e2e_ppl_fp(const aw_e2e *e) { return e->n_pred ? exp(e->nll_fp / e->n_pred) : NAN; }
-double aw_e2e_ppl_q(const aw_e2e *e) { return e->n_pred ? exp(e->nll_q / e->n_pred) : NAN; }
-double aw_e2e_kl(const aw_e2e *e) { return e->n_pred ? e->kl / e->n_pred : NAN; }
-double aw_e2e_top1(const aw_e2e *e) { return e->n_pred ? (double)e->top1_agree / e->n_pred : NAN; }
+double aw_e2e_ppl_fp(const aw_e2e *e) { return e->n_pred > 0 ? exp(e->nll_fp / e->n_pred) : NAN; }
+double aw_e2e_ppl_q(const aw_e2e *e) { return e->n_pred > 0 ? exp(e->nll_q / e->n_pred) : NAN; }
+double aw_e2e_kl(const aw_e2e *e) { return e->n_pred > 0 ? e->kl / e->n_pred : NAN; }
+double aw_e2e_top1(const aw_e2e *e) { return e->n_pred > 0 ? e->top1_agree / e->n_pred : NAN; }
 
-/* Everything one rank holds for its layers. */
+/* Where this rank sits. */
+typedef struct {
+    const aw_comm *w;
+    MPI_Comm stage_comm, chain_comm;
+    aw_plan plan;
+    int stage, replica, S, R;
+    int l0, nl; /* my layers: [l0, l0 + nl) */
+    int is_first, is_last;
+} topo;
+
+/* Everything one rank holds. */
 typedef struct {
     aw_opt_config cfg;
+    aw_method method;
     aw_model_files *mf;
     aw_tokens tokens;
+    uint32_t n_calib, n_hold;
+    int L, B;
     aw_model_ends ends;
-    int n_layers;
     aw_block *fp;
     aw_qblock *q;
     aw_stats *stats;
     aw_layer_val *val;
     aw_fwd_ws ws;
     aw_val_ws vws;
-    float *h_fp, *h_q;
+    float *buf[2];                 /* hand-off buffers, 2 * B * L * d floats each */
     float *lx, *logits_fp, *logits_q;
+    double **parts;                /* per layer: my blocks' parts, n_my_max x part_len */
+    aw_e2e *e2e_parts;             /* last stage: my held-out blocks' end-to-end sums */
 } run_state;
 
-static void state_free(run_state *s)
+static void state_free(run_state *s, const topo *t)
 {
-    for (int l = 0; l < s->n_layers; l++) {
+    for (int l = 0; l < t->nl; l++) {
         if (s->fp) aw_block_destroy(&s->fp[l]);
         if (s->q) aw_qblock_destroy(&s->q[l]);
         if (s->stats) aw_stats_destroy(&s->stats[l]);
         if (s->val) aw_layer_val_destroy(&s->val[l]);
+        if (s->parts) free(s->parts[l]);
     }
+    free(s->parts);
     free(s->fp);
     free(s->q);
     free(s->stats);
     free(s->val);
+    free(s->e2e_parts);
     aw_fwd_ws_destroy(&s->ws);
     aw_val_ws_destroy(&s->vws);
     aw_ends_destroy(&s->ends);
     aw_tokens_free(&s->tokens);
     aw_mf_close(s->mf);
-    free(s->h_fp);
-    free(s->h_q);
+    free(s->buf[0]);
+    free(s->buf[1]);
     free(s->lx);
     free(s->logits_fp);
     free(s->logits_q);
     memset(s, 0, sizeof *s);
 }
 
-static void progress(const aw_run_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress(const aw_run_opts *o, const char *fmt, ...)
+static void progress(const aw_run_opts *o, const topo *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void progress(const aw_run_opts *o, const topo *t, const char *fmt, ...)
 {
-    if (o->quiet) return;
+    if (o->quiet || t->w->rank != 0) return;
     va_list ap;
     va_start(ap, fmt);
     fputs("aweq-dist: ", stderr);
@@ -104,7 +140,9 @@ static void progress(const aw_run_opts *o, const char *fmt, ...)
 
 #define AW_LOGIT_CHUNK 128
 
-static aw_status load(const aw_run_opts *o, run_state *s)
+/* ---- rank 0: read, check, plan; then everyone gets the same job ---------- */
+
+static aw_status load_root(const aw_run_opts *o, run_state *s)
 {
     char *cfg_path = aw_path_join(o->model_dir, "config.json");
     char *tok_path = o->calib_path ? NULL : aw_path_join(o->model_dir, "calibration.tokens");
@@ -126,182 +164,578 @@ static aw_status load(const aw_run_opts *o, run_state *s)
     return st;
 }
 
-/* Sequence split: the first n_calib sequences calibrate, the rest validate. */
-static aw_status split(const aw_run_opts *o, const aw_tokens *t, uint32_t *n_calib, uint32_t *n_hold)
+/* The first n_calib sequences calibrate, the rest validate. */
+static aw_status split(const aw_run_opts *o, run_state *s)
 {
+    const aw_tokens *t = &s->tokens;
     AW_RETURN_IF(!(o->holdout >= 0.0 && o->holdout < 1.0), AW_ERR_ARG,
                  "--holdout %g: expected a share in [0, 1)", o->holdout);
+    AW_RETURN_IF(t->n_seq > UINT32_MAX, AW_ERR_TOKENS, "too many sequences");
     uint64_t h = (uint64_t)llround(o->holdout * (double)t->n_seq);
     if (o->holdout > 0 && h == 0) h = 1;
     AW_RETURN_IF(h >= t->n_seq, AW_ERR_ARG,
                  "%llu calibration sequences leave none for calibration after holding out %llu",
                  (unsigned long long)t->n_seq, (unsigned long long)h);
-    AW_RETURN_IF(t->n_seq > UINT32_MAX, AW_ERR_TOKENS, "too many sequences");
-    *n_hold = (uint32_t)h;
-    *n_calib = (uint32_t)(t->n_seq - h);
+    s->n_hold = (uint32_t)h;
+    s->n_calib = (uint32_t)(t->n_seq - h);
     return AW_OK;
 }
 
-static aw_status alloc_layers(run_state *s)
+/* This node's memory shared by the ranks on it: the default budget. */
+static uint64_t default_mem_per_rank(const aw_comm *w)
 {
-    int n = s->cfg.num_hidden_layers;
-    s->fp = calloc((size_t)n, sizeof *s->fp);
-    s->q = calloc((size_t)n, sizeof *s->q);
-    s->stats = calloc((size_t)n, sizeof *s->stats);
-    s->val = calloc((size_t)n, sizeof *s->val);
-    AW_RETURN_IF(!s->fp || !s->q || !s->stats || !s->val, AW_ERR_NOMEM, "out of memory");
-    s->n_layers = n;
-    for (int l = 0; l < n; l++) {
-        AW_TRY(aw_block_create(&s->cfg, s->cfg.torch_dtype, &s->fp[l]));
-        AW_TRY(aw_stats_create(&s->cfg, &s->stats[l]));
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(w->world, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGE_SIZE);
+    return phys / (uint64_t)(local > 0 ? local : 1);
+}
+
+static aw_status make_plan(const aw_run_opts *o, const run_state *s, int world, uint64_t mem, aw_plan *p)
+{
+    aw_plan_costs k;
+    AW_TRY(aw_plan_costs_for(&s->cfg, (int)s->tokens.seq_len, o->batch, s->n_calib, s->n_hold, &k));
+    /* CPU ranks: a modest sustained rate; only the balance matters here */
+    aw_plan_rates rates = {.flops_per_s = 50e9, .read_bytes_per_s = 1e9};
+    return aw_plan_make(&k, &rates, world, mem, o->stages, o->replicas, p);
+}
+
+/* Job wire format: plan | cfg | n_calib | n_hold | tokens header | ids | tensor table. */
+static aw_status pack_job(const run_state *s, const aw_plan *p, uint8_t **out, size_t *len)
+{
+    uint8_t *mfb = NULL;
+    size_t mfl = 0;
+    AW_TRY(aw_mf_export(s->mf, &mfb, &mfl));
+    size_t ids = (size_t)s->tokens.n_seq * s->tokens.seq_len * sizeof(uint32_t);
+    size_t n = sizeof *p + sizeof s->cfg + 2 * sizeof(uint32_t) + 2 * sizeof(uint32_t) + sizeof(uint64_t) + ids + mfl;
+    uint8_t *b = malloc(n), *q = b;
+    if (!b) {
+        free(mfb);
+        return AW_FAIL(AW_ERR_NOMEM, "out of memory packing the job");
+    }
+#define PUT(src, sz) (memcpy(q, (src), (sz)), q += (sz))
+    PUT(p, sizeof *p);
+    PUT(&s->cfg, sizeof s->cfg);
+    PUT(&s->n_calib, sizeof(uint32_t));
+    PUT(&s->n_hold, sizeof(uint32_t));
+    PUT(&s->tokens.vocab_size, sizeof(uint32_t));
+    PUT(&s->tokens.seq_len, sizeof(uint32_t));
+    PUT(&s->tokens.n_seq, sizeof(uint64_t));
+    PUT(s->tokens.ids, ids);
+    PUT(mfb, mfl);
+#undef PUT
+    free(mfb);
+    *out = b;
+    *len = n;
+    return AW_OK;
+}
+
+static aw_status unpack_job(const uint8_t *b, size_t len, run_state *s, aw_plan *p)
+{
+    size_t fixed = sizeof *p + sizeof s->cfg + 4 * sizeof(uint32_t) + sizeof(uint64_t);
+    AW_RETURN_IF(len < fixed, AW_ERR_MPI, "job message truncated");
+    const uint8_t *q = b;
+#define GET(dst, sz) (memcpy((dst), q, (sz)), q += (sz))
+    GET(p, sizeof *p);
+    GET(&s->cfg, sizeof s->cfg);
+    GET(&s->n_calib, sizeof(uint32_t));
+    GET(&s->n_hold, sizeof(uint32_t));
+    GET(&s->tokens.vocab_size, sizeof(uint32_t));
+    GET(&s->tokens.seq_len, sizeof(uint32_t));
+    GET(&s->tokens.n_seq, sizeof(uint64_t));
+    size_t ids = (size_t)s->tokens.n_seq * s->tokens.seq_len * sizeof(uint32_t);
+    AW_RETURN_IF(len - fixed < ids, AW_ERR_MPI, "job message truncated");
+    s->tokens.ids = malloc(ids ? ids : 1);
+    AW_RETURN_IF(!s->tokens.ids, AW_ERR_NOMEM, "out of memory for the tokens");
+    GET(s->tokens.ids, ids);
+#undef GET
+    return aw_mf_import(q, len - (size_t)(q - b), &s->mf);
+}
+
+/* Rank 0 reads and plans; every rank leaves with the same job and plan. */
+static aw_status setup(const aw_run_opts *o, run_state *s, topo *t)
+{
+    const aw_comm *w = t->w;
+    uint8_t *job = NULL;
+    size_t len = 0;
+    aw_status st = AW_OK;
+    /* collective: every rank takes part, rank 0 uses it */
+    uint64_t node_mem = default_mem_per_rank(w);
+    if (w->rank == 0) {
+        uint64_t mem = o->mem_per_rank_gb > 0 ? (uint64_t)(o->mem_per_rank_gb * 1e9) : node_mem;
+        st = load_root(o, s);
+        if (st == AW_OK) st = split(o, s);
+        if (st == AW_OK) st = make_plan(o, s, w->size, mem, &t->plan);
+        if (st == AW_OK) st = pack_job(s, &t->plan, &job, &len);
+    }
+    void *buf = job;
+    st = aw_comm_bcast_bytes(w, 0, st, &buf, &len);
+    if (st == AW_OK && w->rank != 0) {
+        st = unpack_job(buf, len, s, &t->plan);
+        free(buf);
+    }
+    free(job);
+    st = aw_comm_agree(w, st);
+    if (st != AW_OK) return st;
+    t->S = t->plan.stages;
+    t->R = t->plan.replicas;
+    t->stage = aw_plan_stage_of(&t->plan, w->rank);
+    t->replica = aw_plan_replica_of(&t->plan, w->rank);
+    t->l0 = t->plan.first_layer[t->stage];
+    t->nl = t->plan.first_layer[t->stage + 1] - t->l0;
+    t->is_first = t->stage == 0;
+    t->is_last = t->stage == t->S - 1;
+    s->L = (int)s->tokens.seq_len;
+    s->B = o->batch;
+    AW_TRY(aw_comm_split(w, t->stage, t->replica, &t->stage_comm));
+    AW_TRY(aw_comm_split(w, t->replica, t->stage, &t->chain_comm));
+    return AW_OK;
+}
+
+/* ---- loading this rank's layers ------------------------------------------ */
+
+/* Sequences in block b of a pass of nseq sequences. */
+static int block_seqs(uint32_t nseq, int B, int b)
+{
+    uint32_t left = nseq - (uint32_t)b * (uint32_t)B;
+    return (int)(left < (uint32_t)B ? left : (uint32_t)B);
+}
+
+static int n_blocks(uint32_t n_seqs, int B) { return (int)((n_seqs + (uint32_t)B - 1) / (uint32_t)B); }
+static int n_mine(int nb, const topo *t) { return nb > t->replica ? (nb - t->replica + t->R - 1) / t->R : 0; }
+
+static aw_status load_local(run_state *s, const topo *t)
+{
+    const aw_opt_config *c = &s->cfg;
+    int d = c->hidden_size, nl = t->nl;
+    size_t maxT = (size_t)s->B * s->L;
+    s->fp = calloc((size_t)nl, sizeof *s->fp);
+    s->q = calloc((size_t)nl, sizeof *s->q);
+    s->stats = calloc((size_t)nl, sizeof *s->stats);
+    s->val = calloc((size_t)nl, sizeof *s->val);
+    s->parts = calloc((size_t)nl, sizeof *s->parts);
+    AW_RETURN_IF(!s->fp || !s->q || !s->stats || !s->val || !s->parts, AW_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < nl; l++) {
+        AW_TRY(aw_block_create(c, c->torch_dtype, &s->fp[l]));
+        AW_TRY(aw_block_load(c, s->mf, t->l0 + l, &s->fp[l]));
+        AW_TRY(aw_stats_create(c, &s->stats[l]));
+    }
+    if (t->is_first || t->is_last) AW_TRY(aw_ends_load(c, s->mf, &s->ends));
+    AW_TRY(aw_fwd_ws_create(c, s->B, s->L, &s->ws));
+    for (int i = 0; i < 2; i++) {
+        s->buf[i] = malloc(2 * maxT * d * sizeof(float));
+        AW_RETURN_IF(!s->buf[i], AW_ERR_NOMEM, "out of memory for hand-off buffers of %zu tokens", maxT);
     }
     return AW_OK;
 }
 
-static void fill_metrics(const run_state *s, aw_run_result *r)
+/* ---- streaming blocks of samples through the stages ----------------------- */
+
+typedef enum { PASS_CALIB, PASS_VALID } pass_kind;
+
+/* Compute one block of samples on this rank's layers. */
+static void compute_block(run_state *s, const topo *t, pass_kind pass, int k, float *h, int ns, int b,
+                          uint32_t first_seq)
 {
-    r->worst_rel_err = 0;
-    for (int l = 0; l < s->n_layers; l++) {
-        const aw_layer_val *v = &s->val[l];
-        for (int k = 0; k < AW_LIN_COUNT; k++) {
-            aw_layer_metrics *lm = &r->layers[l * AW_LIN_COUNT + k];
-            const aw_qlinear *ql = &s->q[l].lin[k];
-            lm->rel_err = v->sq_ref[k] > 0 ? sqrt(v->sq_err[k] / v->sq_ref[k]) : 0.0;
-            lm->sqnr_db = v->sq_err[k] > 0 ? 10.0 * log10(v->sq_ref[k] / v->sq_err[k]) : INFINITY;
-            lm->w_step = ql->w_step;
-            lm->x_step = ql->x_step;
-            /* mean output error per channel, with the bias written and with
-             * the bias the layer would have had without correction */
-            const float *so = aw_qblock_out_scale(&s->q[l], (aw_linear_id)k);
-            double bc = 0, nobc = 0;
-            for (int i = 0; i < ql->out; i++) {
-                double e = v->tokens ? v->col_err[k][i] / (double)v->tokens : 0.0;
-                double e0 = e + ((double)ql->bias_plain[i] - ql->bias[i]) * (so ? so[i] : 1.0);
-                bc += e * e;
-                nobc += e0 * e0;
-            }
-            lm->bias_err = sqrt(bc / ql->out);
-            lm->bias_err_nobc = sqrt(nobc / ql->out);
-            if (lm->rel_err > r->worst_rel_err) {
-                r->worst_rel_err = lm->rel_err;
-                snprintf(r->worst_layer, sizeof r->worst_layer, "layers.%d.%s", l, aw_linear_names[k]);
-            }
+    const aw_opt_config *c = &s->cfg;
+    int L = s->L, d = c->hidden_size, T = ns * L;
+    float *hq = h + (size_t)T * d;
+    const uint32_t *tok = s->tokens.ids + ((size_t)first_seq + (size_t)b * s->B) * L;
+    if (t->is_first) {
+        aw_model_embed(c, &s->ends, tok, ns, L, h);
+        if (pass == PASS_VALID) memcpy(hq, h, (size_t)T * d * sizeof(float));
+    }
+    for (int l = 0; l < t->nl; l++) {
+        if (pass == PASS_CALIB) {
+            aw_block_forward(c, &s->fp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, &s->stats[l]);
+            aw_stats_take_part(&s->stats[l], s->parts[l] + (size_t)k * aw_stats_part_len(&s->stats[l]));
+        } else {
+            aw_val_ctx vc = {.fp = &s->fp[l], .q = &s->q[l], .val = &s->val[l], .ws = &s->vws};
+            aw_block_forward(c, &s->fp[l], NULL, h, ns, L, &s->ws, aw_validate_observe, &vc);
+            aw_block_forward(c, NULL, &s->q[l], hq, ns, L, &s->ws, NULL, NULL);
+            aw_layer_val_take_part(&s->val[l], s->parts[l] + (size_t)k * s->val[l].n);
         }
     }
+    if (pass == PASS_VALID && t->is_last) {
+        aw_e2e e = {0};
+        aw_e2e_accum(c, &s->ends, h, hq, tok, ns, L, s->lx, s->logits_fp, s->logits_q, AW_LOGIT_CHUNK, &e);
+        s->e2e_parts[k] = e;
+    }
 }
 
-aw_status aw_run(const aw_run_opts *o, aw_run_result *r)
+/* Stream this replica's blocks of one pass: receive from the previous stage
+ * (non-blocking, the next block's receive posted before computing), compute,
+ * send to the next stage (non-blocking, double-buffered). */
+static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_kind pass)
+{
+    uint32_t first_seq = pass == PASS_CALIB ? 0 : s->n_calib;
+    uint32_t nseq = pass == PASS_CALIB ? s->n_calib : s->n_hold;
+    int nb = n_blocks(nseq, s->B), nm = n_mine(nb, t);
+    int width = pass == PASS_CALIB ? 1 : 2; /* validation carries the fp and the W8A8 stream */
+    size_t d = (size_t)s->cfg.hidden_size;
+    MPI_Request rreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    MPI_Request sreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    aw_status st = AW_OK;
+    int tag0 = pass == PASS_CALIB ? 0 : 1 << 24;
+#define SEQS(kk) block_seqs(nseq, s->B, t->replica + (kk) * t->R)
+#define COUNT(kk) ((int)((size_t)width * (size_t)SEQS(kk) * (size_t)s->L * d))
+    if (!t->is_first && nm > 0)
+        AW_CHECK(AW_MPI(MPI_Irecv(s->buf[0], COUNT(0), MPI_FLOAT, t->stage - 1, tag0 + t->replica,
+                                  t->chain_comm, &rreq[0])));
+    for (int k = 0; k < nm; k++) {
+        int b = t->replica + k * t->R, cur = k % 2, nxt = (k + 1) % 2;
+        if (t->is_first) {
+            AW_CHECK(AW_MPI(MPI_Wait(&sreq[cur], MPI_STATUS_IGNORE))); /* block k-2 left this buffer */
+        } else {
+            AW_CHECK(AW_MPI(MPI_Wait(&rreq[cur], MPI_STATUS_IGNORE)));
+            if (k + 1 < nm) {
+                AW_CHECK(AW_MPI(MPI_Wait(&sreq[nxt], MPI_STATUS_IGNORE)));
+                AW_CHECK(AW_MPI(MPI_Irecv(s->buf[nxt], COUNT(k + 1), MPI_FLOAT, t->stage - 1,
+                                          tag0 + b + t->R, t->chain_comm, &rreq[nxt])));
+            }
+        }
+        compute_block(s, t, pass, k, s->buf[cur], SEQS(k), b, first_seq);
+        if (!t->is_last)
+            AW_CHECK(AW_MPI(MPI_Isend(s->buf[cur], COUNT(k), MPI_FLOAT, t->stage + 1, tag0 + b,
+                                      t->chain_comm, &sreq[cur])));
+        if (t->stage == 0 && t->replica == 0)
+            progress(o, t, "%s: block %d/%d of samples", pass == PASS_CALIB ? "calibrate" : "validate", b + 1, nb);
+    }
+    AW_CHECK(AW_MPI(MPI_Waitall(2, sreq, MPI_STATUSES_IGNORE)));
+#undef COUNT
+#undef SEQS
+fail:
+    return st;
+}
+
+/* Gather the replicas' per-block parts of one layer (n doubles each) and
+ * hand them to add() in block order. */
+static aw_status reduce_parts(const topo *t, const double *mine, size_t n, int nb,
+                              void (*add)(void *, const double *), void *ctx)
+{
+    int max_mine = (nb + t->R - 1) / t->R;
+    size_t per = (size_t)max_mine * n;
+    if (per == 0) return AW_OK;
+    double *all = malloc(per * (size_t)t->R * sizeof(double));
+    AW_RETURN_IF(!all, AW_ERR_NOMEM, "out of memory reducing statistics");
+    AW_RETURN_IF(per > (size_t)INT32_MAX, AW_ERR_MPI, "statistics message too large");
+    aw_status st = AW_MPI(MPI_Allgather(mine, (int)per, MPI_DOUBLE, all, (int)per, MPI_DOUBLE, t->stage_comm));
+    for (int b = 0; b < nb && st == AW_OK; b++) add(ctx, all + (size_t)(b % t->R) * per + (size_t)(b / t->R) * n);
+    free(all);
+    return st;
+}
+
+static void add_stats(void *ctx, const double *p) { aw_stats_add_part(ctx, p); }
+static void add_val(void *ctx, const double *p) { aw_layer_val_add_part(ctx, p); }
+static void add_e2e(void *ctx, const double *p)
+{
+    aw_e2e e;
+    memcpy(&e, p, sizeof e);
+    aw_e2e_add(ctx, &e);
+}
+
+static aw_status alloc_parts(run_state *s, const topo *t, int nb, int valid)
+{
+    int max_mine = (nb + t->R - 1) / t->R;
+    for (int l = 0; l < t->nl; l++) {
+        size_t n = valid ? s->val[l].n : aw_stats_part_len(&s->stats[l]);
+        free(s->parts[l]);
+        s->parts[l] = calloc((size_t)(max_mine ? max_mine : 1) * n, sizeof(double));
+        AW_RETURN_IF(!s->parts[l], AW_ERR_NOMEM, "out of memory for per-block sums");
+    }
+    return AW_OK;
+}
+
+static aw_status calibrate(const aw_run_opts *o, run_state *s, const topo *t)
+{
+    int nb = n_blocks(s->n_calib, s->B);
+    AW_TRY(alloc_parts(s, t, nb, 0));
+    AW_TRY(stream(o, s, t, PASS_CALIB));
+    for (int l = 0; l < t->nl; l++) {
+        aw_stats *st = &s->stats[l];
+        /* max is exact in any order; sums go in block order */
+        AW_TRY(AW_MPI(MPI_Allreduce(MPI_IN_PLACE, st->absmax[0], (int)st->n_sum, MPI_FLOAT, MPI_MAX, t->stage_comm)));
+        AW_TRY(AW_MPI(MPI_Allreduce(MPI_IN_PLACE, &st->nonfinite, 1, MPI_UINT64_T, MPI_SUM, t->stage_comm)));
+        AW_TRY(reduce_parts(t, s->parts[l], aw_stats_part_len(st), nb, add_stats, st));
+        AW_RETURN_IF(st->nonfinite > 0, AW_ERR_NONFINITE, "layer %d: %llu non-finite activations during calibration",
+                     t->l0 + l, (unsigned long long)st->nonfinite);
+    }
+    return AW_OK;
+}
+
+static aw_status validate(const aw_run_opts *o, run_state *s, const topo *t, aw_e2e *e2e)
+{
+    const aw_opt_config *c = &s->cfg;
+    int nb = n_blocks(s->n_hold, s->B), max_mine = (nb + t->R - 1) / t->R;
+    for (int l = 0; l < t->nl; l++) AW_TRY(aw_layer_val_create(c, &s->val[l]));
+    AW_TRY(alloc_parts(s, t, nb, 1));
+    AW_TRY(aw_val_ws_create(c, s->B * s->L, &s->vws));
+    if (t->is_last) {
+        s->lx = malloc((size_t)AW_LOGIT_CHUNK * c->hidden_size * sizeof(float));
+        s->logits_fp = malloc((size_t)AW_LOGIT_CHUNK * c->vocab_size * sizeof(float));
+        s->logits_q = malloc((size_t)AW_LOGIT_CHUNK * c->vocab_size * sizeof(float));
+        s->e2e_parts = calloc((size_t)(max_mine ? max_mine : 1), sizeof *s->e2e_parts);
+        AW_RETURN_IF(!s->lx || !s->logits_fp || !s->logits_q || !s->e2e_parts, AW_ERR_NOMEM,
+                     "out of memory for logits");
+    }
+    AW_TRY(stream(o, s, t, PASS_VALID));
+    for (int l = 0; l < t->nl; l++) AW_TRY(reduce_parts(t, s->parts[l], s->val[l].n, nb, add_val, &s->val[l]));
+    memset(e2e, 0, sizeof *e2e);
+    if (t->is_last) AW_TRY(reduce_parts(t, (const double *)s->e2e_parts, AW_E2E_LEN, nb, add_e2e, e2e));
+    /* everyone (rank 0 for the report) gets the last stage's sums */
+    return AW_MPI(MPI_Bcast(e2e, AW_E2E_LEN, MPI_DOUBLE, (t->S - 1) * t->R, t->w->world));
+}
+
+/* ---- metrics, gathered on rank 0 ------------------------------------------ */
+
+static void layer_metrics(const run_state *s, int l, aw_layer_metrics *out)
+{
+    const aw_layer_val *v = &s->val[l];
+    double tokens = v->total[AW_VAL_TOKENS];
+    for (int k = 0; k < AW_LIN_COUNT; k++) {
+        aw_layer_metrics *lm = &out[k];
+        const aw_qlinear *ql = &s->q[l].lin[k];
+        double se = v->total[AW_VAL_SQ_ERR + k], sr = v->total[AW_VAL_SQ_REF + k];
+        lm->rel_err = sr > 0 ? sqrt(se / sr) : 0.0;
+        lm->sqnr_db = se > 0 ? 10.0 * log10(sr / se) : INFINITY;
+        lm->w_step = ql->w_step;
+        lm->x_step = ql->x_step;
+        /* mean output error per channel, with the bias written and with the
+         * bias the layer would have had without correction */
+        const float *so = aw_qblock_out_scale(&s->q[l], (aw_linear_id)k);
+        const double *col = v->total + v->col_off[k];
+        double bc = 0, nobc = 0;
+        for (int i = 0; i < ql->out; i++) {
+            double e = tokens > 0 ? col[i] / tokens : 0.0;
+            double e0 = e + ((double)ql->bias_plain[i] - ql->bias[i]) * (so ? so[i] : 1.0);
+            bc += e * e;
+            nobc += e0 * e0;
+        }
+        lm->bias_err = sqrt(bc / ql->out);
+        lm->bias_err_nobc = sqrt(nobc / ql->out);
+    }
+}
+
+static aw_status gather_metrics(const run_state *s, const topo *t, aw_run_result *r)
+{
+    const aw_comm *w = t->w;
+    int n_layers = s->cfg.num_hidden_layers;
+    size_t per = AW_LIN_COUNT * sizeof(aw_layer_metrics);
+    aw_layer_metrics *mine = calloc((size_t)(t->nl ? t->nl : 1) * AW_LIN_COUNT, sizeof *mine);
+    int *counts = calloc((size_t)w->size, sizeof(int)), *displs = calloc((size_t)w->size, sizeof(int));
+    r->layers = calloc((size_t)n_layers * AW_LIN_COUNT, sizeof *r->layers);
+    AW_RETURN_IF(!mine || !counts || !displs || !r->layers, AW_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < t->nl; l++) layer_metrics(s, l, mine + (size_t)l * AW_LIN_COUNT);
+    /* replica 0 of each stage speaks for it */
+    for (int rk = 0; rk < w->size; rk++) {
+        int sg = aw_plan_stage_of(&t->plan, rk);
+        int nl = aw_plan_replica_of(&t->plan, rk) == 0 ? t->plan.first_layer[sg + 1] - t->plan.first_layer[sg] : 0;
+        counts[rk] = (int)(nl * per);
+        displs[rk] = (int)(t->plan.first_layer[sg] * per);
+    }
+    aw_status st = AW_MPI(MPI_Gatherv(mine, counts[w->rank], MPI_BYTE, r->layers, counts, displs, MPI_BYTE, 0, w->world));
+    free(mine);
+    free(counts);
+    free(displs);
+    r->n_layers = n_layers;
+    r->worst_rel_err = 0;
+    for (int l = 0; l < n_layers; l++)
+        for (int k = 0; k < AW_LIN_COUNT; k++)
+            if (r->layers[l * AW_LIN_COUNT + k].rel_err > r->worst_rel_err) {
+                r->worst_rel_err = r->layers[l * AW_LIN_COUNT + k].rel_err;
+                snprintf(r->worst_layer, sizeof r->worst_layer, "layers.%d.%s", l, aw_linear_names[k]);
+            }
+    return st;
+}
+
+static aw_status gather_layout(const topo *t, aw_run_result *r)
+{
+    const aw_comm *w = t->w;
+    r->world = w->size;
+    r->stages = t->S;
+    r->replicas = t->R;
+    r->rank_first_layer = calloc((size_t)w->size, sizeof(int));
+    r->rank_last_layer = calloc((size_t)w->size, sizeof(int));
+    r->rank_peak_mb = calloc((size_t)w->size, sizeof(double));
+    AW_RETURN_IF(!r->rank_first_layer || !r->rank_last_layer || !r->rank_peak_mb, AW_ERR_NOMEM, "out of memory");
+    for (int rk = 0; rk < w->size; rk++) {
+        int sg = aw_plan_stage_of(&t->plan, rk);
+        r->rank_first_layer[rk] = t->plan.first_layer[sg];
+        r->rank_last_layer[rk] = t->plan.first_layer[sg + 1];
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double mb = (double)ru.ru_maxrss / 1024.0; /* Linux reports KB */
+    return AW_MPI(MPI_Gather(&mb, 1, MPI_DOUBLE, r->rank_peak_mb, 1, MPI_DOUBLE, 0, w->world));
+}
+
+/* ---- writing ----------------------------------------------------------------- */
+
+static aw_status write_output(const aw_run_opts *o, run_state *s, const topo *t, const aw_run_result *r)
+{
+    const aw_comm *w = t->w;
+    aw_outdir od;
+    memset(&od, 0, sizeof od);
+    char *work = NULL, *json = NULL;
+    aw_status st = AW_OK;
+    size_t wl = strlen(o->out_dir) + 8;
+    work = malloc(wl);
+    AW_RETURN_IF(!work, AW_ERR_NOMEM, "out of memory");
+    snprintf(work, wl, "%s.work", o->out_dir);
+    /* rank 0 makes the partial folder and the shard folder; all write into them */
+    void *path = NULL;
+    size_t pl = 0;
+    if (w->rank == 0) {
+        st = aw_outdir_begin(o->out_dir, &od);
+        if (st == AW_OK) st = aw_mkdir_p(work);
+        if (st == AW_OK) {
+            path = od.tmp_path;
+            pl = strlen(od.tmp_path) + 1;
+        }
+    }
+    st = aw_comm_bcast_bytes(w, 0, st, &path, &pl);
+    if (st != AW_OK) goto fail;
+    const char *partial = path;
+    /* each stage's first replica: shard (the resume point), then its final file */
+    if (t->replica == 0) {
+        for (int l = 0; l < t->nl && st == AW_OK; l++) {
+            uint8_t *bytes = NULL;
+            size_t len = 0;
+            st = aw_block_serialize(&s->cfg, t->l0 + l, &s->q[l], &s->method, &bytes, &len);
+            if (st == AW_OK) st = aw_shard_write(work, t->l0 + l, bytes, len);
+            free(bytes);
+            if (st == AW_OK) st = aw_gather_block(work, partial, &s->cfg, t->l0 + l);
+        }
+    }
+    if (st == AW_OK && w->rank == 0) st = aw_write_ends(partial, &s->cfg, s->mf);
+    st = aw_comm_agree(w, st);
+    if (st == AW_OK && w->rank == 0) {
+        st = aw_report_json(o, r, &json);
+        if (st == AW_OK) st = aw_write_meta(partial, o->model_dir, &s->cfg, s->mf, &s->method, json);
+        if (st == AW_OK) st = aw_outdir_commit(&od);
+        if (st == AW_OK) {
+            /* the checkpoint is complete: the shards are no longer needed */
+            for (int l = 0; l < s->cfg.num_hidden_layers; l++) {
+                char name[64];
+                snprintf(name, sizeof name, "block-%05d.safetensors.zst", l);
+                char *p = aw_path_join(work, name);
+                if (p) unlink(p);
+                free(p);
+            }
+            rmdir(work);
+        }
+    }
+    st = aw_comm_agree(w, st);
+fail:
+    if (w->rank != 0) free(path);
+    if (w->rank == 0) aw_outdir_abort(&od);
+    free(json);
+    free(work);
+    return st;
+}
+
+/* ---- the job ------------------------------------------------------------------- */
+
+static void set_blas_threads(const aw_comm *w)
+{
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(w->world, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = (int)(cpus / (local > 0 ? local : 1));
+    /* ranks sharing a node share its cores; OpenBLAS would otherwise start
+     * a thread per core in every rank and spin against the others */
+    openblas_set_num_threads(n > 0 ? n : 1);
+}
+
+aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result *r)
 {
     memset(r, 0, sizeof *r);
     run_state s;
     memset(&s, 0, sizeof s);
+    topo t;
+    memset(&t, 0, sizeof t);
+    t.w = world;
+    t.stage_comm = t.chain_comm = MPI_COMM_NULL;
     aw_status st = AW_OK;
     double t0 = aw_now();
-    AW_CHECK(aw_backend_select(o->backend_want, aw_local_rank_from_env(), &r->backend));
-    AW_GOTO_IF(r->backend.kind != AW_BACKEND_CPU, AW_ERR_UNSUPPORTED,
-               "backend %s: this version runs the quantization on the CPU backend only; use --backend cpu",
-               aw_backend_name(r->backend.kind));
-    AW_CHECK(load(o, &s));
+    set_blas_threads(world);
+    AW_GOTO_IF(o->batch < 1, AW_ERR_ARG, "--batch %d: expected at least 1", o->batch);
+    st = aw_backend_select(o->backend_want == AW_BACKEND_CUDA ? AW_BACKEND_CUDA : AW_BACKEND_CPU,
+                           aw_local_rank_from_env(), &r->backend);
+    if (st == AW_OK && r->backend.kind != AW_BACKEND_CPU)
+        st = AW_FAIL(AW_ERR_UNSUPPORTED, "--backend cuda: this version runs the pipeline on the CPU backend; the CUDA kernels are checked by tests/cuda");
+    AW_CHECK(aw_comm_agree(world, st));
+    AW_CHECK(setup(o, &s, &t));
     const aw_opt_config *c = &s.cfg;
-    /* non-quantized tensors are written (and validated) in the model's dtype */
-    aw_method method = o->method;
-    method.param_dtype = c->torch_dtype;
-    /* compressed-tensors keeps scales in the weight's dtype; the INT8 codes are
-     * computed from the rounded scale, so stored codes and scale agree */
-    method.scale_dtype = c->torch_dtype;
     r->cfg = s.cfg;
-    uint32_t n_calib = 0, n_hold = 0;
-    AW_CHECK(split(o, &s.tokens, &n_calib, &n_hold));
-    int L = (int)s.tokens.seq_len, B = o->batch, d = c->hidden_size;
-    AW_GOTO_IF(B < 1, AW_ERR_ARG, "--batch %d: expected at least 1", B);
-    r->calib_seqs = n_calib;
-    r->holdout_seqs = n_hold;
-    r->seq_len = (uint32_t)L;
-    r->calib_tokens = (uint64_t)n_calib * L;
-    r->holdout_tokens = (uint64_t)n_hold * L;
-    progress(o, "model %s: OPT d=%d layers=%d; %u calibration + %u held-out sequences of %d tokens; method %s; backend %s",
-             o->model_dir, d, c->num_hidden_layers, n_calib, n_hold, L, aw_method_names[o->method.kind],
-             aw_backend_name(r->backend.kind));
-
-    AW_CHECK(aw_ends_load(c, s.mf, &s.ends));
-    AW_CHECK(alloc_layers(&s));
-    for (int l = 0; l < s.n_layers; l++) AW_CHECK(aw_block_load(c, s.mf, l, &s.fp[l]));
-    size_t maxT = (size_t)B * L;
-    AW_CHECK(aw_fwd_ws_create(c, B, L, &s.ws));
-    s.h_fp = malloc(maxT * d * sizeof(float));
-    s.h_q = malloc(maxT * d * sizeof(float));
-    AW_GOTO_IF(!s.h_fp || !s.h_q, AW_ERR_NOMEM, "out of memory for hidden states of %zu tokens", maxT);
+    s.method = o->method;
+    /* non-quantized tensors and scales are written (and validated) in the
+     * model's dtype; INT8 codes come from the rounded scale */
+    s.method.param_dtype = c->torch_dtype;
+    s.method.scale_dtype = c->torch_dtype;
+    r->calib_seqs = s.n_calib;
+    r->holdout_seqs = s.n_hold;
+    r->seq_len = (uint32_t)s.L;
+    r->calib_tokens = (uint64_t)s.n_calib * s.L;
+    r->holdout_tokens = (uint64_t)s.n_hold * s.L;
+    progress(o, &t, "model %s: OPT d=%d layers=%d; %u calibration + %u held-out sequences of %d tokens; "
+             "method %s; %d rank(s) = %d stage(s) x %d replica(s)",
+             o->model_dir, c->hidden_size, c->num_hidden_layers, s.n_calib, s.n_hold, s.L,
+             aw_method_names[o->method.kind], world->size, t.S, t.R);
+    AW_CHECK(aw_comm_agree(world, load_local(&s, &t)));
     r->t_load = aw_now() - t0;
 
-    /* calibration: blocks of samples stream through every layer */
     t0 = aw_now();
-    int n_batches = (int)((n_calib + B - 1) / B);
-    for (int bi = 0; bi < n_batches; bi++) {
-        int ns = (int)(n_calib - (uint32_t)bi * B < (uint32_t)B ? n_calib - (uint32_t)bi * B : (uint32_t)B);
-        const uint32_t *tok = s.tokens.ids + (size_t)bi * B * L;
-        aw_model_embed(c, &s.ends, tok, ns, L, s.h_fp);
-        for (int l = 0; l < s.n_layers; l++)
-            aw_block_forward(c, &s.fp[l], NULL, s.h_fp, ns, L, &s.ws, aw_stats_observe, &s.stats[l]);
-        progress(o, "calibrate: block %d/%d of samples", bi + 1, n_batches);
-    }
-    for (int l = 0; l < s.n_layers; l++)
-        AW_GOTO_IF(s.stats[l].nonfinite > 0, AW_ERR_NONFINITE,
-                   "layer %d: %llu non-finite activations during calibration", l,
-                   (unsigned long long)s.stats[l].nonfinite);
+    AW_CHECK(aw_comm_agree(world, calibrate(o, &s, &t)));
     r->t_calib = aw_now() - t0;
 
-    /* equalize, quantize, correct */
     t0 = aw_now();
-    for (int l = 0; l < s.n_layers; l++) {
-        AW_CHECK(aw_qblock_create(c, &s.q[l]));
-        AW_CHECK(aw_quantize_block(c, l, &s.fp[l], &s.stats[l], &method, &s.q[l]));
+    st = AW_OK;
+    for (int l = 0; l < t.nl && st == AW_OK; l++) {
+        st = aw_qblock_create(c, &s.q[l]);
+        if (st == AW_OK) st = aw_quantize_block(c, t.l0 + l, &s.fp[l], &s.stats[l], &s.method, &s.q[l]);
     }
-    progress(o, "quantize: %d layers", s.n_layers);
+    AW_CHECK(aw_comm_agree(world, st));
+    progress(o, &t, "quantize: %d layers", c->num_hidden_layers);
     r->t_quant = aw_now() - t0;
 
-    /* validation on the held-out sequences */
     t0 = aw_now();
-    for (int l = 0; l < s.n_layers; l++) AW_CHECK(aw_layer_val_create(c, &s.val[l]));
-    AW_CHECK(aw_val_ws_create(c, (int)maxT, &s.vws));
-    s.lx = malloc((size_t)AW_LOGIT_CHUNK * d * sizeof(float));
-    s.logits_fp = malloc((size_t)AW_LOGIT_CHUNK * c->vocab_size * sizeof(float));
-    s.logits_q = malloc((size_t)AW_LOGIT_CHUNK * c->vocab_size * sizeof(float));
-    AW_GOTO_IF(!s.lx || !s.logits_fp || !s.logits_q, AW_ERR_NOMEM, "out of memory for logits");
-    n_batches = (int)((n_hold + B - 1) / B);
-    for (int bi = 0; bi < n_batches; bi++) {
-        int ns = (int)(n_hold - (uint32_t)bi * B < (uint32_t)B ? n_hold - (uint32_t)bi * B : (uint32_t)B);
-        const uint32_t *tok = s.tokens.ids + ((size_t)n_calib + (size_t)bi * B) * L;
-        aw_model_embed(c, &s.ends, tok, ns, L, s.h_fp);
-        memcpy(s.h_q, s.h_fp, (size_t)ns * L * d * sizeof(float));
-        for (int l = 0; l < s.n_layers; l++) {
-            aw_val_ctx vc = {.fp = &s.fp[l], .q = &s.q[l], .val = &s.val[l], .ws = &s.vws};
-            aw_block_forward(c, &s.fp[l], NULL, s.h_fp, ns, L, &s.ws, aw_validate_observe, &vc);
-            aw_block_forward(c, NULL, &s.q[l], s.h_q, ns, L, &s.ws, NULL, NULL);
-        }
-        aw_e2e_accum(c, &s.ends, s.h_fp, s.h_q, tok, ns, L, s.lx, s.logits_fp, s.logits_q,
-                     AW_LOGIT_CHUNK, &r->e2e);
-        progress(o, "validate: block %d/%d of held-out samples", bi + 1, n_batches);
-    }
-    r->n_layers = s.n_layers;
-    r->layers = calloc((size_t)s.n_layers * AW_LIN_COUNT, sizeof *r->layers);
-    AW_GOTO_IF(!r->layers, AW_ERR_NOMEM, "out of memory");
-    fill_metrics(&s, r);
+    AW_CHECK(aw_comm_agree(world, validate(o, &s, &t, &r->e2e)));
+    AW_CHECK(gather_metrics(&s, &t, r));
     r->t_valid = aw_now() - t0;
-    AW_GOTO_IF(o->max_rel_error > 0 && r->worst_rel_err > o->max_rel_error, AW_ERR_VALIDATION,
-               "%s: relative error %.4g exceeds --max-rel-error %g", r->worst_layer, r->worst_rel_err,
-               o->max_rel_error);
+    st = AW_OK;
+    if (world->rank == 0 && o->max_rel_error > 0 && r->worst_rel_err > o->max_rel_error)
+        st = AW_FAIL(AW_ERR_VALIDATION, "%s: relative error %.4g exceeds --max-rel-error %g", r->worst_layer,
+                     r->worst_rel_err, o->max_rel_error);
+    AW_CHECK(aw_comm_agree(world, st));
 
     if (o->out_dir) {
         t0 = aw_now();
-        char *json = NULL;
-        AW_CHECK(aw_report_json(o, r, &json));
-        st = aw_write_checkpoint(o->out_dir, o->model_dir, c, s.mf, s.q, s.n_layers, &method, json);
-        free(json);
-        if (st != AW_OK) goto fail;
+        AW_CHECK(write_output(o, &s, &t, r));
         r->t_write = aw_now() - t0;
-        progress(o, "wrote %s", o->out_dir);
+        progress(o, &t, "wrote %s", o->out_dir);
     }
+    AW_CHECK(gather_layout(&t, r));
 fail:
-    state_free(&s);
+    if (t.stage_comm != MPI_COMM_NULL) MPI_Comm_free(&t.stage_comm);
+    if (t.chain_comm != MPI_COMM_NULL) MPI_Comm_free(&t.chain_comm);
+    state_free(&s, &t);
     return st;
+}
+
+aw_status aw_run(const aw_run_opts *o, aw_run_result *r)
+{
+    const aw_comm *w = aw_comm_world();
+    if (!w) {
+        memset(r, 0, sizeof *r);
+        return AW_FAIL(AW_ERR_MPI, "MPI could not start: %s", aw_err_message());
+    }
+    return aw_run_comm(o, w, r);
 }

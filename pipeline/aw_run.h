@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "aw_backend.h"
+#include "aw_comm.h"
 #include "aw_config.h"
 #include "aw_quant.h"
 #include "aw_validate.h"
@@ -24,6 +25,8 @@ typedef struct {
     double max_rel_error;     /* > 0: fail if a layer's relative error exceeds it */
     int backend_want;         /* -1 auto, or aw_backend_kind */
     int quiet;
+    int stages, replicas;     /* 0: chosen by the plan */
+    double mem_per_rank_gb;   /* 0: this node's memory / ranks on it */
 } aw_run_opts;
 
 void aw_run_defaults(aw_run_opts *o);
@@ -44,14 +47,24 @@ typedef struct {
     aw_e2e e2e;
     uint64_t calib_tokens, holdout_tokens;
     uint32_t calib_seqs, holdout_seqs, seq_len;
-    double t_load, t_calib, t_quant, t_valid, t_write; /* seconds */
+    double t_load, t_calib, t_quant, t_valid, t_write; /* seconds (rank 0) */
     char worst_layer[96];
     double worst_rel_err;
+    int world, stages, replicas;
+    int *rank_first_layer, *rank_last_layer; /* (world) layers held by each rank, [first, last) */
+    double *rank_peak_mb;                     /* (world) peak resident memory of each rank */
 } aw_run_result;
 
 void aw_run_result_free(aw_run_result *r);
 
-/* Run the whole job on one rank. On failure nothing is left under out_dir. */
+/* Run the whole job over the ranks of world (one rank is the plain case):
+ * rank 0 plans and broadcasts the model's tables, each rank loads only its
+ * blocks, calibration and validation stream stage to stage, each stage
+ * writes its blocks' shards, rank 0 the rest. Metrics and the report are
+ * complete on rank 0. On failure nothing is left under out_dir.
+ * Collective: every rank of world must call it. */
+aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result *r);
+/* aw_run_comm over the process's world (MPI initialised on first use). */
 aw_status aw_run(const aw_run_opts *o, aw_run_result *r);
 
 /* Perplexity, KL and agreement from the sums. */
@@ -60,7 +73,9 @@ double aw_e2e_ppl_q(const aw_e2e *e);
 double aw_e2e_kl(const aw_e2e *e);
 double aw_e2e_top1(const aw_e2e *e);
 
-/* aweq_report.json text (malloc'd) and the readable table on out. */
+/* aweq_report.json text (malloc'd): deterministic (no timings, no layout),
+ * so the checkpoint's bytes do not depend on the rank count; and the
+ * readable table (with timings and memory per rank) on out. */
 aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **json);
 void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out);
 

@@ -12,15 +12,16 @@ aw_status aw_layer_val_create(const aw_opt_config *c, aw_layer_val *v)
     memset(v, 0, sizeof *v);
     size_t d = (size_t)c->hidden_size, f = (size_t)c->ffn_dim;
     size_t outs[AW_LIN_COUNT] = {d, d, d, d, f, d};
-    size_t n = 0;
-    for (int l = 0; l < AW_LIN_COUNT; l++) n += outs[l];
-    v->arena = calloc(n, sizeof(double));
-    AW_RETURN_IF(!v->arena, AW_ERR_NOMEM, "out of memory for validation sums");
-    double *p = v->arena;
+    size_t n = AW_VAL_TOKENS + 1;
     for (int l = 0; l < AW_LIN_COUNT; l++) {
-        v->col_err[l] = p;
-        p += outs[l];
+        v->col_off[l] = n;
+        n += outs[l];
     }
+    v->arena = calloc(2 * n, sizeof(double));
+    AW_RETURN_IF(!v->arena, AW_ERR_NOMEM, "out of memory for validation sums");
+    v->n = n;
+    v->total = v->arena;
+    v->part = v->total + n;
     return AW_OK;
 }
 
@@ -29,6 +30,26 @@ void aw_layer_val_destroy(aw_layer_val *v)
     if (!v) return;
     free(v->arena);
     memset(v, 0, sizeof *v);
+}
+
+void aw_layer_val_take_part(aw_layer_val *v, double *dst)
+{
+    memcpy(dst, v->part, v->n * sizeof(double));
+    memset(v->part, 0, v->n * sizeof(double));
+}
+
+void aw_layer_val_add_part(aw_layer_val *v, const double *part)
+{
+    for (size_t i = 0; i < v->n; i++) v->total[i] += part[i];
+}
+
+void aw_e2e_add(aw_e2e *a, const aw_e2e *b)
+{
+    a->nll_fp += b->nll_fp;
+    a->nll_q += b->nll_q;
+    a->kl += b->kl;
+    a->n_pred += b->n_pred;
+    a->top1_agree += b->top1_agree;
 }
 
 uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T)
@@ -83,10 +104,11 @@ void aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in
             for (int t = 0; t < T; t++)
                 for (int i = 0; i < ln->out; i++) v->ws->yq[(size_t)t * ln->out + i] *= so[i];
         size_t n = (size_t)T * ln->out;
-        aw_k_err_sums(v->ws->yf, v->ws->yq, n, &v->val->sq_err[l], &v->val->sq_ref[l]);
-        aw_k_col_err_accum(v->ws->yf, v->ws->yq, T, ln->out, v->val->col_err[l]);
+        double *part = v->val->part;
+        aw_k_err_sums(v->ws->yf, v->ws->yq, n, &part[AW_VAL_SQ_ERR + l], &part[AW_VAL_SQ_REF + l]);
+        aw_k_col_err_accum(v->ws->yf, v->ws->yq, T, ln->out, part + v->val->col_off[l]);
     }
-    if (tap == AW_TAP_QKV) v->val->tokens += (uint64_t)T;
+    if (tap == AW_TAP_QKV) v->val->part[AW_VAL_TOKENS] += (double)T;
 }
 
 void aw_e2e_accum(const aw_opt_config *c, const aw_model_ends *e, const float *h_fp,

@@ -19,15 +19,27 @@
 #include "aw_forward.h"
 #include "aw_model.h"
 
+/* Validation sums of one layer, laid out in one vector so that a block of
+ * samples' part can be moved between ranks and added in block order:
+ * [sq_err x 6][sq_ref x 6][tokens][col_err of each linear (out values)]. */
 typedef struct {
     void *arena;
-    double sq_err[AW_LIN_COUNT], sq_ref[AW_LIN_COUNT];
-    double *col_err[AW_LIN_COUNT]; /* (out) sum over tokens of y_q - y */
-    uint64_t tokens;
+    size_t n;                      /* doubles in a part */
+    double *total;                 /* (n) sums over all blocks, in block order */
+    double *part;                  /* (n) the current block's sums */
+    size_t col_off[AW_LIN_COUNT];  /* offset of each linear's col_err */
 } aw_layer_val;
+
+#define AW_VAL_SQ_ERR 0
+#define AW_VAL_SQ_REF AW_LIN_COUNT
+#define AW_VAL_TOKENS (2 * AW_LIN_COUNT)
 
 aw_status aw_layer_val_create(const aw_opt_config *c, aw_layer_val *v);
 void aw_layer_val_destroy(aw_layer_val *v);
+/* Copy the current part to dst (n doubles) and clear it. */
+void aw_layer_val_take_part(aw_layer_val *v, double *dst);
+/* total += part (call in block order). */
+void aw_layer_val_add_part(aw_layer_val *v, const double *part);
 
 /* Scratch for the per-layer comparison of up to max_T tokens. */
 typedef struct {
@@ -54,11 +66,15 @@ typedef struct {
 /* An aw_tap_fn for the fp forward: ctx is an aw_val_ctx. */
 void aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
 
-/* End-to-end sums over predicted tokens. */
+/* End-to-end sums over predicted tokens (all doubles: a block's part is
+ * moved and added like the others; counts stay exact below 2^53). */
 typedef struct {
     double nll_fp, nll_q, kl;
-    uint64_t n_pred, top1_agree;
+    double n_pred, top1_agree;
 } aw_e2e;
+#define AW_E2E_LEN 5
+/* a += b, field by field (call in block order). */
+void aw_e2e_add(aw_e2e *a, const aw_e2e *b);
 
 /* Add the next-token statistics of n_seq sequences of L tokens: logits of
  * the fp and W8A8 models are computed in row chunks from h_fp and h_q (T, d)

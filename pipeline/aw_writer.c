@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zstd.h>
+#include <zstd_errors.h>
 
 #include "aw_fs.h"
-#include "aw_outdir.h"
 #include "aw_safetensors.h"
 
 /* Files of a Hugging Face model folder that travel with the checkpoint. */
@@ -60,14 +61,14 @@ char *aw_quant_config_json(const aw_method *m)
     return s;
 }
 
-size_t aw_block_out_param_bytes(const aw_opt_config *c, const aw_method *m)
+static size_t block_param_bytes(const aw_opt_config *c, const aw_method *m)
 {
     size_t n = 4 * (size_t)c->hidden_size;            /* two LayerNorms */
     n += 5 * (size_t)c->hidden_size + (size_t)c->ffn_dim; /* biases */
     return n * aw_dtype_size(m->param_dtype);
 }
 
-aw_status aw_block_out_entries(const aw_opt_config *c, int layer, const aw_qblock *q,
+static aw_status block_entries(const aw_opt_config *c, int layer, const aw_qblock *q,
                                const aw_method *m, char (*names)[128], uint8_t *scale_buf,
                                uint8_t *param_buf, aw_st_entry *e)
 {
@@ -120,7 +121,7 @@ aw_status aw_block_out_entries(const aw_opt_config *c, int layer, const aw_qbloc
 }
 
 /* Copy a small file if it exists in src_dir. */
-static aw_status copy_if_present(const char *src_dir, const aw_outdir *od, const char *name)
+static aw_status copy_if_present(const char *src_dir, const char *out_dir, const char *name)
 {
     char *src = aw_path_join(src_dir, name);
     AW_RETURN_IF(!src, AW_ERR_NOMEM, "out of memory");
@@ -134,158 +135,205 @@ static aw_status copy_if_present(const char *src_dir, const aw_outdir *od, const
     aw_status st = aw_read_file(src, 256u << 20, &buf, &len);
     free(src);
     if (st != AW_OK) return st;
-    char *dst = aw_outdir_path(od, name);
+    char *dst = aw_path_join(out_dir, name);
     st = dst ? aw_write_file_atomic(dst, buf, len) : AW_FAIL(AW_ERR_NOMEM, "out of memory");
     free(dst);
     free(buf);
     return st;
 }
 
-aw_status aw_write_checkpoint(const char *out_dir, const char *model_dir, const aw_opt_config *c,
-                              const aw_model_files *mf, const aw_qblock *q, int n_layers,
-                              const aw_method *m, const char *report_json)
+
+int aw_out_file_count(const aw_opt_config *c) { return c->num_hidden_layers + 1; }
+
+void aw_out_file_name(const aw_opt_config *c, int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "model-%05d-of-%05d.safetensors", i + 1, aw_out_file_count(c));
+}
+
+aw_status aw_block_serialize(const aw_opt_config *c, int layer, const aw_qblock *q,
+                             const aw_method *m, uint8_t **out, size_t *out_len)
+{
+    char names[AW_BLOCK_OUT_TENSORS][128];
+    uint8_t scales[2 * AW_LIN_COUNT * 4];
+    aw_st_entry e[AW_BLOCK_OUT_TENSORS];
+    uint8_t *params = malloc(block_param_bytes(c, m));
+    AW_RETURN_IF(!params, AW_ERR_NOMEM, "layer %d: out of memory", layer);
+    aw_status st = block_entries(c, layer, q, m, names, scales, params, e);
+    const aw_st_meta meta[] = {{"format", "pt"}};
+    if (st == AW_OK) st = aw_st_serialize(e, AW_BLOCK_OUT_TENSORS, meta, 1, out, out_len);
+    free(params);
+    return st;
+}
+
+static char *shard_path(const char *work_dir, int layer)
+{
+    char name[64];
+    snprintf(name, sizeof name, "block-%05d.safetensors.zst", layer);
+    return aw_path_join(work_dir, name);
+}
+
+aw_status aw_shard_write(const char *work_dir, int layer, const uint8_t *bytes, size_t len)
+{
+    char *path = shard_path(work_dir, layer);
+    AW_RETURN_IF(!path, AW_ERR_NOMEM, "out of memory");
+    size_t cap = ZSTD_compressBound(len);
+    void *z = malloc(cap);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    aw_status st = AW_OK;
+    AW_GOTO_IF(!z || !cc, AW_ERR_NOMEM, "%s: out of memory for compression", path);
+    /* the content checksum lets a resumed run tell a damaged shard from a good one */
+    size_t r = ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 3);
+    if (!ZSTD_isError(r)) r = ZSTD_compress2(cc, z, cap, bytes, len);
+    AW_GOTO_IF(ZSTD_isError(r), AW_ERR_ZSTD, "%s: %s", path, ZSTD_getErrorName(r));
+    AW_CHECK(aw_write_file_atomic(path, z, r));
+fail:
+    ZSTD_freeCCtx(cc);
+    free(z);
+    free(path);
+    return st;
+}
+
+aw_status aw_shard_read(const char *work_dir, int layer, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    char *path = shard_path(work_dir, layer);
+    AW_RETURN_IF(!path, AW_ERR_NOMEM, "out of memory");
+    char *z = NULL;
+    size_t zl = 0;
+    uint8_t *raw = NULL;
+    aw_status st = aw_read_file(path, (size_t)1 << 40, &z, &zl);
+    if (st != AW_OK) goto fail;
+    unsigned long long n = ZSTD_getFrameContentSize(z, zl);
+    AW_GOTO_IF(n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > ((size_t)1 << 40),
+               AW_ERR_ZSTD, "%s: not a complete zstd shard", path);
+    raw = malloc(n ? n : 1);
+    AW_GOTO_IF(!raw, AW_ERR_NOMEM, "%s: out of memory for %llu bytes", path, n);
+    size_t r = ZSTD_decompress(raw, n, z, zl);
+    if (ZSTD_isError(r)) {
+        AW_GOTO_IF(ZSTD_getErrorCode(r) == ZSTD_error_checksum_wrong, AW_ERR_CHECKSUM,
+                   "%s: content checksum mismatch (damaged shard)", path);
+        AW_GOTO_IF(1, AW_ERR_ZSTD, "%s: %s", path, ZSTD_getErrorName(r));
+    }
+    AW_GOTO_IF(r != n, AW_ERR_ZSTD, "%s: %zu bytes decompressed, %llu expected", path, r, n);
+    *out = raw;
+    *out_len = (size_t)n;
+    raw = NULL;
+fail:
+    free(raw);
+    free(z);
+    free(path);
+    return st;
+}
+
+aw_status aw_gather_block(const char *work_dir, const char *out_dir, const aw_opt_config *c, int layer)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    AW_TRY(aw_shard_read(work_dir, layer, &bytes, &len));
+    char name[64];
+    aw_out_file_name(c, layer + 1, name, sizeof name);
+    char *path = aw_path_join(out_dir, name);
+    aw_status st = path ? aw_write_file_atomic(path, bytes, len) : AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    free(path);
+    free(bytes);
+    return st;
+}
+
+aw_status aw_write_ends(const char *out_dir, const aw_opt_config *c, const aw_model_files *mf)
+{
+    const aw_st_file *files[AW_MT_COUNT];
+    const aw_st_tensor *ts[AW_MT_COUNT];
+    aw_st_entry e[AW_MT_COUNT];
+    uint64_t bytes = 0;
+    for (int t = 0; t < AW_MT_COUNT; t++) {
+        AW_TRY(aw_mf_find(mf, aw_model_tensor_name((aw_model_tensor)t), &files[t], &ts[t]));
+        bytes += ts[t]->end - ts[t]->begin;
+    }
+    uint8_t *buf = malloc(bytes ? bytes : 1);
+    AW_RETURN_IF(!buf, AW_ERR_NOMEM, "out of memory for the embeddings");
+    aw_status st = AW_OK;
+    uint64_t off = 0;
+    for (int t = 0; t < AW_MT_COUNT && st == AW_OK; t++) {
+        uint64_t nb = ts[t]->end - ts[t]->begin;
+        st = aw_st_read(files[t], ts[t], buf + off, nb);
+        e[t] = (aw_st_entry){.name = ts[t]->name, .dtype = ts[t]->dtype, .ndim = ts[t]->ndim, .data = buf + off};
+        memcpy(e[t].shape, ts[t]->shape, sizeof e[t].shape);
+        off += nb;
+    }
+    char name[64];
+    aw_out_file_name(c, 0, name, sizeof name);
+    char *path = aw_path_join(out_dir, name);
+    const aw_st_meta meta[] = {{"format", "pt"}};
+    if (st == AW_OK) st = path ? aw_st_write_file(path, e, AW_MT_COUNT, meta, 1) : AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    free(path);
+    free(buf);
+    return st;
+}
+
+aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_opt_config *c,
+                        const aw_model_files *mf, const aw_method *m, const char *report_json)
 {
     aw_status st = AW_OK;
-    aw_outdir od = {0};
+    int L = c->num_hidden_layers;
+    size_t n = AW_MT_COUNT + (size_t)L * AW_BLOCK_OUT_TENSORS;
+    char(*names)[128] = calloc(n, sizeof *names);
+    char(*files)[64] = calloc((size_t)L + 1, sizeof *files);
+    const char **pn = calloc(n, sizeof *pn), **pf = calloc(n, sizeof *pf);
     char *path = NULL, *qjson = NULL;
-    uint8_t *ends_buf = NULL, *scale_buf = NULL, *param_buf = NULL;
-    char(*names)[128] = NULL;
-    aw_st_entry *entries = NULL;
-    const char **idx_names = NULL, **idx_shards = NULL;
-    char(*shard_names)[64] = NULL;
-    char(*idx_name_store)[128] = NULL;
-    int *shard_of_layer = NULL;
-
-    AW_CHECK(aw_outdir_begin(out_dir, &od));
-    size_t block_bytes = aw_block_out_param_bytes(c, m);
-    for (int l = 0; l < AW_LIN_COUNT; l++) block_bytes += (size_t)q[0].lin[l].in * q[0].lin[l].out + 8;
-
-    /* shards: 1 = embeddings + final LN, then blocks packed up to the limit */
-    int n_shards = 1;
-    uint64_t cur = AW_OUT_SHARD_BYTES; /* force a new shard for the first block */
-    shard_of_layer = calloc((size_t)n_layers, sizeof(int));
-    AW_GOTO_IF(!shard_of_layer, AW_ERR_NOMEM, "out of memory");
-    for (int l = 0; l < n_layers; l++) {
-        if (cur + block_bytes > AW_OUT_SHARD_BYTES && cur > 0) {
-            n_shards++;
-            cur = 0;
-        }
-        shard_of_layer[l] = n_shards - 1;
-        cur += block_bytes;
-    }
-    shard_names = calloc((size_t)n_shards, sizeof *shard_names);
-    size_t n_total = AW_MT_COUNT + (size_t)n_layers * AW_BLOCK_OUT_TENSORS;
-    idx_names = calloc(n_total, sizeof *idx_names);
-    idx_shards = calloc(n_total, sizeof *idx_shards);
-    idx_name_store = calloc(n_total, sizeof *idx_name_store);
-    names = calloc(AW_BLOCK_OUT_TENSORS * (size_t)n_layers, sizeof *names);
-    entries = calloc(AW_BLOCK_OUT_TENSORS * (size_t)n_layers + AW_MT_COUNT, sizeof *entries);
-    scale_buf = malloc((size_t)n_layers * 2 * AW_LIN_COUNT * 8);
-    param_buf = malloc((size_t)n_layers * aw_block_out_param_bytes(c, m));
-    if (!shard_names || !idx_names || !idx_shards || !idx_name_store || !names || !entries ||
-        !scale_buf || !param_buf)
-        AW_GOTO_IF(1, AW_ERR_NOMEM, "out of memory for the checkpoint tables");
-    for (int k = 0; k < n_shards; k++)
-        snprintf(shard_names[k], sizeof shard_names[k], "model-%05d-of-%05d.safetensors", k + 1, n_shards);
-
-    const aw_st_meta meta[] = {{"format", "pt"}};
-    size_t ni = 0;
+    uint8_t scales[2 * AW_LIN_COUNT * 4];
+    uint8_t *params = malloc(block_param_bytes(c, m));
+    aw_qblock q;
+    memset(&q, 0, sizeof q);
+    AW_GOTO_IF(!names || !files || !pn || !pf || !params, AW_ERR_NOMEM, "out of memory");
+    for (int i = 0; i <= L; i++) aw_out_file_name(c, i, files[i], sizeof files[i]);
     uint64_t total = 0;
-    /* shard 1: the model-level tensors, bytes as stored in the input */
-    {
-        uint64_t bytes = 0;
-        const aw_st_file *files[AW_MT_COUNT];
-        const aw_st_tensor *ts[AW_MT_COUNT];
-        for (int t = 0; t < AW_MT_COUNT; t++) {
-            aw_status fs = aw_mf_find(mf, aw_model_tensor_name((aw_model_tensor)t), &files[t], &ts[t]);
-            if (fs != AW_OK) {
-                st = fs;
-                goto fail;
-            }
-            bytes += ts[t]->end - ts[t]->begin;
-        }
-        ends_buf = malloc(bytes ? bytes : 1);
-        AW_GOTO_IF(!ends_buf, AW_ERR_NOMEM, "out of memory for the embeddings");
-        uint64_t off = 0;
-        for (int t = 0; t < AW_MT_COUNT; t++) {
-            uint64_t nb = ts[t]->end - ts[t]->begin;
-            st = aw_st_read(files[t], ts[t], ends_buf + off, nb);
-            if (st != AW_OK) goto fail;
-            entries[t] = (aw_st_entry){.name = ts[t]->name, .dtype = ts[t]->dtype, .ndim = ts[t]->ndim,
-                                       .data = ends_buf + off};
-            memcpy(entries[t].shape, ts[t]->shape, sizeof entries[t].shape);
-            snprintf(idx_name_store[ni], sizeof idx_name_store[ni], "%s", ts[t]->name);
-            idx_names[ni] = idx_name_store[ni];
-            idx_shards[ni++] = shard_names[0];
-            off += nb;
-        }
-        total += bytes;
-        path = aw_outdir_path(&od, shard_names[0]);
-        AW_GOTO_IF(!path, AW_ERR_NOMEM, "out of memory");
-        st = aw_st_write_file(path, entries, AW_MT_COUNT, meta, 1);
-        free(path);
-        path = NULL;
-        if (st != AW_OK) goto fail;
-        free(ends_buf);
-        ends_buf = NULL;
+    size_t k = 0;
+    for (int t = 0; t < AW_MT_COUNT; t++, k++) {
+        const aw_st_file *f;
+        const aw_st_tensor *ts;
+        AW_CHECK(aw_mf_find(mf, aw_model_tensor_name((aw_model_tensor)t), &f, &ts));
+        snprintf(names[k], sizeof names[k], "%s", ts->name);
+        pn[k] = names[k];
+        pf[k] = files[0];
+        total += ts->end - ts->begin;
     }
-    /* the blocks */
-    size_t pbytes = aw_block_out_param_bytes(c, m);
-    for (int k = 1; k < n_shards; k++) {
-        size_t ne = 0;
-        for (int l = 0; l < n_layers; l++) {
-            if (shard_of_layer[l] != k) continue;
-            aw_st_entry *e = entries + ne;
-            st = aw_block_out_entries(c, l, &q[l], m, names + (size_t)l * AW_BLOCK_OUT_TENSORS,
-                                      scale_buf + (size_t)l * 2 * AW_LIN_COUNT * 4,
-                                      param_buf + (size_t)l * pbytes, e);
-            if (st != AW_OK) goto fail;
-            for (int i = 0; i < AW_BLOCK_OUT_TENSORS; i++) {
-                snprintf(idx_name_store[ni], sizeof idx_name_store[ni], "%s", e[i].name);
-                idx_names[ni] = idx_name_store[ni];
-                idx_shards[ni++] = shard_names[k];
-                uint64_t numel = 1;
-                for (int dd = 0; dd < e[i].ndim; dd++) numel *= (uint64_t)e[i].shape[dd];
-                total += numel * aw_dtype_size(e[i].dtype);
-            }
-            ne += AW_BLOCK_OUT_TENSORS;
+    /* the names and sizes of a block's tensors do not depend on its values:
+     * list them from an empty quantized block */
+    AW_CHECK(aw_qblock_create(c, &q));
+    memset(q.arena, 0, aw_qblock_bytes(c));
+    for (int l = 0; l < L; l++) {
+        aw_st_entry e[AW_BLOCK_OUT_TENSORS];
+        AW_CHECK(block_entries(c, l, &q, m, names + k, scales, params, e));
+        for (int i = 0; i < AW_BLOCK_OUT_TENSORS; i++, k++) {
+            pn[k] = names[k];
+            pf[k] = files[l + 1];
+            uint64_t numel = 1;
+            for (int dd = 0; dd < e[i].ndim; dd++) numel *= (uint64_t)e[i].shape[dd];
+            total += numel * aw_dtype_size(e[i].dtype);
         }
-        path = aw_outdir_path(&od, shard_names[k]);
-        AW_GOTO_IF(!path, AW_ERR_NOMEM, "out of memory");
-        st = aw_st_write_file(path, entries, ne, meta, 1);
-        free(path);
-        path = NULL;
-        if (st != AW_OK) goto fail;
     }
-    AW_CHECK(aw_mf_write_index(od.tmp_path, idx_names, idx_shards, ni, total));
-
+    AW_CHECK(aw_mf_write_index(out_dir, pn, pf, k, total));
     qjson = aw_quant_config_json(m);
-    AW_GOTO_IF(!qjson, AW_ERR_NOMEM, "out of memory");
-    path = aw_outdir_path(&od, "config.json");
-    AW_GOTO_IF(!path, AW_ERR_NOMEM, "out of memory");
+    path = aw_path_join(out_dir, "config.json");
+    AW_GOTO_IF(!qjson || !path, AW_ERR_NOMEM, "out of memory");
     AW_CHECK(aw_config_write(path, c, qjson));
     for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++)
-        AW_CHECK(copy_if_present(model_dir, &od, tokenizer_files[i]));
+        AW_CHECK(copy_if_present(model_dir, out_dir, tokenizer_files[i]));
     if (report_json) {
         free(path);
-        path = aw_outdir_path(&od, "aweq_report.json");
+        path = aw_path_join(out_dir, "aweq_report.json");
         AW_GOTO_IF(!path, AW_ERR_NOMEM, "out of memory");
         AW_CHECK(aw_write_file_atomic(path, report_json, strlen(report_json)));
     }
-    AW_CHECK(aw_outdir_commit(&od));
 fail:
-    aw_outdir_abort(&od);
+    aw_qblock_destroy(&q);
     free(path);
     free(qjson);
-    free(ends_buf);
-    free(scale_buf);
-    free(param_buf);
+    free(params);
     free(names);
-    free(entries);
-    free(idx_names);
-    free(idx_shards);
-    free(idx_name_store);
-    free(shard_names);
-    free(shard_of_layer);
+    free(files);
+    free(pn);
+    free(pf);
     return st;
 }

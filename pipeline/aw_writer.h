@@ -17,27 +17,36 @@
 #include "aw_model_files.h"
 #include "aw_quant.h"
 
-/* Shard size limit of the final checkpoint (model-level tensors always come
- * first, blocks packed in order after them). */
-#define AW_OUT_SHARD_BYTES (2000ull * 1000 * 1000)
+/* The final checkpoint has one file for the model-level tensors and one per
+ * decoder block (model-00001-of-N: embeddings and final LayerNorm;
+ * model-0000(l+2)-of-N: block l), so its bytes do not depend on how blocks
+ * were spread over ranks. */
+int aw_out_file_count(const aw_opt_config *c);
+void aw_out_file_name(const aw_opt_config *c, int file_index, char *buf, size_t cap);
 
 /* The quantization_config JSON text for config.json (malloc'd). */
 char *aw_quant_config_json(const aw_method *m);
 
-/* Tensors of quantized block `layer` as safetensors entries pointing into q
- * (names in names_buf, AW_BLOCK_OUT_TENSORS entries of 128 bytes; scalar
- * scales in scale_buf, 2 * AW_LIN_COUNT * 4 bytes; LayerNorm and bias values
- * converted into param_buf of aw_block_out_param_bytes() bytes). */
 #define AW_BLOCK_OUT_TENSORS (4 + 4 * AW_LIN_COUNT)
-size_t aw_block_out_param_bytes(const aw_opt_config *c, const aw_method *m);
-aw_status aw_block_out_entries(const aw_opt_config *c, int layer, const aw_qblock *q,
-                               const aw_method *m, char (*names_buf)[128], uint8_t *scale_buf,
-                               uint8_t *param_buf, aw_st_entry *entries);
 
-/* Write the whole checkpoint into out_dir (absent or empty) from the
- * quantized blocks of all n_layers layers. */
-aw_status aw_write_checkpoint(const char *out_dir, const char *model_dir, const aw_opt_config *c,
-                              const aw_model_files *mf, const aw_qblock *q, int n_layers,
-                              const aw_method *m, const char *report_json);
+/* Serialise quantized block `layer` as safetensors bytes (malloc'd). */
+aw_status aw_block_serialize(const aw_opt_config *c, int layer, const aw_qblock *q,
+                             const aw_method *m, uint8_t **out, size_t *out_len);
+
+/* The resume point: block `layer` as "<work_dir>/block-LLLLL.safetensors.zst",
+ * zstd with its content checksum, written atomically. */
+aw_status aw_shard_write(const char *work_dir, int layer, const uint8_t *st_bytes, size_t len);
+/* Read and decompress a shard (checksum verified): AW_ERR_ZSTD or
+ * AW_ERR_CHECKSUM naming the file when it is damaged; bytes malloc'd. */
+aw_status aw_shard_read(const char *work_dir, int layer, uint8_t **out, size_t *out_len);
+/* Gather: the final file of block `layer` in out_dir, from its shard. */
+aw_status aw_gather_block(const char *work_dir, const char *out_dir, const aw_opt_config *c, int layer);
+
+/* The model-level file (tensors copied as stored in the input). */
+aw_status aw_write_ends(const char *out_dir, const aw_opt_config *c, const aw_model_files *mf);
+/* index.json, config.json with its quantization_config, tokenizer files
+ * from model_dir when present, and aweq_report.json. */
+aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_opt_config *c,
+                        const aw_model_files *mf, const aw_method *m, const char *report_json);
 
 #endif

@@ -14,6 +14,9 @@
 #include "aw_backend.h"
 #include "aw_config.h"
 #include "aw_inspect.h"
+#include "aw_comm.h"
+#include "aw_eval.h"
+#include "aw_plan_cmd.h"
 #include "aw_run.h"
 #include "aw_status.h"
 #include "aw_synth.h"
@@ -25,6 +28,13 @@ static void print_error(aw_status st)
     fprintf(stderr, "aweq-dist: error: %s (%s) [%s]\n",
             aw_err_message()[0] ? aw_err_message() : aw_strerror(st), aw_status_name(st),
             aw_err_where());
+}
+
+/* The same, from one rank of a multi-rank job. */
+static void print_rank_error(const aw_comm *w, aw_status st)
+{
+    fprintf(stderr, "aweq-dist: rank %d of %d: error: %s (%s) [%s]\n", w->rank, w->size,
+            aw_err_message()[0] ? aw_err_message() : aw_strerror(st), aw_status_name(st), aw_err_where());
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -53,7 +63,17 @@ static void print_help(FILE *out)
             "      --batch N           sequences per block of samples (default 8)\n"
             "      --max-rel-error E   fail if any layer's W8A8 relative error exceeds E\n"
             "      --backend B         auto (default), cpu or cuda\n"
+            "      --stages S --replicas R  force the layout (default: planned)\n"
+            "      --mem-per-rank G    memory budget per rank in GB (default: node / ranks)\n"
             "      --quiet             no progress lines\n"
+            "      Run under mpirun/srun for several ranks: rank 0 plans, each rank loads\n"
+            "      only its decoder blocks; the output does not depend on the rank count.\n"
+            "  aweq-dist plan --model NAME_OR_DIR -n N --mem-per-rank G [options]\n"
+            "      Print the plan and per-rank memory and time estimates, without weights.\n"
+            "  aweq-dist eval --model DIR --tokens FILE [--holdout H] [--batch N] [--quiet]\n"
+            "      Perplexity of any compressed-tensors W8A8 checkpoint (static per-tensor\n"
+            "      INT8), computed with real integer products; --holdout H scores the last\n"
+            "      share of sequences, as the quantization run holds them out.\n"
             "  aweq-dist synth --out DIR [--shape NAME] [dims...] [options]\n"
             "      Write a generated OPT checkpoint (config.json, sharded safetensors,\n"
             "      index, calibration.tokens) with the activation outliers of real OPT.\n"
@@ -204,7 +224,7 @@ static int cmd_synth(int argc, char **argv)
 static int cmd_run(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_CALIB, O_OUT, O_METHOD, O_ALPHA, O_NOBC, O_HOLDOUT, O_BATCH, O_MAXERR,
-           O_BACKEND, O_QUIET };
+           O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"calib", required_argument, 0, O_CALIB},
         {"out", required_argument, 0, O_OUT},         {"method", required_argument, 0, O_METHOD},
@@ -212,6 +232,8 @@ static int cmd_run(int argc, char **argv)
         {"holdout", required_argument, 0, O_HOLDOUT}, {"batch", required_argument, 0, O_BATCH},
         {"max-rel-error", required_argument, 0, O_MAXERR},
         {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, O_QUIET},
+        {"stages", required_argument, 0, O_STAGES},   {"replicas", required_argument, 0, O_REPLICAS},
+        {"mem-per-rank", required_argument, 0, O_MEM},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     aw_run_opts o;
     aw_run_defaults(&o);
@@ -249,6 +271,21 @@ static int cmd_run(int argc, char **argv)
             break;
         case O_BACKEND: st = aw_backend_parse(optarg, &o.backend_want); break;
         case O_QUIET: o.quiet = 1; break;
+        case O_STAGES:
+            if (parse_int(optarg, 1, 1024, &v)) return usage_error("--stages '%s': expected 1..1024", optarg);
+            o.stages = (int)v;
+            break;
+        case O_REPLICAS:
+            if (parse_int(optarg, 1, 1 << 20, &v)) return usage_error("--replicas '%s': expected a positive count", optarg);
+            o.replicas = (int)v;
+            break;
+        case O_MEM:
+            o.mem_per_rank_gb = strtod(optarg, &end);
+            if (*end == 'G' || *end == 'g') end++;
+            if (*end == 'B' || *end == 'b') end++;
+            if (*end || end == optarg || !(o.mem_per_rank_gb > 0))
+                return usage_error("--mem-per-rank '%s': expected gigabytes, e.g. 80", optarg);
+            break;
         case 'h': print_help(stdout); return 0;
         default: return usage_error("%s", "bad option");
         }
@@ -262,18 +299,32 @@ static int cmd_run(int argc, char **argv)
     if (alpha_set && o.method.kind == AW_METHOD_RTN)
         return usage_error("%s", "--alpha does not apply to --method rtn");
 
+    const aw_comm *w = aw_comm_world();
+    if (!w) {
+        print_error(AW_ERR_MPI);
+        return 1;
+    }
     aw_run_result r;
-    aw_status st = aw_run(&o, &r);
-    if (st == AW_OK || st == AW_ERR_VALIDATION) {
-        if (r.layers) aw_report_print(&o, &r, stdout);
+    aw_status st = aw_run_comm(&o, w, &r);
+    if (w->rank == 0 && (st == AW_OK || st == AW_ERR_VALIDATION) && r.layers) {
+        aw_report_print(&o, &r, stdout);
         fflush(stdout);
     }
     aw_run_result_free(&r);
-    if (st != AW_OK) {
+    if (st == AW_OK) return 0;
+    /* A failure every rank learned in a collective step (AW_ERR_REMOTE on
+     * the others) is printed once, by the rank that had it, and the job ends
+     * normally. Any other failure may leave peers blocked in a transfer:
+     * print it with the rank and bring the whole job down now. */
+    if (st == AW_ERR_REMOTE) return 1;
+    if (w->size == 1) {
         print_error(st);
         return 1;
     }
-    return 0;
+    print_rank_error(w, st);
+    fflush(stderr);
+    MPI_Abort(w->world, 1);
+    return 1;
 }
 
 static int cmd_inspect(int argc, char **argv)
@@ -349,6 +400,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run") || !strcmp(cmd, "quantize")) return cmd_run(argc - 1, argv + 1);
     if (cmd[0] == '-') return cmd_run(argc, argv);
     if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return aw_cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return aw_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "shapes")) return cmd_shapes();
     if (!strcmp(cmd, "backend")) return cmd_backend(argc - 1, argv + 1);

@@ -130,8 +130,14 @@ static void hand_load(hand *h, const char *dir, int calib_seqs)
     float *hs = malloc((size_t)calib_seqs * L * h->cfg.hidden_size * sizeof(float));
     assert_non_null(hs);
     aw_model_embed(&h->cfg, &h->ends, h->tok.ids, calib_seqs, L, hs);
-    for (int l = 0; l < 3; l++)
+    for (int l = 0; l < 3; l++) {
         aw_block_forward(&h->cfg, &h->fp[l], NULL, hs, calib_seqs, L, &h->ws, aw_stats_observe, &h->st[l]);
+        double *part = malloc(aw_stats_part_len(&h->st[l]) * sizeof(double));
+        assert_non_null(part);
+        aw_stats_take_part(&h->st[l], part);
+        aw_stats_add_part(&h->st[l], part);
+        free(part);
+    }
     free(hs);
     free(cfg);
     free(tp);

@@ -1,0 +1,67 @@
+/*
+ * aw_eval.h - an independent evaluator of a written W8A8 checkpoint: the
+ * perplexity of the model exactly as a compressed-tensors "int-quantized"
+ * folder describes it (docs: config.json's quantization_config; per
+ * quantized Linear an I8 `weight`, a single `weight_scale` and `input_scale`,
+ * a float `bias`; LayerNorms, embeddings, positions and final LayerNorm as
+ * floats). It reads only config.json, the safetensors and a token file, never
+ * aweq_report.json nor anything the quantizer kept, so that agreement with
+ * the pipeline's own end-to-end perplexity shows the checkpoint holds what was
+ * validated. Sequences are selected, batched and summed as aw_run() does, so
+ * the two numbers are comparable bit for bit.
+ */
+#ifndef AW_EVAL_H
+#define AW_EVAL_H
+
+#include <stdint.h>
+
+#include "aw_config.h"
+#include "aw_model.h"
+#include "aw_model_files.h"
+#include "aw_status.h"
+
+/* Logit rows computed at once: the pipeline's chunk, which keeps the order of
+ * summation (and the BLAS shapes) the same as its validation. */
+#define AW_EVAL_LOGIT_CHUNK 128
+
+typedef struct {
+    double ppl;          /* exp(nll / n_pred) */
+    double nll;          /* sum over predicted tokens of -log p(next token) */
+    uint64_t n_pred;     /* predicted tokens: n_seq * (seq_len - 1) */
+    uint32_t n_seq;      /* sequences evaluated */
+    uint32_t first_seq;  /* index of the first of them in the token file */
+    uint32_t seq_len;    /* tokens per sequence */
+    double seconds;      /* wall time of the whole evaluation, loading included */
+} aw_eval_result;
+
+/* Fill q (created with aw_qblock_create for c) with decoder block `layer` of
+ * a compressed-tensors checkpoint: INT8 weights (AW_ERR_DTYPE unless I8,
+ * AW_ERR_ST_SHAPE unless [out, in]), single-value weight and input scales
+ * (AW_ERR_UNSUPPORTED for per-channel or group scales, AW_ERR_NONFINITE
+ * unless finite and > 0), biases and LayerNorms as f32 (checked finite).
+ * q->s[] is set to 1 (equalization is folded into the checkpoint) and
+ * bias_plain to bias. Messages name the file and the tensor; on failure q's
+ * contents are unspecified (it stays owned by the caller). */
+aw_status aw_qblock_load(const aw_opt_config *c, const aw_model_files *mf, int layer, aw_qblock *q);
+
+/* AW_OK if config.json at config_path describes what aw_qblock_load and the
+ * W8A8 forward run: compressed-tensors, format int-quantized (or
+ * naive-quantized), 8-bit symmetric int weights and static input activations,
+ * per tensor. AW_ERR_UNSUPPORTED saying what differs ("not a quantized
+ * checkpoint" without quantization_config); AW_ERR_CONFIG if the file cannot
+ * be read or parsed. */
+aw_status aw_check_quant_config(const char *config_path);
+
+/* Evaluate the W8A8 checkpoint in model_dir on the token file tokens_path:
+ * holdout 0 takes every sequence, else the last llround(holdout * n_seq) (at
+ * least 1), as aw_run() holds them out; blocks of `batch` sequences. Progress
+ * lines on stderr unless quiet. r is zeroed first and filled on success. */
+aw_status aw_eval(const char *model_dir, const char *tokens_path, double holdout, int batch,
+                  int quiet, aw_eval_result *r);
+
+/* The `aweq-dist eval` command (argv[0] is "eval"): prints the perplexity line
+ * on stdout; returns the exit code: 0, 1 after one error line on stderr, 2
+ * for a usage error. */
+int aw_cmd_eval(int argc, char **argv);
+
+#endif

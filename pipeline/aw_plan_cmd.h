@@ -1,0 +1,34 @@
+/*
+ * aw_plan_cmd.h - the `plan` command: what one rank of a run pays for a
+ * model (bytes from the same functions that allocate, FLOPs of the block
+ * forward and of validation), the planner's layout for a world and memory
+ * budget, and its printout. Nothing is read but config.json (or a built-in
+ * shape): plans for OPT-175B are made without its weights.
+ */
+#ifndef AW_PLAN_CMD_H
+#define AW_PLAN_CMD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "aw_config.h"
+#include "aw_sched.h"
+#include "aw_status.h"
+
+/* Costs of a run of shape c with sequences of seq_len tokens in blocks of
+ * batch sequences, calib_seqs calibration and holdout_seqs held-out
+ * sequences (see aw_plan_cmd.c for each term). AW_ERR_ARG for a length
+ * outside 1..max positions, batch or calib_seqs < 1. */
+aw_status aw_plan_costs_for(const aw_opt_config *c, int seq_len, int batch, uint32_t calib_seqs,
+                            uint32_t holdout_seqs, aw_plan_costs *out);
+
+/* Print plan p (made from costs k) for model_name/c and the budget on out.
+ * AW_ERR_IO if out cannot be written. */
+aw_status aw_plan_print(FILE *out, const char *model_name, const aw_opt_config *c, const aw_plan *p,
+                        const aw_plan_costs *k, uint64_t mem_per_rank);
+
+/* `aweq-dist plan ...` (argv[0] is "plan"): 0 success, 1 failure (one error
+ * line on stderr), 2 usage error. */
+int aw_cmd_plan(int argc, char **argv);
+
+#endif

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# plan: OPT-175B laid out over ranks of 80 GB, every supported built-in
+# shape on one rank, a model folder's config.json, forced layouts, and
+# refusals as one error line that says what would fit.
+. "$(dirname "$0")/lib.sh"
+
+# the sum of the "blocks" column of a plan
+blocks_sum() { awk '/^ *stage  ranks/ {t = 1; next} /^total:/ {t = 0} t {s += $4} END {print s + 0}' "$1"; }
+
+"$EXE" plan --help | grep -q "aweq-dist plan --model" && ok "plan --help" || bad "plan --help"
+
+for n in 16 64; do
+    rc=0; "$EXE" plan --model opt-175b -n $n --mem-per-rank 80 >"$WORK/p$n.txt" 2>"$WORK/e$n.txt" || rc=$?
+    if [ $rc -ne 0 ]; then bad "opt-175b on $n x 80 GB: exit $rc: $(cat "$WORK/e$n.txt")"; continue; fi
+    [ -s "$WORK/e$n.txt" ] && bad "opt-175b on $n ranks: stderr not empty: $(cat "$WORK/e$n.txt")"
+    grep -q "total: 96 layers over" "$WORK/p$n.txt" && [ "$(blocks_sum "$WORK/p$n.txt")" -eq 96 ] \
+        && ok "opt-175b on $n x 80 GB: 96 layers across the stages" \
+        || bad "opt-175b on $n ranks: layers: $(grep total "$WORK/p$n.txt")"
+done
+cat "$WORK/p16.txt"
+grep -q "^world: 16 ranks = 16 stages x 1 replica" "$WORK/p16.txt" && ok "16 ranks: 16 stages" || bad "16 ranks: $(grep world "$WORK/p16.txt")"
+grep -q "^world: 64 ranks = 16 stages x 4 replicas" "$WORK/p64.txt" && ok "64 ranks: 16 stages x 4 replicas" || bad "64 ranks: $(grep world "$WORK/p64.txt")"
+
+# 8 ranks of 80 GB: 12 blocks (66 GB) plus 16 GB of buffers per rank do not
+# fit; the refusal says 9 ranks or 86 GB, and both suggestions work
+expect_fail "opt-175b on 8 x 80 GB refused" "no layout of 8 ranks fits 80 GB per rank: the model needs at least 9 ranks" \
+    "$EXE" plan --model opt-175b -n 8 --mem-per-rank 80
+grep -q "(AW_ERR_PLAN)" "$WORK/err.txt" && ok "refusal names AW_ERR_PLAN" || bad "refusal: $(cat "$WORK/err.txt")"
+need=$(sed -n 's/.*(or \([0-9]*\) GB per rank).*/\1/p' "$WORK/err.txt")
+"$EXE" plan --model opt-175b -n 9 --mem-per-rank 80 >"$WORK/p9.txt" 2>&1 && ok "opt-175b on 9 x 80 GB" || bad "9 ranks: $(cat "$WORK/p9.txt")"
+if [ -n "$need" ] && "$EXE" plan --model opt-175b -n 8 --mem-per-rank "${need}GB" >"$WORK/p8.txt" 2>&1; then
+    [ "$(blocks_sum "$WORK/p8.txt")" -eq 96 ] && ok "opt-175b on 8 x $need GB: 96 layers" || bad "8 x $need GB: $(cat "$WORK/p8.txt")"
+    cat "$WORK/p8.txt"
+else
+    bad "opt-175b on 8 x '$need' GB: $(cat "$WORK/p8.txt" 2>/dev/null)"
+fi
+expect_fail "opt-175b on 8 x 40 GB refused" "no layout of 8 ranks fits 40 GB per rank: the model needs at least" \
+    "$EXE" plan --model opt-175b -n 8 --mem-per-rank 40
+
+# every supported built-in shape on one rank with a large budget: 1 stage, all layers
+"$EXE" shapes >"$WORK/shapes.txt" || bad "shapes"
+n_shapes=0
+while read -r name d layers rest; do
+    case "$rest" in *" yes") ;; *) continue ;; esac
+    n_shapes=$((n_shapes + 1))
+    if "$EXE" plan --model "$name" -n 1 --mem-per-rank 10000 >"$WORK/s.txt" 2>&1 \
+        && grep -q "total: $layers layers over 1 stage;" "$WORK/s.txt"; then
+        ok "$name on one rank: $layers layers"
+    else
+        bad "$name on one rank: $(cat "$WORK/s.txt")"
+    fi
+done < <(tail -n +2 "$WORK/shapes.txt")
+[ $n_shapes -ge 8 ] && ok "$n_shapes supported shapes planned" || bad "only $n_shapes supported shapes"
+expect_fail "unsupported shape refused" "do_layer_norm_before" "$EXE" plan --model opt-350m -n 1 --mem-per-rank 80
+
+# a model folder: its config.json is read
+mkdir -p "$WORK/m"
+cp "$AWEQ_SOURCE_DIR/tests/fixtures/opt-configs/opt-125m.json" "$WORK/m/config.json"
+"$EXE" plan --model "$WORK/m" -n 2 --mem-per-rank 80GB >"$WORK/m.txt" 2>&1 \
+    && grep -q "world: 2 ranks = 1 stage x 2 replicas" "$WORK/m.txt" && ok "model folder: 1 stage x 2 replicas" \
+    || bad "model folder: $(cat "$WORK/m.txt")"
+mkdir -p "$WORK/empty"
+expect_fail "folder without config.json" "config.json" "$EXE" plan --model "$WORK/empty" -n 1 --mem-per-rank 80
+
+# 80, 80G and 80GB are the same budget
+"$EXE" plan --model opt-13b -n 4 --mem-per-rank 80 >"$WORK/g1.txt" 2>&1
+"$EXE" plan --model opt-13b -n 4 --mem-per-rank 80G >"$WORK/g2.txt" 2>&1
+"$EXE" plan --model opt-13b -n 4 --mem-per-rank 80GB >"$WORK/g3.txt" 2>&1
+cmp -s "$WORK/g1.txt" "$WORK/g2.txt" && cmp -s "$WORK/g1.txt" "$WORK/g3.txt" && ok "80 = 80G = 80GB" || bad "budget spellings differ"
+
+# forced layouts
+"$EXE" plan --model opt-13b -n 8 --mem-per-rank 80 --stages 4 >"$WORK/f.txt" 2>&1 \
+    && grep -q "world: 8 ranks = 4 stages x 2 replicas" "$WORK/f.txt" && ok "--stages 4 on 8 ranks" || bad "--stages 4: $(cat "$WORK/f.txt")"
+"$EXE" plan --model opt-13b -n 8 --mem-per-rank 80 --replicas 8 >"$WORK/f.txt" 2>&1 \
+    && grep -q "world: 8 ranks = 1 stage x 8 replicas" "$WORK/f.txt" && ok "--replicas 8 on 8 ranks" || bad "--replicas 8: $(cat "$WORK/f.txt")"
+expect_fail "world not stages x replicas" "world of 6 ranks is not stages x replicas with --stages 4" \
+    "$EXE" plan --model opt-13b -n 6 --mem-per-rank 80 --stages 4
+expect_fail "more stages than blocks" "50 stages for 40 decoder blocks: at most 40 stages" \
+    "$EXE" plan --model opt-13b -n 50 --mem-per-rank 80 --stages 50
+expect_fail "block larger than the budget" "one decoder block needs" "$EXE" plan --model opt-175b -n 96 --mem-per-rank 16
+
+# usage errors exit 2
+for args in "--model opt-175b -n 8" "-n 8 --mem-per-rank 80" "--model opt-175b --mem-per-rank 80" \
+            "--model opt-175b -n 8 --mem-per-rank 80X" "--model opt-175b -n 0 --mem-per-rank 80" \
+            "--model no-such-model -n 1 --mem-per-rank 80" "--model opt-175b -n 1 --mem-per-rank 80 --seq-len 4096" \
+            "--model opt-175b -n 1 --mem-per-rank 80 --frobnicate" "--model opt-175b -n 1 --mem-per-rank 80 extra"; do
+    rc=0
+    # shellcheck disable=SC2086
+    "$EXE" plan $args >/dev/null 2>"$WORK/u.txt" || rc=$?
+    [ $rc -eq 2 ] && grep -q "aweq-dist plan --help" "$WORK/u.txt" && ok "usage error ($args): $(head -1 "$WORK/u.txt")" \
+        || bad "plan $args: exit $rc: $(cat "$WORK/u.txt")"
+done
+
+finish

@@ -1,0 +1,494 @@
+/*
+ * test_sched.c - the planner's claims:
+ *   - partitions are contiguous, cover every layer once, and are optimal
+ *     (checked against an exhaustive search on small random instances);
+ *   - the ends (embeddings, head) push blocks off the first and last stage
+ *     when memory or time is bound by them;
+ *   - the fewest stages that fit are chosen; forced stages/replicas are
+ *     honoured and validated;
+ *   - every refusal is AW_ERR_PLAN with a message whose suggestion is right
+ *     (the suggested ranks or memory do make a plan, one less does not);
+ *   - the real OPT shapes: OPT-175B on 16 ranks of 80 GB, opt-125m on one
+ *     rank; the plans are printed in the test output.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aw_config.h"
+#include "aw_plan_cmd.h"
+#include "aw_sched.h"
+#include "testutil.h"
+
+#define GB 1000000000ull
+
+static const aw_plan_rates unit_rates = {.flops_per_s = 1.0, .read_bytes_per_s = 1.0};
+
+/* n uniform blocks of 1 s each (1 FLOP at 1 FLOP/s), 1 byte each, nothing else. */
+static aw_plan_costs uniform(int n)
+{
+    aw_plan_costs c = {.n_layers = n, .block_bytes = 1, .block_flops = 1.0, .sample_blocks = 1};
+    return c;
+}
+
+static int blocks_of(const aw_plan *p, int s) { return p->first_layer[s + 1] - p->first_layer[s]; }
+
+/* What every plan must satisfy. */
+static void check_invariants(const aw_plan *p, const aw_plan_costs *c, int world, uint64_t mem)
+{
+    assert_int_equal(p->world, world);
+    assert_int_equal(p->stages * p->replicas, world);
+    assert_true(p->stages >= 1 && p->stages <= c->n_layers);
+    assert_int_equal(p->first_layer[0], 0);
+    assert_int_equal(p->first_layer[p->stages], c->n_layers);
+    for (int s = 0; s < p->stages; s++) {
+        assert_true(blocks_of(p, s) >= 1);
+        assert_true(p->mem_bytes[s] <= mem);
+        assert_true(isfinite(p->seconds[s]) && p->seconds[s] >= 0);
+    }
+    /* every layer owned exactly once, by the stage whose range holds it */
+    for (int l = 0; l < c->n_layers; l++) {
+        int s = aw_plan_stage_of_layer(p, l);
+        assert_true(s >= 0 && s < p->stages);
+        assert_true(p->first_layer[s] <= l && l < p->first_layer[s + 1]);
+    }
+    assert_int_equal(aw_plan_stage_of_layer(p, -1), -1);
+    assert_int_equal(aw_plan_stage_of_layer(p, c->n_layers), -1);
+    for (int r = 0; r < world; r++) {
+        assert_int_equal(aw_plan_stage_of(p, r) * p->replicas + aw_plan_replica_of(p, r), r);
+        assert_true(aw_plan_stage_of(p, r) < p->stages);
+    }
+    assert_true(isfinite(p->total_seconds) && p->total_seconds > 0);
+}
+
+static double max_seconds(const aw_plan *p)
+{
+    double m = 0;
+    for (int s = 0; s < p->stages; s++) m = p->seconds[s] > m ? p->seconds[s] : m;
+    return m;
+}
+
+static void test_equal_blocks_balanced(void **state)
+{
+    (void)state;
+    aw_plan_costs c = uniform(12);
+    aw_plan p;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 1000, 4, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 4, 1000);
+    for (int s = 0; s < 4; s++) assert_int_equal(blocks_of(&p, s), 3);
+    assert_int_equal(p.replicas, 1);
+    assert_int_equal(aw_plan_stage_of_layer(&p, 0), 0);
+    assert_int_equal(aw_plan_stage_of_layer(&p, 5), 1);
+    assert_int_equal(aw_plan_stage_of_layer(&p, 11), 3);
+    /* 13 blocks on 4 stages: one stage has 4, the others 3 */
+    c = uniform(13);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 1000, 4, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 4, 1000);
+    assert_true(max_seconds(&p) == 4.0);
+}
+
+/* Ends of 3 bytes on the first and last stage, 5 bytes per rank: end
+ * ranks hold two blocks, the middle ones four. */
+static void test_ends_shift_blocks_when_memory_bound(void **state)
+{
+    (void)state;
+    aw_plan_costs c = uniform(12);
+    c.ends_bytes = 3;
+    aw_plan p;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 5, 4, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 4, 5);
+    assert_int_equal(blocks_of(&p, 0), 2);
+    assert_int_equal(blocks_of(&p, 1), 4);
+    assert_int_equal(blocks_of(&p, 2), 4);
+    assert_int_equal(blocks_of(&p, 3), 2);
+    /* 4 bytes: 1 + 4 + 4 + 1 < 12 */
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 4, 4, 0, &p), AW_ERR_PLAN, "4 stages do not fit");
+    /* the same with per-rank buffers; every rank then sits at the budget */
+    c.ends_bytes = 2;
+    c.rank_fixed_bytes = 10;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 14, 4, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 4, 14);
+    assert_int_equal(blocks_of(&p, 0), 2);
+    assert_int_equal(blocks_of(&p, 1), 4);
+    assert_int_equal(blocks_of(&p, 2), 4);
+    assert_int_equal(blocks_of(&p, 3), 2);
+    assert_true(p.mem_bytes[0] == 14 && p.mem_bytes[1] == 14 && p.mem_bytes[3] == 14);
+}
+
+/* The head costs two blocks' time: the last stage takes fewer blocks. */
+static void test_head_shifts_blocks_when_time_bound(void **state)
+{
+    (void)state;
+    aw_plan_costs c = uniform(12);
+    c.head_flops = 2.0;
+    aw_plan p;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 1000, 4, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 4, 1000);
+    assert_int_equal(blocks_of(&p, 3), 2);
+    assert_true(max_seconds(&p) == 4.0); /* the optimum: 3,3,4,2+head or alike */
+    /* reads of the embeddings on the first and last stage */
+    c = uniform(12);
+    c.ends_read_bytes = 2;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 1000, 4, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 4, 1000);
+    assert_int_equal(blocks_of(&p, 0), 2);
+    assert_int_equal(blocks_of(&p, 3), 2);
+    assert_int_equal(blocks_of(&p, 1), 4);
+}
+
+/* Tiny deterministic generator for the exhaustive comparison. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33) % n;
+}
+
+/* The estimate of a stage (as the header's model says), for the search. */
+static double stage_seconds(const aw_plan_costs *c, int S, int R, int s, int k)
+{
+    int ends = S == 1 || s == 0 || s == S - 1, head = s == S - 1;
+    return (k * c->block_flops + (head ? c->head_flops : 0)) / R +
+           (double)k * (double)c->block_read_bytes + (ends ? (double)c->ends_read_bytes : 0);
+}
+static uint64_t stage_bytes(const aw_plan_costs *c, int S, int s, int k)
+{
+    int ends = S == 1 || s == 0 || s == S - 1, head = s == S - 1;
+    return (uint64_t)k * c->block_bytes + c->rank_fixed_bytes + (ends ? c->ends_bytes : 0) +
+           (head ? c->head_ws_bytes : 0);
+}
+
+/* Best max stage time over all compositions of n into S parts >= 1 that
+ * fit mem; INFINITY if none. */
+static double brute(const aw_plan_costs *c, int S, int R, uint64_t mem, int s, int left, double cur)
+{
+    if (s == S - 1) {
+        if (stage_bytes(c, S, s, left) > mem) return INFINITY;
+        double t = stage_seconds(c, S, R, s, left);
+        return t > cur ? t : cur;
+    }
+    double best = INFINITY;
+    for (int k = 1; k <= left - (S - 1 - s); k++) {
+        if (stage_bytes(c, S, s, k) > mem) break;
+        double t = stage_seconds(c, S, R, s, k);
+        double v = brute(c, S, R, mem, s + 1, left - k, t > cur ? t : cur);
+        if (v < best) best = v;
+    }
+    return best;
+}
+
+static void test_partition_is_optimal(void **state)
+{
+    (void)state;
+    int checked = 0, refused = 0;
+    for (int trial = 0; trial < 3000; trial++) {
+        int n = 1 + (int)rnd(11), S = 1 + (int)rnd(n < 6 ? n : 6), R = 1 + (int)rnd(3);
+        aw_plan_costs c = {.n_layers = n,
+                           .block_bytes = 1 + rnd(5),
+                           .ends_bytes = rnd(8),
+                           .head_ws_bytes = rnd(3),
+                           .rank_fixed_bytes = rnd(4),
+                           .block_read_bytes = rnd(3),
+                           .ends_read_bytes = rnd(4),
+                           .block_flops = 1 + rnd(6),
+                           .head_flops = rnd(10),
+                           .sample_blocks = 1 + (int)rnd(4)};
+        uint64_t mem = 4 + rnd(40);
+        double want = brute(&c, S, R, mem, 0, n, 0);
+        aw_plan p;
+        aw_status st = aw_plan_make(&c, &unit_rates, S * R, mem, S, R, &p);
+        if (isinf(want)) {
+            aw_assert_status(st, AW_ERR_PLAN, NULL);
+            refused++;
+            continue;
+        }
+        aw_assert_status(st, AW_OK, NULL);
+        check_invariants(&p, &c, S * R, mem);
+        if (fabs(max_seconds(&p) - want) > 1e-9 * want) {
+            fprintf(stderr, "trial %d: n=%d S=%d R=%d mem=%llu: got %g, best %g\n", trial, n, S, R,
+                    (unsigned long long)mem, max_seconds(&p), want);
+            fail();
+        }
+        checked++;
+    }
+    printf("partition optimal on %d random instances (%d correctly refused)\n", checked, refused);
+    assert_true(checked > 1000 && refused > 50);
+}
+
+static void test_fewest_stages_chosen(void **state)
+{
+    (void)state;
+    aw_plan_costs c = uniform(12);
+    c.rank_fixed_bytes = 2;
+    aw_plan p;
+    /* everything fits one rank: 1 stage x 8 replicas */
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, 100, 0, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 8, 100);
+    assert_int_equal(p.stages, 1);
+    assert_int_equal(p.replicas, 8);
+    /* 8 bytes per rank: 6 blocks each, so 2 stages (3 would not divide 8) */
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, 8, 0, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 8, 8);
+    assert_int_equal(p.stages, 2);
+    assert_int_equal(p.replicas, 4);
+    /* 7 bytes: 5 blocks a rank, 3 stages needed; 8 ranks give 4 x 2 */
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, 7, 0, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 8, 7);
+    assert_int_equal(p.stages, 4);
+    assert_int_equal(p.replicas, 2);
+    /* replicas divide the arithmetic, not the reads */
+    aw_plan p1, p2;
+    c = uniform(12);
+    c.block_read_bytes = 1;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 1, 100, 0, 0, &p1), AW_OK, NULL);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 2, 100, 0, 0, &p2), AW_OK, NULL);
+    assert_true(p1.seconds[0] == 24.0 && p2.seconds[0] == 18.0);
+    /* deterministic */
+    aw_plan a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0xff, sizeof b);
+    c.head_flops = 3;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 6, 100, 6, 0, &a), AW_OK, NULL);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 6, 100, 6, 0, &b), AW_OK, NULL);
+    assert_memory_equal(a.first_layer, b.first_layer, sizeof a.first_layer[0] * 7);
+    assert_true(a.total_seconds == b.total_seconds);
+}
+
+static void test_forced_layouts(void **state)
+{
+    (void)state;
+    aw_plan_costs c = uniform(12);
+    aw_plan p;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, 100, 4, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 8, 100);
+    assert_int_equal(p.stages, 4);
+    assert_int_equal(p.replicas, 2);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, 100, 0, 4, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 8, 100);
+    assert_int_equal(p.stages, 2);
+    assert_int_equal(p.replicas, 4);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, 100, 8, 1, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 8, 100);
+    assert_int_equal(p.stages, 8);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 12, 100, 12, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 12, 100);
+    for (int s = 0; s < 12; s++) assert_int_equal(blocks_of(&p, s), 1);
+
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 6, 100, 4, 0, &p), AW_ERR_PLAN,
+                     "world of 6 ranks is not stages x replicas with --stages 4");
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 6, 100, 0, 4, &p), AW_ERR_PLAN,
+                     "world of 6 ranks is not stages x replicas with --replicas 4");
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 6, 100, 4, 2, &p), AW_ERR_PLAN,
+                     "world of 6 ranks is not --stages 4 x --replicas 2 (= 8)");
+    c = uniform(2);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 100, 4, 0, &p), AW_ERR_PLAN,
+                     "4 stages for 2 decoder blocks: at most 2 stages");
+    c = uniform(2000);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 2000, 1000000, 2000, 0, &p), AW_ERR_PLAN,
+                     "2000 stages: at most 1024 stages");
+    /* forced but too few for the memory: the message says what fits */
+    c = uniform(12);
+    c.rank_fixed_bytes = 2;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 2, 6, 2, 0, &p), AW_ERR_PLAN,
+                     "use at least 3 stages");
+    /* bad arguments are not plan errors */
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 0, 6, 0, 0, &p), AW_ERR_ARG, "world of 0 ranks");
+    aw_plan_rates bad = {.flops_per_s = 0, .read_bytes_per_s = 1};
+    aw_assert_status(aw_plan_make(&c, &bad, 1, 6, 0, 0, &p), AW_ERR_ARG, "rates");
+    bad.flops_per_s = NAN;
+    aw_assert_status(aw_plan_make(&c, &bad, 1, 6, 0, 0, &p), AW_ERR_ARG, "rates");
+    c.n_layers = 0;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 1, 6, 0, 0, &p), AW_ERR_ARG, "0 decoder blocks");
+}
+
+/* Costs in whole GB so that messages can be predicted exactly. */
+static void test_refusals_say_what_fits(void **state)
+{
+    (void)state;
+    aw_plan_costs c = {.n_layers = 40, .block_bytes = 21700000000ull, .rank_fixed_bytes = 1 * GB,
+                       .ends_bytes = 300000000ull, .block_flops = 1, .sample_blocks = 1};
+    aw_plan p;
+    /* one block + buffers + ends = 23.0 GB */
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 64, 16 * GB, 0, 0, &p), AW_ERR_PLAN,
+                     "one decoder block needs 21.7 GB, 23 GB with the per-rank buffers, but --mem-per-rank "
+                     "is 16 GB: raise --mem-per-rank to at least 23 GB (block plus per-rank buffers)");
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 40, 16 * GB, 40, 0, &p), AW_ERR_PLAN,
+                     "one decoder block needs 21.7 GB");
+    /* 10 GB blocks, 2 GB buffers, 1 GB ends: at 40 GB a middle rank holds
+     * 3 blocks, an end rank 3; 40 blocks need 14 stages */
+    c = (aw_plan_costs){.n_layers = 40, .block_bytes = 10 * GB, .rank_fixed_bytes = 2 * GB,
+                        .ends_bytes = 1 * GB, .block_flops = 1, .sample_blocks = 1};
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, 40 * GB, 0, 0, &p), AW_ERR_PLAN,
+                     "no layout of 8 ranks fits 40 GB per rank: the model needs at least 14 ranks of 40 GB "
+                     "(or 53 GB per rank)");
+    /* the suggestions hold: 14 ranks of 40 GB and 8 ranks of 53 GB fit; 13
+     * ranks and 52 GB do not */
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 14, 40 * GB, 0, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 14, 40 * GB);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 13, 40 * GB, 0, 0, &p), AW_ERR_PLAN, "no layout of 13");
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, 53 * GB, 0, 0, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 8, 53 * GB);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, 52 * GB, 0, 0, &p), AW_ERR_PLAN, "no layout of 8");
+    /* enough ranks, but 41 has no divisor in 14..40: 42 ranks would do, or
+     * 41 ranks holding the whole model each */
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 41, 40 * GB, 0, 0, &p), AW_ERR_PLAN,
+                     "no layout of 41 ranks fits 40 GB per rank: stages must divide the ranks and number 14 "
+                     "to 40 at this size: use 42 ranks (14 stages x 3 replicas) (or 403 GB per rank)");
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 42, 40 * GB, 0, 0, &p), AW_OK, NULL);
+    assert_int_equal(p.stages, 14);
+    assert_int_equal(p.replicas, 3);
+    /* aw_plan_min_mem is the boundary */
+    uint64_t m = 0;
+    aw_assert_status(aw_plan_min_mem(&c, 8, &m), AW_OK, NULL);
+    assert_true(m == 53 * GB);
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 8, m - 1, 8, 0, &p), AW_ERR_PLAN, "their ranks need 53 GB");
+    aw_assert_status(aw_plan_min_mem(&c, 41, &m), AW_ERR_ARG, NULL);
+}
+
+static void print_plan(const char *name, const aw_opt_config *cfg, const aw_plan *p, const aw_plan_costs *k,
+                       uint64_t mem)
+{
+    printf("\n");
+    aw_assert_status(aw_plan_print(stdout, name, cfg, p, k, mem), AW_OK, NULL);
+    fflush(stdout);
+}
+
+static void test_costs_of_opt_shapes(void **state)
+{
+    (void)state;
+    const aw_opt_config *c = aw_shape_find("opt-175b");
+    assert_non_null(c);
+    aw_plan_costs k;
+    aw_assert_status(aw_plan_costs_for(c, 2048, 1, 128, 16, &k), AW_OK, NULL);
+    uint64_t d = 12288, f = 49152;
+    assert_int_equal(k.n_layers, 96);
+    assert_true(k.block_read_bytes == (4 * d * d + 2 * d * f + 9 * d + f) * 2);
+    assert_true(k.ends_bytes == (50272 * d + 2050 * d + 2 * d) * 4);
+    assert_true(k.head_ws_bytes == 128 * (d + 2 * 50272) * 4);
+    assert_true(k.block_bytes > k.block_read_bytes * 3 / 2); /* fp16 + int8 + sums */
+    assert_true(k.block_bytes < k.block_read_bytes * 3 / 2 + 200000000ull);
+    assert_int_equal(k.sample_blocks, 128);
+    /* 96 blocks' arithmetic over the calibration tokens is 2 x params x tokens
+     * (DESIGN.md: 9.2e16 for the model), plus attention and validation */
+    double calib_only = 96 * (2.0 * (4 * d * d + 2 * d * f)) * 128 * 2048;
+    assert_true(calib_only > 9.0e16 && calib_only < 9.4e16);
+    assert_true(96 * k.block_flops > calib_only * 1.375 && 96 * k.block_flops < calib_only * 1.5);
+    aw_assert_status(aw_plan_costs_for(c, 4096, 1, 128, 16, &k), AW_ERR_ARG, "2048 positions");
+    aw_assert_status(aw_plan_costs_for(c, 2048, 0, 128, 16, &k), AW_ERR_ARG, "batch");
+    aw_assert_status(aw_plan_costs_for(c, 2048, 1, 0, 16, &k), AW_ERR_ARG, "calibration");
+}
+
+static const aw_plan_rates h100 = {.flops_per_s = 400e12, .read_bytes_per_s = 2e9};
+
+static void test_opt175b_plans(void **state)
+{
+    (void)state;
+    const aw_opt_config *c = aw_shape_find("opt-175b");
+    aw_plan_costs k;
+    aw_assert_status(aw_plan_costs_for(c, 2048, 1, 128, 16, &k), AW_OK, NULL);
+    aw_plan *p = malloc(sizeof *p);
+    assert_non_null(p);
+
+    aw_assert_status(aw_plan_make(&k, &h100, 16, 80 * GB, 0, 0, p), AW_OK, NULL);
+    check_invariants(p, &k, 16, 80 * GB);
+    assert_int_equal(p->stages, 16);
+    for (int s = 0; s < 16; s++) assert_int_equal(blocks_of(p, s), 6);
+    print_plan("opt-175b", c, p, &k, 80 * GB);
+
+    /* 8 ranks of 80 GB: 12 blocks a rank (66 GB) plus 16 GB of buffers do
+     * not fit; the suggestion is right both ways */
+    aw_status st = aw_plan_make(&k, &h100, 8, 80 * GB, 0, 0, p);
+    aw_assert_status(st, AW_ERR_PLAN,
+                     "no layout of 8 ranks fits 80 GB per rank: the model needs at least 9 ranks");
+    printf("\nopt-175b on 8 ranks of 80 GB: %s\n", aw_err_message());
+    unsigned need_gb = 0;
+    const char *o = strstr(aw_err_message(), "(or ");
+    assert_non_null(o);
+    assert_int_equal(sscanf(o, "(or %u GB per rank)", &need_gb), 1);
+    aw_assert_status(aw_plan_make(&k, &h100, 9, 80 * GB, 0, 0, p), AW_OK, NULL);
+    check_invariants(p, &k, 9, 80 * GB);
+    aw_assert_status(aw_plan_make(&k, &h100, 8, need_gb * GB, 0, 0, p), AW_OK, NULL);
+    check_invariants(p, &k, 8, need_gb * GB);
+    assert_int_equal(p->stages, 8);
+    print_plan("opt-175b", c, p, &k, need_gb * GB);
+    aw_assert_status(aw_plan_make(&k, &h100, 8, (need_gb - 1) * GB, 0, 0, p), AW_ERR_PLAN, NULL);
+
+    /* 8 ranks of 40 GB: refused, saying how many 40 GB ranks would do */
+    aw_assert_status(aw_plan_make(&k, &h100, 8, 40 * GB, 0, 0, p), AW_ERR_PLAN,
+                     "no layout of 8 ranks fits 40 GB per rank: the model needs at least ");
+    printf("\nopt-175b on 8 ranks of 40 GB: %s\n", aw_err_message());
+    unsigned n_ranks = 0;
+    assert_int_equal(sscanf(strstr(aw_err_message(), "at least "), "at least %u ranks", &n_ranks), 1);
+    aw_assert_status(aw_plan_make(&k, &h100, (int)n_ranks, 40 * GB, 0, 0, p), AW_OK, NULL);
+    check_invariants(p, &k, (int)n_ranks, 40 * GB);
+    aw_assert_status(aw_plan_make(&k, &h100, (int)n_ranks - 1, 40 * GB, (int)n_ranks - 1, 0, p),
+                     AW_ERR_PLAN, NULL);
+
+    /* 64 ranks (8 nodes x 8 GPUs): fewest stages that fit, the rest replicas */
+    aw_assert_status(aw_plan_make(&k, &h100, 64, 80 * GB, 0, 0, p), AW_OK, NULL);
+    check_invariants(p, &k, 64, 80 * GB);
+    assert_int_equal(p->stages, 16);
+    assert_int_equal(p->replicas, 4);
+    print_plan("opt-175b", c, p, &k, 80 * GB);
+    free(p);
+}
+
+static void test_every_shape_and_opt125m_on_one_rank(void **state)
+{
+    (void)state;
+    aw_plan *p = malloc(sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < aw_shape_count(); i++) {
+        const aw_opt_config *c = aw_shape_at(i);
+        if (aw_config_check_supported(c, c->name) != AW_OK) continue;
+        aw_plan_costs k;
+        aw_assert_status(aw_plan_costs_for(c, 2048, 1, 128, 16, &k), AW_OK, NULL);
+        aw_assert_status(aw_plan_make(&k, &h100, 1, 4000 * GB, 0, 0, p), AW_OK, NULL);
+        check_invariants(p, &k, 1, 4000 * GB);
+        assert_int_equal(p->stages, 1);
+        assert_int_equal(blocks_of(p, 0), c->num_hidden_layers);
+    }
+    const aw_opt_config *c = aw_shape_find("opt-125m");
+    aw_plan_costs k;
+    aw_assert_status(aw_plan_costs_for(c, 2048, 1, 128, 16, &k), AW_OK, NULL);
+    aw_assert_status(aw_plan_make(&k, &h100, 1, 80 * GB, 0, 0, p), AW_OK, NULL);
+    check_invariants(p, &k, 1, 80 * GB);
+    assert_int_equal(p->stages, 1);
+    assert_int_equal(p->replicas, 1);
+    assert_int_equal(p->first_layer[1], 12);
+    /* one stage holds the ends once */
+    assert_true(p->mem_bytes[0] == 12 * k.block_bytes + k.rank_fixed_bytes + k.ends_bytes + k.head_ws_bytes);
+    print_plan("opt-125m", c, p, &k, 80 * GB);
+
+    /* the printout names the layers and stages */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    assert_non_null(m);
+    aw_assert_status(aw_plan_print(m, "opt-125m", c, p, &k, 80 * GB), AW_OK, NULL);
+    fclose(m);
+    assert_non_null(strstr(buf, "12 layers over 1 stage"));
+    assert_non_null(strstr(buf, "world: 1 rank = 1 stage x 1 replica"));
+    assert_non_null(strstr(buf, "400 TFLOP/s"));
+    free(buf);
+    free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_equal_blocks_balanced),
+        cmocka_unit_test(test_ends_shift_blocks_when_memory_bound),
+        cmocka_unit_test(test_head_shifts_blocks_when_time_bound),
+        cmocka_unit_test(test_partition_is_optimal),
+        cmocka_unit_test(test_fewest_stages_chosen),
+        cmocka_unit_test(test_forced_layouts),
+        cmocka_unit_test(test_refusals_say_what_fits),
+        cmocka_unit_test(test_costs_of_opt_shapes),
+        cmocka_unit_test(test_opt175b_plans),
+        cmocka_unit_test(test_every_shape_and_opt125m_on_one_rank),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
