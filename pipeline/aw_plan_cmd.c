@@ -35,27 +35,34 @@ aw_status aw_plan_costs_for(const aw_opt_config *c, int seq_len, int batch, uint
     uint64_t hold_blocks = ceil_div(holdout_seqs, (uint64_t)batch);
 
     /* Resident per block: fp weights in the checkpoint dtype, the W8A8
-     * block, calibration statistics (aw_stats_create: totals and one part
-     * of 3d+ffn doubles, the running max in floats) plus one part kept per
-     * block of samples, so that replicas' parts are added in block order;
-     * validation sums likewise (aw_layer_val_create: total and part of
-     * 13 + 5d + ffn doubles, plus one per held-out block). */
+     * block, and the larger of two sets of sums that are never alive
+     * together: calibration statistics (aw_stats_create: totals and one
+     * part of 3d+ffn doubles, the running max in floats, plus one part kept
+     * per block of samples so that replicas' parts are added in block
+     * order), freed once the layer is quantized, and validation sums
+     * (aw_layer_val_create: total and part of 13 + 5d + ffn doubles, plus
+     * one per held-out block). */
     uint64_t n_stat = 3 * d + f, n_val = 2 * 6 + 1 + 5 * d + f;
     uint64_t stats = (2 * n_stat + 1) * 8 + n_stat * 4 + (n_stat + 1) * 8 * calib_blocks;
     uint64_t val = 2 * n_val * 8 + n_val * 8 * hold_blocks;
     out->n_layers = c->num_hidden_layers;
-    out->block_bytes = aw_block_bytes(c, c->torch_dtype) + aw_qblock_bytes(c) + stats + val;
+    out->block_bytes = aw_block_bytes(c, c->torch_dtype) + aw_qblock_bytes(c) + (stats > val ? stats : val);
     /* embeddings, positions and the final LN live in f32 on the ranks */
     uint64_t ends_values = V * d + P * d + 2 * d;
     out->ends_bytes = ends_values * sizeof(float);
     /* last stage: LN output and fp + W8A8 logits of one chunk of rows */
     out->head_ws_bytes = AW_PLAN_LOGIT_CHUNK * (d + 2 * V) * sizeof(float);
-    /* every rank: block forward and validation scratch for one block of
-     * samples, the fp and W8A8 hidden states double-buffered for the
-     * hand-off (4 x T x d floats), and the f32 equalized block that exists
-     * while one layer is quantized */
-    out->rank_fixed_bytes = aw_fwd_ws_bytes(c, batch, seq_len) + aw_val_ws_bytes(c, (int)T) +
-                            4 * T * d * sizeof(float) + aw_block_bytes(c, AW_DT_F32);
+    /* every rank: the fp and W8A8 hidden states double-buffered for the
+     * hand-off (4 x T x d floats), plus the largest phase's scratch (aw_run.c
+     * frees between phases): calibration, the block forward's; quantization,
+     * the f32 equalized block of one layer; validation, the forward's and
+     * the per-layer checks' (which share the forward's f32 weight buffer) */
+    uint64_t calib_ws = aw_fwd_ws_bytes(c, batch, seq_len);
+    uint64_t quant_ws = aw_block_bytes(c, AW_DT_F32);
+    uint64_t valid_ws = calib_ws + aw_val_ws_bytes(c, (int)T, 1);
+    uint64_t phase = calib_ws > quant_ws ? calib_ws : quant_ws;
+    phase = phase > valid_ws ? phase : valid_ws;
+    out->rank_fixed_bytes = 4 * T * d * sizeof(float) + phase;
     out->block_read_bytes = aw_config_block_params(c) * wsz;
     out->ends_read_bytes = ends_values * wsz;
     /* per token: 2 FLOP per weight (4d^2 attention projections, 2 d ffn MLP)

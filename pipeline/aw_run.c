@@ -472,7 +472,9 @@ static aw_status validate(const aw_run_opts *o, run_state *s, const topo *t, aw_
     int nb = n_blocks(s->n_hold, s->B), max_mine = (nb + t->R - 1) / t->R;
     for (int l = 0; l < t->nl; l++) AW_TRY(aw_layer_val_create(c, &s->val[l]));
     AW_TRY(alloc_parts(s, t, nb, 1));
-    AW_TRY(aw_val_ws_create(c, s->B * s->L, &s->vws));
+    /* the forward workspace was dropped while quantizing (see aw_run_comm) */
+    AW_TRY(aw_fwd_ws_create(c, s->B, s->L, &s->ws));
+    AW_TRY(aw_val_ws_create(c, s->B * s->L, s->ws.wconv, &s->vws));
     if (t->is_last) {
         s->lx = malloc((size_t)AW_LOGIT_CHUNK * c->hidden_size * sizeof(float));
         s->logits_fp = malloc((size_t)AW_LOGIT_CHUNK * c->vocab_size * sizeof(float));
@@ -697,12 +699,22 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     r->t_calib = aw_now() - t0;
 
     t0 = aw_now();
+    /* Peak memory is the largest phase, not their sum: the forward
+     * workspace is not needed while quantizing, when the f32 equalized block
+     * takes its place (the plan counts memory this way). */
+    aw_fwd_ws_destroy(&s.ws);
     st = AW_OK;
     for (int l = 0; l < t.nl && st == AW_OK; l++) {
         st = aw_qblock_create(c, &s.q[l]);
         if (st == AW_OK) st = aw_quantize_block(c, t.l0 + l, &s.fp[l], &s.stats[l], &s.method, &s.q[l]);
     }
     AW_CHECK(aw_comm_agree(world, st));
+    /* statistics are spent once a layer is quantized */
+    for (int l = 0; l < t.nl; l++) {
+        aw_stats_destroy(&s.stats[l]);
+        free(s.parts[l]);
+        s.parts[l] = NULL;
+    }
     progress(o, &t, "quantize: %d layers", c->num_hidden_layers);
     r->t_quant = aw_now() - t0;
 

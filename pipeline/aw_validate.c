@@ -52,26 +52,27 @@ void aw_e2e_add(aw_e2e *a, const aw_e2e *b)
     a->top1_agree += b->top1_agree;
 }
 
-uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T)
+uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T, int shares_wconv)
 {
     size_t wide = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
-    size_t n = (size_t)max_T * wide, nw = (size_t)c->hidden_size * (size_t)c->ffn_dim;
+    size_t n = (size_t)max_T * wide, nw = shares_wconv ? 0 : (size_t)c->hidden_size * (size_t)c->ffn_dim;
     return n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float);
 }
 
-aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, aw_val_ws *w)
+aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, float *wconv, aw_val_ws *w)
 {
     memset(w, 0, sizeof *w);
     size_t wide = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
     size_t n = (size_t)max_T * wide;
-    size_t nw = (size_t)c->hidden_size * (size_t)c->ffn_dim;
+    size_t nw = wconv ? 0 : (size_t)c->hidden_size * (size_t)c->ffn_dim;
     w->arena = malloc(n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float));
     AW_RETURN_IF(!w->arena, AW_ERR_NOMEM, "out of memory for validation scratch (%zu values)", n);
     float *p = w->arena;
     w->xs = p, p += n;
     w->yf = p, p += n;
     w->yq = p, p += n;
-    w->wconv = p, p += nw;
+    w->wconv = wconv ? wconv : p;
+    p += nw;
     w->acc = (int32_t *)p;
     w->xq = (int8_t *)(w->acc + n);
     return AW_OK;

@@ -50,9 +50,11 @@ typedef struct {
     int32_t *acc;
 } aw_val_ws;
 
-aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, aw_val_ws *w);
+/* wconv: the forward workspace's f32 weight buffer to share (the taps run
+ * between linears, never during one), or NULL to allocate one. */
+aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, float *wconv, aw_val_ws *w);
 /* Bytes aw_val_ws_create allocates (for plans). */
-uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T);
+uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T, int shares_wconv);
 void aw_val_ws_destroy(aw_val_ws *w);
 
 /* Context of the tap observer aw_validate_observe. */

@@ -9,7 +9,7 @@ blocks_sum() { awk '/^ *stage  ranks/ {t = 1; next} /^total:/ {t = 0} t {s += $4
 
 "$EXE" plan --help | grep -q "aweq-dist plan --model" && ok "plan --help" || bad "plan --help"
 
-for n in 16 64; do
+for n in 8 16 64; do
     rc=0; "$EXE" plan --model opt-175b -n $n --mem-per-rank 80 >"$WORK/p$n.txt" 2>"$WORK/e$n.txt" || rc=$?
     if [ $rc -ne 0 ]; then bad "opt-175b on $n x 80 GB: exit $rc: $(cat "$WORK/e$n.txt")"; continue; fi
     [ -s "$WORK/e$n.txt" ] && bad "opt-175b on $n ranks: stderr not empty: $(cat "$WORK/e$n.txt")"
@@ -17,22 +17,22 @@ for n in 16 64; do
         && ok "opt-175b on $n x 80 GB: 96 layers across the stages" \
         || bad "opt-175b on $n ranks: layers: $(grep total "$WORK/p$n.txt")"
 done
-cat "$WORK/p16.txt"
-grep -q "^world: 16 ranks = 16 stages x 1 replica" "$WORK/p16.txt" && ok "16 ranks: 16 stages" || bad "16 ranks: $(grep world "$WORK/p16.txt")"
-grep -q "^world: 64 ranks = 16 stages x 4 replicas" "$WORK/p64.txt" && ok "64 ranks: 16 stages x 4 replicas" || bad "64 ranks: $(grep world "$WORK/p64.txt")"
+cat "$WORK/p8.txt" "$WORK/p16.txt"
+grep -q "^world: 8 ranks = 8 stages x 1 replica" "$WORK/p8.txt" && ok "8 ranks: 8 stages of 12 blocks" || bad "8 ranks: $(grep world "$WORK/p8.txt")"
+grep -q "^world: 16 ranks = 8 stages x 2 replicas" "$WORK/p16.txt" && ok "16 ranks: 8 stages x 2 replicas" || bad "16 ranks: $(grep world "$WORK/p16.txt")"
+grep -q "^world: 64 ranks = 8 stages x 8 replicas" "$WORK/p64.txt" && ok "64 ranks: 8 stages x 8 replicas" || bad "64 ranks: $(grep world "$WORK/p64.txt")"
 
-# 8 ranks of 80 GB: 12 blocks (66 GB) plus 16 GB of buffers per rank do not
-# fit; the refusal says 9 ranks or 86 GB, and both suggestions work
-expect_fail "opt-175b on 8 x 80 GB refused" "no layout of 8 ranks fits 80 GB per rank: the model needs at least 9 ranks" \
-    "$EXE" plan --model opt-175b -n 8 --mem-per-rank 80
+# 8 ranks of 70 GB: 12 blocks (66 GB) plus 7.7 GB of buffers per rank do
+# not fit; the refusal says how many ranks or GB would, and both work
+expect_fail "opt-175b on 8 x 70 GB refused" "no layout of 8 ranks fits 70 GB per rank: the model needs at least 9 ranks" \
+    "$EXE" plan --model opt-175b -n 8 --mem-per-rank 70
 grep -q "(AW_ERR_PLAN)" "$WORK/err.txt" && ok "refusal names AW_ERR_PLAN" || bad "refusal: $(cat "$WORK/err.txt")"
 need=$(sed -n 's/.*(or \([0-9]*\) GB per rank).*/\1/p' "$WORK/err.txt")
-"$EXE" plan --model opt-175b -n 9 --mem-per-rank 80 >"$WORK/p9.txt" 2>&1 && ok "opt-175b on 9 x 80 GB" || bad "9 ranks: $(cat "$WORK/p9.txt")"
-if [ -n "$need" ] && "$EXE" plan --model opt-175b -n 8 --mem-per-rank "${need}GB" >"$WORK/p8.txt" 2>&1; then
-    [ "$(blocks_sum "$WORK/p8.txt")" -eq 96 ] && ok "opt-175b on 8 x $need GB: 96 layers" || bad "8 x $need GB: $(cat "$WORK/p8.txt")"
-    cat "$WORK/p8.txt"
+"$EXE" plan --model opt-175b -n 9 --mem-per-rank 70 >"$WORK/p9.txt" 2>&1 && ok "opt-175b on 9 x 70 GB" || bad "9 ranks: $(cat "$WORK/p9.txt")"
+if [ -n "$need" ] && "$EXE" plan --model opt-175b -n 8 --mem-per-rank "${need}GB" >"$WORK/p8n.txt" 2>&1; then
+    [ "$(blocks_sum "$WORK/p8n.txt")" -eq 96 ] && ok "opt-175b on 8 x $need GB: 96 layers" || bad "8 x $need GB: $(cat "$WORK/p8n.txt")"
 else
-    bad "opt-175b on 8 x '$need' GB: $(cat "$WORK/p8.txt" 2>/dev/null)"
+    bad "opt-175b on 8 x '$need' GB: $(cat "$WORK/p8n.txt" 2>/dev/null)"
 fi
 expect_fail "opt-175b on 8 x 40 GB refused" "no layout of 8 ranks fits 40 GB per rank: the model needs at least" \
     "$EXE" plan --model opt-175b -n 8 --mem-per-rank 40
@@ -77,7 +77,7 @@ expect_fail "world not stages x replicas" "world of 6 ranks is not stages x repl
     "$EXE" plan --model opt-13b -n 6 --mem-per-rank 80 --stages 4
 expect_fail "more stages than blocks" "50 stages for 40 decoder blocks: at most 40 stages" \
     "$EXE" plan --model opt-13b -n 50 --mem-per-rank 80 --stages 50
-expect_fail "block larger than the budget" "one decoder block needs" "$EXE" plan --model opt-175b -n 96 --mem-per-rank 16
+expect_fail "block larger than the budget" "one decoder block needs" "$EXE" plan --model opt-175b -n 96 --mem-per-rank 8
 
 # usage errors exit 2
 for args in "--model opt-175b -n 8" "-n 8 --mem-per-rank 80" "--model opt-175b --mem-per-rank 80" \
