@@ -1,0 +1,12 @@
+# CUDA kernels against the CPU kernels (see cuda/test_cuda_kernels.c). Only
+# when the CUDA backend is built; on a machine without a device the program
+# prints "skipped: no CUDA device (<reason>)" and exits 77, which CTest shows
+# as skipped. Not built with AWEQ_CUDA=OFF (the sanitizer build).
+if(TARGET aweq_kernels_cuda)
+  add_executable(test_cuda_kernels cuda/test_cuda_kernels.c)
+  target_link_libraries(test_cuda_kernels PRIVATE aweq_kernels)
+  add_test(NAME test_cuda_kernels COMMAND test_cuda_kernels
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(test_cuda_kernels PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV}" TIMEOUT 600
+                       SKIP_RETURN_CODE 77 LABELS "unit;kernels;cuda")
+endif()
