@@ -41,6 +41,7 @@ static const aw_status_entry aw_status_table[] = {
     [AW_ERR_CHECKSUM] = {"AW_ERR_CHECKSUM", "checksum mismatch"},
     [AW_ERR_VALIDATION] = {"AW_ERR_VALIDATION", "validation gate failed"},
     [AW_ERR_REMOTE] = {"AW_ERR_REMOTE", "another rank failed"},
+    [AW_ERR_INTERRUPTED] = {"AW_ERR_INTERRUPTED", "interrupted by SIGTERM"},
 };
 _Static_assert(sizeof aw_status_table / sizeof aw_status_table[0] == AW_STATUS_COUNT,
                "every status needs a table entry");

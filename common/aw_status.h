@@ -47,6 +47,7 @@ typedef enum {
     AW_ERR_CHECKSUM = 27,       /* stored checksum does not match the content */
     AW_ERR_VALIDATION = 28,     /* a validation gate failed */
     AW_ERR_REMOTE = 29,         /* another rank failed */
+    AW_ERR_INTERRUPTED = 30,    /* SIGTERM (preemption): stopped at a safe point */
     AW_STATUS_COUNT
 } aw_status;
 

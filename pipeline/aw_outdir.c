@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ static aw_status check_out(const char *out, int *exists_empty)
     *exists_empty = 1;
     return AW_OK;
 }
+
+static void remove_flat(const char *dir);
 
 aw_status aw_outdir_begin(const char *out, aw_outdir *od)
 {
@@ -87,21 +90,38 @@ aw_status aw_outdir_commit(aw_outdir *od)
 
 void aw_outdir_abort(aw_outdir *od)
 {
-    if (od->tmp_path) {
-        DIR *dp = opendir(od->tmp_path);
-        if (dp) {
-            struct dirent *e;
-            while ((e = readdir(dp))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-                char *p = aw_path_join(od->tmp_path, e->d_name);
-                if (p) unlink(p);
-                free(p);
-            }
-            closedir(dp);
-        }
-        rmdir(od->tmp_path);
-    }
+    if (od->tmp_path) remove_flat(od->tmp_path);
     free(od->tmp_path);
     free(od->final_path);
     memset(od, 0, sizeof *od);
+}
+
+static void remove_flat(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (dp) {
+        struct dirent *e;
+        while ((e = readdir(dp))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *p = aw_path_join(dir, e->d_name);
+            if (p) unlink(p);
+            free(p);
+        }
+        closedir(dp);
+    }
+    rmdir(dir);
+}
+
+void aw_outdir_clean_stale(const char *out)
+{
+    size_t n = strlen(out) + 16;
+    char *pat = malloc(n);
+    if (!pat) return;
+    snprintf(pat, n, "%s.partial.*", out);
+    glob_t g;
+    if (glob(pat, GLOB_NOSORT, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) remove_flat(g.gl_pathv[i]);
+        globfree(&g);
+    }
+    free(pat);
 }

@@ -21,6 +21,9 @@ aw_status aw_outdir_begin(const char *out, aw_outdir *od);
 char *aw_outdir_path(const aw_outdir *od, const char *name);
 /* Rename the partial folder onto out; on failure it is removed. Releases od. */
 aw_status aw_outdir_commit(aw_outdir *od);
+/* Remove "<out>.partial.*" folders a killed run left behind (flat folders
+ * of this project's files; best effort). */
+void aw_outdir_clean_stale(const char *out);
 /* Remove the partial folder and its files; releases od; accepts a zeroed od. */
 void aw_outdir_abort(aw_outdir *od);
 

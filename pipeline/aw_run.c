@@ -10,6 +10,8 @@
 #include "aw_run.h"
 
 #include <cblas.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +50,7 @@ void aw_run_defaults(aw_run_opts *o)
     o->holdout = 0.2;
     o->batch = 8;
     o->backend_want = -1;
+    o->hang_timeout_s = 1800;
 }
 
 void aw_run_result_free(aw_run_result *r)
@@ -96,6 +99,9 @@ typedef struct {
     float *lx, *logits_fp, *logits_q;
     double **parts;                /* per layer: my blocks' parts, n_my_max x part_len */
     aw_e2e *e2e_parts;             /* last stage: my held-out blocks' end-to-end sums */
+    int *done;                     /* per layer: quantized block taken from its shard */
+    char *work;                    /* <out>.work: the shards, NULL without --out */
+    char run_key[512];             /* what a shard must have been made from to be reused */
 } run_state;
 
 static void state_free(run_state *s, const topo *t)
@@ -108,6 +114,8 @@ static void state_free(run_state *s, const topo *t)
         if (s->parts) free(s->parts[l]);
     }
     free(s->parts);
+    free(s->done);
+    free(s->work);
     free(s->fp);
     free(s->q);
     free(s->stats);
@@ -349,7 +357,10 @@ static void compute_block(run_state *s, const topo *t, pass_kind pass, int k, fl
         if (pass == PASS_VALID) memcpy(hq, h, (size_t)T * d * sizeof(float));
     }
     for (int l = 0; l < t->nl; l++) {
-        if (pass == PASS_CALIB) {
+        if (pass == PASS_CALIB && s->done[l]) {
+            /* reused from its shard: only its output is needed downstream */
+            aw_block_forward(c, &s->fp[l], NULL, h, ns, L, &s->ws, NULL, NULL);
+        } else if (pass == PASS_CALIB) {
             aw_block_forward(c, &s->fp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, &s->stats[l]);
             aw_stats_take_part(&s->stats[l], s->parts[l] + (size_t)k * aw_stats_part_len(&s->stats[l]));
         } else {
@@ -398,6 +409,7 @@ static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_
             }
         }
         compute_block(s, t, pass, k, s->buf[cur], SEQS(k), b, first_seq);
+        AW_CHECK(aw_guard_step(pass == PASS_CALIB ? "calibrate" : "validate", &o->fail_at));
         if (!t->is_last)
             AW_CHECK(AW_MPI(MPI_Isend(s->buf[cur], COUNT(k), MPI_FLOAT, t->stage + 1, tag0 + b,
                                       t->chain_comm, &sreq[cur])));
@@ -456,6 +468,7 @@ static aw_status calibrate(const aw_run_opts *o, run_state *s, const topo *t)
     AW_TRY(stream(o, s, t, PASS_CALIB));
     for (int l = 0; l < t->nl; l++) {
         aw_stats *st = &s->stats[l];
+        if (s->done[l]) continue; /* the same on every replica of the stage */
         /* max is exact in any order; sums go in block order */
         AW_TRY(AW_MPI(MPI_Allreduce(MPI_IN_PLACE, st->absmax[0], (int)st->n_sum, MPI_FLOAT, MPI_MAX, t->stage_comm)));
         AW_TRY(AW_MPI(MPI_Allreduce(MPI_IN_PLACE, &st->nonfinite, 1, MPI_UINT64_T, MPI_SUM, t->stage_comm)));
@@ -581,18 +594,15 @@ static aw_status write_output(const aw_run_opts *o, run_state *s, const topo *t,
     const aw_comm *w = t->w;
     aw_outdir od;
     memset(&od, 0, sizeof od);
-    char *work = NULL, *json = NULL;
+    char *json = NULL;
+    const char *work = s->work;
     aw_status st = AW_OK;
-    size_t wl = strlen(o->out_dir) + 8;
-    work = malloc(wl);
-    AW_RETURN_IF(!work, AW_ERR_NOMEM, "out of memory");
-    snprintf(work, wl, "%s.work", o->out_dir);
     /* rank 0 makes the partial folder and the shard folder; all write into them */
     void *path = NULL;
     size_t pl = 0;
     if (w->rank == 0) {
+        aw_outdir_clean_stale(o->out_dir);
         st = aw_outdir_begin(o->out_dir, &od);
-        if (st == AW_OK) st = aw_mkdir_p(work);
         if (st == AW_OK) {
             path = od.tmp_path;
             pl = strlen(od.tmp_path) + 1;
@@ -601,15 +611,11 @@ static aw_status write_output(const aw_run_opts *o, run_state *s, const topo *t,
     st = aw_comm_bcast_bytes(w, 0, st, &path, &pl);
     if (st != AW_OK) goto fail;
     const char *partial = path;
-    /* each stage's first replica: shard (the resume point), then its final file */
+    /* each stage's first replica gathers its blocks' shards into final files */
     if (t->replica == 0) {
         for (int l = 0; l < t->nl && st == AW_OK; l++) {
-            uint8_t *bytes = NULL;
-            size_t len = 0;
-            st = aw_block_serialize(&s->cfg, t->l0 + l, &s->q[l], &s->method, &bytes, &len);
-            if (st == AW_OK) st = aw_shard_write(work, t->l0 + l, bytes, len);
-            free(bytes);
-            if (st == AW_OK) st = aw_gather_block(work, partial, &s->cfg, t->l0 + l);
+            st = aw_gather_block(work, partial, &s->cfg, t->l0 + l);
+            if (st == AW_OK) st = aw_guard_step("write", &o->fail_at);
         }
     }
     if (st == AW_OK && w->rank == 0) st = aw_write_ends(partial, &s->cfg, s->mf);
@@ -635,8 +641,112 @@ fail:
     if (w->rank != 0) free(path);
     if (w->rank == 0) aw_outdir_abort(&od);
     free(json);
-    free(work);
     return st;
+}
+
+/* ---- shards: where a run resumes ------------------------------------------------ */
+
+/* What a block's shard depends on: the method and its options, the
+ * calibration split and batching, the token ids and the model. */
+static void make_run_key(const aw_run_opts *o, run_state *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const uint8_t *p = (const uint8_t *)s->tokens.ids;
+    size_t n = (size_t)s->tokens.n_seq * s->tokens.seq_len * sizeof(uint32_t);
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    snprintf(s->run_key, sizeof s->run_key,
+             "method=%s alpha=%.9g bias_correction=%d dtype=%s calib=%u holdout=%u seq_len=%d batch=%d "
+             "tokens=%016llx model=%s layers=%d d=%d",
+             aw_method_names[s->method.kind], s->method.alpha, s->method.bias_correction,
+             aw_dtype_name(s->method.param_dtype), s->n_calib, s->n_hold, s->L, s->B, (unsigned long long)h,
+             o->model_dir, s->cfg.num_hidden_layers, s->cfg.hidden_size);
+}
+
+/* With --out: make <out>.work (emptied unless --resume). With --resume:
+ * each stage's first replica checks its blocks' shards (zstd checksum, the
+ * tensors, the run key); a damaged or stale shard is reported and removed,
+ * and its block recomputed. Every replica of the stage then loads the good
+ * ones. */
+static aw_status prepare_shards(const aw_run_opts *o, run_state *s, const topo *t, aw_run_result *r)
+{
+    const aw_comm *w = t->w;
+    s->done = calloc((size_t)(t->nl ? t->nl : 1), sizeof(int));
+    AW_RETURN_IF(!s->done, AW_ERR_NOMEM, "out of memory");
+    if (!o->out_dir) return AW_OK;
+    size_t wl = strlen(o->out_dir) + 8;
+    s->work = malloc(wl);
+    AW_RETURN_IF(!s->work, AW_ERR_NOMEM, "out of memory");
+    snprintf(s->work, wl, "%s.work", o->out_dir);
+    make_run_key(o, s);
+    aw_status st = AW_OK;
+    if (w->rank == 0) {
+        /* the output's parent must exist: refuse an unwritable --out before
+         * any work, rather than create folders the user did not name */
+        if (mkdir(s->work, 0755) != 0 && errno != EEXIST)
+            st = AW_FAIL(AW_ERR_IO, "%s: cannot create the shard folder: %s", s->work, strerror(errno));
+        if (st == AW_OK && !o->resume) {
+            for (int l = 0; l < s->cfg.num_hidden_layers; l++) {
+                char name[64];
+                snprintf(name, sizeof name, "block-%05d.safetensors.zst", l);
+                char *p = aw_path_join(s->work, name);
+                if (p) unlink(p);
+                free(p);
+            }
+        }
+    }
+    AW_TRY(aw_comm_agree(w, st));
+    if (!o->resume) return AW_OK;
+    if (t->replica == 0) {
+        for (int l = 0; l < t->nl; l++) {
+            int layer = t->l0 + l;
+            uint8_t *bytes = NULL;
+            size_t len = 0;
+            char name[64];
+            snprintf(name, sizeof name, "block-%05d.safetensors.zst", layer);
+            char *path = aw_path_join(s->work, name);
+            AW_RETURN_IF(!path, AW_ERR_NOMEM, "out of memory");
+            if (access(path, F_OK) != 0) {
+                free(path);
+                continue;
+            }
+            aw_status rs = aw_shard_read(s->work, layer, &bytes, &len);
+            if (rs == AW_OK) rs = aw_qblock_create(&s->cfg, &s->q[l]);
+            if (rs == AW_OK) rs = aw_block_from_shard(&s->cfg, layer, bytes, len, path, s->run_key, &s->q[l]);
+            free(bytes);
+            if (rs == AW_OK) {
+                s->done[l] = 1;
+            } else {
+                fprintf(stderr, "aweq-dist: rank %d: resume: %s; block %d will be recomputed\n", w->rank,
+                        aw_err_message(), layer);
+                aw_qblock_destroy(&s->q[l]);
+                unlink(path);
+            }
+            free(path);
+        }
+    }
+    AW_TRY(AW_MPI(MPI_Bcast(s->done, t->nl, MPI_INT, 0, t->stage_comm)));
+    st = AW_OK;
+    if (t->replica != 0) {
+        for (int l = 0; l < t->nl && st == AW_OK; l++) {
+            if (!s->done[l]) continue;
+            uint8_t *bytes = NULL;
+            size_t len = 0;
+            st = aw_shard_read(s->work, t->l0 + l, &bytes, &len);
+            if (st == AW_OK) st = aw_qblock_create(&s->cfg, &s->q[l]);
+            if (st == AW_OK) st = aw_block_from_shard(&s->cfg, t->l0 + l, bytes, len, s->work, s->run_key, &s->q[l]);
+            free(bytes);
+        }
+    }
+    AW_TRY(aw_comm_agree(w, st));
+    int mine = 0, total = 0;
+    if (t->replica == 0)
+        for (int l = 0; l < t->nl; l++) mine += s->done[l];
+    AW_TRY(AW_MPI(MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, w->world)));
+    r->reused_blocks = total;
+    if (w->rank == 0)
+        fprintf(stderr, "aweq-dist: resume: reusing %d of %d blocks from %s; computing %d\n", total,
+                s->cfg.num_hidden_layers, s->work, s->cfg.num_hidden_layers - total);
+    return AW_OK;
 }
 
 /* ---- the job ------------------------------------------------------------------- */
@@ -669,6 +779,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     double t0 = aw_now();
     set_blas_threads(world);
     AW_GOTO_IF(o->batch < 1, AW_ERR_ARG, "--batch %d: expected at least 1", o->batch);
+    aw_guard_start(world->rank, world->size, o->hang_timeout_s);
     st = aw_backend_select(o->backend_want == AW_BACKEND_CUDA ? AW_BACKEND_CUDA : AW_BACKEND_CPU,
                            aw_local_rank_from_env(), &r->backend);
     if (st == AW_OK && r->backend.kind != AW_BACKEND_CPU)
@@ -692,6 +803,8 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
              o->model_dir, c->hidden_size, c->num_hidden_layers, s.n_calib, s.n_hold, s.L,
              aw_method_names[o->method.kind], world->size, t.S, t.R);
     AW_CHECK(aw_comm_agree(world, load_local(&s, &t)));
+    AW_CHECK(aw_comm_agree(world, aw_guard_step("load", &o->fail_at)));
+    AW_CHECK(prepare_shards(o, &s, &t, r));
     r->t_load = aw_now() - t0;
 
     t0 = aw_now();
@@ -705,8 +818,18 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     aw_fwd_ws_destroy(&s.ws);
     st = AW_OK;
     for (int l = 0; l < t.nl && st == AW_OK; l++) {
+        if (s.done[l]) continue;
         st = aw_qblock_create(c, &s.q[l]);
         if (st == AW_OK) st = aw_quantize_block(c, t.l0 + l, &s.fp[l], &s.stats[l], &s.method, &s.q[l]);
+        /* the shard is the resume point: written as soon as the block exists */
+        if (st == AW_OK && s.work && t.replica == 0) {
+            uint8_t *bytes = NULL;
+            size_t len = 0;
+            st = aw_block_serialize(c, t.l0 + l, &s.q[l], &s.method, s.run_key, &bytes, &len);
+            if (st == AW_OK) st = aw_shard_write(s.work, t.l0 + l, bytes, len);
+            free(bytes);
+        }
+        if (st == AW_OK) st = aw_guard_step("quantize", &o->fail_at);
     }
     AW_CHECK(aw_comm_agree(world, st));
     /* statistics are spent once a layer is quantized */
@@ -736,6 +859,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     }
     AW_CHECK(gather_layout(&t, r));
 fail:
+    aw_guard_stop();
     if (t.stage_comm != MPI_COMM_NULL) MPI_Comm_free(&t.stage_comm);
     if (t.chain_comm != MPI_COMM_NULL) MPI_Comm_free(&t.chain_comm);
     state_free(&s, &t);

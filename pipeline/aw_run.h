@@ -11,6 +11,7 @@
 
 #include "aw_backend.h"
 #include "aw_comm.h"
+#include "aw_guard.h"
 #include "aw_config.h"
 #include "aw_quant.h"
 #include "aw_validate.h"
@@ -27,6 +28,9 @@ typedef struct {
     int quiet;
     int stages, replicas;     /* 0: chosen by the plan */
     double mem_per_rank_gb;   /* 0: this node's memory / ranks on it */
+    int resume;               /* reuse every block whose shard in <out>.work passes its checksum */
+    double hang_timeout_s;    /* a rank with no progress for this long ends the job (0: off) */
+    aw_fail_at fail_at;       /* test hook */
 } aw_run_opts;
 
 void aw_run_defaults(aw_run_opts *o);
@@ -51,6 +55,7 @@ typedef struct {
     char worst_layer[96];
     double worst_rel_err;
     int world, stages, replicas;
+    int reused_blocks;                        /* blocks taken from shards (--resume) */
     int *rank_first_layer, *rank_last_layer; /* (world) layers held by each rank, [first, last) */
     double *rank_peak_mb;                     /* (world) peak resident memory of each rank */
 } aw_run_result;

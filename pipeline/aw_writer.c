@@ -150,18 +150,96 @@ void aw_out_file_name(const aw_opt_config *c, int i, char *buf, size_t cap)
     snprintf(buf, cap, "model-%05d-of-%05d.safetensors", i + 1, aw_out_file_count(c));
 }
 
-aw_status aw_block_serialize(const aw_opt_config *c, int layer, const aw_qblock *q,
-                             const aw_method *m, uint8_t **out, size_t *out_len)
+/* The "aweq.*" extras of a shard. */
+#define AW_AUX_TENSORS (AW_TAP_COUNT + AW_LIN_COUNT)
+
+static void aux_name(int i, char *buf, size_t cap)
 {
-    char names[AW_BLOCK_OUT_TENSORS][128];
+    if (i < AW_TAP_COUNT) snprintf(buf, cap, "aweq.s.%d", i);
+    else snprintf(buf, cap, "aweq.bias_plain.%d", i - AW_TAP_COUNT);
+}
+
+aw_status aw_block_serialize(const aw_opt_config *c, int layer, const aw_qblock *q,
+                             const aw_method *m, const char *run_key, uint8_t **out, size_t *out_len)
+{
+    char names[AW_BLOCK_OUT_TENSORS + AW_AUX_TENSORS][128];
     uint8_t scales[2 * AW_LIN_COUNT * 4];
-    aw_st_entry e[AW_BLOCK_OUT_TENSORS];
+    aw_st_entry e[AW_BLOCK_OUT_TENSORS + AW_AUX_TENSORS];
     uint8_t *params = malloc(block_param_bytes(c, m));
     AW_RETURN_IF(!params, AW_ERR_NOMEM, "layer %d: out of memory", layer);
     aw_status st = block_entries(c, layer, q, m, names, scales, params, e);
-    const aw_st_meta meta[] = {{"format", "pt"}};
-    if (st == AW_OK) st = aw_st_serialize(e, AW_BLOCK_OUT_TENSORS, meta, 1, out, out_len);
+    size_t n = AW_BLOCK_OUT_TENSORS;
+    if (run_key) {
+        int tap_in[AW_TAP_COUNT] = {c->hidden_size, c->hidden_size, c->hidden_size, c->ffn_dim};
+        for (int i = 0; i < AW_AUX_TENSORS; i++, n++) {
+            aux_name(i, names[n], sizeof names[n]);
+            int len = i < AW_TAP_COUNT ? tap_in[i] : q->lin[i - AW_TAP_COUNT].out;
+            const float *v = i < AW_TAP_COUNT ? q->s[i] : q->lin[i - AW_TAP_COUNT].bias_plain;
+            e[n] = (aw_st_entry){.name = names[n], .dtype = AW_DT_F32, .ndim = 1, .shape = {len}, .data = v};
+        }
+    }
+    const aw_st_meta meta[] = {{"aweq_run", run_key ? run_key : ""}, {"format", "pt"}};
+    if (st == AW_OK) st = aw_st_serialize(e, n, run_key ? meta : meta + 1, run_key ? 2 : 1, out, out_len);
     free(params);
+    return st;
+}
+
+/* Copy a shard tensor into dst as f32, checking its element count. */
+static aw_status shard_f32(const aw_st_file *f, const char *name, float *dst, size_t n)
+{
+    const aw_st_tensor *t = aw_st_find(f, name);
+    AW_RETURN_IF(!t, AW_ERR_MISSING_TENSOR, "%s: tensor '%s' missing", aw_st_label(f), name);
+    AW_RETURN_IF(aw_st_numel(t) != n, AW_ERR_ST_SHAPE, "%s: tensor '%s' has %llu values, want %zu",
+                 aw_st_label(f), name, (unsigned long long)aw_st_numel(t), n);
+    return aw_st_read_f32(f, t, dst, n);
+}
+
+aw_status aw_block_from_shard(const aw_opt_config *c, int layer, const uint8_t *bytes, size_t len,
+                              const char *label, const char *run_key, aw_qblock *q)
+{
+    aw_st_file *f = NULL;
+    AW_TRY(aw_st_open_mem(bytes, len, label, &f));
+    aw_status st = AW_OK;
+    const char *key = aw_st_metadata(f, "aweq_run");
+    AW_GOTO_IF(!key || strcmp(key, run_key) != 0, AW_ERR_CHECKSUM,
+               "%s: written by another run (options or inputs differ)", label);
+    char name[160];
+    int d = c->hidden_size;
+    static const aw_block_tensor w_of[AW_LIN_COUNT] = {AW_BT_Q_W, AW_BT_K_W, AW_BT_V_W,
+                                                       AW_BT_O_W, AW_BT_FC1_W, AW_BT_FC2_W};
+    const struct {
+        aw_block_tensor t;
+        float *dst;
+    } lns[4] = {{AW_BT_LN1_W, q->ln1_g}, {AW_BT_LN1_B, q->ln1_b}, {AW_BT_LN2_W, q->ln2_g}, {AW_BT_LN2_B, q->ln2_b}};
+    for (int i = 0; i < 4; i++) {
+        aw_block_tensor_name(layer, lns[i].t, name, sizeof name);
+        AW_CHECK(shard_f32(f, name, lns[i].dst, (size_t)d));
+    }
+    for (int l = 0; l < AW_LIN_COUNT; l++) {
+        aw_qlinear *ql = &q->lin[l];
+        char base[96];
+        aw_block_tensor_name(layer, w_of[l], base, sizeof base);
+        base[strlen(base) - strlen(".weight")] = '\0';
+        snprintf(name, sizeof name, "%s.weight", base);
+        const aw_st_tensor *t = aw_st_find(f, name);
+        AW_GOTO_IF(!t || t->dtype != AW_DT_I8 || aw_st_numel(t) != (uint64_t)ql->in * ql->out,
+                   AW_ERR_ST_SHAPE, "%s: tensor '%s' missing or not I8 [%d, %d]", label, name, ql->out, ql->in);
+        AW_CHECK(aw_st_read(f, t, ql->wq, (size_t)ql->in * ql->out));
+        snprintf(name, sizeof name, "%s.weight_scale", base);
+        AW_CHECK(shard_f32(f, name, &ql->w_step, 1));
+        snprintf(name, sizeof name, "%s.input_scale", base);
+        AW_CHECK(shard_f32(f, name, &ql->x_step, 1));
+        snprintf(name, sizeof name, "%s.bias", base);
+        AW_CHECK(shard_f32(f, name, ql->bias, (size_t)ql->out));
+    }
+    int tap_in[AW_TAP_COUNT] = {d, d, d, c->ffn_dim};
+    for (int i = 0; i < AW_AUX_TENSORS; i++) {
+        aux_name(i, name, sizeof name);
+        if (i < AW_TAP_COUNT) AW_CHECK(shard_f32(f, name, q->s[i], (size_t)tap_in[i]));
+        else AW_CHECK(shard_f32(f, name, q->lin[i - AW_TAP_COUNT].bias_plain, (size_t)q->lin[i - AW_TAP_COUNT].out));
+    }
+fail:
+    aw_st_close(f);
     return st;
 }
 
@@ -234,7 +312,25 @@ aw_status aw_gather_block(const char *work_dir, const char *out_dir, const aw_op
     char name[64];
     aw_out_file_name(c, layer + 1, name, sizeof name);
     char *path = aw_path_join(out_dir, name);
-    aw_status st = path ? aw_write_file_atomic(path, bytes, len) : AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    aw_st_file *f = NULL;
+    aw_st_entry e[AW_BLOCK_OUT_TENSORS];
+    size_t n = 0;
+    aw_status st = path ? aw_st_open_mem(bytes, len, name, &f) : AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    /* the final file: the shard's tensors less its "aweq.*" extras, in the
+     * same order and bytes as the writer lays them out */
+    for (size_t i = 0; st == AW_OK && i < aw_st_count(f); i++) {
+        const aw_st_tensor *t = aw_st_at(f, i);
+        if (strncmp(t->name, "aweq.", 5) == 0) continue;
+        AW_GOTO_IF(n >= AW_BLOCK_OUT_TENSORS, AW_ERR_ST_SHAPE, "%s: too many tensors in shard", name);
+        e[n] = (aw_st_entry){.name = t->name, .dtype = t->dtype, .ndim = t->ndim,
+                             .data = bytes + aw_st_data_offset(f) + t->begin};
+        memcpy(e[n].shape, t->shape, sizeof e[n].shape);
+        n++;
+    }
+    const aw_st_meta meta[] = {{"format", "pt"}};
+    if (st == AW_OK) st = aw_st_write_file(path, e, n, meta, 1);
+fail:
+    aw_st_close(f);
     free(path);
     free(bytes);
     return st;

@@ -29,9 +29,19 @@ char *aw_quant_config_json(const aw_method *m);
 
 #define AW_BLOCK_OUT_TENSORS (4 + 4 * AW_LIN_COUNT)
 
-/* Serialise quantized block `layer` as safetensors bytes (malloc'd). */
+/* Serialise quantized block `layer` as safetensors bytes (malloc'd): the
+ * final file's tensors; with run_key non-NULL (a shard), also the block's
+ * equalization factors and uncorrected biases as "aweq.*" tensors (what
+ * validation needs, so a resumed run can reuse the block) and the key as
+ * metadata "aweq_run". */
 aw_status aw_block_serialize(const aw_opt_config *c, int layer, const aw_qblock *q,
-                             const aw_method *m, uint8_t **out, size_t *out_len);
+                             const aw_method *m, const char *run_key, uint8_t **out, size_t *out_len);
+/* Rebuild quantized block `layer` (created) from a shard's bytes. AW_OK only
+ * if every tensor is there with its shape and the shard's "aweq_run" equals
+ * run_key; AW_ERR_CHECKSUM (stale or foreign shard) or the reader's error
+ * otherwise, naming label. */
+aw_status aw_block_from_shard(const aw_opt_config *c, int layer, const uint8_t *bytes, size_t len,
+                              const char *label, const char *run_key, aw_qblock *q);
 
 /* The resume point: block `layer` as "<work_dir>/block-LLLLL.safetensors.zst",
  * zstd with its content checksum, written atomically. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "aw_backend.h"
 #include "aw_config.h"
@@ -17,6 +18,7 @@
 #include "aw_comm.h"
 #include "aw_eval.h"
 #include "aw_plan_cmd.h"
+#include "aw_resolve.h"
 #include "aw_run.h"
 #include "aw_status.h"
 #include "aw_synth.h"
@@ -65,6 +67,13 @@ static void print_help(FILE *out)
             "      --backend B         auto (default), cpu or cuda\n"
             "      --stages S --replicas R  force the layout (default: planned)\n"
             "      --mem-per-rank G    memory budget per rank in GB (default: node / ranks)\n"
+            "      --resume            reuse every block whose shard in OUT.work passes its\n"
+            "                          checksum and was made by the same options; recompute the rest\n"
+            "      --hang-timeout S    a rank with no progress for S seconds ends the job (1800)\n"
+            "      --fail-at PHASE:RANK[:kill|hang|error]  test hook (load, calibrate, quantize,\n"
+            "                          validate, write)\n"
+            "      DIR may be a name: $AWEQ_MODELS/NAME or the Hugging Face cache\n"
+            "      (models--facebook--NAME/snapshots/*/).\n"
             "      --quiet             no progress lines\n"
             "      Run under mpirun/srun for several ranks: rank 0 plans, each rank loads\n"
             "      only its decoder blocks; the output does not depend on the rank count.\n"
@@ -224,7 +233,7 @@ static int cmd_synth(int argc, char **argv)
 static int cmd_run(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_CALIB, O_OUT, O_METHOD, O_ALPHA, O_NOBC, O_HOLDOUT, O_BATCH, O_MAXERR,
-           O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM };
+           O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM, O_RESUME, O_FAILAT, O_HANG };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"calib", required_argument, 0, O_CALIB},
         {"out", required_argument, 0, O_OUT},         {"method", required_argument, 0, O_METHOD},
@@ -234,6 +243,8 @@ static int cmd_run(int argc, char **argv)
         {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, O_QUIET},
         {"stages", required_argument, 0, O_STAGES},   {"replicas", required_argument, 0, O_REPLICAS},
         {"mem-per-rank", required_argument, 0, O_MEM},
+        {"resume", no_argument, 0, O_RESUME},         {"fail-at", required_argument, 0, O_FAILAT},
+        {"hang-timeout", required_argument, 0, O_HANG},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     aw_run_opts o;
     aw_run_defaults(&o);
@@ -286,6 +297,13 @@ static int cmd_run(int argc, char **argv)
             if (*end || end == optarg || !(o.mem_per_rank_gb > 0))
                 return usage_error("--mem-per-rank '%s': expected gigabytes, e.g. 80", optarg);
             break;
+        case O_RESUME: o.resume = 1; break;
+        case O_FAILAT: st = aw_fail_at_parse(optarg, &o.fail_at); break;
+        case O_HANG:
+            o.hang_timeout_s = strtod(optarg, &end);
+            if (*end || end == optarg || !(o.hang_timeout_s >= 0))
+                return usage_error("--hang-timeout '%s': expected seconds (0: off)", optarg);
+            break;
         case 'h': print_help(stdout); return 0;
         default: return usage_error("%s", "bad option");
         }
@@ -293,6 +311,13 @@ static int cmd_run(int argc, char **argv)
     }
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
     if (!o.model_dir) return usage_error("%s", "--model DIR is required");
+    char *model_dir = NULL;
+    aw_status rs = aw_resolve_model(o.model_dir, &model_dir);
+    if (rs != AW_OK) {
+        print_error(rs);
+        return 1;
+    }
+    o.model_dir = model_dir; /* lives until exit */
     o.method.bias_correction = o.method.kind == AW_METHOD_AWEQ && !nobc;
     if (nobc && o.method.kind != AW_METHOD_AWEQ)
         return usage_error("%s", "--no-bias-correction applies to --method aweq");
@@ -313,10 +338,25 @@ static int cmd_run(int argc, char **argv)
     aw_run_result_free(&r);
     if (st == AW_OK) return 0;
     /* A failure every rank learned in a collective step (AW_ERR_REMOTE on
-     * the others) is printed once, by the rank that had it, and the job ends
-     * normally. Any other failure may leave peers blocked in a transfer:
-     * print it with the rank and bring the whole job down now. */
-    if (st == AW_ERR_REMOTE) return 1;
+     * the others) is printed once, by the rank that had it. No failed rank
+     * goes through MPI_Finalize: it waits for every peer, and a peer that is
+     * aborting (or blocked in a transfer) would keep it waiting. Leaving
+     * without it makes the launcher end the job at once. Any other failure
+     * is printed with the rank, and brings the job down with MPI_Abort. */
+    if (st == AW_ERR_REMOTE) {
+        fflush(stdout);
+        fflush(stderr);
+        if (w->size > 1) _exit(1);
+        return 1;
+    }
+    if (st == AW_ERR_INTERRUPTED) {
+        fprintf(stderr, "aweq-dist: rank %d of %d: interrupted by SIGTERM during a safe point; blocks already "
+                "quantized are kept in %s.work: rerun the same command with --resume\n", w->rank, w->size,
+                o.out_dir ? o.out_dir : "(no --out)");
+        fflush(stderr);
+        if (w->size > 1) MPI_Abort(w->world, 143);
+        return 143;
+    }
     if (w->size == 1) {
         print_error(st);
         return 1;

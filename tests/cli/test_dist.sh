@@ -4,7 +4,7 @@
 # and failures (a bad tensor on one rank, a killed rank) ending the whole job
 # promptly with no checkpoint left behind.
 . "$(dirname "$0")/lib.sh"
-MPIRUN=(mpirun --oversubscribe)
+MPIRUN=(timeout 180 mpirun --oversubscribe)
 TINY=(--hidden 64 --layers 8 --heads 4 --ffn 256 --vocab 1000 --max-pos 128 --calib-seqs 40 --calib-len 32 --quiet)
 RUN=(--batch 4 --quiet)
 
@@ -75,7 +75,8 @@ job=$!
 victim=""
 for _ in $(seq 1 100); do
     sleep 0.2
-    victim=$(pgrep -f "aweq-dist --model $WORK/slow" | sort -n | sed -n 3p)
+    # a rank (not the launcher): processes named aweq-dist running this model
+    victim=$(for p in $(pgrep -x aweq-dist); do tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "--model $WORK/slow" && echo "$p"; done | sort -n | sed -n 3p)
     [ -n "$victim" ] && grep -q "calibrate: block" "$WORK/kill.txt" && break
 done
 if [ -n "$victim" ]; then

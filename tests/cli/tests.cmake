@@ -5,3 +5,4 @@ set_tests_properties(cli_methods_opt125m PROPERTIES SKIP_RETURN_CODE 77 LABELS "
 aweq_add_script_test(cli_eval cli/test_eval.sh)
 aweq_add_script_test(cli_dist cli/test_dist.sh)
 aweq_add_script_test(cli_plan cli/test_plan.sh)
+aweq_add_script_test(cli_resume cli/test_resume.sh)
