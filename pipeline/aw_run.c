@@ -753,6 +753,9 @@ static aw_status prepare_shards(const aw_run_opts *o, run_state *s, const topo *
 
 static void set_blas_threads(const aw_comm *w)
 {
+    /* the user's choice wins */
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    if (env && *env) return;
     MPI_Comm node;
     int local = 1;
     if (MPI_Comm_split_type(w->world, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {

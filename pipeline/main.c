@@ -317,7 +317,7 @@ static int cmd_run(int argc, char **argv)
         print_error(rs);
         return 1;
     }
-    o.model_dir = model_dir; /* lives until exit */
+    o.model_dir = model_dir; /* freed below, once the run is over */
     o.method.bias_correction = o.method.kind == AW_METHOD_AWEQ && !nobc;
     if (nobc && o.method.kind != AW_METHOD_AWEQ)
         return usage_error("%s", "--no-bias-correction applies to --method aweq");
@@ -326,6 +326,7 @@ static int cmd_run(int argc, char **argv)
 
     const aw_comm *w = aw_comm_world();
     if (!w) {
+        free(model_dir);
         print_error(AW_ERR_MPI);
         return 1;
     }
@@ -336,6 +337,9 @@ static int cmd_run(int argc, char **argv)
         fflush(stdout);
     }
     aw_run_result_free(&r);
+    const char *out_dir = o.out_dir ? o.out_dir : "(no --out)";
+    o.model_dir = NULL;
+    free(model_dir);
     if (st == AW_OK) return 0;
     /* A failure every rank learned in a collective step (AW_ERR_REMOTE on
      * the others) is printed once, by the rank that had it. No failed rank
@@ -352,7 +356,7 @@ static int cmd_run(int argc, char **argv)
     if (st == AW_ERR_INTERRUPTED) {
         fprintf(stderr, "aweq-dist: rank %d of %d: interrupted by SIGTERM during a safe point; blocks already "
                 "quantized are kept in %s.work: rerun the same command with --resume\n", w->rank, w->size,
-                o.out_dir ? o.out_dir : "(no --out)");
+                out_dir);
         fflush(stderr);
         if (w->size > 1) MPI_Abort(w->world, 143);
         return 143;

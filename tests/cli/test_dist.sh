@@ -37,7 +37,9 @@ one=$(awk '/rank 0: stage/ {print $(NF-1)}' "$WORK/mem1.txt")
 worst=$(awk '/rank [0-9]+: stage/ {print $(NF-1)}' "$WORK/mem4.txt" | sort -n | tail -1)
 echo "peak memory: 1 rank $one MB; 4 stages, largest rank $worst MB"
 grep -E "rank [0-9]+: stage" "$WORK/mem1.txt" "$WORK/mem4.txt"
-if [ -n "$one" ] && [ -n "$worst" ] && awk -v a="$worst" -v b="$one" 'BEGIN{exit !(a < 0.40 * b)}'; then
+if [ "${AWEQ_SANITIZED:-0}" = 1 ]; then
+    echo "note: peak-memory comparison not checked in the sanitizer build (ASan's shadow memory and quarantine dominate)"
+elif [ -n "$one" ] && [ -n "$worst" ] && awk -v a="$worst" -v b="$one" 'BEGIN{exit !(a < 0.40 * b)}'; then
     ok "each of 4 stages peaks under 40% of one rank ($worst of $one MB)"
 else
     bad "4-stage peak $worst MB not under 40% of $one MB"

@@ -75,26 +75,32 @@ grep -q "no progress for .* a rank is hung or has died" "$WORK/hang.txt" && ok "
 pgrep -f "aweq-dist --model $WORK/m" >/dev/null && { bad "hang: processes left"; pkill -9 -f "aweq-dist --model $WORK/m"; } || ok "hang: no process left"
 rm -rf "$WORK/out.work"
 
-# 6. SIGTERM (preemption) to every rank: a clean stop, then --resume completes
-"$EXE" synth --hidden 256 --layers 8 --heads 4 --ffn 1024 --vocab 1000 --max-pos 256 \
-    --calib-seqs 400 --calib-len 128 --quiet --out "$WORK/slow" || bad "synth slow"
-"$EXE" --model "$WORK/slow" --out "$WORK/slowref" --batch 4 --quiet >/dev/null || bad "slow reference"
-"${MPI4[@]}" "$EXE" --model "$WORK/slow" --out "$WORK/sout" "${RUN[@]}" >"$WORK/term.txt" 2>&1 &
-job=$!
-for _ in $(seq 1 100); do sleep 0.2; grep -q "calibrate: block" "$WORK/term.txt" && break; done
-# as Slurm does on preemption: SIGTERM to every task (not to the launcher)
-for p in $(pgrep -x aweq-dist); do
-    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "--out $WORK/sout" && kill -TERM "$p"
-done
-start=$(date +%s)
-rc=0
-wait $job || rc=$?
-secs=$(( $(date +%s) - start ))
-[ $rc -ne 0 ] && ok "SIGTERM: job exits $rc after $secs s" || bad "SIGTERM: job exited 0"
-grep -q "interrupted by SIGTERM" "$WORK/term.txt" && ok "SIGTERM: says so and how to resume" || bad "SIGTERM: $(tail -3 "$WORK/term.txt")"
-[ -e "$WORK/sout" ] && bad "SIGTERM: a checkpoint appeared" || ok "SIGTERM: no checkpoint"
-"${MPI4[@]}" "$EXE" --model "$WORK/slow" --out "$WORK/sout" "${RUN[@]}" --resume --quiet >/dev/null 2>&1 || bad "SIGTERM: resume failed"
-diff <(sums "$WORK/sout") <(sums "$WORK/slowref") >/dev/null && ok "SIGTERM: resumed result byte-identical" || bad "SIGTERM: files differ"
+# 6. SIGTERM (preemption) to every rank: a clean stop, then --resume completes.
+# Timing-dependent (the signal must land mid-run): normal build only; under
+# the sanitizers a run is too slow for the window to be predictable.
+if [ "${AWEQ_SANITIZED:-0}" = 1 ]; then
+    echo "note: SIGTERM case not run in the sanitizer build (it runs in the normal build)"
+else
+    "$EXE" synth --hidden 256 --layers 8 --heads 4 --ffn 1024 --vocab 1000 --max-pos 256 \
+        --calib-seqs 400 --calib-len 128 --quiet --out "$WORK/slow" || bad "synth slow"
+    "$EXE" --model "$WORK/slow" --out "$WORK/slowref" --batch 4 --quiet >/dev/null || bad "slow reference"
+    "${MPI4[@]}" "$EXE" --model "$WORK/slow" --out "$WORK/sout" "${RUN[@]}" >"$WORK/term.txt" 2>&1 &
+    job=$!
+    for _ in $(seq 1 600); do sleep 0.2; grep -q "calibrate: block" "$WORK/term.txt" && break; done
+    # as Slurm does on preemption: SIGTERM to every task (not to the launcher)
+    for p in $(pgrep -x aweq-dist); do
+        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "--out $WORK/sout" && kill -TERM "$p"
+    done
+    start=$(date +%s)
+    rc=0
+    wait $job || rc=$?
+    secs=$(( $(date +%s) - start ))
+    [ $rc -ne 0 ] && ok "SIGTERM: job exits $rc after $secs s" || bad "SIGTERM: job exited 0"
+    grep -q "interrupted by SIGTERM" "$WORK/term.txt" && ok "SIGTERM: says so and how to resume" || bad "SIGTERM: $(tail -3 "$WORK/term.txt")"
+    [ -e "$WORK/sout" ] && bad "SIGTERM: a checkpoint appeared" || ok "SIGTERM: no checkpoint"
+    "${MPI4[@]}" "$EXE" --model "$WORK/slow" --out "$WORK/sout" "${RUN[@]}" --resume --quiet >/dev/null 2>&1 || bad "SIGTERM: resume failed"
+    diff <(sums "$WORK/sout") <(sums "$WORK/slowref") >/dev/null && ok "SIGTERM: resumed result byte-identical" || bad "SIGTERM: files differ"
+fi
 
 # 7. a full disk: a 300 KB tmpfs as the output's parent
 mnt="$WORK/small"
