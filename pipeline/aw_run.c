@@ -644,6 +644,25 @@ fail:
     return st;
 }
 
+/* A failure inside a streaming phase (calibration, validation) cannot go
+ * through a collective step: the peers of this rank may be waiting in a
+ * transfer for a block it will never send. Say what happened, with the
+ * rank, and end the job now (MPI_Abort); with one rank, just return. */
+static aw_status end_job_if_failed(const aw_comm *w, const aw_run_opts *o, aw_status st)
+{
+    if (st == AW_OK || w->size == 1) return st;
+    if (st == AW_ERR_INTERRUPTED)
+        fprintf(stderr, "aweq-dist: rank %d of %d: interrupted by SIGTERM (%s); blocks already quantized are "
+                "kept in %s.work: rerun the same command with --resume\n", w->rank, w->size, aw_err_message(),
+                o->out_dir ? o->out_dir : "(no --out)");
+    else
+        fprintf(stderr, "aweq-dist: rank %d of %d: error: %s (%s) [%s]\n", w->rank, w->size, aw_err_message(),
+                aw_status_name(st), aw_err_where());
+    fflush(stderr);
+    MPI_Abort(w->world, st == AW_ERR_INTERRUPTED ? 143 : 1);
+    return st;
+}
+
 /* ---- shards: where a run resumes ------------------------------------------------ */
 
 /* What a block's shard depends on: the method and its options, the
@@ -811,7 +830,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     r->t_load = aw_now() - t0;
 
     t0 = aw_now();
-    AW_CHECK(aw_comm_agree(world, calibrate(o, &s, &t)));
+    AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, calibrate(o, &s, &t))));
     r->t_calib = aw_now() - t0;
 
     t0 = aw_now();
@@ -845,7 +864,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     r->t_quant = aw_now() - t0;
 
     t0 = aw_now();
-    AW_CHECK(aw_comm_agree(world, validate(o, &s, &t, &r->e2e)));
+    AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, validate(o, &s, &t, &r->e2e))));
     AW_CHECK(gather_metrics(&s, &t, r));
     r->t_valid = aw_now() - t0;
     st = AW_OK;
