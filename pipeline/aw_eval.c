@@ -456,12 +456,7 @@ fail:
 
 /* ---- the command ---------------------------------------------------------- */
 
-static void print_error(aw_status st)
-{
-    fprintf(stderr, "aweq-dist: error: %s (%s) [%s]\n",
-            aw_err_message()[0] ? aw_err_message() : aw_strerror(st), aw_status_name(st),
-            aw_err_where());
-}
+static void print_error(aw_status st) { aw_print_error(st, 0, 1); }
 
 static int usage_error(const char *fmt, const char *arg)
 {

@@ -189,8 +189,8 @@ static aw_status split(const aw_run_opts *o, run_state *s)
     return AW_OK;
 }
 
-/* This node's memory shared by the ranks on it: the default budget. */
-static uint64_t default_mem_per_rank(const aw_comm *w)
+/* Collective: how many ranks share this rank's node (1 if MPI cannot say). */
+static int node_ranks(const aw_comm *w)
 {
     MPI_Comm node;
     int local = 1;
@@ -198,8 +198,14 @@ static uint64_t default_mem_per_rank(const aw_comm *w)
         MPI_Comm_size(node, &local);
         MPI_Comm_free(&node);
     }
+    return local > 0 ? local : 1;
+}
+
+/* This node's memory shared by the ranks on it: the default budget. */
+static uint64_t default_mem_per_rank(int local)
+{
     uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGE_SIZE);
-    return phys / (uint64_t)(local > 0 ? local : 1);
+    return phys / (uint64_t)local;
 }
 
 static aw_status make_plan(const aw_run_opts *o, const run_state *s, int world, uint64_t mem, aw_plan *p)
@@ -264,14 +270,13 @@ static aw_status unpack_job(const uint8_t *b, size_t len, run_state *s, aw_plan 
 }
 
 /* Rank 0 reads and plans; every rank leaves with the same job and plan. */
-static aw_status setup(const aw_run_opts *o, run_state *s, topo *t)
+static aw_status setup(const aw_run_opts *o, run_state *s, topo *t, int local)
 {
     const aw_comm *w = t->w;
     uint8_t *job = NULL;
     size_t len = 0;
     aw_status st = AW_OK;
-    /* collective: every rank takes part, rank 0 uses it */
-    uint64_t node_mem = default_mem_per_rank(w);
+    uint64_t node_mem = default_mem_per_rank(local);
     if (w->rank == 0) {
         uint64_t mem = o->mem_per_rank_gb > 0 ? (uint64_t)(o->mem_per_rank_gb * 1e9) : node_mem;
         st = load_root(o, s);
@@ -626,13 +631,7 @@ static aw_status write_output(const aw_run_opts *o, run_state *s, const topo *t,
         if (st == AW_OK) st = aw_outdir_commit(&od);
         if (st == AW_OK) {
             /* the checkpoint is complete: the shards are no longer needed */
-            for (int l = 0; l < s->cfg.num_hidden_layers; l++) {
-                char name[64];
-                snprintf(name, sizeof name, "block-%05d.safetensors.zst", l);
-                char *p = aw_path_join(work, name);
-                if (p) unlink(p);
-                free(p);
-            }
+            aw_shard_remove_all(work, s->cfg.num_hidden_layers);
             rmdir(work);
         }
     }
@@ -651,14 +650,8 @@ fail:
 static aw_status end_job_if_failed(const aw_comm *w, const aw_run_opts *o, aw_status st)
 {
     if (st == AW_OK || w->size == 1) return st;
-    if (st == AW_ERR_INTERRUPTED)
-        fprintf(stderr, "aweq-dist: rank %d of %d: interrupted by SIGTERM (%s); blocks already quantized are "
-                "kept in %s.work: rerun the same command with --resume\n", w->rank, w->size, aw_err_message(),
-                o->out_dir ? o->out_dir : "(no --out)");
-    else
-        fprintf(stderr, "aweq-dist: rank %d of %d: error: %s (%s) [%s]\n", w->rank, w->size, aw_err_message(),
-                aw_status_name(st), aw_err_where());
-    fflush(stderr);
+    if (st == AW_ERR_INTERRUPTED) aw_print_interrupted(w->rank, w->size, o->out_dir);
+    else aw_print_error(st, w->rank, w->size);
     MPI_Abort(w->world, st == AW_ERR_INTERRUPTED ? 143 : 1);
     return st;
 }
@@ -703,15 +696,7 @@ static aw_status prepare_shards(const aw_run_opts *o, run_state *s, const topo *
          * any work, rather than create folders the user did not name */
         if (mkdir(s->work, 0755) != 0 && errno != EEXIST)
             st = AW_FAIL(AW_ERR_IO, "%s: cannot create the shard folder: %s", s->work, strerror(errno));
-        if (st == AW_OK && !o->resume) {
-            for (int l = 0; l < s->cfg.num_hidden_layers; l++) {
-                char name[64];
-                snprintf(name, sizeof name, "block-%05d.safetensors.zst", l);
-                char *p = aw_path_join(s->work, name);
-                if (p) unlink(p);
-                free(p);
-            }
-        }
+        if (st == AW_OK && !o->resume) aw_shard_remove_all(s->work, s->cfg.num_hidden_layers);
     }
     AW_TRY(aw_comm_agree(w, st));
     if (!o->resume) return AW_OK;
@@ -720,9 +705,7 @@ static aw_status prepare_shards(const aw_run_opts *o, run_state *s, const topo *
             int layer = t->l0 + l;
             uint8_t *bytes = NULL;
             size_t len = 0;
-            char name[64];
-            snprintf(name, sizeof name, "block-%05d.safetensors.zst", layer);
-            char *path = aw_path_join(s->work, name);
+            char *path = aw_shard_path(s->work, layer);
             AW_RETURN_IF(!path, AW_ERR_NOMEM, "out of memory");
             if (access(path, F_OK) != 0) {
                 free(path);
@@ -770,19 +753,13 @@ static aw_status prepare_shards(const aw_run_opts *o, run_state *s, const topo *
 
 /* ---- the job ------------------------------------------------------------------- */
 
-static void set_blas_threads(const aw_comm *w)
+static void set_blas_threads(int local)
 {
     /* the user's choice wins */
     const char *env = getenv("OPENBLAS_NUM_THREADS");
     if (env && *env) return;
-    MPI_Comm node;
-    int local = 1;
-    if (MPI_Comm_split_type(w->world, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-        MPI_Comm_size(node, &local);
-        MPI_Comm_free(&node);
-    }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = (int)(cpus / (local > 0 ? local : 1));
+    int n = (int)(cpus / local);
     /* ranks sharing a node share its cores; OpenBLAS would otherwise start
      * a thread per core in every rank and spin against the others */
     openblas_set_num_threads(n > 0 ? n : 1);
@@ -799,7 +776,8 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     t.stage_comm = t.chain_comm = MPI_COMM_NULL;
     aw_status st = AW_OK;
     double t0 = aw_now();
-    set_blas_threads(world);
+    int local = node_ranks(world); /* collective, once */
+    set_blas_threads(local);
     AW_GOTO_IF(o->batch < 1, AW_ERR_ARG, "--batch %d: expected at least 1", o->batch);
     aw_guard_start(world->rank, world->size, o->hang_timeout_s);
     st = aw_backend_select(o->backend_want == AW_BACKEND_CUDA ? AW_BACKEND_CUDA : AW_BACKEND_CPU,
@@ -807,7 +785,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     if (st == AW_OK && r->backend.kind != AW_BACKEND_CPU)
         st = AW_FAIL(AW_ERR_UNSUPPORTED, "--backend cuda: this version runs the pipeline on the CPU backend; the CUDA kernels are checked by tests/cuda");
     AW_CHECK(aw_comm_agree(world, st));
-    AW_CHECK(setup(o, &s, &t));
+    AW_CHECK(setup(o, &s, &t, local));
     const aw_opt_config *c = &s.cfg;
     r->cfg = s.cfg;
     s.method = o->method;

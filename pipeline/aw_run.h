@@ -84,6 +84,13 @@ double aw_e2e_top1(const aw_e2e *e);
 aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **json);
 void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out);
 
+/* The one-line error a user sees, on stderr:
+ *   aweq-dist: [rank R of N: ]error: <what> (<STATUS>) [src.c:line]
+ * (the rank part when size > 1). */
+void aw_print_error(aw_status st, int rank, int size);
+/* The preemption line: stopped after SIGTERM, rerun with --resume. */
+void aw_print_interrupted(int rank, int size, const char *out_dir);
+
 /* Monotonic seconds. */
 double aw_now(void);
 

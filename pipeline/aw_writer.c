@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -243,16 +244,25 @@ fail:
     return st;
 }
 
-static char *shard_path(const char *work_dir, int layer)
+char *aw_shard_path(const char *work_dir, int layer)
 {
     char name[64];
     snprintf(name, sizeof name, "block-%05d.safetensors.zst", layer);
     return aw_path_join(work_dir, name);
 }
 
+void aw_shard_remove_all(const char *work_dir, int n_layers)
+{
+    for (int l = 0; l < n_layers; l++) {
+        char *p = aw_shard_path(work_dir, l);
+        if (p) unlink(p);
+        free(p);
+    }
+}
+
 aw_status aw_shard_write(const char *work_dir, int layer, const uint8_t *bytes, size_t len)
 {
-    char *path = shard_path(work_dir, layer);
+    char *path = aw_shard_path(work_dir, layer);
     AW_RETURN_IF(!path, AW_ERR_NOMEM, "out of memory");
     size_t cap = ZSTD_compressBound(len);
     void *z = malloc(cap);
@@ -275,7 +285,7 @@ fail:
 aw_status aw_shard_read(const char *work_dir, int layer, uint8_t **out, size_t *out_len)
 {
     *out = NULL;
-    char *path = shard_path(work_dir, layer);
+    char *path = aw_shard_path(work_dir, layer);
     AW_RETURN_IF(!path, AW_ERR_NOMEM, "out of memory");
     char *z = NULL;
     size_t zl = 0;

@@ -46,6 +46,10 @@ aw_status aw_block_from_shard(const aw_opt_config *c, int layer, const uint8_t *
 /* The resume point: block `layer` as "<work_dir>/block-LLLLL.safetensors.zst",
  * zstd with its content checksum, written atomically. */
 aw_status aw_shard_write(const char *work_dir, int layer, const uint8_t *st_bytes, size_t len);
+/* "<work_dir>/block-LLLLL.safetensors.zst" (malloc'd; NULL without memory). */
+char *aw_shard_path(const char *work_dir, int layer);
+/* Remove the shards of layers [0, n_layers) from work_dir (missing ones are fine). */
+void aw_shard_remove_all(const char *work_dir, int n_layers);
 /* Read and decompress a shard (checksum verified): AW_ERR_ZSTD or
  * AW_ERR_CHECKSUM naming the file when it is damaged; bytes malloc'd. */
 aw_status aw_shard_read(const char *work_dir, int layer, uint8_t **out, size_t *out_len);

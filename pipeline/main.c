@@ -25,19 +25,7 @@
 
 #define AW_VERSION "0.1.0"
 
-static void print_error(aw_status st)
-{
-    fprintf(stderr, "aweq-dist: error: %s (%s) [%s]\n",
-            aw_err_message()[0] ? aw_err_message() : aw_strerror(st), aw_status_name(st),
-            aw_err_where());
-}
-
-/* The same, from one rank of a multi-rank job. */
-static void print_rank_error(const aw_comm *w, aw_status st)
-{
-    fprintf(stderr, "aweq-dist: rank %d of %d: error: %s (%s) [%s]\n", w->rank, w->size,
-            aw_err_message()[0] ? aw_err_message() : aw_strerror(st), aw_status_name(st), aw_err_where());
-}
+static void print_error(aw_status st) { aw_print_error(st, 0, 1); }
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -354,10 +342,7 @@ static int cmd_run(int argc, char **argv)
         return 1;
     }
     if (st == AW_ERR_INTERRUPTED) {
-        fprintf(stderr, "aweq-dist: rank %d of %d: interrupted by SIGTERM during a safe point; blocks already "
-                "quantized are kept in %s.work: rerun the same command with --resume\n", w->rank, w->size,
-                out_dir);
-        fflush(stderr);
+        aw_print_interrupted(w->rank, w->size, out_dir);
         if (w->size > 1) MPI_Abort(w->world, 143);
         return 143;
     }
@@ -365,8 +350,7 @@ static int cmd_run(int argc, char **argv)
         print_error(st);
         return 1;
     }
-    print_rank_error(w, st);
-    fflush(stderr);
+    aw_print_error(st, w->rank, w->size);
     MPI_Abort(w->world, 1);
     return 1;
 }
