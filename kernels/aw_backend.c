@@ -1,13 +1,65 @@
 /* aw_backend.c - backend choice at run time (see aw_backend.h). */
 #include "aw_backend.h"
 
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#ifdef AWEQ_HAVE_CUDA
-#include "cuda/aw_cuda.h"
+#include "aw_cuda_api.h"
+
+/* ---- the CUDA plugin --------------------------------------------------------- */
+
+static pthread_once_t g_cuda_once = PTHREAD_ONCE_INIT;
+static const aw_cuda_api *g_cuda;
+static char g_cuda_why[PATH_MAX + 256];
+
+static void cuda_load(void)
+{
+#ifndef AWEQ_HAVE_CUDA
+    snprintf(g_cuda_why, sizeof g_cuda_why, "this binary was built without the CUDA backend (nvcc not found at build time)");
+#else
+    char path[PATH_MAX];
+    const char *env = getenv("AWEQ_CUDA_PLUGIN");
+    if (env && *env) {
+        snprintf(path, sizeof path, "%s", env);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
+        if (n <= 0) {
+            snprintf(g_cuda_why, sizeof g_cuda_why, "cannot find the executable's folder to load libaweq_cuda.so");
+            return;
+        }
+        path[n] = '\0';
+        char *slash = strrchr(path, '/');
+        snprintf(slash ? slash + 1 : path, sizeof path - (size_t)(slash ? slash + 1 - path : 0), "libaweq_cuda.so");
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(g_cuda_why, sizeof g_cuda_why, "cannot load the CUDA backend: %s", dlerror());
+        return;
+    }
+    const aw_cuda_api *(*get)(void) = NULL;
+    *(void **)&get = dlsym(h, "aw_cuda_plugin_api");
+    const aw_cuda_api *api = get ? get() : NULL;
+    if (!api || api->abi != AW_CUDA_API_ABI) {
+        snprintf(g_cuda_why, sizeof g_cuda_why, "%s: not a CUDA backend of this version (ABI %d, expected %d)", path,
+                 api ? api->abi : -1, AW_CUDA_API_ABI);
+        dlclose(h);
+        return;
+    }
+    g_cuda = api; /* kept loaded for the process's life */
 #endif
+}
+
+const aw_cuda_api *aw_cuda_api_get(const char **why)
+{
+    pthread_once(&g_cuda_once, cuda_load);
+    if (why) *why = g_cuda ? "" : g_cuda_why;
+    return g_cuda;
+}
 
 const char *aw_backend_name(aw_backend_kind k)
 {
@@ -54,24 +106,31 @@ aw_status aw_backend_select(int want, int local_rank, aw_backend_info *out)
     cpu_info(out);
 #ifdef AWEQ_HAVE_CUDA
     out->compiled_cuda = 1;
+#endif
     if (want == AW_BACKEND_CPU) return AW_OK;
+    /* auto on a machine without the NVIDIA driver: CPU, without loading the
+     * CUDA libraries at all */
+    if (want < 0 && access("/dev/nvidiactl", F_OK) != 0) return AW_OK;
     const char *why = "";
-    int n = aw_cuda_device_count(&why);
+    const aw_cuda_api *api = aw_cuda_api_get(&why);
+    int n = api ? api->device_count(&why) : 0;
     out->device_count = n;
     if (n == 0) {
-        AW_RETURN_IF(want == AW_BACKEND_CUDA, AW_ERR_NO_DEVICE,
-                     "--backend cuda: no usable CUDA device (%s)", why);
+        AW_RETURN_IF(want == AW_BACKEND_CUDA, AW_ERR_NO_DEVICE, "--backend cuda: no usable CUDA device (%s)", why);
+        if (!api) fprintf(stderr, "aweq-dist: warning: an NVIDIA driver is present but %s; using the CPU\n", why);
         return AW_OK;
     }
     int dev = local_rank % n;
-    AW_TRY(aw_cuda_use_device(dev, out->device_name, sizeof out->device_name, &out->device_mem));
+    AW_TRY(api->use_device(dev, out->device_name, sizeof out->device_name, &out->device_mem));
     out->kind = AW_BACKEND_CUDA;
     out->device = dev;
     return AW_OK;
-#else
-    (void)local_rank;
-    AW_RETURN_IF(want == AW_BACKEND_CUDA, AW_ERR_NO_DEVICE,
-                 "--backend cuda: this binary was built without the CUDA backend (nvcc not found at build time)");
-    return AW_OK;
-#endif
+}
+
+aw_status aw_backend_mem_info(const aw_backend_info *b, size_t *free_b, size_t *total_b)
+{
+    *free_b = *total_b = 0;
+    const aw_cuda_api *api = b->kind == AW_BACKEND_CUDA ? aw_cuda_api_get(NULL) : NULL;
+    AW_RETURN_IF(!api, AW_ERR_NO_DEVICE, "no device memory on the CPU backend");
+    return api->mem_info(free_b, total_b);
 }

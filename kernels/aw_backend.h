@@ -34,6 +34,9 @@ aw_status aw_backend_parse(const char *s, int *want);
  * reason if CUDA is asked for and not usable). local_rank picks the GPU
  * (local_rank % device_count). */
 aw_status aw_backend_select(int want, int local_rank, aw_backend_info *out);
+/* Free and total bytes of this rank's device now (cudaMemGetInfo);
+ * AW_ERR_NO_DEVICE on the CPU backend. */
+aw_status aw_backend_mem_info(const aw_backend_info *b, size_t *free_b, size_t *total_b);
 /* "cpu" or "cuda". */
 const char *aw_backend_name(aw_backend_kind k);
 /* This process's index among the ranks of its node, from the launcher's

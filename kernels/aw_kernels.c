@@ -277,6 +277,15 @@ void aw_k_scale_cols(float *w, int rows, int cols, const float *s)
     }
 }
 
+void aw_k_div_cols(const float *x, float *y, int rows, int cols, const float *s)
+{
+    for (int i = 0; i < rows; i++) {
+        const float *xr = x + (size_t)i * cols;
+        float *yr = y + (size_t)i * cols;
+        for (int j = 0; j < cols; j++) yr[j] = xr[j] / s[j];
+    }
+}
+
 void aw_k_div_rows(float *w, float *b, int rows, int cols, const float *s)
 {
     /* true division, not a multiply by 1/s: the fold is then the same

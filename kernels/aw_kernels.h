@@ -57,6 +57,8 @@ size_t aw_k_stats_accum(const float *x, int T, int d, float *absmax, double *sum
 void aw_k_scale_cols(float *w, int rows, int cols, const float *s);
 /* W (rows, cols) row i and b[i] (b may be NULL) divided by s[i]. */
 void aw_k_div_rows(float *w, float *b, int rows, int cols, const float *s);
+/* y (rows, cols) = x / s per column (y may alias x). */
+void aw_k_div_cols(const float *x, float *y, int rows, int cols, const float *s);
 /* v[i] /= s[i]. */
 void aw_k_div_vec(float *v, int n, const float *s);
 

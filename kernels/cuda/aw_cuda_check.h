@@ -75,6 +75,7 @@ struct aw_kc {
     void *lt_ws; /* cuBLASLt workspace, AW_KC_LT_WS bytes */
     void *scratch;
     size_t scratch_bytes;
+    cudaEvent_t ev[4]; /* AW_KC_EVENTS marks (aw_kc_record), created with the context */
 };
 
 enum { AW_KC_LT_WS = 32 << 20 };

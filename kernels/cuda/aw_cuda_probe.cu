@@ -31,3 +31,11 @@ extern "C" aw_status aw_cuda_use_device(int device, char *name, size_t name_cap,
     *total_mem = prop.totalGlobalMem;
     return AW_OK;
 }
+
+extern "C" aw_status aw_cuda_mem_info(size_t *free_b, size_t *total_b)
+{
+    cudaError_t e = cudaMemGetInfo(free_b, total_b);
+    if (e != cudaSuccess)
+        return AW_FAIL(AW_ERR_CUDA, "cudaMemGetInfo: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+    return AW_OK;
+}

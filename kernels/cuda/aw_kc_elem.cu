@@ -175,6 +175,19 @@ __global__ void div_rows_kernel(float *w, float *b, int rows, int cols,
     }
 }
 
+// y (rows, cols) = x / s per column; y may alias x
+__global__ void div_cols_kernel(const float *x, float *y, int rows, int cols,
+                                const float *__restrict__ s)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= cols) return;
+    float sj = s[j];
+    for (int i = blockIdx.y; i < rows; i += gridDim.y) {
+        size_t at = (size_t)i * cols + j;
+        y[at] = __fdiv_rn(x[at], sj); // true division, as the CPU
+    }
+}
+
 __global__ void div_vec_kernel(float *v, int n, const float *__restrict__ s)
 {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
@@ -196,6 +209,15 @@ extern "C" aw_status aw_kc_div_rows(aw_kc *k, float *w, float *b, int rows, int 
     div_rows_kernel<<<grid_rc(rows, cols < 1 ? 1 : cols), AW_KC_THREADS, 0, k->stream>>>(
         w, b, rows, cols, s);
     AW_CUDA_LAUNCH("div_rows_kernel");
+    return AW_OK;
+}
+
+extern "C" aw_status aw_kc_div_cols(aw_kc *k, const float *x, float *y, int rows, int cols,
+                                   const float *s)
+{
+    if (rows <= 0 || cols <= 0) return AW_OK;
+    div_cols_kernel<<<grid_rc(rows, cols), AW_KC_THREADS, 0, k->stream>>>(x, y, rows, cols, s);
+    AW_CUDA_LAUNCH("div_cols_kernel");
     return AW_OK;
 }
 

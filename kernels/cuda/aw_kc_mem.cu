@@ -60,6 +60,8 @@ static void kc_release(aw_kc *k)
     if (k->blas) (void)cublasDestroy(k->blas);
     aw_kc_free(k->lt_ws);
     aw_kc_free(k->scratch);
+    for (int i = 0; i < AW_KC_EVENTS; i++)
+        if (k->ev[i]) (void)cudaEventDestroy(k->ev[i]);
     if (k->own_stream && k->stream) (void)cudaStreamDestroy(k->stream);
     free(k);
 }
@@ -82,6 +84,8 @@ static aw_status kc_init(aw_kc *k, void *stream)
     // the same workspace for cuBLAS: with it, results do not depend on
     // cuBLAS's per-stream default pool (cuBLAS reproducibility notes)
     AW_CUBLAS_TRY(cublasSetWorkspace(k->blas, k->lt_ws, AW_KC_LT_WS));
+    for (int i = 0; i < AW_KC_EVENTS; i++)
+        AW_CUDA_TRY(cudaEventCreateWithFlags(&k->ev[i], cudaEventDisableTiming));
     return AW_OK;
 }
 
@@ -110,6 +114,22 @@ extern "C" aw_status aw_kc_sync(aw_kc *k)
 {
     AW_CUDA_TRY(cudaStreamSynchronize(k->stream));
     AW_CUDA_TRY(cudaGetLastError());
+    return AW_OK;
+}
+
+static_assert(sizeof(((aw_kc *)0)->ev) / sizeof(cudaEvent_t) == AW_KC_EVENTS, "event slots");
+
+extern "C" aw_status aw_kc_record(aw_kc *k, int slot)
+{
+    AW_RETURN_IF(slot < 0 || slot >= AW_KC_EVENTS, AW_ERR_ARG, "event slot %d", slot);
+    AW_CUDA_TRY(cudaEventRecord(k->ev[slot], k->stream));
+    return AW_OK;
+}
+
+extern "C" aw_status aw_kc_wait(aw_kc *waiter, aw_kc *producer, int slot)
+{
+    AW_RETURN_IF(slot < 0 || slot >= AW_KC_EVENTS, AW_ERR_ARG, "event slot %d", slot);
+    AW_CUDA_TRY(cudaStreamWaitEvent(waiter->stream, producer->ev[slot], 0));
     return AW_OK;
 }
 

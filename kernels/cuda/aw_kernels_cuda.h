@@ -20,7 +20,8 @@
  * (device memory, requested vs free bytes) or AW_ERR_ARG.
  *
  * Results against the CPU (see docs/cuda-backend.md):
- *   bit-identical: relu, add, embed, folds (scale_cols, div_rows, div_vec),
+ *   bit-identical: relu, add, embed, folds (scale_cols, div_rows, div_vec,
+ *     div_cols),
  *     absmax, quantize_i8, dequantize_i8, gemm_i8, dequant_acc,
  *     col_err_accum, stats max;
  *   1e-12 relative: stats sums, err_sums (double, another summation order);
@@ -54,6 +55,13 @@ void aw_kc_destroy(aw_kc *k);
 void *aw_kc_stream(const aw_kc *k);
 /* Wait for the context's queued work; reports a fault raised inside it. */
 aw_status aw_kc_sync(aw_kc *k);
+/* Order two contexts' streams without blocking the host: aw_kc_record
+ * marks the point the work queued so far on k has reached, in one of
+ * AW_KC_EVENTS slots; aw_kc_wait makes waiter's later work wait for the
+ * latest mark of that slot of producer. */
+#define AW_KC_EVENTS 4
+aw_status aw_kc_record(aw_kc *k, int slot);
+aw_status aw_kc_wait(aw_kc *waiter, aw_kc *producer, int slot);
 /* Grow the scratch buffer to at least bytes now (it grows on demand
  * otherwise, which synchronises the stream: reserve before a timed loop). */
 aw_status aw_kc_reserve(aw_kc *k, size_t bytes);
@@ -124,6 +132,9 @@ aw_status aw_kc_stats_accum(aw_kc *k, const float *x, int T, int d, float *absma
 aw_status aw_kc_scale_cols(aw_kc *k, float *w, int rows, int cols, const float *s);
 /* W (rows, cols) row i and b[i] (b may be NULL) divided by s[i]. */
 aw_status aw_kc_div_rows(aw_kc *k, float *w, float *b, int rows, int cols, const float *s);
+/* y (rows, cols) = x / s per column (true division; y may alias x): an
+ * activation in an equalized layer's coordinates. */
+aw_status aw_kc_div_cols(aw_kc *k, const float *x, float *y, int rows, int cols, const float *s);
 /* v[i] /= s[i]. */
 aw_status aw_kc_div_vec(aw_kc *k, float *v, int n, const float *s);
 

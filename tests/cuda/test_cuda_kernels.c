@@ -439,6 +439,16 @@ static void check_folds(int rows, int cols, uint64_t seed)
     aw_k_scale_cols(wc, rows, cols, sc);
     report_exact("scale_cols", shape, n_diff(r, wc, n, 4), g_ok);
 
+    float *dy = NULL;
+    if (g_ok) DEV(aw_kc_malloc((void **)&dy, n * 4, "div_cols output"));
+    if (g_ok) DEV(aw_kc_div_cols(g_kc, dw, dy, rows, cols, dsc));
+    dev_to(r, dy, n * 4);
+    float *yc = xmalloc(n * 4);
+    aw_k_div_cols(wc, yc, rows, cols, sc);
+    report_exact("div_cols", shape, n_diff(r, yc, n, 4), g_ok);
+    free(yc);
+    aw_kc_free(dy);
+
     if (g_ok) DEV(aw_kc_div_rows(g_kc, dw, db, rows, cols, dsr));
     dev_to(r, dw, n * 4);
     dev_to(br, db, (size_t)rows * 4);

@@ -4,7 +4,7 @@
 # as skipped. Not built with AWEQ_CUDA=OFF (the sanitizer build).
 if(TARGET aweq_kernels_cuda)
   add_executable(test_cuda_kernels cuda/test_cuda_kernels.c)
-  target_link_libraries(test_cuda_kernels PRIVATE aweq_kernels)
+  target_link_libraries(test_cuda_kernels PRIVATE aweq_kernels_cuda aweq_kernels aweq_common)
   add_test(NAME test_cuda_kernels COMMAND test_cuda_kernels
            WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
   set_tests_properties(test_cuda_kernels PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV}" TIMEOUT 600

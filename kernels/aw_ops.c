@@ -1,0 +1,221 @@
+/* aw_ops.c - the CPU tables of aw_ops.h: plain and staged. */
+#include "aw_ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "aw_kernels.h"
+
+/* ---- memory ------------------------------------------------------------------ */
+
+static aw_status cpu_alloc(const aw_ops *o, void **p, size_t bytes, const char *what)
+{
+    *p = malloc(bytes ? bytes : 1);
+    AW_RETURN_IF(!*p, AW_ERR_NOMEM, "out of memory for %s (%zu bytes)", what ? what : "a buffer", bytes);
+    /* staged memory starts as NaN bytes, as device memory starts undefined:
+     * a buffer used before it is written shows in the results */
+    if (!o->host) memset(*p, 0xff, bytes);
+    return AW_OK;
+}
+
+static void cpu_release(const aw_ops *o, void *p)
+{
+    (void)o;
+    free(p);
+}
+
+static aw_status cpu_copy(const aw_ops *o, void *dst, const void *src, size_t bytes)
+{
+    (void)o;
+    if (bytes && dst != src) memcpy(dst, src, bytes);
+    return AW_OK;
+}
+
+static aw_status cpu_zero(const aw_ops *o, void *dst, size_t bytes)
+{
+    (void)o;
+    memset(dst, 0, bytes);
+    return AW_OK;
+}
+
+static aw_status cpu_sync(const aw_ops *o)
+{
+    (void)o;
+    return AW_OK;
+}
+
+/* ---- kernels ------------------------------------------------------------------ */
+
+static aw_status cpu_linear(const aw_ops *o, const float *x, const void *w, aw_dtype wdt, const float *b,
+                            float *y, int T, int in, int out, float *wscratch)
+{
+    (void)o;
+    const float *wf = w;
+    if (wdt != AW_DT_F32) {
+        AW_TRY(aw_convert_to_f32(wdt, w, wscratch, (size_t)in * out));
+        wf = wscratch;
+    }
+    aw_k_linear(x, wf, b, y, T, in, out);
+    return AW_OK;
+}
+
+static aw_status cpu_layernorm(const aw_ops *o, const float *x, const float *g, const float *beta, float *y,
+                               int T, int d, float eps)
+{
+    (void)o;
+    aw_k_layernorm(x, g, beta, y, T, d, eps);
+    return AW_OK;
+}
+
+static aw_status cpu_relu(const aw_ops *o, float *x, size_t n)
+{
+    (void)o;
+    aw_k_relu(x, n);
+    return AW_OK;
+}
+
+static aw_status cpu_add(const aw_ops *o, float *h, const float *y, size_t n)
+{
+    (void)o;
+    for (size_t i = 0; i < n; i++) h[i] += y[i];
+    return AW_OK;
+}
+
+static aw_status cpu_embed(const aw_ops *o, const uint32_t *tokens, int n_seq, int L, const float *E,
+                           const float *P, int d, float *h)
+{
+    (void)o;
+    aw_k_embed(tokens, n_seq, L, E, P, d, h);
+    return AW_OK;
+}
+
+static aw_status cpu_attention(const aw_ops *o, const float *q, const float *k, const float *v, float *out,
+                               int n_seq, int L, int n_heads, int d, float scale, int heads_per_chunk,
+                               float *workspace)
+{
+    (void)o;
+    aw_k_attention(q, k, v, out, n_seq, L, n_heads, d, scale, heads_per_chunk, workspace);
+    return AW_OK;
+}
+
+static aw_status cpu_stats_accum(const aw_ops *o, const float *x, int T, int d, float *absmax, double *sum,
+                                 unsigned long long *nonfinite)
+{
+    (void)o;
+    size_t bad = aw_k_stats_accum(x, T, d, absmax, sum);
+    if (nonfinite) *nonfinite += bad;
+    return AW_OK;
+}
+
+static aw_status cpu_div_cols(const aw_ops *o, const float *x, float *y, int T, int d, const float *s)
+{
+    (void)o;
+    aw_k_div_cols(x, y, T, d, s);
+    return AW_OK;
+}
+
+static aw_status cpu_scale_cols(const aw_ops *o, float *x, int T, int d, const float *s)
+{
+    (void)o;
+    aw_k_scale_cols(x, T, d, s);
+    return AW_OK;
+}
+
+static aw_status cpu_quantize_i8(const aw_ops *o, const float *x, size_t n, float step, int8_t *q)
+{
+    (void)o;
+    aw_k_quantize_i8(x, n, step, q);
+    return AW_OK;
+}
+
+static aw_status cpu_gemm_i8(const aw_ops *o, const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in,
+                             int out)
+{
+    (void)o;
+    aw_k_gemm_i8(xq, wq, acc, T, in, out);
+    return AW_OK;
+}
+
+static aw_status cpu_dequant_acc(const aw_ops *o, const int32_t *acc, const float *b, float x_step,
+                                 float w_step, float *y, int T, int out)
+{
+    (void)o;
+    aw_k_dequant_acc(acc, b, x_step, w_step, y, T, out);
+    return AW_OK;
+}
+
+static aw_status cpu_err_sums(const aw_ops *o, const float *yr, const float *y, size_t n, double *out)
+{
+    (void)o;
+    aw_k_err_sums(yr, y, n, &out[0], &out[1]);
+    return AW_OK;
+}
+
+static aw_status cpu_col_err_accum(const aw_ops *o, const float *yr, const float *y, int T, int out,
+                                   double *col_err)
+{
+    (void)o;
+    aw_k_col_err_accum(yr, y, T, out, col_err);
+    return AW_OK;
+}
+
+static const aw_ops_vt cpu_vt = {
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .to_dev = cpu_copy,
+    .to_host = cpu_copy,
+    .copy = cpu_copy,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .linear = cpu_linear,
+    .layernorm = cpu_layernorm,
+    .relu = cpu_relu,
+    .add = cpu_add,
+    .embed = cpu_embed,
+    .attention = cpu_attention,
+    .attention_workspace = aw_k_attention_workspace,
+    .stats_accum = cpu_stats_accum,
+    .div_cols = cpu_div_cols,
+    .scale_cols = cpu_scale_cols,
+    .quantize_i8 = cpu_quantize_i8,
+    .gemm_i8 = cpu_gemm_i8,
+    .dequant_acc = cpu_dequant_acc,
+    .err_sums = cpu_err_sums,
+    .col_err_accum = cpu_col_err_accum,
+};
+
+const aw_ops *aw_ops_cpu(void)
+{
+    static const aw_ops o = {.vt = &cpu_vt, .ctx = NULL, .host = 1, .wscratch = 1, .name = "cpu"};
+    return &o;
+}
+
+const aw_ops *aw_ops_cpu_staged(void)
+{
+    static const aw_ops o = {.vt = &cpu_vt, .ctx = NULL, .host = 0, .wscratch = 1, .name = "cpu-staged"};
+    return &o;
+}
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+aw_dtype aw_ops_dev_wdt(const aw_ops *o, aw_dtype wdt)
+{
+    /* the host widens any dtype itself; a device keeps F16 for the tensor
+     * cores and F32, and gets BF16 widened */
+    if (o->host) return wdt;
+    return wdt == AW_DT_BF16 ? AW_DT_F32 : wdt;
+}
+
+aw_status aw_ops_mirror(const aw_ops *o, void **dev, void *host, size_t bytes, const char *what)
+{
+    if (o->host) {
+        *dev = host;
+        return AW_OK;
+    }
+    return o->vt->alloc(o, dev, bytes, what);
+}
+
+void aw_ops_mirror_free(const aw_ops *o, void *dev, const void *host)
+{
+    if (dev && dev != host) o->vt->release(o, dev);
+}

@@ -1,0 +1,165 @@
+/* aw_ops_cuda.c - the CUDA table of aw_ops.h: each entry queues the
+ * aw_kernels_cuda.h kernel of the same name on the table's context. */
+#include <stdlib.h>
+
+#include "aw_kernels_cuda.h"
+#include "aw_ops.h"
+
+#define KC(o) ((aw_kc *)(o)->ctx)
+
+static aw_status cu_alloc(const aw_ops *o, void **p, size_t bytes, const char *what)
+{
+    (void)o;
+    return aw_kc_malloc(p, bytes, what);
+}
+
+static void cu_release(const aw_ops *o, void *p)
+{
+    (void)o;
+    aw_kc_free(p);
+}
+
+/* Copies go through the context's stream (cudaMemcpyDefault: any direction).
+ * A copy into pageable host memory returns once the bytes are there. */
+static aw_status cu_copy(const aw_ops *o, void *dst, const void *src, size_t bytes)
+{
+    return aw_kc_copy(KC(o), dst, src, bytes);
+}
+
+static aw_status cu_to_host(const aw_ops *o, void *dst, const void *src, size_t bytes)
+{
+    AW_TRY(aw_kc_copy(KC(o), dst, src, bytes));
+    /* the host reads dst next: wait for it (and report a fault queued before) */
+    return aw_kc_sync(KC(o));
+}
+
+static aw_status cu_zero(const aw_ops *o, void *dst, size_t bytes) { return aw_kc_memset(KC(o), dst, 0, bytes); }
+static aw_status cu_sync(const aw_ops *o) { return aw_kc_sync(KC(o)); }
+
+static aw_status cu_linear(const aw_ops *o, const float *x, const void *w, aw_dtype wdt, const float *b, float *y,
+                           int T, int in, int out, float *wscratch)
+{
+    (void)wscratch;
+    if (wdt == AW_DT_F16) return aw_kc_linear_f16w(KC(o), x, w, b, y, T, in, out);
+    AW_RETURN_IF(wdt != AW_DT_F32, AW_ERR_DTYPE, "CUDA linear: weights in %s (expected F16 or F32)",
+                 aw_dtype_name(wdt));
+    return aw_kc_linear(KC(o), x, w, b, y, T, in, out);
+}
+
+static aw_status cu_layernorm(const aw_ops *o, const float *x, const float *g, const float *beta, float *y, int T,
+                              int d, float eps)
+{
+    return aw_kc_layernorm(KC(o), x, g, beta, y, T, d, eps);
+}
+
+static aw_status cu_relu(const aw_ops *o, float *x, size_t n) { return aw_kc_relu(KC(o), x, n); }
+static aw_status cu_add(const aw_ops *o, float *h, const float *y, size_t n) { return aw_kc_add(KC(o), h, y, n); }
+
+static aw_status cu_embed(const aw_ops *o, const uint32_t *tokens, int n_seq, int L, const float *E, const float *P,
+                          int d, float *h)
+{
+    return aw_kc_embed(KC(o), tokens, n_seq, L, E, P, d, h);
+}
+
+static aw_status cu_attention(const aw_ops *o, const float *q, const float *k, const float *v, float *out,
+                              int n_seq, int L, int n_heads, int d, float scale, int heads_per_chunk,
+                              float *workspace)
+{
+    return aw_kc_attention(KC(o), q, k, v, out, n_seq, L, n_heads, d, scale, heads_per_chunk, workspace);
+}
+
+static aw_status cu_stats_accum(const aw_ops *o, const float *x, int T, int d, float *absmax, double *sum,
+                                unsigned long long *nonfinite)
+{
+    return aw_kc_stats_accum(KC(o), x, T, d, absmax, sum, nonfinite);
+}
+
+static aw_status cu_div_cols(const aw_ops *o, const float *x, float *y, int T, int d, const float *s)
+{
+    return aw_kc_div_cols(KC(o), x, y, T, d, s);
+}
+
+static aw_status cu_scale_cols(const aw_ops *o, float *x, int T, int d, const float *s)
+{
+    return aw_kc_scale_cols(KC(o), x, T, d, s);
+}
+
+static aw_status cu_quantize_i8(const aw_ops *o, const float *x, size_t n, float step, int8_t *q)
+{
+    return aw_kc_quantize_i8(KC(o), x, n, step, q);
+}
+
+static aw_status cu_gemm_i8(const aw_ops *o, const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in,
+                            int out)
+{
+    return aw_kc_gemm_i8(KC(o), xq, wq, acc, T, in, out);
+}
+
+static aw_status cu_dequant_acc(const aw_ops *o, const int32_t *acc, const float *b, float x_step, float w_step,
+                                float *y, int T, int out)
+{
+    return aw_kc_dequant_acc(KC(o), acc, b, x_step, w_step, y, T, out);
+}
+
+static aw_status cu_err_sums(const aw_ops *o, const float *yr, const float *y, size_t n, double *out)
+{
+    return aw_kc_err_sums(KC(o), yr, y, n, out);
+}
+
+static aw_status cu_col_err_accum(const aw_ops *o, const float *yr, const float *y, int T, int out,
+                                  double *col_err)
+{
+    return aw_kc_col_err_accum(KC(o), yr, y, T, out, col_err);
+}
+
+static const aw_ops_vt cuda_vt = {
+    .alloc = cu_alloc,
+    .release = cu_release,
+    .to_dev = cu_copy,
+    .to_host = cu_to_host,
+    .copy = cu_copy,
+    .zero = cu_zero,
+    .sync = cu_sync,
+    .linear = cu_linear,
+    .layernorm = cu_layernorm,
+    .relu = cu_relu,
+    .add = cu_add,
+    .embed = cu_embed,
+    .attention = cu_attention,
+    .attention_workspace = aw_kc_attention_workspace,
+    .stats_accum = cu_stats_accum,
+    .div_cols = cu_div_cols,
+    .scale_cols = cu_scale_cols,
+    .quantize_i8 = cu_quantize_i8,
+    .gemm_i8 = cu_gemm_i8,
+    .dequant_acc = cu_dequant_acc,
+    .err_sums = cu_err_sums,
+    .col_err_accum = cu_col_err_accum,
+};
+
+aw_status aw_ops_cuda_create(aw_ops **out)
+{
+    *out = NULL;
+    aw_ops *o = calloc(1, sizeof *o);
+    AW_RETURN_IF(!o, AW_ERR_NOMEM, "out of memory");
+    aw_kc *k = NULL;
+    aw_status st = aw_kc_create(NULL, &k);
+    if (st != AW_OK) {
+        free(o);
+        return st;
+    }
+    o->vt = &cuda_vt;
+    o->ctx = k;
+    o->host = 0;
+    o->wscratch = 0;
+    o->name = "cuda";
+    *out = o;
+    return AW_OK;
+}
+
+void aw_ops_cuda_destroy(aw_ops *o)
+{
+    if (!o) return;
+    aw_kc_destroy(o->ctx);
+    free(o);
+}
