@@ -23,8 +23,10 @@
 #include "aw_config.h"
 #include "aw_model.h"
 
-/* Scratch for one block of up to max_T = n_seq * L tokens; one allocation. */
+/* Scratch for one block of up to max_T = n_seq * L tokens; one allocation
+ * in the memory of ops (the backend every forward on it runs with). */
 typedef struct {
+    const aw_ops *ops;
     void *arena;
     int max_T, L;
     float *x;      /* (T, d) LayerNorm output */
@@ -32,35 +34,49 @@ typedef struct {
     float *f;      /* (T, ffn) */
     float *y;      /* (T, max(d, ffn)) a linear's output */
     float *att_ws; /* attention workspace */
-    float *wconv;  /* (max in*out) a linear's weights widened to f32 */
+    float *wconv;  /* (max in*out) a linear's weights widened to f32 (NULL when
+                      ops multiplies stored weights itself) */
     int8_t *xq;    /* (T, max(d, ffn)) */
     int32_t *acc;  /* (T, max(d, ffn)) */
     int heads_per_chunk;
 } aw_fwd_ws;
 
 aw_status aw_fwd_ws_create(const aw_opt_config *c, int max_n_seq, int L, aw_fwd_ws *ws);
-/* Bytes aw_fwd_ws_create allocates (for plans). */
+/* The same in the memory of ops. */
+aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_opt_config *c, int max_n_seq, int L,
+                               aw_fwd_ws *ws);
+/* Bytes aw_fwd_ws_create allocates (for plans); wconv: with the f32
+ * weight buffer. */
 uint64_t aw_fwd_ws_bytes(const aw_opt_config *c, int max_n_seq, int L);
+uint64_t aw_fwd_ws_bytes_ops(const aw_opt_config *c, int max_n_seq, int L, int wconv);
 void aw_fwd_ws_destroy(aw_fwd_ws *ws);
 
 /* Called at each tap with the tap's input x (T, in), in the block's own
- * coordinates (equalized ones for a quantized block). */
-typedef void (*aw_tap_fn)(void *ctx, aw_tap_id tap, const float *x, int T, int in);
+ * coordinates (equalized ones for a quantized block), in the memory of the
+ * forward's ops. A failure stops the forward. */
+typedef aw_status (*aw_tap_fn)(void *ctx, aw_tap_id tap, const float *x, int T, int in);
 
-/* h (n_seq*L, d) <- block(h). q NULL: floating point with b; else W8A8 with q
- * (b is then unused and may be NULL). fn may be NULL. */
-void aw_block_forward(const aw_opt_config *c, const aw_block *b, const aw_qblock *q, float *h,
-                      int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx);
+/* h (n_seq*L, d) <- block(h), with ws->ops; b, q and h in its memory
+ * (aw_block_to_dev). q NULL: floating point with b; else W8A8 with q (b is
+ * then unused and may be NULL). fn may be NULL. Cannot fail on the CPU. */
+aw_status aw_block_forward(const aw_opt_config *c, const aw_block *b, const aw_qblock *q, float *h,
+                           int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx);
 
 /* One W8A8 linear: y (T, out) from x (T, in) with layer l of q; xq and acc
  * are scratch of T*in int8 and T*out int32. */
+aw_status aw_linear_w8a8_ops(const aw_ops *o, const aw_qblock *q, aw_linear_id l, const float *x,
+                             float *y, int T, int8_t *xq, int32_t *acc);
 void aw_linear_w8a8(const aw_qblock *q, aw_linear_id l, const float *x, float *y, int T,
                     int8_t *xq, int32_t *acc);
 
 /* h (n_seq*L, d) = token + position embeddings of tokens (n_seq*L ids). */
+aw_status aw_model_embed_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+                             const uint32_t *tokens, int n_seq, int L, float *h);
 void aw_model_embed(const aw_opt_config *c, const aw_model_ends *e, const uint32_t *tokens,
                     int n_seq, int L, float *h);
 /* logits (T, vocab) = LN_f(h) E^T; x (T, d) is scratch. */
+aw_status aw_model_logits_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+                              const float *h, float *x, float *logits, int T);
 void aw_model_logits(const aw_opt_config *c, const aw_model_ends *e, const float *h, float *x,
                      float *logits, int T);
 

@@ -52,18 +52,15 @@ uint64_t aw_block_bytes(const aw_opt_config *c, aw_dtype wdt)
     return block_weights(c) * aw_dtype_size(wdt) + block_small(c) * sizeof(float);
 }
 
-aw_status aw_block_create(const aw_opt_config *c, aw_dtype wdt, aw_block *b)
+/* Views of a block of shape c with weights in wdt over arena (block_bytes). */
+static void block_carve(const aw_opt_config *c, aw_dtype wdt, void *arena, aw_block *b)
 {
-    memset(b, 0, sizeof *b);
-    AW_RETURN_IF(wdt != AW_DT_F32 && wdt != AW_DT_F16 && wdt != AW_DT_BF16, AW_ERR_DTYPE,
-                 "block weights in %s: expected F32, F16 or BF16", aw_dtype_name(wdt));
     size_t esz = aw_dtype_size(wdt);
-    /* floats first: their alignment then holds for the weights after them */
-    b->arena = malloc(block_small(c) * sizeof(float) + block_weights(c) * esz);
-    AW_RETURN_IF(!b->arena, AW_ERR_NOMEM, "out of memory for a block of %zu parameters", block_weights(c));
+    b->arena = arena;
     b->wdt = wdt;
     int d = c->hidden_size;
-    float *p = b->arena;
+    /* floats first: their alignment then holds for the weights after them */
+    float *p = arena;
     for (int l = 0; l < AW_LIN_COUNT; l++) {
         aw_linear *ln = &b->lin[l];
         linear_dims(c, (aw_linear_id)l, &ln->in, &ln->out);
@@ -79,6 +76,16 @@ aw_status aw_block_create(const aw_opt_config *c, aw_dtype wdt, aw_block *b)
         b->lin[l].w = w;
         w += (size_t)b->lin[l].in * b->lin[l].out * esz;
     }
+}
+
+aw_status aw_block_create(const aw_opt_config *c, aw_dtype wdt, aw_block *b)
+{
+    memset(b, 0, sizeof *b);
+    AW_RETURN_IF(wdt != AW_DT_F32 && wdt != AW_DT_F16 && wdt != AW_DT_BF16, AW_ERR_DTYPE,
+                 "block weights in %s: expected F32, F16 or BF16", aw_dtype_name(wdt));
+    void *arena = malloc(aw_block_bytes(c, wdt));
+    AW_RETURN_IF(!arena, AW_ERR_NOMEM, "out of memory for a block of %zu parameters", block_weights(c));
+    block_carve(c, wdt, arena, b);
     return AW_OK;
 }
 
@@ -181,13 +188,11 @@ uint64_t aw_qblock_bytes(const aw_opt_config *c)
     return n_f * sizeof(float) + block_weights(c);
 }
 
-aw_status aw_qblock_create(const aw_opt_config *c, aw_qblock *q)
+static void qblock_carve(const aw_opt_config *c, void *arena, aw_qblock *q)
 {
-    memset(q, 0, sizeof *q);
-    q->arena = malloc(aw_qblock_bytes(c));
-    AW_RETURN_IF(!q->arena, AW_ERR_NOMEM, "out of memory for a quantized block");
+    q->arena = arena;
     int d = c->hidden_size;
-    float *pf = q->arena;
+    float *pf = arena;
     for (int l = 0; l < AW_LIN_COUNT; l++) {
         aw_qlinear *ql = &q->lin[l];
         linear_dims(c, (aw_linear_id)l, &ql->in, &ql->out);
@@ -208,6 +213,14 @@ aw_status aw_qblock_create(const aw_opt_config *c, aw_qblock *q)
         q->lin[l].wq = pi;
         pi += (size_t)q->lin[l].in * q->lin[l].out;
     }
+}
+
+aw_status aw_qblock_create(const aw_opt_config *c, aw_qblock *q)
+{
+    memset(q, 0, sizeof *q);
+    void *arena = malloc(aw_qblock_bytes(c));
+    AW_RETURN_IF(!arena, AW_ERR_NOMEM, "out of memory for a quantized block");
+    qblock_carve(c, arena, q);
     return AW_OK;
 }
 
@@ -218,17 +231,34 @@ void aw_qblock_destroy(aw_qblock *q)
     memset(q, 0, sizeof *q);
 }
 
+static size_t ends_floats(const aw_opt_config *c)
+{
+    size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
+    size_t p = (size_t)c->max_position_embeddings + AW_OPT_POS_OFFSET;
+    return v * d + p * d + 2 * d;
+}
+
+uint64_t aw_ends_bytes(const aw_opt_config *c) { return ends_floats(c) * sizeof(float); }
+
+static void ends_carve(const aw_opt_config *c, float *arena, aw_model_ends *e)
+{
+    size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
+    size_t p = (size_t)c->max_position_embeddings + AW_OPT_POS_OFFSET;
+    e->arena = arena;
+    e->embed = arena;
+    e->pos = e->embed + v * d;
+    e->lnf_g = e->pos + p * d;
+    e->lnf_b = e->lnf_g + d;
+}
+
 aw_status aw_ends_load(const aw_opt_config *c, const aw_model_files *mf, aw_model_ends *e)
 {
     memset(e, 0, sizeof *e);
     size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
     size_t p = (size_t)c->max_position_embeddings + AW_OPT_POS_OFFSET;
-    e->arena = malloc((v * d + p * d + 2 * d) * sizeof(float));
-    AW_RETURN_IF(!e->arena, AW_ERR_NOMEM, "out of memory for the embeddings (%zu x %zu)", v, d);
-    e->embed = e->arena;
-    e->pos = e->embed + v * d;
-    e->lnf_g = e->pos + p * d;
-    e->lnf_b = e->lnf_g + d;
+    float *arena = malloc(ends_floats(c) * sizeof(float));
+    AW_RETURN_IF(!arena, AW_ERR_NOMEM, "out of memory for the embeddings (%zu x %zu)", v, d);
+    ends_carve(c, arena, e);
     aw_status st = load_tensor(mf, aw_model_tensor_name(AW_MT_EMBED_TOKENS), e->embed, v * d);
     if (st == AW_OK) st = load_tensor(mf, aw_model_tensor_name(AW_MT_EMBED_POSITIONS), e->pos, p * d);
     if (st == AW_OK) st = load_tensor(mf, aw_model_tensor_name(AW_MT_FINAL_LN_W), e->lnf_g, d);
@@ -242,4 +272,90 @@ void aw_ends_destroy(aw_model_ends *e)
     if (!e) return;
     free(e->arena);
     memset(e, 0, sizeof *e);
+}
+
+/* ---- copies in a backend's memory ------------------------------------------------- */
+
+aw_status aw_block_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_block *host, aw_block *dev)
+{
+    memset(dev, 0, sizeof *dev);
+    aw_dtype wdt = aw_ops_dev_wdt(o, host->wdt);
+    if (o->host && wdt == host->wdt) {
+        *dev = *host; /* the same memory: aw_block_dev_free knows */
+        return AW_OK;
+    }
+    void *arena = NULL;
+    AW_TRY(o->vt->alloc(o, &arena, aw_block_bytes(c, wdt), "a block's weights"));
+    block_carve(c, wdt, arena, dev);
+    /* biases and LayerNorms lead both arenas, in the same order */
+    aw_status st = o->vt->to_dev(o, dev->arena, host->arena, block_small(c) * sizeof(float));
+    if (st == AW_OK && wdt == host->wdt) {
+        st = o->vt->to_dev(o, dev->lin[0].w, host->lin[0].w, block_weights(c) * aw_dtype_size(wdt));
+    } else if (st == AW_OK) {
+        /* widened linear by linear through one host buffer */
+        float *tmp = malloc((size_t)c->hidden_size * (size_t)c->ffn_dim * sizeof(float));
+        if (!tmp) st = AW_FAIL(AW_ERR_NOMEM, "out of memory widening a block");
+        for (int l = 0; l < AW_LIN_COUNT && st == AW_OK; l++) {
+            size_t n = (size_t)host->lin[l].in * host->lin[l].out;
+            st = aw_convert_to_f32(host->wdt, host->lin[l].w, tmp, n);
+            if (st == AW_OK) st = o->vt->to_dev(o, dev->lin[l].w, tmp, n * sizeof(float));
+            /* to_dev may return before the bytes left tmp: wait before reusing it */
+            if (st == AW_OK) st = o->vt->sync(o);
+        }
+        free(tmp);
+    }
+    if (st != AW_OK) aw_block_dev_free(o, dev, host);
+    return st;
+}
+
+void aw_block_dev_free(const aw_ops *o, aw_block *dev, const aw_block *host)
+{
+    if (!dev) return;
+    aw_ops_mirror_free(o, dev->arena, host ? host->arena : NULL);
+    memset(dev, 0, sizeof *dev);
+}
+
+aw_status aw_qblock_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_qblock *host, aw_qblock *dev)
+{
+    memset(dev, 0, sizeof *dev);
+    void *arena = NULL;
+    AW_TRY(aw_ops_mirror(o, &arena, host->arena, aw_qblock_bytes(c), "a quantized block"));
+    if (arena == host->arena) {
+        *dev = *host;
+        return AW_OK;
+    }
+    qblock_carve(c, arena, dev);
+    for (int l = 0; l < AW_LIN_COUNT; l++) {
+        dev->lin[l].w_step = host->lin[l].w_step;
+        dev->lin[l].x_step = host->lin[l].x_step;
+    }
+    aw_status st = o->vt->to_dev(o, arena, host->arena, aw_qblock_bytes(c));
+    if (st != AW_OK) aw_qblock_dev_free(o, dev, host);
+    return st;
+}
+
+void aw_qblock_dev_free(const aw_ops *o, aw_qblock *dev, const aw_qblock *host)
+{
+    if (!dev) return;
+    aw_ops_mirror_free(o, dev->arena, host ? host->arena : NULL);
+    memset(dev, 0, sizeof *dev);
+}
+
+aw_status aw_ends_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *host, aw_model_ends *dev)
+{
+    memset(dev, 0, sizeof *dev);
+    void *arena = NULL;
+    AW_TRY(aw_ops_mirror(o, &arena, host->arena, aw_ends_bytes(c), "the embeddings"));
+    ends_carve(c, arena, dev);
+    if (arena == host->arena) return AW_OK;
+    aw_status st = o->vt->to_dev(o, arena, host->arena, aw_ends_bytes(c));
+    if (st != AW_OK) aw_ends_dev_free(o, dev, host);
+    return st;
+}
+
+void aw_ends_dev_free(const aw_ops *o, aw_model_ends *dev, const aw_model_ends *host)
+{
+    if (!dev) return;
+    aw_ops_mirror_free(o, dev->arena, host ? host->arena : NULL);
+    memset(dev, 0, sizeof *dev);
 }

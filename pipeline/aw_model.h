@@ -10,6 +10,7 @@
 
 #include "aw_config.h"
 #include "aw_model_files.h"
+#include "aw_ops.h"
 #include "aw_status.h"
 
 /* The six linear layers of an OPT block. */
@@ -94,5 +95,17 @@ void aw_qblock_destroy(aw_qblock *q);
 
 aw_status aw_ends_load(const aw_opt_config *c, const aw_model_files *mf, aw_model_ends *e);
 void aw_ends_destroy(aw_model_ends *e);
+uint64_t aw_ends_bytes(const aw_opt_config *c);
+
+/* Copies in the memory of a backend (aw_ops.h) of a block (weights in
+ * aw_ops_dev_wdt), a quantized block and the model ends, for the streaming
+ * phases; with a host table (aw_ops_cpu) the copy is the host object itself.
+ * Free with the matching _dev_free and the same host object. */
+aw_status aw_block_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_block *host, aw_block *dev);
+void aw_block_dev_free(const aw_ops *o, aw_block *dev, const aw_block *host);
+aw_status aw_qblock_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_qblock *host, aw_qblock *dev);
+void aw_qblock_dev_free(const aw_ops *o, aw_qblock *dev, const aw_qblock *host);
+aw_status aw_ends_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *host, aw_model_ends *dev);
+void aw_ends_dev_free(const aw_ops *o, aw_model_ends *dev, const aw_model_ends *host);
 
 #endif

@@ -83,7 +83,56 @@ aw_status aw_plan_costs_for(const aw_opt_config *c, int seq_len, int batch, uint
     return AW_OK;
 }
 
+aw_status aw_gpu_costs_for(const aw_opt_config *c, int seq_len, int batch, aw_gpu_costs *out)
+{
+    AW_RETURN_IF(seq_len < 1 || batch < 1, AW_ERR_ARG, "aw_gpu_costs_for: empty block of samples");
+    memset(out, 0, sizeof *out);
+    uint64_t d = (uint64_t)c->hidden_size, f = (uint64_t)c->ffn_dim, V = (uint64_t)c->vocab_size;
+    uint64_t T = (uint64_t)batch * (uint64_t)seq_len;
+    /* weights: F16 stays F16 (tensor cores), BF16 is widened to F32 */
+    aw_dtype wdt = c->torch_dtype == AW_DT_F16 ? AW_DT_F16 : AW_DT_F32;
+    /* sums mirrored on the device: statistics (max in f32, one block's sums
+     * in f64, a counter) while calibrating, then validation sums */
+    uint64_t n_stat = 3 * d + f, n_val = 2 * 6 + 1 + 5 * d + f;
+    uint64_t stats = n_stat * (4 + 8) + 8, val = n_val * 8;
+    out->block = aw_block_bytes(c, wdt) + aw_qblock_bytes(c) + (stats > val ? stats : val);
+    /* the hand-off blocks (fp and W8A8 streams, double-buffered), the
+     * tokens, and validation's workspaces: the forward's and the per-layer
+     * checks' (the largest phase; no f32 weight copies on the device) */
+    out->fixed = 4 * T * d * sizeof(float) + T * sizeof(uint32_t) + aw_fwd_ws_bytes_ops(c, batch, seq_len, 0) +
+                 aw_val_ws_bytes(c, (int)T, 1);
+    out->ends = aw_ends_bytes(c);
+    out->head = AW_GPU_LOGIT_CHUNK * (d + 2 * V) * sizeof(float);
+    /* CUDA context (~0.5 GB), three contexts' 32 MiB cuBLASLt workspaces
+     * and kernel scratch: a round 1 GB */
+    out->reserve = 1000000000ull;
+    return AW_OK;
+}
+
+uint64_t aw_gpu_stage_bytes(const aw_gpu_costs *g, int n_layers, int first_stage, int last_stage)
+{
+    uint64_t b = (uint64_t)n_layers * g->block + g->fixed + g->reserve;
+    if (first_stage || last_stage) b += g->ends;
+    if (last_stage) b += g->head;
+    return b;
+}
+
 static double gbytes(uint64_t b) { return (double)b / 1e9; }
+
+aw_status aw_plan_check_gpu(const aw_opt_config *c, const aw_plan *p, const aw_plan_costs *k, uint64_t gpu_mem)
+{
+    aw_gpu_costs g;
+    AW_TRY(aw_gpu_costs_for(c, k->seq_len, k->batch, &g));
+    for (int s = 0; s < p->stages; s++) {
+        uint64_t need = aw_gpu_stage_bytes(&g, p->first_layer[s + 1] - p->first_layer[s], s == 0, s == p->stages - 1);
+        AW_RETURN_IF(need > gpu_mem, AW_ERR_PLAN,
+                     "stage %d needs %.1f GB of GPU memory per rank (%d blocks x %.2f GB + %.1f GB activations "
+                     "for --batch %d), more than %.1f GB: use more stages or a smaller --batch",
+                     s, gbytes(need), p->first_layer[s + 1] - p->first_layer[s], gbytes(g.block),
+                     gbytes(g.fixed), k->batch, gbytes(gpu_mem));
+    }
+    return AW_OK;
+}
 
 /* "1m 23s", "2h 05m", "12.3 s": durations a reader compares at a glance. */
 static const char *fmt_time(double s, char *buf, size_t cap)
@@ -116,8 +165,13 @@ aw_status aw_plan_print(FILE *out, const char *model_name, const aw_opt_config *
             gbytes(k->ends_bytes));
     fprintf(out, "  %+6.2f GB on the last stage (logits, %d rows at a time)\n", gbytes(k->head_ws_bytes),
             AW_PLAN_LOGIT_CHUNK);
-    fprintf(out, "%6s  %-11s  %-9s  %6s  %18s  %10s\n", "stage", "ranks", "layers", "blocks", "memory/rank",
-            "time");
+    aw_gpu_costs g;
+    AW_TRY(aw_gpu_costs_for(c, k->seq_len, k->batch, &g));
+    fprintf(out, "GPU memory per rank on the CUDA backend: %.2f GB per block (fp weights in %s, W8A8 block), "
+                 "%.2f GB activations, %.1f GB CUDA/cuBLAS reserve\n",
+            gbytes(g.block), c->torch_dtype == AW_DT_F16 ? "F16" : "F32", gbytes(g.fixed), gbytes(g.reserve));
+    fprintf(out, "%6s  %-11s  %-9s  %6s  %18s  %9s  %10s\n", "stage", "ranks", "layers", "blocks", "memory/rank",
+            "GPU/rank", "time");
     for (int s = 0; s < p->stages; s++) {
         char ranks[32], layers[32], mem[32];
         int r0 = s * p->replicas, r1 = r0 + p->replicas - 1;
@@ -131,7 +185,9 @@ aw_status aw_plan_print(FILE *out, const char *model_name, const aw_opt_config *
                            : s == 0                 ? "  embed"
                            : s == p->stages - 1     ? "  head"
                                                     : "";
-        fprintf(out, "%6d  %-11s  %-9s  %6d  %18s  %10s%s\n", s, ranks, layers, l1 - l0 + 1, mem,
+        char gpu[32];
+        snprintf(gpu, sizeof gpu, "%.1f GB", gbytes(aw_gpu_stage_bytes(&g, l1 - l0 + 1, s == 0, s == p->stages - 1)));
+        fprintf(out, "%6d  %-11s  %-9s  %6d  %18s  %9s  %10s%s\n", s, ranks, layers, l1 - l0 + 1, mem, gpu,
                 fmt_time(p->seconds[s], t1, sizeof t1), role);
     }
     fprintf(out, "total: %d layers over %d stage%s; estimated %s (slowest stage %s + pipeline fill %s)\n",
@@ -177,7 +233,9 @@ static void plan_usage(FILE *out)
             "  --holdout-seqs N      held-out sequences for validation (default 16)\n"
             "  --tflops T            sustained TFLOP/s per rank (default 400: about 40% of an\n"
             "                        H100 SXM's 989 TFLOP/s dense fp16 peak)\n"
-            "  --read-gbps R         file-system read GB/s per rank (default 2)\n",
+            "  --read-gbps R         file-system read GB/s per rank (default 2)\n"
+            "  --gpu-mem G           GPU memory per rank in GB: fail if a stage's GPU part\n"
+            "                        (the GPU/rank column) does not fit\n",
           out);
 }
 
@@ -235,18 +293,19 @@ static int parse_gb(const char *s, uint64_t *out)
 
 int aw_cmd_plan(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_MEM, O_STAGES, O_REPLICAS, O_SEQ, O_BATCH, O_CSEQS, O_HSEQS, O_TFLOPS, O_READ };
+    enum { O_MODEL = 1000, O_MEM, O_STAGES, O_REPLICAS, O_SEQ, O_BATCH, O_CSEQS, O_HSEQS, O_TFLOPS, O_READ, O_GPU };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},       {"mem-per-rank", required_argument, 0, O_MEM},
         {"stages", required_argument, 0, O_STAGES},     {"replicas", required_argument, 0, O_REPLICAS},
         {"seq-len", required_argument, 0, O_SEQ},       {"batch", required_argument, 0, O_BATCH},
         {"calib-seqs", required_argument, 0, O_CSEQS},  {"holdout-seqs", required_argument, 0, O_HSEQS},
         {"tflops", required_argument, 0, O_TFLOPS},     {"read-gbps", required_argument, 0, O_READ},
-        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+        {"gpu-mem", required_argument, 0, O_GPU},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *model = NULL;
     long world = 0, stages = 0, replicas = 0, seq_len = 0, batch = 1, cseqs = 128, hseqs = 16;
     double tflops = 400, read_gbps = 2;
-    uint64_t mem = 0;
+    uint64_t mem = 0, gpu_mem = 0;
     int c;
     optind = 1;
     opterr = 0; /* our own message for a bad option */
@@ -292,6 +351,10 @@ int aw_cmd_plan(int argc, char **argv)
         case O_READ:
             if (parse_pos_double(optarg, &read_gbps))
                 return plan_usage_error("--read-gbps '%s': expected a positive number", optarg);
+            break;
+        case O_GPU:
+            if (parse_gb(optarg, &gpu_mem))
+                return plan_usage_error("--gpu-mem '%s': expected GB, e.g. 80 or 80GB", optarg);
             break;
         case 'h': plan_usage(stdout); return 0;
         case ':': return plan_usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -345,6 +408,16 @@ int aw_cmd_plan(int argc, char **argv)
         return 1;
     }
     if (st == AW_OK) st = aw_plan_print(stdout, label, &cfg, p, &k, mem);
+    if (st == AW_OK && gpu_mem) {
+        st = aw_plan_check_gpu(&cfg, p, &k, gpu_mem);
+        if (st == AW_ERR_PLAN) {
+            fflush(stdout);
+            fprintf(stderr, "aweq-dist: error: %s: %s (%s) [%s]\n", label, aw_err_message(), aw_status_name(st),
+                    aw_err_where());
+            free(p);
+            return 1;
+        }
+    }
     free(p);
     if (st != AW_OK) return plan_fail(st);
     return fflush(stdout) == 0 ? 0 : plan_fail(AW_FAIL(AW_ERR_IO, "plan: cannot write the plan"));

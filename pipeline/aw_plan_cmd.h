@@ -22,10 +22,31 @@
 aw_status aw_plan_costs_for(const aw_opt_config *c, int seq_len, int batch, uint32_t calib_seqs,
                             uint32_t holdout_seqs, aw_plan_costs *out);
 
+/* Logit rows at a time on a GPU (aw_run.c): the fp and W8A8 chunks are
+ * brought to the host for the log-softmax sums. */
+#define AW_GPU_LOGIT_CHUNK 512
+
+/* Device memory of one rank on the CUDA backend, the part of the plan the
+ * GPU holds (see aw_plan_cmd.c for each term; aw_run checks it against
+ * cudaMemGetInfo before loading). */
+typedef struct {
+    uint64_t block;   /* per decoder block: fp weights (F16, or F32 for BF16/F32 checkpoints), W8A8 block, sums */
+    uint64_t fixed;   /* every rank: hand-off buffers, forward and validation workspaces, tokens */
+    uint64_t ends;    /* first and last stage: embeddings, positions, final LN in f32 */
+    uint64_t head;    /* last stage: LN output and two chunks of logits */
+    uint64_t reserve; /* CUDA context, cuBLAS/cuBLASLt workspaces, kernel scratch */
+} aw_gpu_costs;
+
+aw_status aw_gpu_costs_for(const aw_opt_config *c, int seq_len, int batch, aw_gpu_costs *out);
+/* Bytes a rank of a stage holding n_layers blocks needs on its device. */
+uint64_t aw_gpu_stage_bytes(const aw_gpu_costs *g, int n_layers, int first_stage, int last_stage);
+
 /* Print plan p (made from costs k) for model_name/c and the budget on out.
  * AW_ERR_IO if out cannot be written. */
 aw_status aw_plan_print(FILE *out, const char *model_name, const aw_opt_config *c, const aw_plan *p,
                         const aw_plan_costs *k, uint64_t mem_per_rank);
+/* AW_ERR_PLAN naming the first stage whose GPU memory exceeds gpu_mem. */
+aw_status aw_plan_check_gpu(const aw_opt_config *c, const aw_plan *p, const aw_plan_costs *k, uint64_t gpu_mem);
 
 /* `aweq-dist plan ...` (argv[0] is "plan"): 0 success, 1 failure (one error
  * line on stderr), 2 usage error. */

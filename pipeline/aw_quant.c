@@ -29,6 +29,15 @@ int aw_method_uses_tap(const aw_method *m, aw_tap_id t)
     }
 }
 
+/* The observer's targets: the host arrays themselves. */
+static void stats_on_host(aw_stats *s)
+{
+    s->ops = aw_ops_cpu();
+    s->d_absmax = s->absmax[0];
+    s->d_part = s->part;
+    s->d_nonfinite = &s->nonfinite;
+}
+
 aw_status aw_stats_create(const aw_opt_config *c, aw_stats *s)
 {
     memset(s, 0, sizeof *s);
@@ -48,28 +57,65 @@ aw_status aw_stats_create(const aw_opt_config *c, aw_stats *s)
         s->sum[t] = pd, pd += in[t];
         s->absmax[t] = pf, pf += in[t];
     }
+    stats_on_host(s);
     return AW_OK;
+}
+
+static void stats_detach(aw_stats *s)
+{
+    if (s->ops && !s->ops->host) {
+        s->ops->vt->release(s->ops, s->d_absmax);
+        s->ops->vt->release(s->ops, s->d_part);
+        s->ops->vt->release(s->ops, s->d_nonfinite);
+    }
+    stats_on_host(s);
 }
 
 void aw_stats_destroy(aw_stats *s)
 {
     if (!s) return;
+    if (s->arena) stats_detach(s);
     free(s->arena);
     memset(s, 0, sizeof *s);
 }
 
-void aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
+aw_status aw_stats_attach(aw_stats *s, const aw_ops *o)
 {
-    aw_stats *s = ctx;
-    double *part = s->part + (s->sum[tap] - s->sum_all);
-    s->nonfinite += aw_k_stats_accum(x, T, in, s->absmax[tap], part);
-    if (tap == AW_TAP_QKV) s->part[s->n_sum] += (double)T;
+    stats_detach(s);
+    if (o->host) return AW_OK;
+    s->d_absmax = NULL, s->d_part = NULL, s->d_nonfinite = NULL;
+    s->ops = o;
+    AW_TRY(o->vt->alloc(o, (void **)&s->d_absmax, s->n_sum * sizeof(float), "activation ranges"));
+    AW_TRY(o->vt->alloc(o, (void **)&s->d_part, s->n_sum * sizeof(double), "activation sums"));
+    AW_TRY(o->vt->alloc(o, (void **)&s->d_nonfinite, sizeof(unsigned long long), "a counter"));
+    AW_TRY(o->vt->to_dev(o, s->d_absmax, s->absmax[0], s->n_sum * sizeof(float)));
+    AW_TRY(o->vt->zero(o, s->d_part, s->n_sum * sizeof(double)));
+    return o->vt->to_dev(o, s->d_nonfinite, &s->nonfinite, sizeof(unsigned long long));
 }
 
-void aw_stats_take_part(aw_stats *s, double *dst)
+aw_status aw_stats_fetch(aw_stats *s)
 {
-    memcpy(dst, s->part, (s->n_sum + 1) * sizeof(double));
-    memset(s->part, 0, (s->n_sum + 1) * sizeof(double));
+    const aw_ops *o = s->ops;
+    AW_TRY(o->vt->to_host(o, s->absmax[0], s->d_absmax, s->n_sum * sizeof(float)));
+    return o->vt->to_host(o, &s->nonfinite, s->d_nonfinite, sizeof(unsigned long long));
+}
+
+aw_status aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
+{
+    aw_stats *s = ctx;
+    const aw_ops *o = s->ops;
+    size_t off = (size_t)(s->sum[tap] - s->sum_all);
+    if (tap == AW_TAP_QKV) s->part[s->n_sum] += (double)T; /* the token count stays on the host */
+    return o->vt->stats_accum(o, x, T, in, s->d_absmax + off, s->d_part + off, s->d_nonfinite);
+}
+
+aw_status aw_stats_take_part(aw_stats *s, double *dst)
+{
+    const aw_ops *o = s->ops;
+    AW_TRY(o->vt->to_host(o, dst, s->d_part, s->n_sum * sizeof(double)));
+    dst[s->n_sum] = s->part[s->n_sum];
+    s->part[s->n_sum] = 0.0;
+    return o->vt->zero(o, s->d_part, s->n_sum * sizeof(double));
 }
 
 void aw_stats_add_part(aw_stats *s, const double *part)

@@ -38,17 +38,28 @@ typedef struct {
     double *sum_all;              /* (n_sum) */
     double *part;                 /* (n_sum + 1) this block's sums, then its token count */
     uint64_t tokens;              /* tokens observed (per tap) */
-    uint64_t nonfinite;           /* non-finite activations seen (not counted) */
+    unsigned long long nonfinite; /* non-finite activations seen (not counted) */
+    /* where the observer accumulates: the arrays above (CPU), or their
+     * mirrors in a backend's memory (aw_stats_attach) */
+    const aw_ops *ops;
+    float *d_absmax;              /* (n_sum) all taps' ranges side by side */
+    double *d_part;               /* (n_sum) the current block's sums */
+    unsigned long long *d_nonfinite;
 } aw_stats;
 
 aw_status aw_stats_create(const aw_opt_config *c, aw_stats *s);
 void aw_stats_destroy(aw_stats *s);
+/* Accumulate in the memory of ops from now on (zeroed mirrors; the host
+ * arrays are brought up to date by aw_stats_take_part and aw_stats_fetch). */
+aw_status aw_stats_attach(aw_stats *s, const aw_ops *ops);
+/* absmax and nonfinite from the mirrors (after the last block). */
+aw_status aw_stats_fetch(aw_stats *s);
 /* An aw_tap_fn: ctx is an aw_stats; sums go to the current block's part. */
-void aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
+aw_status aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
 /* Doubles in a block's part (sums, then the token count). */
 static inline size_t aw_stats_part_len(const aw_stats *s) { return s->n_sum + 1; }
 /* Copy the current block's part to dst (part_len doubles) and clear it. */
-void aw_stats_take_part(aw_stats *s, double *dst);
+aw_status aw_stats_take_part(aw_stats *s, double *dst);
 /* totals += a block's part (call in block order). */
 void aw_stats_add_part(aw_stats *s, const double *part);
 

@@ -100,11 +100,11 @@ void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
     fprintf(out, "time: load %.2f s, calibrate %.2f s, quantize %.2f s, validate %.2f s, write %.2f s\n",
             r->t_load, r->t_calib, r->t_quant, r->t_valid, r->t_write);
     if (r->rank_peak_mb) {
-        fprintf(out, "ranks: %d = %d stage(s) x %d replica(s); backend %s (%s)\n", r->world, r->stages,
-                r->replicas, aw_backend_name(r->backend.kind), r->backend.device_name);
+        fprintf(out, "ranks: %d = %d stage(s) x %d replica(s); hand-off %s\n", r->world, r->stages, r->replicas,
+                r->nccl ? "NCCL (device to device)" : "MPI");
         for (int k = 0; k < r->world; k++)
-            fprintf(out, "  rank %d: stage %d, replica %d, layers %d-%d, peak memory %.0f MB\n", k,
+            fprintf(out, "  rank %d: stage %d, replica %d, layers %d-%d, peak memory %.0f MB, %s\n", k,
                     k / r->replicas, k % r->replicas, r->rank_first_layer[k], r->rank_last_layer[k] - 1,
-                    r->rank_peak_mb[k]);
+                    r->rank_peak_mb[k], r->rank_device ? r->rank_device[k] : "?");
     }
 }

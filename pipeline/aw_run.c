@@ -31,6 +31,7 @@
 #include "aw_sched.h"
 #include "aw_tokens.h"
 #include "aw_writer.h"
+#include "aw_cuda_api.h"
 
 double aw_now(void)
 {
@@ -60,9 +61,11 @@ void aw_run_result_free(aw_run_result *r)
     free(r->rank_first_layer);
     free(r->rank_last_layer);
     free(r->rank_peak_mb);
+    free(r->rank_device);
     r->layers = NULL;
     r->rank_first_layer = r->rank_last_layer = NULL;
     r->rank_peak_mb = NULL;
+    r->rank_device = NULL;
 }
 
 double aw_e2e_ppl_fp(const aw_e2e *e) { return e->n_pred > 0 ? exp(e->nll_fp / e->n_pred) : NAN; }
@@ -102,10 +105,69 @@ typedef struct {
     int *done;                     /* per layer: quantized block taken from its shard */
     char *work;                    /* <out>.work: the shards, NULL without --out */
     char run_key[512];             /* what a shard must have been made from to be reused */
+    /* the backend: kernels, and what they work on in its memory (the host
+     * objects themselves with the CPU table) */
+    const aw_ops *ops;
+    aw_ops *ops_owned;             /* the CUDA table, destroyed at the end */
+    aw_block *dfp;                 /* fp blocks */
+    aw_qblock *dq;                 /* W8A8 blocks (from quantization on to the end) */
+    aw_model_ends dends;
+    float *dbuf[2];                /* hand-off blocks, as buf */
+    uint32_t *dtok;                /* one block of samples' tokens */
+    float *dlx, *dlogits_fp, *dlogits_q;
+    int logit_chunk;
+    /* NCCL hand-off: a two-rank communicator per link of the replica chain,
+     * each driven from its own stream */
+    int nccl;
+    void *link_prev, *link_next;
+    void *kc_recv, *kc_send;       /* CUDA contexts of the two links' streams */
+    const aw_cuda_api *cuda;       /* the CUDA plugin, when this rank uses it */
 } run_state;
+
+/* What the backend holds: before the host objects it may alias. */
+static void dev_free(run_state *s, const topo *t, int failed)
+{
+    const aw_ops *o = s->ops;
+    if (!o) return;
+    const aw_cuda_api *cu = s->cuda;
+    if (cu) {
+        void (*end)(void *) = failed ? cu->nccl_abort : cu->nccl_destroy;
+        if (s->link_prev) end(s->link_prev);
+        if (s->link_next) end(s->link_next);
+        if (s->kc_recv) cu->stream_destroy(s->kc_recv);
+        if (s->kc_send) cu->stream_destroy(s->kc_send);
+    }
+    s->link_prev = s->link_next = s->kc_recv = s->kc_send = NULL;
+    for (int l = 0; l < t->nl; l++) {
+        if (s->dfp && s->fp) aw_block_dev_free(o, &s->dfp[l], &s->fp[l]);
+        if (s->dq && s->q) aw_qblock_dev_free(o, &s->dq[l], &s->q[l]);
+        /* sums mirrored in the backend's memory go back to the host */
+        if (s->stats) aw_stats_destroy(&s->stats[l]);
+        if (s->val) aw_layer_val_destroy(&s->val[l]);
+    }
+    free(s->dfp);
+    free(s->dq);
+    s->dfp = NULL;
+    s->dq = NULL;
+    aw_ends_dev_free(o, &s->dends, &s->ends);
+    aw_fwd_ws_destroy(&s->ws);
+    aw_val_ws_destroy(&s->vws);
+    for (int i = 0; i < 2; i++) aw_ops_mirror_free(o, s->dbuf[i], s->buf[i]);
+    aw_ops_mirror_free(o, s->dtok, NULL);
+    aw_ops_mirror_free(o, s->dlx, s->lx);
+    aw_ops_mirror_free(o, s->dlogits_fp, s->logits_fp);
+    aw_ops_mirror_free(o, s->dlogits_q, s->logits_q);
+    s->dbuf[0] = s->dbuf[1] = NULL;
+    s->dtok = NULL;
+    s->dlx = s->dlogits_fp = s->dlogits_q = NULL;
+    if (cu && s->ops_owned) cu->ops_destroy(s->ops_owned);
+    s->ops_owned = NULL;
+    s->ops = NULL;
+}
 
 static void state_free(run_state *s, const topo *t)
 {
+    dev_free(s, t, 1);
     for (int l = 0; l < t->nl; l++) {
         if (s->fp) aw_block_destroy(&s->fp[l]);
         if (s->q) aw_qblock_destroy(&s->q[l]);
@@ -337,49 +399,154 @@ static aw_status load_local(run_state *s, const topo *t)
         AW_TRY(aw_stats_create(c, &s->stats[l]));
     }
     if (t->is_first || t->is_last) AW_TRY(aw_ends_load(c, s->mf, &s->ends));
-    AW_TRY(aw_fwd_ws_create(c, s->B, s->L, &s->ws));
     for (int i = 0; i < 2; i++) {
         s->buf[i] = malloc(2 * maxT * d * sizeof(float));
         AW_RETURN_IF(!s->buf[i], AW_ERR_NOMEM, "out of memory for hand-off buffers of %zu tokens", maxT);
     }
-    return AW_OK;
+    /* the backend's copies: weights, sums, workspace, hand-off blocks */
+    const aw_ops *o = s->ops;
+    s->dfp = calloc((size_t)nl, sizeof *s->dfp);
+    s->dq = calloc((size_t)nl, sizeof *s->dq);
+    AW_RETURN_IF(!s->dfp || !s->dq, AW_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < nl; l++) {
+        AW_TRY(aw_block_to_dev(o, c, &s->fp[l], &s->dfp[l]));
+        AW_TRY(aw_stats_attach(&s->stats[l], o));
+    }
+    if (t->is_first || t->is_last) AW_TRY(aw_ends_to_dev(o, c, &s->ends, &s->dends));
+    AW_TRY(aw_fwd_ws_create_ops(o, c, s->B, s->L, &s->ws));
+    for (int i = 0; i < 2; i++)
+        AW_TRY(aw_ops_mirror(o, (void **)&s->dbuf[i], s->buf[i], 2 * maxT * d * sizeof(float), "hand-off blocks"));
+    if (!o->host) AW_TRY(o->vt->alloc(o, (void **)&s->dtok, maxT * sizeof(uint32_t), "tokens"));
+    return o->vt->sync(o);
 }
 
 /* ---- streaming blocks of samples through the stages ----------------------- */
 
 typedef enum { PASS_CALIB, PASS_VALID } pass_kind;
 
-/* Compute one block of samples on this rank's layers. */
-static void compute_block(run_state *s, const topo *t, pass_kind pass, int k, float *h, int ns, int b,
-                          uint32_t first_seq)
+/* Compute one block of samples on this rank's layers: h (the fp stream,
+ * then for validation the W8A8 stream) in the backend's memory. */
+static aw_status compute_block(run_state *s, const topo *t, pass_kind pass, int k, float *h, int ns, int b,
+                               uint32_t first_seq)
 {
     const aw_opt_config *c = &s->cfg;
+    const aw_ops *o = s->ops;
     int L = s->L, d = c->hidden_size, T = ns * L;
     float *hq = h + (size_t)T * d;
     const uint32_t *tok = s->tokens.ids + ((size_t)first_seq + (size_t)b * s->B) * L;
     if (t->is_first) {
-        aw_model_embed(c, &s->ends, tok, ns, L, h);
-        if (pass == PASS_VALID) memcpy(hq, h, (size_t)T * d * sizeof(float));
+        const uint32_t *dtok = tok;
+        if (s->dtok) {
+            AW_TRY(o->vt->to_dev(o, s->dtok, tok, (size_t)T * sizeof(uint32_t)));
+            dtok = s->dtok;
+        }
+        AW_TRY(aw_model_embed_ops(o, c, &s->dends, dtok, ns, L, h));
+        if (pass == PASS_VALID) AW_TRY(o->vt->copy(o, hq, h, (size_t)T * d * sizeof(float)));
     }
     for (int l = 0; l < t->nl; l++) {
         if (pass == PASS_CALIB && s->done[l]) {
             /* reused from its shard: only its output is needed downstream */
-            aw_block_forward(c, &s->fp[l], NULL, h, ns, L, &s->ws, NULL, NULL);
+            AW_TRY(aw_block_forward(c, &s->dfp[l], NULL, h, ns, L, &s->ws, NULL, NULL));
         } else if (pass == PASS_CALIB) {
-            aw_block_forward(c, &s->fp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, &s->stats[l]);
-            aw_stats_take_part(&s->stats[l], s->parts[l] + (size_t)k * aw_stats_part_len(&s->stats[l]));
+            AW_TRY(aw_block_forward(c, &s->dfp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, &s->stats[l]));
+            AW_TRY(aw_stats_take_part(&s->stats[l], s->parts[l] + (size_t)k * aw_stats_part_len(&s->stats[l])));
         } else {
-            aw_val_ctx vc = {.fp = &s->fp[l], .q = &s->q[l], .val = &s->val[l], .ws = &s->vws};
-            aw_block_forward(c, &s->fp[l], NULL, h, ns, L, &s->ws, aw_validate_observe, &vc);
-            aw_block_forward(c, NULL, &s->q[l], hq, ns, L, &s->ws, NULL, NULL);
-            aw_layer_val_take_part(&s->val[l], s->parts[l] + (size_t)k * s->val[l].n);
+            aw_val_ctx vc = {.fp = &s->dfp[l], .q = &s->dq[l], .val = &s->val[l], .ws = &s->vws};
+            AW_TRY(aw_block_forward(c, &s->dfp[l], NULL, h, ns, L, &s->ws, aw_validate_observe, &vc));
+            AW_TRY(aw_block_forward(c, NULL, &s->dq[l], hq, ns, L, &s->ws, NULL, NULL));
+            AW_TRY(aw_layer_val_take_part(&s->val[l], s->parts[l] + (size_t)k * s->val[l].n));
         }
     }
     if (pass == PASS_VALID && t->is_last) {
         aw_e2e e = {0};
-        aw_e2e_accum(c, &s->ends, h, hq, tok, ns, L, s->lx, s->logits_fp, s->logits_q, AW_LOGIT_CHUNK, &e);
+        AW_TRY(aw_e2e_accum_ops(o, c, &s->dends, h, hq, tok, ns, L, s->dlx, s->dlogits_fp, s->dlogits_q,
+                                s->logits_fp, s->logits_q, s->logit_chunk, &e));
         s->e2e_parts[k] = e;
     }
+    return o->vt->sync(o);
+}
+
+/* Compute block k from the host buffer buf: through the backend's copy
+ * dbuf unless that is buf itself. */
+static aw_status compute_staged(run_state *s, const topo *t, pass_kind pass, int k, float *buf, float *dbuf,
+                                size_t count, int ns, int b, uint32_t first_seq)
+{
+    const aw_ops *o = s->ops;
+    if (!t->is_first) AW_TRY(o->vt->to_dev(o, dbuf, buf, count * sizeof(float)));
+    AW_TRY(compute_block(s, t, pass, k, dbuf, ns, b, first_seq));
+    return t->is_last ? AW_OK : o->vt->to_host(o, buf, dbuf, count * sizeof(float));
+}
+
+/* The NCCL hand-off (every rank has its own GPU): blocks go device to
+ * device over the two-rank link communicators, each link driven from its
+ * own stream, ordered by events, never by the host:
+ *   recv of block k+1 into dbuf[(k+1)%2]: after compute k-1 and send k-1
+ *     left that buffer (queued before compute k, so it overlaps it);
+ *   compute of block k: after its recv (or, on the first stage, after send
+ *     k-2 left its buffer);
+ *   send of block k: after compute k (it overlaps compute k+1).
+ * Slots 0/1 of each context's events mark the two buffers. */
+static aw_status stream_nccl(const aw_run_opts *o, run_state *s, const topo *t, pass_kind pass, uint32_t first_seq,
+                             uint32_t nseq, int width)
+{
+    int nb = n_blocks(nseq, s->B), nm = n_mine(nb, t);
+    size_t d = (size_t)s->cfg.hidden_size;
+    const aw_cuda_api *cu = s->cuda;
+    void *kc = s->ops->ctx, *kr = s->kc_recv, *ks = s->kc_send;
+#define BYTES(kk) ((size_t)width * (size_t)block_seqs(nseq, s->B, t->replica + (kk) * t->R) * (size_t)s->L * d * sizeof(float))
+    if (!t->is_first && nm > 0) {
+        AW_TRY(cu->nccl_recv(s->dbuf[0], BYTES(0), 0, s->link_prev, cu->stream_of(kr)));
+        AW_TRY(cu->record(kr, 0));
+    }
+    for (int k = 0; k < nm; k++) {
+        int b = t->replica + k * t->R, cur = k % 2, nxt = (k + 1) % 2;
+        if (t->is_first) {
+            if (k >= 2 && !t->is_last) AW_TRY(cu->wait(kc, ks, cur)); /* send k-2 left dbuf[cur] */
+        } else {
+            AW_TRY(cu->wait(kc, kr, cur)); /* block k has arrived */
+            if (k + 1 < nm) {
+                AW_TRY(cu->wait(kr, kc, nxt)); /* compute k-1 is done with dbuf[nxt] */
+                if (!t->is_last) AW_TRY(cu->wait(kr, ks, nxt)); /* and send k-1 */
+                AW_TRY(cu->nccl_recv(s->dbuf[nxt], BYTES(k + 1), 0, s->link_prev, cu->stream_of(kr)));
+                AW_TRY(cu->record(kr, nxt));
+            }
+        }
+        AW_TRY(compute_block(s, t, pass, k, s->dbuf[cur], block_seqs(nseq, s->B, b), b, first_seq));
+        AW_TRY(cu->record(kc, cur));
+        AW_TRY(aw_guard_step(pass == PASS_CALIB ? "calibrate" : "validate", &o->fail_at));
+        if (!t->is_last) {
+            AW_TRY(cu->wait(ks, kc, cur));
+            AW_TRY(cu->nccl_send(s->dbuf[cur], BYTES(k), 1, s->link_next, cu->stream_of(ks)));
+            AW_TRY(cu->record(ks, cur));
+        }
+        if (t->stage == 0 && t->replica == 0)
+            progress(o, t, "%s: block %d/%d of samples", pass == PASS_CALIB ? "calibrate" : "validate", b + 1, nb);
+    }
+#undef BYTES
+    AW_TRY(cu->sync(ks));
+    return cu->sync(kr);
+}
+
+/* Join the link communicators of this rank's replica chain: stage s makes
+ * the id of link (s, s+1) and sends it over MPI; a link's two ranks join
+ * it together (stage s as its rank 0), the chain in stage order. */
+static aw_status nccl_links(run_state *s, const topo *t)
+{
+    const aw_cuda_api *cu = s->cuda;
+    uint8_t id_next[AW_CUDA_NCCL_ID_BYTES], id_prev[AW_CUDA_NCCL_ID_BYTES];
+    AW_TRY(cu->stream_create(&s->kc_recv));
+    AW_TRY(cu->stream_create(&s->kc_send));
+    if (!t->is_last) {
+        AW_TRY(cu->nccl_get_id(id_next, sizeof id_next));
+        AW_TRY(AW_MPI(MPI_Send(id_next, AW_CUDA_NCCL_ID_BYTES, MPI_BYTE, t->stage + 1, 0, t->chain_comm)));
+    }
+    if (!t->is_first) {
+        AW_TRY(AW_MPI(MPI_Recv(id_prev, AW_CUDA_NCCL_ID_BYTES, MPI_BYTE, t->stage - 1, 0, t->chain_comm,
+                               MPI_STATUS_IGNORE)));
+        AW_TRY(cu->nccl_init(2, 1, id_prev, &s->link_prev));
+    }
+    if (!t->is_last) AW_TRY(cu->nccl_init(2, 0, id_next, &s->link_next));
+    return AW_OK;
 }
 
 /* Stream this replica's blocks of one pass: receive from the previous stage
@@ -396,6 +563,7 @@ static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_
     MPI_Request sreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
     aw_status st = AW_OK;
     int tag0 = pass == PASS_CALIB ? 0 : 1 << 24;
+    if (s->nccl) return stream_nccl(o, s, t, pass, first_seq, nseq, width);
 #define SEQS(kk) block_seqs(nseq, s->B, t->replica + (kk) * t->R)
 #define COUNT(kk) ((int)((size_t)width * (size_t)SEQS(kk) * (size_t)s->L * d))
     if (!t->is_first && nm > 0)
@@ -413,7 +581,7 @@ static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_
                                           tag0 + b + t->R, t->chain_comm, &rreq[nxt])));
             }
         }
-        compute_block(s, t, pass, k, s->buf[cur], SEQS(k), b, first_seq);
+        AW_CHECK(compute_staged(s, t, pass, k, s->buf[cur], s->dbuf[cur], (size_t)COUNT(k), SEQS(k), b, first_seq));
         AW_CHECK(aw_guard_step(pass == PASS_CALIB ? "calibrate" : "validate", &o->fail_at));
         if (!t->is_last)
             AW_CHECK(AW_MPI(MPI_Isend(s->buf[cur], COUNT(k), MPI_FLOAT, t->stage + 1, tag0 + b,
@@ -474,9 +642,10 @@ static aw_status calibrate(const aw_run_opts *o, run_state *s, const topo *t)
     for (int l = 0; l < t->nl; l++) {
         aw_stats *st = &s->stats[l];
         if (s->done[l]) continue; /* the same on every replica of the stage */
+        AW_TRY(aw_stats_fetch(st));
         /* max is exact in any order; sums go in block order */
         AW_TRY(AW_MPI(MPI_Allreduce(MPI_IN_PLACE, st->absmax[0], (int)st->n_sum, MPI_FLOAT, MPI_MAX, t->stage_comm)));
-        AW_TRY(AW_MPI(MPI_Allreduce(MPI_IN_PLACE, &st->nonfinite, 1, MPI_UINT64_T, MPI_SUM, t->stage_comm)));
+        AW_TRY(AW_MPI(MPI_Allreduce(MPI_IN_PLACE, &st->nonfinite, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, t->stage_comm)));
         AW_TRY(reduce_parts(t, s->parts[l], aw_stats_part_len(st), nb, add_stats, st));
         AW_RETURN_IF(st->nonfinite > 0, AW_ERR_NONFINITE, "layer %d: %llu non-finite activations during calibration",
                      t->l0 + l, (unsigned long long)st->nonfinite);
@@ -488,18 +657,30 @@ static aw_status validate(const aw_run_opts *o, run_state *s, const topo *t, aw_
 {
     const aw_opt_config *c = &s->cfg;
     int nb = n_blocks(s->n_hold, s->B), max_mine = (nb + t->R - 1) / t->R;
-    for (int l = 0; l < t->nl; l++) AW_TRY(aw_layer_val_create(c, &s->val[l]));
+    const aw_ops *ops = s->ops;
+    for (int l = 0; l < t->nl; l++) {
+        AW_TRY(aw_layer_val_create(c, &s->val[l]));
+        AW_TRY(aw_layer_val_attach(&s->val[l], ops));
+    }
     AW_TRY(alloc_parts(s, t, nb, 1));
     /* the forward workspace was dropped while quantizing (see aw_run_comm) */
-    AW_TRY(aw_fwd_ws_create(c, s->B, s->L, &s->ws));
-    AW_TRY(aw_val_ws_create(c, s->B * s->L, s->ws.wconv, &s->vws));
+    AW_TRY(aw_fwd_ws_create_ops(ops, c, s->B, s->L, &s->ws));
+    AW_TRY(aw_val_ws_create(ops, c, s->B * s->L, s->ws.wconv, &s->vws));
     if (t->is_last) {
-        s->lx = malloc((size_t)AW_LOGIT_CHUNK * c->hidden_size * sizeof(float));
-        s->logits_fp = malloc((size_t)AW_LOGIT_CHUNK * c->vocab_size * sizeof(float));
-        s->logits_q = malloc((size_t)AW_LOGIT_CHUNK * c->vocab_size * sizeof(float));
+        /* logits: row chunks on the backend, their sums on the host; a GPU
+         * takes bigger chunks (the host kernels keep the CPU's 128 rows so
+         * that a staged run adds the same numbers) */
+        int ch = s->logit_chunk = ops->wscratch ? AW_LOGIT_CHUNK : AW_GPU_LOGIT_CHUNK;
+        size_t lg = (size_t)ch * c->vocab_size * sizeof(float);
+        s->lx = malloc((size_t)ch * c->hidden_size * sizeof(float));
+        s->logits_fp = malloc(lg);
+        s->logits_q = malloc(lg);
         s->e2e_parts = calloc((size_t)(max_mine ? max_mine : 1), sizeof *s->e2e_parts);
         AW_RETURN_IF(!s->lx || !s->logits_fp || !s->logits_q || !s->e2e_parts, AW_ERR_NOMEM,
                      "out of memory for logits");
+        AW_TRY(aw_ops_mirror(ops, (void **)&s->dlx, s->lx, (size_t)ch * c->hidden_size * sizeof(float), "logits"));
+        AW_TRY(aw_ops_mirror(ops, (void **)&s->dlogits_fp, s->logits_fp, lg, "logits"));
+        AW_TRY(aw_ops_mirror(ops, (void **)&s->dlogits_q, s->logits_q, lg, "logits"));
     }
     AW_TRY(stream(o, s, t, PASS_VALID));
     for (int l = 0; l < t->nl; l++) AW_TRY(reduce_parts(t, s->parts[l], s->val[l].n, nb, add_val, &s->val[l]));
@@ -518,7 +699,7 @@ static void layer_metrics(const run_state *s, int l, aw_layer_metrics *out)
     for (int k = 0; k < AW_LIN_COUNT; k++) {
         aw_layer_metrics *lm = &out[k];
         const aw_qlinear *ql = &s->q[l].lin[k];
-        double se = v->total[AW_VAL_SQ_ERR + k], sr = v->total[AW_VAL_SQ_REF + k];
+        double se = v->total[AW_VAL_SQ_ERR(k)], sr = v->total[AW_VAL_SQ_REF(k)];
         lm->rel_err = sr > 0 ? sqrt(se / sr) : 0.0;
         lm->sqnr_db = se > 0 ? 10.0 * log10(sr / se) : INFINITY;
         lm->w_step = ql->w_step;
@@ -571,7 +752,7 @@ static aw_status gather_metrics(const run_state *s, const topo *t, aw_run_result
     return st;
 }
 
-static aw_status gather_layout(const topo *t, aw_run_result *r)
+static aw_status gather_layout(const run_state *s, const topo *t, aw_run_result *r)
 {
     const aw_comm *w = t->w;
     r->world = w->size;
@@ -589,7 +770,16 @@ static aw_status gather_layout(const topo *t, aw_run_result *r)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double mb = (double)ru.ru_maxrss / 1024.0; /* Linux reports KB */
-    return AW_MPI(MPI_Gather(&mb, 1, MPI_DOUBLE, r->rank_peak_mb, 1, MPI_DOUBLE, 0, w->world));
+    AW_TRY(AW_MPI(MPI_Gather(&mb, 1, MPI_DOUBLE, r->rank_peak_mb, 1, MPI_DOUBLE, 0, w->world)));
+    /* which backend and device each rank used */
+    char mine[160];
+    if (r->backend.kind == AW_BACKEND_CUDA)
+        snprintf(mine, sizeof mine, "cuda device %d: %.120s", r->backend.device, r->backend.device_name);
+    else
+        snprintf(mine, sizeof mine, "%.16s: %.120s", s->ops ? s->ops->name : "cpu", r->backend.device_name);
+    r->rank_device = calloc((size_t)w->size, sizeof *r->rank_device);
+    AW_RETURN_IF(!r->rank_device, AW_ERR_NOMEM, "out of memory");
+    return AW_MPI(MPI_Gather(mine, sizeof mine, MPI_CHAR, r->rank_device, sizeof mine, MPI_CHAR, 0, w->world));
 }
 
 /* ---- writing ----------------------------------------------------------------- */
@@ -753,6 +943,51 @@ static aw_status prepare_shards(const aw_run_opts *o, run_state *s, const topo *
 
 /* ---- the job ------------------------------------------------------------------- */
 
+/* This rank's kernels: the CUDA table (after checking that the plan's GPU
+ * part fits the device's free memory), the staged CPU table, or the CPU's.
+ * Then the hand-off: NCCL when every rank has a GPU of its own and the
+ * pipeline has more than one stage (or --handoff nccl insists). */
+static aw_status start_backend(const aw_run_opts *o, run_state *s, const topo *t, aw_run_result *r, int local)
+{
+    aw_status st = AW_OK;
+    const aw_comm *w = t->w;
+    if (o->staged) {
+        s->ops = aw_ops_cpu_staged();
+    } else if (r->backend.kind == AW_BACKEND_CUDA) {
+        aw_gpu_costs g;
+        size_t free_b = 0, total_b = 0;
+        st = aw_gpu_costs_for(&s->cfg, s->L, s->B, &g);
+        if (st == AW_OK) st = aw_backend_mem_info(&r->backend, &free_b, &total_b);
+        if (st == AW_OK) {
+            uint64_t need = aw_gpu_stage_bytes(&g, t->nl, t->is_first, t->is_last);
+            if (need > free_b)
+                st = AW_FAIL(AW_ERR_NOMEM,
+                             "GPU %d (%s): stage %d needs %.1f GB (%d blocks x %.2f GB + %.1f GB activations for "
+                             "--batch %d + %.1f GB reserve), %.1f GB free of %.1f GB: use more ranks (stages) or "
+                             "a smaller --batch",
+                             r->backend.device, r->backend.device_name, t->stage, (double)need / 1e9, t->nl,
+                             (double)g.block / 1e9, (double)g.fixed / 1e9, s->B, (double)g.reserve / 1e9,
+                             (double)free_b / 1e9, (double)total_b / 1e9);
+        }
+        s->cuda = aw_cuda_api_get(NULL); /* loaded: aw_backend_select chose CUDA through it */
+        if (st == AW_OK) st = s->cuda->ops_create(&s->ops_owned);
+        s->ops = s->ops_owned;
+    } else {
+        s->ops = aw_ops_cpu();
+    }
+    AW_TRY(aw_comm_agree(w, st));
+    /* NCCL needs every rank on its own GPU: a device per local rank */
+    int own_gpu = r->backend.kind == AW_BACKEND_CUDA && local <= r->backend.device_count, all_own = 0;
+    AW_TRY(AW_MPI(MPI_Allreduce(&own_gpu, &all_own, 1, MPI_INT, MPI_MIN, w->world)));
+    int want = o->handoff;
+    AW_RETURN_IF(want == AW_HANDOFF_NCCL && !all_own, AW_ERR_ARG,
+                 "--handoff nccl: every rank needs a GPU of its own (ranks on a node <= its GPUs)");
+    s->nccl = t->S > 1 && all_own && want != AW_HANDOFF_MPI;
+    r->nccl = s->nccl;
+    if (s->nccl) progress(o, t, "hand-off between stages: NCCL, device to device");
+    return AW_OK;
+}
+
 static void set_blas_threads(int local)
 {
     /* the user's choice wins */
@@ -780,13 +1015,11 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     set_blas_threads(local);
     AW_GOTO_IF(o->batch < 1, AW_ERR_ARG, "--batch %d: expected at least 1", o->batch);
     aw_guard_start(world->rank, world->size, o->hang_timeout_s);
-    st = aw_backend_select(o->backend_want == AW_BACKEND_CUDA ? AW_BACKEND_CUDA : AW_BACKEND_CPU,
-                           aw_local_rank_from_env(), &r->backend);
-    if (st == AW_OK && r->backend.kind != AW_BACKEND_CPU)
-        st = AW_FAIL(AW_ERR_UNSUPPORTED, "--backend cuda: this version runs the pipeline on the CPU backend; the CUDA kernels are checked by tests/cuda");
+    st = aw_backend_select(o->staged ? AW_BACKEND_CPU : o->backend_want, aw_local_rank_from_env(), &r->backend);
     AW_CHECK(aw_comm_agree(world, st));
     AW_CHECK(setup(o, &s, &t, local));
     const aw_opt_config *c = &s.cfg;
+    AW_CHECK(aw_comm_agree(world, start_backend(o, &s, &t, r, local)));
     r->cfg = s.cfg;
     s.method = o->method;
     /* non-quantized tensors and scales are written (and validated) in the
@@ -803,6 +1036,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
              o->model_dir, c->hidden_size, c->num_hidden_layers, s.n_calib, s.n_hold, s.L,
              aw_method_names[o->method.kind], world->size, t.S, t.R);
     AW_CHECK(aw_comm_agree(world, load_local(&s, &t)));
+    if (s.nccl) AW_CHECK(aw_comm_agree(world, nccl_links(&s, &t)));
     AW_CHECK(aw_comm_agree(world, aw_guard_step("load", &o->fail_at)));
     AW_CHECK(prepare_shards(o, &s, &t, r));
     r->t_load = aw_now() - t0;
@@ -831,6 +1065,8 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
         }
         if (st == AW_OK) st = aw_guard_step("quantize", &o->fail_at);
     }
+    /* the W8A8 blocks where validation runs (the host ones on the CPU) */
+    for (int l = 0; l < t.nl && st == AW_OK; l++) st = aw_qblock_to_dev(s.ops, c, &s.q[l], &s.dq[l]);
     AW_CHECK(aw_comm_agree(world, st));
     /* statistics are spent once a layer is quantized */
     for (int l = 0; l < t.nl; l++) {
@@ -857,9 +1093,10 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
         r->t_write = aw_now() - t0;
         progress(o, &t, "wrote %s", o->out_dir);
     }
-    AW_CHECK(gather_layout(&t, r));
+    AW_CHECK(gather_layout(&s, &t, r));
 fail:
     aw_guard_stop();
+    dev_free(&s, &t, st != AW_OK);
     if (t.stage_comm != MPI_COMM_NULL) MPI_Comm_free(&t.stage_comm);
     if (t.chain_comm != MPI_COMM_NULL) MPI_Comm_free(&t.chain_comm);
     state_free(&s, &t);

@@ -16,6 +16,11 @@
 #include "aw_quant.h"
 #include "aw_validate.h"
 
+/* Hand-off of activation blocks between stages: MPI from host buffers
+ * (device blocks staged through them), or NCCL between the GPUs directly
+ * (auto: when every rank has its own GPU). */
+enum { AW_HANDOFF_AUTO = 0, AW_HANDOFF_MPI, AW_HANDOFF_NCCL };
+
 typedef struct {
     const char *model_dir;
     const char *calib_path;   /* NULL: <model_dir>/calibration.tokens */
@@ -25,6 +30,8 @@ typedef struct {
     int batch;                /* sequences per block of samples */
     double max_rel_error;     /* > 0: fail if a layer's relative error exceeds it */
     int backend_want;         /* -1 auto, or aw_backend_kind */
+    int staged;               /* CPU kernels through the device data path (--backend cpu-staged) */
+    int handoff;              /* AW_HANDOFF_*: how activation blocks move between stages */
     int quiet;
     int stages, replicas;     /* 0: chosen by the plan */
     double mem_per_rank_gb;   /* 0: this node's memory / ranks on it */
@@ -58,6 +65,8 @@ typedef struct {
     int reused_blocks;                        /* blocks taken from shards (--resume) */
     int *rank_first_layer, *rank_last_layer; /* (world) layers held by each rank, [first, last) */
     double *rank_peak_mb;                     /* (world) peak resident memory of each rank */
+    char (*rank_device)[160];                 /* (world) backend and device of each rank */
+    int nccl;                                 /* 1: stages handed blocks over with NCCL */
 } aw_run_result;
 
 void aw_run_result_free(aw_run_result *r);

@@ -2,6 +2,7 @@
 #include "aw_validate.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,20 +23,45 @@ aw_status aw_layer_val_create(const aw_opt_config *c, aw_layer_val *v)
     v->n = n;
     v->total = v->arena;
     v->part = v->total + n;
+    v->ops = aw_ops_cpu();
+    v->d_part = v->part;
     return AW_OK;
+}
+
+static void val_detach(aw_layer_val *v)
+{
+    aw_ops_mirror_free(v->ops, v->d_part, v->part);
+    v->ops = aw_ops_cpu();
+    v->d_part = v->part;
 }
 
 void aw_layer_val_destroy(aw_layer_val *v)
 {
     if (!v) return;
+    if (v->arena) val_detach(v);
     free(v->arena);
     memset(v, 0, sizeof *v);
 }
 
-void aw_layer_val_take_part(aw_layer_val *v, double *dst)
+aw_status aw_layer_val_attach(aw_layer_val *v, const aw_ops *o)
 {
-    memcpy(dst, v->part, v->n * sizeof(double));
-    memset(v->part, 0, v->n * sizeof(double));
+    val_detach(v);
+    double *d = NULL;
+    AW_TRY(aw_ops_mirror(o, (void **)&d, v->part, v->n * sizeof(double), "validation sums"));
+    v->ops = o;
+    v->d_part = d;
+    return o->vt->zero(o, d, v->n * sizeof(double));
+}
+
+aw_status aw_layer_val_take_part(aw_layer_val *v, double *dst)
+{
+    const aw_ops *o = v->ops;
+    /* the token count is kept on the host */
+    double tokens = v->part[AW_VAL_TOKENS];
+    AW_TRY(o->vt->to_host(o, dst, v->d_part, v->n * sizeof(double)));
+    dst[AW_VAL_TOKENS] = tokens;
+    v->part[AW_VAL_TOKENS] = 0.0;
+    return o->vt->zero(o, v->d_part, v->n * sizeof(double));
 }
 
 void aw_layer_val_add_part(aw_layer_val *v, const double *part)
@@ -59,19 +85,23 @@ uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T, int shares_wconv)
     return n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float);
 }
 
-aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, float *wconv, aw_val_ws *w)
+aw_status aw_val_ws_create(const aw_ops *ops, const aw_opt_config *c, int max_T, float *wconv,
+                           aw_val_ws *w)
 {
     memset(w, 0, sizeof *w);
     size_t wide = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
     size_t n = (size_t)max_T * wide;
-    size_t nw = wconv ? 0 : (size_t)c->hidden_size * (size_t)c->ffn_dim;
-    w->arena = malloc(n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float));
-    AW_RETURN_IF(!w->arena, AW_ERR_NOMEM, "out of memory for validation scratch (%zu values)", n);
+    size_t nw = wconv || !ops->wscratch ? 0 : (size_t)c->hidden_size * (size_t)c->ffn_dim;
+    char what[96];
+    snprintf(what, sizeof what, "validation scratch (%zu values)", n);
+    AW_TRY(ops->vt->alloc(ops, &w->arena, n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float),
+                          what));
+    w->ops = ops;
     float *p = w->arena;
     w->xs = p, p += n;
     w->yf = p, p += n;
     w->yq = p, p += n;
-    w->wconv = wconv ? wconv : p;
+    w->wconv = wconv ? wconv : nw ? p : NULL;
     p += nw;
     w->acc = (int32_t *)p;
     w->xq = (int8_t *)(w->acc + n);
@@ -81,58 +111,75 @@ aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, float *wconv, aw_v
 void aw_val_ws_destroy(aw_val_ws *w)
 {
     if (!w) return;
-    free(w->arena);
+    if (w->ops && w->arena) w->ops->vt->release(w->ops, w->arena);
     memset(w, 0, sizeof *w);
 }
 
-void aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
+aw_status aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
 {
     aw_val_ctx *v = ctx;
-    const float *s = v->q->s[tap];
+    const aw_ops *o = v->ws->ops;
     /* x' = x / s: the input the equalized W8A8 layer sees */
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * in;
-        float *xo = v->ws->xs + (size_t)t * in;
-        for (int j = 0; j < in; j++) xo[j] = xr[j] / s[j];
-    }
+    AW_TRY(o->vt->div_cols(o, x, v->ws->xs, T, in, v->q->s[tap]));
     for (int l = 0; l < AW_LIN_COUNT; l++) {
         if (aw_linear_tap((aw_linear_id)l) != tap) continue;
         const aw_linear *ln = &v->fp->lin[l];
-        aw_k_linear(x, aw_linear_f32(v->fp, (aw_linear_id)l, v->ws->wconv), ln->b, v->ws->yf, T, ln->in, ln->out);
-        aw_linear_w8a8(v->q, (aw_linear_id)l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc);
+        AW_TRY(o->vt->linear(o, x, ln->w, v->fp->wdt, ln->b, v->ws->yf, T, ln->in, ln->out, v->ws->wconv));
+        AW_TRY(aw_linear_w8a8_ops(o, v->q, (aw_linear_id)l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc));
         const float *so = aw_qblock_out_scale(v->q, (aw_linear_id)l);
         if (so) /* back to the model's coordinates */
-            for (int t = 0; t < T; t++)
-                for (int i = 0; i < ln->out; i++) v->ws->yq[(size_t)t * ln->out + i] *= so[i];
+            AW_TRY(o->vt->scale_cols(o, v->ws->yq, T, ln->out, so));
         size_t n = (size_t)T * ln->out;
-        double *part = v->val->part;
-        aw_k_err_sums(v->ws->yf, v->ws->yq, n, &part[AW_VAL_SQ_ERR + l], &part[AW_VAL_SQ_REF + l]);
-        aw_k_col_err_accum(v->ws->yf, v->ws->yq, T, ln->out, part + v->val->col_off[l]);
+        double *part = v->val->d_part;
+        AW_TRY(o->vt->err_sums(o, v->ws->yf, v->ws->yq, n, &part[AW_VAL_SQ_ERR(l)]));
+        AW_TRY(o->vt->col_err_accum(o, v->ws->yf, v->ws->yq, T, ln->out, part + v->val->col_off[l]));
     }
     if (tap == AW_TAP_QKV) v->val->part[AW_VAL_TOKENS] += (double)T;
+    return AW_OK;
+}
+
+/* Sums of one chunk of rows t0.. of logits already on the host. */
+static void e2e_rows(const uint32_t *tokens, int L, int V, int t0, int n, const float *logits_fp,
+                     const float *logits_q, aw_e2e *acc)
+{
+    for (int r = 0; r < n; r++) {
+        int t = t0 + r;
+        if (t % L == L - 1) continue; /* the last position predicts nothing we hold */
+        uint32_t target = tokens[t + 1];
+        int am_fp = 0, am_q = 0;
+        double kl = 0.0;
+        const float *lf = logits_fp + (size_t)r * V, *lq = logits_q + (size_t)r * V;
+        acc->nll_fp -= aw_k_logprob_row(lf, NULL, V, target, NULL, &am_fp);
+        acc->nll_q -= aw_k_logprob_row(lq, lf, V, target, &kl, &am_q);
+        acc->kl += kl;
+        acc->top1_agree += am_fp == am_q;
+        acc->n_pred++;
+    }
+}
+
+aw_status aw_e2e_accum_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+                           const float *h_fp, const float *h_q, const uint32_t *tokens, int n_seq,
+                           int L, float *x, float *d_lfp, float *d_lq, float *lfp, float *lq,
+                           int chunk, aw_e2e *acc)
+{
+    int T = n_seq * L, d = c->hidden_size, V = c->vocab_size;
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        int n = T - t0 < chunk ? T - t0 : chunk;
+        size_t bytes = (size_t)n * V * sizeof(float);
+        AW_TRY(aw_model_logits_ops(o, c, e, h_fp + (size_t)t0 * d, x, d_lfp, n));
+        AW_TRY(aw_model_logits_ops(o, c, e, h_q + (size_t)t0 * d, x, d_lq, n));
+        AW_TRY(o->vt->to_host(o, lfp, d_lfp, bytes));
+        AW_TRY(o->vt->to_host(o, lq, d_lq, bytes));
+        e2e_rows(tokens, L, V, t0, n, lfp, lq, acc);
+    }
+    return AW_OK;
 }
 
 void aw_e2e_accum(const aw_opt_config *c, const aw_model_ends *e, const float *h_fp,
                   const float *h_q, const uint32_t *tokens, int n_seq, int L, float *x,
                   float *logits_fp, float *logits_q, int chunk, aw_e2e *acc)
 {
-    int T = n_seq * L, d = c->hidden_size, V = c->vocab_size;
-    for (int t0 = 0; t0 < T; t0 += chunk) {
-        int n = T - t0 < chunk ? T - t0 : chunk;
-        aw_model_logits(c, e, h_fp + (size_t)t0 * d, x, logits_fp, n);
-        aw_model_logits(c, e, h_q + (size_t)t0 * d, x, logits_q, n);
-        for (int r = 0; r < n; r++) {
-            int t = t0 + r;
-            if (t % L == L - 1) continue; /* the last position predicts nothing we hold */
-            uint32_t target = tokens[t + 1];
-            int am_fp = 0, am_q = 0;
-            double kl = 0.0;
-            const float *lf = logits_fp + (size_t)r * V, *lq = logits_q + (size_t)r * V;
-            acc->nll_fp -= aw_k_logprob_row(lf, NULL, V, target, NULL, &am_fp);
-            acc->nll_q -= aw_k_logprob_row(lq, lf, V, target, &kl, &am_q);
-            acc->kl += kl;
-            acc->top1_agree += am_fp == am_q;
-            acc->n_pred++;
-        }
-    }
+    /* cannot fail on the CPU */
+    (void)aw_e2e_accum_ops(aw_ops_cpu(), c, e, h_fp, h_q, tokens, n_seq, L, x, logits_fp, logits_q,
+                           logits_fp, logits_q, chunk, acc);
 }

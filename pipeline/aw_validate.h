@@ -21,28 +21,35 @@
 
 /* Validation sums of one layer, laid out in one vector so that a block of
  * samples' part can be moved between ranks and added in block order:
- * [sq_err x 6][sq_ref x 6][tokens][col_err of each linear (out values)]. */
+ * [sq_err, sq_ref of each linear][tokens][col_err of each linear (out
+ * values)]. */
 typedef struct {
     void *arena;
     size_t n;                      /* doubles in a part */
     double *total;                 /* (n) sums over all blocks, in block order */
     double *part;                  /* (n) the current block's sums */
     size_t col_off[AW_LIN_COUNT];  /* offset of each linear's col_err */
+    const aw_ops *ops;             /* where the observer accumulates (aw_layer_val_attach) */
+    double *d_part;                /* part, or its mirror in ops's memory */
 } aw_layer_val;
 
-#define AW_VAL_SQ_ERR 0
-#define AW_VAL_SQ_REF AW_LIN_COUNT
+#define AW_VAL_SQ_ERR(l) (2 * (l))
+#define AW_VAL_SQ_REF(l) (2 * (l) + 1)
 #define AW_VAL_TOKENS (2 * AW_LIN_COUNT)
 
 aw_status aw_layer_val_create(const aw_opt_config *c, aw_layer_val *v);
 void aw_layer_val_destroy(aw_layer_val *v);
+/* Accumulate in the memory of ops from now on (a zeroed mirror of part). */
+aw_status aw_layer_val_attach(aw_layer_val *v, const aw_ops *ops);
 /* Copy the current part to dst (n doubles) and clear it. */
-void aw_layer_val_take_part(aw_layer_val *v, double *dst);
+aw_status aw_layer_val_take_part(aw_layer_val *v, double *dst);
 /* total += part (call in block order). */
 void aw_layer_val_add_part(aw_layer_val *v, const double *part);
 
-/* Scratch for the per-layer comparison of up to max_T tokens. */
+/* Scratch for the per-layer comparison of up to max_T tokens, in the memory
+ * of the forward's ops. */
 typedef struct {
+    const aw_ops *ops;
     void *arena;
     float *xs, *yf, *yq; /* (T, max(d, ffn)) */
     float *wconv;        /* (d * ffn) fp weights widened to f32 */
@@ -51,13 +58,16 @@ typedef struct {
 } aw_val_ws;
 
 /* wconv: the forward workspace's f32 weight buffer to share (the taps run
- * between linears, never during one), or NULL to allocate one. */
-aw_status aw_val_ws_create(const aw_opt_config *c, int max_T, float *wconv, aw_val_ws *w);
+ * between linears, never during one), or NULL to allocate one (if ops
+ * needs one). */
+aw_status aw_val_ws_create(const aw_ops *ops, const aw_opt_config *c, int max_T, float *wconv,
+                           aw_val_ws *w);
 /* Bytes aw_val_ws_create allocates (for plans). */
 uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T, int shares_wconv);
 void aw_val_ws_destroy(aw_val_ws *w);
 
-/* Context of the tap observer aw_validate_observe. */
+/* Context of the tap observer aw_validate_observe; fp and q in the memory
+ * of ws->ops, q's steps and s as the host's. */
 typedef struct {
     const aw_block *fp;
     const aw_qblock *q;
@@ -66,7 +76,7 @@ typedef struct {
 } aw_val_ctx;
 
 /* An aw_tap_fn for the fp forward: ctx is an aw_val_ctx. */
-void aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
+aw_status aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
 
 /* End-to-end sums over predicted tokens (all doubles: a block's part is
  * moved and added like the others; counts stay exact below 2^53). */
@@ -85,5 +95,12 @@ void aw_e2e_add(aw_e2e *a, const aw_e2e *b);
 void aw_e2e_accum(const aw_opt_config *c, const aw_model_ends *e, const float *h_fp,
                   const float *h_q, const uint32_t *tokens, int n_seq, int L, float *x,
                   float *logits_fp, float *logits_q, int chunk, aw_e2e *acc);
+/* The same with the logits computed by ops from e, h_fp, h_q, x and d_lfp,
+ * d_lq (chunk*vocab floats) in its memory, then brought to the host
+ * buffers lfp, lq (the same pointers with a host table) for the sums. */
+aw_status aw_e2e_accum_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+                           const float *h_fp, const float *h_q, const uint32_t *tokens, int n_seq,
+                           int L, float *x, float *d_lfp, float *d_lq, float *lfp, float *lq,
+                           int chunk, aw_e2e *acc);
 
 #endif

@@ -52,7 +52,11 @@ static void print_help(FILE *out)
             "      --holdout H         share of sequences held out for validation (default 0.2)\n"
             "      --batch N           sequences per block of samples (default 8)\n"
             "      --max-rel-error E   fail if any layer's W8A8 relative error exceeds E\n"
-            "      --backend B         auto (default), cpu or cuda\n"
+            "      --backend B         auto (default: CUDA when this rank has a GPU), cpu, cuda;\n"
+            "                          or cpu-staged: the CPU kernels through the GPU data path\n"
+            "                          (device copies, uploads, downloads), a check without a GPU\n"
+            "      --handoff H         auto (default: NCCL when every rank has a GPU of its own),\n"
+            "                          mpi (host buffers) or nccl\n"
             "      --stages S --replicas R  force the layout (default: planned)\n"
             "      --mem-per-rank G    memory budget per rank in GB (default: node / ranks)\n"
             "      --resume            reuse every block whose shard in OUT.work passes its\n"
@@ -221,7 +225,7 @@ static int cmd_synth(int argc, char **argv)
 static int cmd_run(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_CALIB, O_OUT, O_METHOD, O_ALPHA, O_NOBC, O_HOLDOUT, O_BATCH, O_MAXERR,
-           O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM, O_RESUME, O_FAILAT, O_HANG };
+           O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM, O_RESUME, O_FAILAT, O_HANG, O_HANDOFF };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"calib", required_argument, 0, O_CALIB},
         {"out", required_argument, 0, O_OUT},         {"method", required_argument, 0, O_METHOD},
@@ -229,6 +233,7 @@ static int cmd_run(int argc, char **argv)
         {"holdout", required_argument, 0, O_HOLDOUT}, {"batch", required_argument, 0, O_BATCH},
         {"max-rel-error", required_argument, 0, O_MAXERR},
         {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, O_QUIET},
+        {"handoff", required_argument, 0, O_HANDOFF},
         {"stages", required_argument, 0, O_STAGES},   {"replicas", required_argument, 0, O_REPLICAS},
         {"mem-per-rank", required_argument, 0, O_MEM},
         {"resume", no_argument, 0, O_RESUME},         {"fail-at", required_argument, 0, O_FAILAT},
@@ -268,7 +273,16 @@ static int cmd_run(int argc, char **argv)
             if (*end || end == optarg || !(o.max_rel_error > 0))
                 return usage_error("--max-rel-error '%s': expected a positive number", optarg);
             break;
-        case O_BACKEND: st = aw_backend_parse(optarg, &o.backend_want); break;
+        case O_BACKEND:
+            if (strcmp(optarg, "cpu-staged") == 0) o.staged = 1;
+            else o.staged = 0, st = aw_backend_parse(optarg, &o.backend_want);
+            break;
+        case O_HANDOFF:
+            if (strcmp(optarg, "auto") == 0) o.handoff = AW_HANDOFF_AUTO;
+            else if (strcmp(optarg, "mpi") == 0) o.handoff = AW_HANDOFF_MPI;
+            else if (strcmp(optarg, "nccl") == 0) o.handoff = AW_HANDOFF_NCCL;
+            else return usage_error("--handoff '%s': expected auto, mpi or nccl", optarg);
+            break;
         case O_QUIET: o.quiet = 1; break;
         case O_STAGES:
             if (parse_int(optarg, 1, 1024, &v)) return usage_error("--stages '%s': expected 1..1024", optarg);

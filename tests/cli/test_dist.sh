@@ -28,13 +28,40 @@ for layout in "1 1 1" "2 1 2" "2 2 1" "3 3 1" "3 1 3" "4 4 1" "4 2 2" "4 1 4"; d
 done
 ls "$WORK" | grep -qE '\.(work|partial)' && bad "shard or partial folders left behind" || ok "no shard or partial folder left after success"
 
+# The GPU data path on the CPU kernels (--backend cpu-staged): weights,
+# sums and activations live in separate "device" memory that starts as NaN
+# bytes, reached only by the uploads and downloads the CUDA backend makes.
+# A missing copy or a stale buffer changes the bytes; F16 and BF16 (widened
+# to F32 on upload) models.
+"$EXE" synth "${TINY[@]}" --dtype bf16 --out "$WORK/mb" || bad "synth bf16"
+"$EXE" --model "$WORK/mb" --out "$WORK/qb1" "${RUN[@]}" >/dev/null || bad "bf16, one rank"
+for case in "m 1 1 1" "m 3 3 1" "m 4 2 2" "mb 1 1 1" "mb 2 2 1"; do
+    set -- $case
+    ref="$WORK/q1"; [ "$1" = mb ] && ref="$WORK/qb1"
+    out="$WORK/s_${1}_${2}_${3}_${4}"
+    if "${MPIRUN[@]}" -n "$2" "$EXE" --model "$WORK/$1" --out "$out" "${RUN[@]}" --backend cpu-staged \
+        --stages "$3" --replicas "$4" >"$out.txt" 2>&1; then
+        if diff <(sums "$out") <(sums "$ref") >/dev/null && grep -q "cpu-staged" "$out.txt"; then
+            ok "cpu-staged, $1, $2 rank(s) ($3 x $4): sha256 of every file equals the CPU run's"
+        else
+            bad "cpu-staged $1 $2 ($3 x $4): $(diff <(sums "$out") <(sums "$ref") | head -3)"
+        fi
+    else
+        bad "cpu-staged $1 -n $2 failed: $(tail -3 "$out.txt")"
+    fi
+done
+"$EXE" --model "$WORK/m" "${RUN[@]}" --backend cpu --handoff nccl >"$WORK/nccl.txt" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q "handoff nccl: every rank needs a GPU" "$WORK/nccl.txt" && ok "--handoff nccl without GPUs: refused (exit $rc)" || bad "--handoff nccl on CPU: rc $rc $(tail -2 "$WORK/nccl.txt")"
+
 # Memory: 24 blocks of OPT-125m width; 4 stages hold 6 blocks each.
 "$EXE" synth --hidden 768 --layers 24 --heads 12 --ffn 3072 --vocab 2000 --max-pos 128 \
     --calib-seqs 20 --calib-len 64 --quiet --out "$WORK/big" || bad "synth big"
 "${MPIRUN[@]}" -n 1 "$EXE" --model "$WORK/big" "${RUN[@]}" >"$WORK/mem1.txt" 2>&1 || bad "big, 1 rank"
 "${MPIRUN[@]}" -n 4 "$EXE" --model "$WORK/big" "${RUN[@]}" --stages 4 >"$WORK/mem4.txt" 2>&1 || bad "big, 4 stages"
-one=$(awk '/rank 0: stage/ {print $(NF-1)}' "$WORK/mem1.txt")
-worst=$(awk '/rank [0-9]+: stage/ {print $(NF-1)}' "$WORK/mem4.txt" | sort -n | tail -1)
+peak() { sed -n "s/.*rank $1: stage.*peak memory \([0-9.]*\) MB.*/\1/p" "$2"; }
+one=$(peak 0 "$WORK/mem1.txt")
+worst=$(peak "[0-9]*" "$WORK/mem4.txt" | sort -n | tail -1)
 echo "peak memory: 1 rank $one MB; 4 stages, largest rank $worst MB"
 grep -E "rank [0-9]+: stage" "$WORK/mem1.txt" "$WORK/mem4.txt"
 if [ "${AWEQ_SANITIZED:-0}" = 1 ]; then

@@ -22,6 +22,16 @@ grep -q "^world: 8 ranks = 8 stages x 1 replica" "$WORK/p8.txt" && ok "8 ranks: 
 grep -q "^world: 16 ranks = 8 stages x 2 replicas" "$WORK/p16.txt" && ok "16 ranks: 8 stages x 2 replicas" || bad "16 ranks: $(grep world "$WORK/p16.txt")"
 grep -q "^world: 64 ranks = 8 stages x 8 replicas" "$WORK/p64.txt" && ok "64 ranks: 8 stages x 8 replicas" || bad "64 ranks: $(grep world "$WORK/p64.txt")"
 
+# The GPU side: 8 x 80 GB GPUs hold 12 blocks each at one sequence per block
+# of samples; 8 sequences per block need 31 GB of activations more, and a
+# plan that leaves 24 blocks on a stage is refused with the numbers.
+"$EXE" plan --model opt-175b -n 8 --mem-per-rank 80 --gpu-mem 80 >"$WORK/g8.txt" 2>&1 \
+    && grep -qE "^ +7 +7 +84-95 +12 .* 7[0-9]\.[0-9] GB" "$WORK/g8.txt" \
+    && ok "opt-175b on 8 GPUs of 80 GB: $(grep -E '^ +7 ' "$WORK/g8.txt" | awk '{print $9, $10}') on the last stage" \
+    || bad "GPU plan: $(cat "$WORK/g8.txt")"
+expect_fail "opt-175b, 4 stages of 24 blocks on 80 GB GPUs refused" "stage 0 needs 165.6 GB of GPU memory per rank" \
+    "$EXE" plan --model opt-175b -n 8 --mem-per-rank 200 --gpu-mem 80 --batch 8
+
 # 8 ranks of 70 GB: 12 blocks (66 GB) plus 7.7 GB of buffers per rank do
 # not fit; the refusal says how many ranks or GB would, and both work
 expect_fail "opt-175b on 8 x 70 GB refused" "no layout of 8 ranks fits 70 GB per rank: the model needs at least 9 ranks" \
