@@ -959,15 +959,20 @@ static aw_status start_backend(const aw_run_opts *o, run_state *s, const topo *t
         st = aw_gpu_costs_for(&s->cfg, s->L, s->B, &g);
         if (st == AW_OK) st = aw_backend_mem_info(&r->backend, &free_b, &total_b);
         if (st == AW_OK) {
+            /* ranks of this node on the same GPU (local rank mod GPUs) share
+             * what is free now: each checks against its share */
+            int n = r->backend.device_count > 0 ? r->backend.device_count : 1;
+            int sharing = local > r->backend.device ? (local - 1 - r->backend.device) / n + 1 : 1;
+            uint64_t share = (uint64_t)free_b / (uint64_t)sharing;
             uint64_t need = aw_gpu_stage_bytes(&g, t->nl, t->is_first, t->is_last);
-            if (need > free_b)
+            if (need > share)
                 st = AW_FAIL(AW_ERR_NOMEM,
                              "GPU %d (%s): stage %d needs %.1f GB (%d blocks x %.2f GB + %.1f GB activations for "
-                             "--batch %d + %.1f GB reserve), %.1f GB free of %.1f GB: use more ranks (stages) or "
-                             "a smaller --batch",
+                             "--batch %d + %.1f GB reserve), %.1f GB free of %.1f GB shared by %d rank(s): use more "
+                             "ranks (stages), fewer ranks per GPU or a smaller --batch",
                              r->backend.device, r->backend.device_name, t->stage, (double)need / 1e9, t->nl,
                              (double)g.block / 1e9, (double)g.fixed / 1e9, s->B, (double)g.reserve / 1e9,
-                             (double)free_b / 1e9, (double)total_b / 1e9);
+                             (double)free_b / 1e9, (double)total_b / 1e9, sharing);
         }
         s->cuda = aw_cuda_api_get(NULL); /* loaded: aw_backend_select chose CUDA through it */
         if (st == AW_OK) st = s->cuda->ops_create(&s->ops_owned);
