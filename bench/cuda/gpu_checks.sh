@@ -3,7 +3,10 @@
 # on a machine with an NVIDIA GPU (see bench/results/README.md):
 #   1. tests/cuda/test_cuda_kernels: every CUDA kernel against the CPU kernels;
 #   2. bench/cuda/bench_cuda [n_seq]: GB/s vs D2D copy, TFLOP/s vs bare cuBLAS,
-#      OPT-175B per-block times and the 96-block projection.
+#      OPT-175B per-block times and the 96-block projection;
+#   3. (CMake build only) the pipeline on the generated opt-125m-shaped model
+#      with --backend cuda against --backend cpu, then cpu-staged, compared by
+#      bench/cuda/compare_backends.py (INT8 codes, scales, metrics).
 #
 #   bash bench/cuda/gpu_checks.sh [--direct] [n_seq]
 #
@@ -13,7 +16,7 @@
 # bench (build-gpu/direct/), finding NCCL in the CUDA toolkit or in Python's
 # nvidia-nccl package, and BLAS through pkg-config, or else the naive
 # stand-in tests/cuda/naive_blas (AWEQ_NAIVE_BLAS=1 forces it).
-# Logs (at most 4 files) go to $OUT when set (the device tool), else
+# Logs (at most 5 files) go to $OUT when set (the device tool), else
 # build-gpu/logs. Exit 0 only when the test passed and the bench ran.
 set -u -o pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -115,5 +118,21 @@ rc_t=$?
 echo "== $BENCH $NSEQ"
 "$BENCH" "$NSEQ" 2>&1 | tee "$LOG/bench_cuda.txt"
 rc_b=$?
-echo "== test_cuda_kernels exit $rc_t, bench_cuda exit $rc_b (77: no device)"
-[ $rc_t = 0 ] && [ $rc_b = 0 ]
+rc_p=0
+if [ $built = 1 ]; then
+    P=$LOG/pipeline.txt
+    W=$B/pipeline-check
+    rm -rf "$W" && mkdir -p "$W"
+    {
+        echo "== pipeline: opt-125m shape, --backend cuda against --backend cpu"
+        cmake --build "$B" -j"$JOBS" --target aweq-dist aweq_cuda >/dev/null &&
+            "$B/aweq-dist" synth --shape opt-125m --out "$W/m" --quiet &&
+            /usr/bin/time -f "cpu: %e s" "$B/aweq-dist" --model "$W/m" --out "$W/q-cpu" --backend cpu --quiet &&
+            /usr/bin/time -f "cuda: %e s" "$B/aweq-dist" --model "$W/m" --out "$W/q-cuda" --backend cuda --quiet &&
+            python3 "$SRC/bench/cuda/compare_backends.py" "$W/q-cpu" "$W/q-cuda"
+    } >"$P" 2>&1
+    rc_p=$?
+    cat "$P"
+fi
+echo "== test_cuda_kernels exit $rc_t, bench_cuda exit $rc_b (77: no device), pipeline exit $rc_p"
+[ $rc_t = 0 ] && [ $rc_b = 0 ] && [ $rc_p = 0 ]
