@@ -122,6 +122,8 @@ aw_status aw_backend_select(int want, int local_rank, aw_backend_info *out)
     }
     int dev = local_rank % n;
     AW_TRY(api->use_device(dev, out->device_name, sizeof out->device_name, &out->device_mem));
+    AW_TRY(api->device_key(dev, &out->device_key));
+    out->device_key |= 1ull << 63; /* never 0 */
     out->kind = AW_BACKEND_CUDA;
     out->device = dev;
     return AW_OK;

@@ -25,6 +25,7 @@ typedef struct {
     char device_name[128];  /* "NVIDIA H100 80GB HBM3", or the CPU's description */
     size_t device_mem;      /* bytes of device memory, 0 on CPU */
     int compiled_cuda;      /* 1 if this binary has the CUDA backend */
+    unsigned long long device_key; /* the physical GPU (PCI ids), the same in every process; 0 on CPU */
 } aw_backend_info;
 
 /* Parse "auto" | "cpu" | "cuda" into *want (-1 for auto). AW_ERR_ARG otherwise. */

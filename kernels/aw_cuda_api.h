@@ -20,7 +20,7 @@
 #include "aw_ops.h"
 #include "aw_status.h"
 
-#define AW_CUDA_API_ABI 1
+#define AW_CUDA_API_ABI 2
 #define AW_CUDA_NCCL_ID_BYTES 128
 
 typedef struct {
@@ -29,6 +29,7 @@ typedef struct {
     int (*device_count)(const char **why);
     aw_status (*use_device)(int device, char *name, size_t name_cap, size_t *total_mem);
     aw_status (*mem_info)(size_t *free_b, size_t *total_b);
+    aw_status (*device_key)(int device, unsigned long long *key);
     /* the kernels table (aw_ops.h) on the current device */
     aw_status (*ops_create)(aw_ops **out);
     void (*ops_destroy)(aw_ops *o);

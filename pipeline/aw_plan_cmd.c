@@ -103,9 +103,10 @@ aw_status aw_gpu_costs_for(const aw_opt_config *c, int seq_len, int batch, aw_gp
                  aw_val_ws_bytes(c, (int)T, 1);
     out->ends = aw_ends_bytes(c);
     out->head = AW_GPU_LOGIT_CHUNK * (d + 2 * V) * sizeof(float);
-    /* CUDA context (~0.5 GB), three contexts' 32 MiB cuBLASLt workspaces
-     * and kernel scratch: a round 1 GB */
-    out->reserve = 1000000000ull;
+    /* CUDA context (~0.5 GB), three contexts' 32 MiB cuBLASLt workspaces,
+     * kernel scratch, and the NCCL buffers of two link communicators: a
+     * round 1.5 GB */
+    out->reserve = 1500000000ull;
     return AW_OK;
 }
 
@@ -168,7 +169,7 @@ aw_status aw_plan_print(FILE *out, const char *model_name, const aw_opt_config *
     aw_gpu_costs g;
     AW_TRY(aw_gpu_costs_for(c, k->seq_len, k->batch, &g));
     fprintf(out, "GPU memory per rank on the CUDA backend: %.2f GB per block (fp weights in %s, W8A8 block), "
-                 "%.2f GB activations, %.1f GB CUDA/cuBLAS reserve\n",
+                 "%.2f GB activations, %.1f GB CUDA/cuBLAS/NCCL reserve\n",
             gbytes(g.block), c->torch_dtype == AW_DT_F16 ? "F16" : "F32", gbytes(g.fixed), gbytes(g.reserve));
     fprintf(out, "%6s  %-11s  %-9s  %6s  %18s  %9s  %10s\n", "stage", "ranks", "layers", "blocks", "memory/rank",
             "GPU/rank", "time");

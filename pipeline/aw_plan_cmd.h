@@ -34,7 +34,7 @@ typedef struct {
     uint64_t fixed;   /* every rank: hand-off buffers, forward and validation workspaces, tokens */
     uint64_t ends;    /* first and last stage: embeddings, positions, final LN in f32 */
     uint64_t head;    /* last stage: LN output and two chunks of logits */
-    uint64_t reserve; /* CUDA context, cuBLAS/cuBLASLt workspaces, kernel scratch */
+    uint64_t reserve; /* CUDA context, cuBLAS/cuBLASLt workspaces, kernel scratch, NCCL buffers */
 } aw_gpu_costs;
 
 aw_status aw_gpu_costs_for(const aw_opt_config *c, int seq_len, int batch, aw_gpu_costs *out);

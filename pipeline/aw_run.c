@@ -562,12 +562,15 @@ static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_
     MPI_Request rreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
     MPI_Request sreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
     aw_status st = AW_OK;
-    int tag0 = pass == PASS_CALIB ? 0 : 1 << 24;
+    /* one tag per pass: blocks between two ranks of a chain match in order
+     * (MPI's non-overtaking rule), and small tags stay under every MPI's
+     * MPI_TAG_UB (UCX's is 2^23 - 1) */
+    int tag = pass == PASS_CALIB ? 0 : 1;
     if (s->nccl) return stream_nccl(o, s, t, pass, first_seq, nseq, width);
 #define SEQS(kk) block_seqs(nseq, s->B, t->replica + (kk) * t->R)
 #define COUNT(kk) ((int)((size_t)width * (size_t)SEQS(kk) * (size_t)s->L * d))
     if (!t->is_first && nm > 0)
-        AW_CHECK(AW_MPI(MPI_Irecv(s->buf[0], COUNT(0), MPI_FLOAT, t->stage - 1, tag0 + t->replica,
+        AW_CHECK(AW_MPI(MPI_Irecv(s->buf[0], COUNT(0), MPI_FLOAT, t->stage - 1, tag,
                                   t->chain_comm, &rreq[0])));
     for (int k = 0; k < nm; k++) {
         int b = t->replica + k * t->R, cur = k % 2, nxt = (k + 1) % 2;
@@ -578,13 +581,13 @@ static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_
             if (k + 1 < nm) {
                 AW_CHECK(AW_MPI(MPI_Wait(&sreq[nxt], MPI_STATUS_IGNORE)));
                 AW_CHECK(AW_MPI(MPI_Irecv(s->buf[nxt], COUNT(k + 1), MPI_FLOAT, t->stage - 1,
-                                          tag0 + b + t->R, t->chain_comm, &rreq[nxt])));
+                                          tag, t->chain_comm, &rreq[nxt])));
             }
         }
         AW_CHECK(compute_staged(s, t, pass, k, s->buf[cur], s->dbuf[cur], (size_t)COUNT(k), SEQS(k), b, first_seq));
         AW_CHECK(aw_guard_step(pass == PASS_CALIB ? "calibrate" : "validate", &o->fail_at));
         if (!t->is_last)
-            AW_CHECK(AW_MPI(MPI_Isend(s->buf[cur], COUNT(k), MPI_FLOAT, t->stage + 1, tag0 + b,
+            AW_CHECK(AW_MPI(MPI_Isend(s->buf[cur], COUNT(k), MPI_FLOAT, t->stage + 1, tag,
                                       t->chain_comm, &sreq[cur])));
         if (t->stage == 0 && t->replica == 0)
             progress(o, t, "%s: block %d/%d of samples", pass == PASS_CALIB ? "calibrate" : "validate", b + 1, nb);
@@ -604,9 +607,9 @@ static aw_status reduce_parts(const topo *t, const double *mine, size_t n, int n
     int max_mine = (nb + t->R - 1) / t->R;
     size_t per = (size_t)max_mine * n;
     if (per == 0) return AW_OK;
+    AW_RETURN_IF(per > (size_t)INT32_MAX, AW_ERR_MPI, "statistics message too large");
     double *all = malloc(per * (size_t)t->R * sizeof(double));
     AW_RETURN_IF(!all, AW_ERR_NOMEM, "out of memory reducing statistics");
-    AW_RETURN_IF(per > (size_t)INT32_MAX, AW_ERR_MPI, "statistics message too large");
     aw_status st = AW_MPI(MPI_Allgather(mine, (int)per, MPI_DOUBLE, all, (int)per, MPI_DOUBLE, t->stage_comm));
     for (int b = 0; b < nb && st == AW_OK; b++) add(ctx, all + (size_t)(b % t->R) * per + (size_t)(b / t->R) * n);
     free(all);
@@ -728,7 +731,12 @@ static aw_status gather_metrics(const run_state *s, const topo *t, aw_run_result
     aw_layer_metrics *mine = calloc((size_t)(t->nl ? t->nl : 1) * AW_LIN_COUNT, sizeof *mine);
     int *counts = calloc((size_t)w->size, sizeof(int)), *displs = calloc((size_t)w->size, sizeof(int));
     r->layers = calloc((size_t)n_layers * AW_LIN_COUNT, sizeof *r->layers);
-    AW_RETURN_IF(!mine || !counts || !displs || !r->layers, AW_ERR_NOMEM, "out of memory");
+    if (!mine || !counts || !displs || !r->layers) {
+        free(mine);
+        free(counts);
+        free(displs);
+        return AW_FAIL(AW_ERR_NOMEM, "out of memory"); /* r->layers: aw_run_result_free */
+    }
     for (int l = 0; l < t->nl; l++) layer_metrics(s, l, mine + (size_t)l * AW_LIN_COUNT);
     /* replica 0 of each stage speaks for it */
     for (int rk = 0; rk < w->size; rk++) {
@@ -943,14 +951,39 @@ static aw_status prepare_shards(const aw_run_opts *o, run_state *s, const topo *
 
 /* ---- the job ------------------------------------------------------------------- */
 
+/* Collective: how many ranks of this node use this rank's GPU (by its PCI
+ * ids, right whatever CUDA_VISIBLE_DEVICES or the local-rank variables
+ * say); 1 on the CPU. */
+static aw_status gpu_sharing(const aw_comm *w, const aw_backend_info *b, int *sharing)
+{
+    MPI_Comm node;
+    int n = 1;
+    *sharing = 1;
+    AW_TRY(AW_MPI(MPI_Comm_split_type(w->world, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node)));
+    MPI_Comm_size(node, &n);
+    unsigned long long *keys = malloc((size_t)n * sizeof *keys);
+    aw_status st = keys ? AW_OK : AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    if (st == AW_OK)
+        st = AW_MPI(MPI_Allgather(&b->device_key, 1, MPI_UNSIGNED_LONG_LONG, keys, 1, MPI_UNSIGNED_LONG_LONG, node));
+    if (st == AW_OK && b->device_key) {
+        *sharing = 0;
+        for (int i = 0; i < n; i++) *sharing += keys[i] == b->device_key;
+    }
+    free(keys);
+    MPI_Comm_free(&node);
+    return st;
+}
+
 /* This rank's kernels: the CUDA table (after checking that the plan's GPU
  * part fits the device's free memory), the staged CPU table, or the CPU's.
  * Then the hand-off: NCCL when every rank has a GPU of its own and the
  * pipeline has more than one stage (or --handoff nccl insists). */
-static aw_status start_backend(const aw_run_opts *o, run_state *s, const topo *t, aw_run_result *r, int local)
+static aw_status start_backend(const aw_run_opts *o, run_state *s, const topo *t, aw_run_result *r)
 {
     aw_status st = AW_OK;
     const aw_comm *w = t->w;
+    int sharing = 1;
+    AW_TRY(gpu_sharing(w, &r->backend, &sharing));
     if (o->staged) {
         s->ops = aw_ops_cpu_staged();
     } else if (r->backend.kind == AW_BACKEND_CUDA) {
@@ -959,10 +992,8 @@ static aw_status start_backend(const aw_run_opts *o, run_state *s, const topo *t
         st = aw_gpu_costs_for(&s->cfg, s->L, s->B, &g);
         if (st == AW_OK) st = aw_backend_mem_info(&r->backend, &free_b, &total_b);
         if (st == AW_OK) {
-            /* ranks of this node on the same GPU (local rank mod GPUs) share
-             * what is free now: each checks against its share */
-            int n = r->backend.device_count > 0 ? r->backend.device_count : 1;
-            int sharing = local > r->backend.device ? (local - 1 - r->backend.device) / n + 1 : 1;
+            /* ranks on the same GPU share what is free now: each checks
+             * against its share */
             uint64_t share = (uint64_t)free_b / (uint64_t)sharing;
             uint64_t need = aw_gpu_stage_bytes(&g, t->nl, t->is_first, t->is_last);
             if (need > share)
@@ -981,8 +1012,8 @@ static aw_status start_backend(const aw_run_opts *o, run_state *s, const topo *t
         s->ops = aw_ops_cpu();
     }
     AW_TRY(aw_comm_agree(w, st));
-    /* NCCL needs every rank on its own GPU: a device per local rank */
-    int own_gpu = r->backend.kind == AW_BACKEND_CUDA && local <= r->backend.device_count, all_own = 0;
+    /* NCCL needs every rank on a GPU of its own */
+    int own_gpu = r->backend.kind == AW_BACKEND_CUDA && sharing == 1, all_own = 0;
     AW_TRY(AW_MPI(MPI_Allreduce(&own_gpu, &all_own, 1, MPI_INT, MPI_MIN, w->world)));
     int want = o->handoff;
     AW_RETURN_IF(want == AW_HANDOFF_NCCL && !all_own, AW_ERR_ARG,
@@ -1024,7 +1055,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     AW_CHECK(aw_comm_agree(world, st));
     AW_CHECK(setup(o, &s, &t, local));
     const aw_opt_config *c = &s.cfg;
-    AW_CHECK(aw_comm_agree(world, start_backend(o, &s, &t, r, local)));
+    AW_CHECK(aw_comm_agree(world, start_backend(o, &s, &t, r)));
     r->cfg = s.cfg;
     s.method = o->method;
     /* non-quantized tensors and scales are written (and validated) in the
@@ -1040,8 +1071,11 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
              "method %s; %d rank(s) = %d stage(s) x %d replica(s)",
              o->model_dir, c->hidden_size, c->num_hidden_layers, s.n_calib, s.n_hold, s.L,
              aw_method_names[o->method.kind], world->size, t.S, t.R);
+    /* the links first: NCCL's buffers are taken before the blocks fill the
+     * device; a rank failing here may leave its neighbour inside an init
+     * that only it could complete, so the job ends at once */
+    if (s.nccl) AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, nccl_links(&s, &t))));
     AW_CHECK(aw_comm_agree(world, load_local(&s, &t)));
-    if (s.nccl) AW_CHECK(aw_comm_agree(world, nccl_links(&s, &t)));
     AW_CHECK(aw_comm_agree(world, aw_guard_step("load", &o->fail_at)));
     AW_CHECK(prepare_shards(o, &s, &t, r));
     r->t_load = aw_now() - t0;

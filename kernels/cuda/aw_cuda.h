@@ -20,6 +20,9 @@ int aw_cuda_device_count(const char **why);
 /* Make device the current one for this thread and describe it. */
 aw_status aw_cuda_use_device(int device, char *name, size_t name_cap, size_t *total_mem);
 
+/* A key naming the physical device (PCI domain, bus, device): the same on
+ * every process that sees it, whatever CUDA_VISIBLE_DEVICES numbers it. */
+aw_status aw_cuda_device_key(int device, unsigned long long *key);
 /* Free and total bytes of the current device (cudaMemGetInfo). */
 aw_status aw_cuda_mem_info(size_t *free_b, size_t *total_b);
 

@@ -23,6 +23,7 @@ const aw_cuda_api *aw_cuda_plugin_api(void)
         .device_count = aw_cuda_device_count,
         .use_device = aw_cuda_use_device,
         .mem_info = aw_cuda_mem_info,
+        .device_key = aw_cuda_device_key,
         .ops_create = aw_ops_cuda_create,
         .ops_destroy = aw_ops_cuda_destroy,
         .stream_create = stream_create,

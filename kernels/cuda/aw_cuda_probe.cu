@@ -32,6 +32,18 @@ extern "C" aw_status aw_cuda_use_device(int device, char *name, size_t name_cap,
     return AW_OK;
 }
 
+extern "C" aw_status aw_cuda_device_key(int device, unsigned long long *key)
+{
+    int dom = 0, bus = 0, dev = 0;
+    cudaError_t e = cudaDeviceGetAttribute(&dom, cudaDevAttrPciDomainId, device);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&bus, cudaDevAttrPciBusId, device);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&dev, cudaDevAttrPciDeviceId, device);
+    if (e != cudaSuccess)
+        return AW_FAIL(AW_ERR_CUDA, "cudaDeviceGetAttribute(PCI id of device %d): %s", device, cudaGetErrorString(e));
+    *key = ((unsigned long long)(unsigned)dom << 32) | ((unsigned long long)(unsigned)bus << 16) | (unsigned)dev;
+    return AW_OK;
+}
+
 extern "C" aw_status aw_cuda_mem_info(size_t *free_b, size_t *total_b)
 {
     cudaError_t e = cudaMemGetInfo(free_b, total_b);
