@@ -17,11 +17,6 @@
 
 /* ---- tensors of a quantized block --------------------------------------- */
 
-static const aw_block_tensor w_of[AW_LIN_COUNT] = {AW_BT_Q_W, AW_BT_K_W, AW_BT_V_W,
-                                                   AW_BT_O_W, AW_BT_FC1_W, AW_BT_FC2_W};
-static const aw_block_tensor b_of[AW_LIN_COUNT] = {AW_BT_Q_B, AW_BT_K_B, AW_BT_V_B,
-                                                   AW_BT_O_B, AW_BT_FC1_B, AW_BT_FC2_B};
-
 /* "[a, b]" of a tensor's shape into buf. */
 static const char *shape_text(const aw_st_tensor *t, char *buf, size_t cap)
 {
@@ -98,7 +93,7 @@ aw_status aw_qblock_load(const aw_opt_config *c, const aw_model_files *mf, int l
     for (int l = 0; l < AW_LIN_COUNT; l++) {
         aw_qlinear *ql = &q->lin[l];
         /* "<module>" of "<module>.weight" */
-        int n = aw_block_tensor_name(layer, w_of[l], base, sizeof base);
+        int n = aw_block_tensor_name(layer, aw_linear_weight_tensor[l], base, sizeof base);
         AW_RETURN_IF(n < 0, AW_ERR_ARG, "layer %d: tensor name too long", layer);
         base[n - (int)strlen(".weight")] = '\0';
         snprintf(name, sizeof name, "%s.weight", base);
@@ -107,7 +102,7 @@ aw_status aw_qblock_load(const aw_opt_config *c, const aw_model_files *mf, int l
         AW_TRY(load_scale(mf, name, &ql->w_step));
         snprintf(name, sizeof name, "%s.input_scale", base);
         AW_TRY(load_scale(mf, name, &ql->x_step));
-        aw_block_tensor_name(layer, b_of[l], name, sizeof name);
+        aw_block_tensor_name(layer, aw_linear_bias_tensor[l], name, sizeof name);
         AW_TRY(load_vec(mf, name, ql->bias, ql->out));
         /* no uncorrected bias is known from a checkpoint; the forward uses bias */
         memcpy(ql->bias_plain, ql->bias, (size_t)ql->out * sizeof(float));

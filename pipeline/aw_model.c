@@ -7,6 +7,10 @@
 
 const char *const aw_linear_names[AW_LIN_COUNT] = {
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "fc1", "fc2"};
+const aw_block_tensor aw_linear_weight_tensor[AW_LIN_COUNT] = {AW_BT_Q_W, AW_BT_K_W, AW_BT_V_W,
+                                                                AW_BT_O_W, AW_BT_FC1_W, AW_BT_FC2_W};
+const aw_block_tensor aw_linear_bias_tensor[AW_LIN_COUNT] = {AW_BT_Q_B, AW_BT_K_B, AW_BT_V_B,
+                                                             AW_BT_O_B, AW_BT_FC1_B, AW_BT_FC2_B};
 const char *const aw_tap_names[AW_TAP_COUNT] = {"ln1->qkv", "v->out_proj", "ln2->fc1", "fc1->fc2"};
 
 aw_tap_id aw_linear_tap(aw_linear_id l)
@@ -147,10 +151,6 @@ static aw_status load_tensor(const aw_model_files *mf, const char *name, float *
 
 aw_status aw_block_load(const aw_opt_config *c, const aw_model_files *mf, int layer, aw_block *b)
 {
-    static const aw_block_tensor w_of[AW_LIN_COUNT] = {AW_BT_Q_W, AW_BT_K_W, AW_BT_V_W,
-                                                       AW_BT_O_W, AW_BT_FC1_W, AW_BT_FC2_W};
-    static const aw_block_tensor b_of[AW_LIN_COUNT] = {AW_BT_Q_B, AW_BT_K_B, AW_BT_V_B,
-                                                       AW_BT_O_B, AW_BT_FC1_B, AW_BT_FC2_B};
     char name[128];
     size_t max_w = 0;
     for (int l = 0; l < AW_LIN_COUNT; l++)
@@ -162,10 +162,10 @@ aw_status aw_block_load(const aw_opt_config *c, const aw_model_files *mf, int la
     for (int l = 0; l < AW_LIN_COUNT && st == AW_OK; l++) {
         aw_linear *ln = &b->lin[l];
         size_t n = (size_t)ln->in * ln->out;
-        aw_block_tensor_name(layer, w_of[l], name, sizeof name);
+        aw_block_tensor_name(layer, aw_linear_weight_tensor[l], name, sizeof name);
         st = load_tensor(mf, name, tmp, n);
         if (st == AW_OK) st = aw_convert_from_f32(b->wdt, tmp, ln->w, n);
-        aw_block_tensor_name(layer, b_of[l], name, sizeof name);
+        aw_block_tensor_name(layer, aw_linear_bias_tensor[l], name, sizeof name);
         if (st == AW_OK) st = load_tensor(mf, name, ln->b, (size_t)ln->out);
     }
     const struct {

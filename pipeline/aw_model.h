@@ -20,6 +20,9 @@ typedef enum { AW_TAP_QKV = 0, AW_TAP_O, AW_TAP_FC1, AW_TAP_FC2, AW_TAP_COUNT } 
 
 extern const char *const aw_linear_names[AW_LIN_COUNT]; /* "self_attn.q_proj", ... "fc2" */
 extern const char *const aw_tap_names[AW_TAP_COUNT];    /* "ln1->qkv", ... */
+/* The checkpoint tensors of each linear's weight and bias (aw_config.h). */
+extern const aw_block_tensor aw_linear_weight_tensor[AW_LIN_COUNT];
+extern const aw_block_tensor aw_linear_bias_tensor[AW_LIN_COUNT];
 /* The tap that feeds a linear layer. */
 aw_tap_id aw_linear_tap(aw_linear_id l);
 

@@ -88,14 +88,12 @@ static aw_status block_entries(const aw_opt_config *c, int layer, const aw_qbloc
         e[k] = (aw_st_entry){.name = names[k], .dtype = m->param_dtype, .ndim = 1, .shape = {d}, .data = pp};
         pp += (size_t)d * psz;
     }
-    static const aw_block_tensor w_of[AW_LIN_COUNT] = {AW_BT_Q_W, AW_BT_K_W, AW_BT_V_W,
-                                                       AW_BT_O_W, AW_BT_FC1_W, AW_BT_FC2_W};
     for (int l = 0; l < AW_LIN_COUNT; l++) {
         const aw_qlinear *ln = &q->lin[l];
         /* "<module>" of "<module>.weight": OPT names are far below 96 bytes,
          * so every "<module>.<param>" fits the 128-byte name slots */
         char base[96];
-        AW_RETURN_IF(aw_block_tensor_name(layer, w_of[l], base, sizeof base) < 0, AW_ERR_ARG,
+        AW_RETURN_IF(aw_block_tensor_name(layer, aw_linear_weight_tensor[l], base, sizeof base) < 0, AW_ERR_ARG,
                      "layer %d: tensor name too long", layer);
         base[strlen(base) - strlen(".weight")] = '\0';
 
@@ -206,8 +204,6 @@ aw_status aw_block_from_shard(const aw_opt_config *c, int layer, const uint8_t *
                "%s: written by another run (options or inputs differ)", label);
     char name[160];
     int d = c->hidden_size;
-    static const aw_block_tensor w_of[AW_LIN_COUNT] = {AW_BT_Q_W, AW_BT_K_W, AW_BT_V_W,
-                                                       AW_BT_O_W, AW_BT_FC1_W, AW_BT_FC2_W};
     const struct {
         aw_block_tensor t;
         float *dst;
@@ -219,7 +215,7 @@ aw_status aw_block_from_shard(const aw_opt_config *c, int layer, const uint8_t *
     for (int l = 0; l < AW_LIN_COUNT; l++) {
         aw_qlinear *ql = &q->lin[l];
         char base[96];
-        aw_block_tensor_name(layer, w_of[l], base, sizeof base);
+        aw_block_tensor_name(layer, aw_linear_weight_tensor[l], base, sizeof base);
         base[strlen(base) - strlen(".weight")] = '\0';
         snprintf(name, sizeof name, "%s.weight", base);
         const aw_st_tensor *t = aw_st_find(f, name);
