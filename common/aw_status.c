@@ -42,6 +42,8 @@ static const aw_status_entry aw_status_table[] = {
     [AW_ERR_VALIDATION] = {"AW_ERR_VALIDATION", "validation gate failed"},
     [AW_ERR_REMOTE] = {"AW_ERR_REMOTE", "another rank failed"},
     [AW_ERR_INTERRUPTED] = {"AW_ERR_INTERRUPTED", "interrupted by SIGTERM"},
+    [AW_ERR_TOKENIZER] = {"AW_ERR_TOKENIZER", "tokenizer invalid or unsupported"},
+    [AW_ERR_CORPUS] = {"AW_ERR_CORPUS", "text corpus invalid"},
 };
 _Static_assert(sizeof aw_status_table / sizeof aw_status_table[0] == AW_STATUS_COUNT,
                "every status needs a table entry");

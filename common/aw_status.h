@@ -48,6 +48,8 @@ typedef enum {
     AW_ERR_VALIDATION = 28,     /* a validation gate failed */
     AW_ERR_REMOTE = 29,         /* another rank failed */
     AW_ERR_INTERRUPTED = 30,    /* SIGTERM (preemption): stopped at a safe point */
+    AW_ERR_TOKENIZER = 31,      /* tokenizer files malformed or of an unsupported kind */
+    AW_ERR_CORPUS = 32,         /* text corpus unreadable: bad UTF-8, JSON, field, zstd, too short */
     AW_STATUS_COUNT
 } aw_status;
 
