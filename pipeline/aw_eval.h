@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "aw_comm.h"
 #include "aw_config.h"
 #include "aw_model.h"
 #include "aw_model_files.h"
@@ -58,6 +59,38 @@ aw_status aw_check_quant_config(const char *config_path);
  * lines on stderr unless quiet. r is zeroed first and filled on success. */
 aw_status aw_eval(const char *model_dir, const char *tokens_path, double holdout, int batch,
                   int quiet, aw_eval_result *r);
+
+/* ---- the WikiText-2 protocol on text (eval --text) ----------------------- */
+
+typedef struct {
+    const char *model_dir;   /* an fp checkpoint, or a W8A8 one (quantization_config) */
+    const char *text_path;   /* .txt or .jsonl, optionally .zst (aw_textdata.h) */
+    const char *text_field;  /* jsonl member; NULL: "text" */
+    int seq_len;             /* window length (2048 the standard) */
+    int max_windows;         /* 0: every window; else the first max_windows */
+    int backend_want;        /* -1 auto, or aw_backend_kind */
+    int staged;              /* the CPU kernels through the device data path */
+    int quiet;
+} aw_eval_text_opts;
+
+typedef struct {
+    double ppl, nll;          /* exp(nll / n_pred); nll summed window by window in order */
+    uint64_t n_pred;          /* n_windows * (seq_len - 1) */
+    uint64_t text_tokens;     /* tokens of the whole text */
+    uint32_t n_windows, seq_len;
+    int quantized;            /* 1: a W8A8 checkpoint */
+    double seconds;
+    char backend[160];        /* rank 0's backend and device */
+} aw_eval_text_result;
+
+/* Perplexity of text_path under the model: the rows of the text joined with
+ * "\n\n", tokenized once with the folder's tokenizer (BOS in front), cut
+ * into n = tokens / seq_len windows; each window's NLL over its seq_len - 1
+ * predicted tokens. Windows are dealt round robin over the ranks of world
+ * (each holds the whole model) and computed one at a time, and their sums
+ * added in window order on every rank: the result does not depend on the
+ * rank count. Collective over world. */
+aw_status aw_eval_text(const aw_eval_text_opts *o, const aw_comm *world, aw_eval_text_result *r);
 
 /* The `aweq-dist eval` command (argv[0] is "eval"): prints the perplexity line
  * on stdout; returns the exit code: 0, 1 after one error line on stderr, 2

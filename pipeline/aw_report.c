@@ -9,6 +9,14 @@
 /* JSON has no inf/nan: an infinite SQNR (no error at all) is written as null. */
 static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
+/* The file name without its folders: the report does not depend on where
+ * the job ran. */
+static const char *base_name(const char *p)
+{
+    const char *b = strrchr(p, '/');
+    return b ? b + 1 : p;
+}
+
 aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **out)
 {
     json_t *root = json_object();
@@ -25,6 +33,14 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
     json_object_set_new(cal, "sequences", json_integer(r->calib_seqs));
     json_object_set_new(cal, "heldout_sequences", json_integer(r->holdout_seqs));
     json_object_set_new(cal, "seq_len", json_integer(r->seq_len));
+    if (o->n_calib_texts > 0) {
+        /* where the windows came from, so that another tool can draw them */
+        json_t *files = json_array();
+        for (int i = 0; i < o->n_calib_texts; i++) json_array_append_new(files, json_string(base_name(o->calib_texts[i])));
+        json_object_set_new(cal, "text", files);
+        json_object_set_new(cal, "seed", json_integer((json_int_t)o->seed));
+        json_object_set_new(cal, "draw", json_string("docs/calibration-text.md"));
+    }
     json_object_set_new(root, "calibration", cal);
     json_t *e2e = json_object();
     json_object_set_new(e2e, "perplexity_fp", num(aw_e2e_ppl_fp(&r->e2e)));
@@ -33,6 +49,20 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
     json_object_set_new(e2e, "top1_agreement", num(aw_e2e_top1(&r->e2e)));
     json_object_set_new(e2e, "predicted_tokens", json_integer((json_int_t)r->e2e.n_pred));
     json_object_set_new(root, "end_to_end", e2e);
+    if (o->eval_text && r->eval_windows > 0) {
+        /* the WikiText-2 protocol (docs/calibration-text.md) at the window length */
+        json_t *ev = json_object();
+        json_object_set_new(ev, "text", json_string(base_name(o->eval_text)));
+        json_object_set_new(ev, "seq_len", json_integer(r->seq_len));
+        json_object_set_new(ev, "windows", json_integer(r->eval_windows));
+        json_object_set_new(ev, "text_tokens", json_integer((json_int_t)r->eval_stream_tokens));
+        json_object_set_new(ev, "predicted_tokens", json_integer((json_int_t)r->eval_e2e.n_pred));
+        json_object_set_new(ev, "perplexity_fp", num(aw_e2e_ppl_fp(&r->eval_e2e)));
+        json_object_set_new(ev, "perplexity_w8a8", num(aw_e2e_ppl_q(&r->eval_e2e)));
+        json_object_set_new(ev, "kl_divergence", num(aw_e2e_kl(&r->eval_e2e)));
+        json_object_set_new(ev, "top1_agreement", num(aw_e2e_top1(&r->eval_e2e)));
+        json_object_set_new(root, "eval_text", ev);
+    }
     for (int l = 0; l < r->n_layers; l++) {
         for (int k = 0; k < AW_LIN_COUNT; k++) {
             const aw_layer_metrics *m = &r->layers[l * AW_LIN_COUNT + k];
@@ -97,6 +127,12 @@ void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
     fprintf(out, "end to end: perplexity fp %.4f, W8A8 %.4f; KL(fp||W8A8) %.6f; top-1 agreement %.2f%% (%llu tokens)\n",
             aw_e2e_ppl_fp(&r->e2e), aw_e2e_ppl_q(&r->e2e), aw_e2e_kl(&r->e2e), 100.0 * aw_e2e_top1(&r->e2e),
             (unsigned long long)r->e2e.n_pred);
+    if (o->eval_text && r->eval_windows > 0)
+        fprintf(out, "%s: perplexity fp %.4f, W8A8 %.4f; KL(fp||W8A8) %.6f; top-1 agreement %.2f%% (%u windows x %u "
+                "tokens, %llu predicted; %llu tokens in the text)\n",
+                base_name(o->eval_text), aw_e2e_ppl_fp(&r->eval_e2e), aw_e2e_ppl_q(&r->eval_e2e),
+                aw_e2e_kl(&r->eval_e2e), 100.0 * aw_e2e_top1(&r->eval_e2e), r->eval_windows, r->seq_len,
+                (unsigned long long)r->eval_e2e.n_pred, (unsigned long long)r->eval_stream_tokens);
     fprintf(out, "time: load %.2f s, calibrate %.2f s, quantize %.2f s, validate %.2f s, write %.2f s\n",
             r->t_load, r->t_calib, r->t_quant, r->t_valid, r->t_write);
     if (r->rank_peak_mb) {

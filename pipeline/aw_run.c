@@ -29,6 +29,7 @@
 #include "aw_outdir.h"
 #include "aw_plan_cmd.h"
 #include "aw_sched.h"
+#include "aw_textdata.h"
 #include "aw_tokens.h"
 #include "aw_writer.h"
 #include "aw_cuda_api.h"
@@ -52,6 +53,7 @@ void aw_run_defaults(aw_run_opts *o)
     o->batch = 8;
     o->backend_want = -1;
     o->hang_timeout_s = 1800;
+    o->calib_samples = 128;
 }
 
 void aw_run_result_free(aw_run_result *r)
@@ -88,8 +90,9 @@ typedef struct {
     aw_opt_config cfg;
     aw_method method;
     aw_model_files *mf;
-    aw_tokens tokens;
-    uint32_t n_calib, n_hold;
+    aw_tokens tokens;              /* calibration, held-out, then eval windows */
+    uint32_t n_calib, n_hold, n_eval;
+    uint64_t eval_stream_tokens;   /* rank 0 */
     int L, B;
     aw_model_ends ends;
     aw_block *fp;
@@ -212,24 +215,91 @@ static void progress(const aw_run_opts *o, const topo *t, const char *fmt, ...)
 
 /* ---- rank 0: read, check, plan; then everyone gets the same job ---------- */
 
+static aw_status split(const aw_run_opts *o, run_state *s);
+
+/* Calibration (and held-out) windows drawn from text with the model's
+ * tokenizer; n_hold keeps the --holdout share of all windows. */
+static aw_status load_calib_text(const aw_run_opts *o, const aw_tokenizer *tk, run_state *s)
+{
+    AW_RETURN_IF(!(o->holdout >= 0.0 && o->holdout < 1.0), AW_ERR_ARG,
+                 "--holdout %g: expected a share in [0, 1)", o->holdout);
+    int max_pos = s->cfg.max_position_embeddings;
+    uint32_t L = o->calib_len ? o->calib_len : (uint32_t)(max_pos < 2048 ? max_pos : 2048);
+    AW_RETURN_IF(L > (uint32_t)max_pos, AW_ERR_ARG,
+                 "--calib-len %u: longer than the model's %d positions", L, max_pos);
+    uint64_t h = aw_holdout_windows(o->calib_samples, o->holdout);
+    AW_RETURN_IF(h > (1u << 24), AW_ERR_ARG, "--holdout %g: too many held-out windows", o->holdout);
+    aw_calib_text_opts co = {.files = o->calib_texts, .n_files = o->n_calib_texts,
+                             .text_field = o->text_field, .n_calib = o->calib_samples,
+                             .n_hold = (uint32_t)h, .seq_len = L, .seed = o->seed, .quiet = o->quiet};
+    AW_TRY(aw_calib_from_text(tk, &co, &s->tokens, NULL));
+    s->n_calib = o->calib_samples;
+    s->n_hold = (uint32_t)h;
+    return AW_OK;
+}
+
+/* The eval text's windows of the calibration length, appended to the
+ * token set (they stream after the held-out ones). */
+static aw_status load_eval_text(const aw_run_opts *o, const aw_tokenizer *tk, run_state *s)
+{
+    aw_idvec ids = {0};
+    AW_TRY(aw_eval_text_stream(tk, o->eval_text, o->text_field, &ids));
+    aw_status st = AW_OK;
+    size_t L = s->tokens.seq_len, n = ids.n / L;
+    AW_GOTO_IF(n == 0, AW_ERR_CORPUS, "%s: %zu tokens are fewer than one window of %zu (the calibration length)",
+               o->eval_text, ids.n, L);
+    AW_GOTO_IF(aw_tokenizer_vocab_size(tk) > (uint32_t)s->cfg.vocab_size, AW_ERR_TOKENS,
+               "%s: the tokenizer's vocabulary of %u is larger than the model's %d", o->eval_text,
+               aw_tokenizer_vocab_size(tk), s->cfg.vocab_size);
+    size_t have = (size_t)s->tokens.n_seq * L;
+    uint32_t *all = realloc(s->tokens.ids, (have + n * L) * sizeof(uint32_t));
+    AW_GOTO_IF(!all, AW_ERR_NOMEM, "out of memory for %zu eval windows", n);
+    s->tokens.ids = all;
+    memcpy(all + have, ids.v, n * L * sizeof(uint32_t));
+    s->tokens.n_seq += n;
+    s->n_eval = (uint32_t)n;
+    s->eval_stream_tokens = ids.n;
+    if (aw_tokenizer_vocab_size(tk) > s->tokens.vocab_size) s->tokens.vocab_size = aw_tokenizer_vocab_size(tk);
+fail:
+    aw_idvec_free(&ids);
+    return st;
+}
+
 static aw_status load_root(const aw_run_opts *o, run_state *s)
 {
     char *cfg_path = aw_path_join(o->model_dir, "config.json");
     char *tok_path = o->calib_path ? NULL : aw_path_join(o->model_dir, "calibration.tokens");
     AW_RETURN_IF(!cfg_path || (!o->calib_path && !tok_path), AW_ERR_NOMEM, "out of memory");
     const char *calib = o->calib_path ? o->calib_path : tok_path;
+    aw_tokenizer *tk = NULL;
+    int text = o->n_calib_texts > 0;
     aw_status st = aw_config_read(cfg_path, &s->cfg);
     if (st == AW_OK) st = aw_config_check_supported(&s->cfg, cfg_path);
     free(cfg_path);
     if (st == AW_OK) st = aw_mf_open(o->model_dir, &s->mf);
     if (st == AW_OK) st = aw_checkpoint_check(&s->cfg, s->mf);
-    if (st == AW_OK) st = aw_tokens_read(calib, &s->tokens);
+    if (st == AW_OK && !text && !o->calib_path && access(tok_path, F_OK) != 0)
+        st = AW_FAIL(AW_ERR_ARG,
+                     "%s: no calibration.tokens in the model folder: pass --calib-text FILE (.txt, .jsonl, "
+                     "optionally .zst; tokenized with the model's tokenizer) or --calib FILE (a token file "
+                     "from 'aweq-dist tokenize')",
+                     o->model_dir);
+    if (st == AW_OK && (text || o->eval_text)) st = aw_tokenizer_open(o->model_dir, &tk);
+    if (st == AW_OK && text) {
+        st = load_calib_text(o, tk, s);
+        calib = o->calib_texts[0];
+    } else if (st == AW_OK) {
+        st = aw_tokens_read(calib, &s->tokens);
+    }
     if (st == AW_OK && s->tokens.vocab_size > (uint32_t)s->cfg.vocab_size)
         st = AW_FAIL(AW_ERR_TOKENS, "%s: token vocabulary of %u is larger than the model's %d", calib,
                      s->tokens.vocab_size, s->cfg.vocab_size);
     if (st == AW_OK && s->tokens.seq_len > (uint32_t)s->cfg.max_position_embeddings)
         st = AW_FAIL(AW_ERR_TOKENS, "%s: sequences of %u tokens are longer than the model's %d positions",
                      calib, s->tokens.seq_len, s->cfg.max_position_embeddings);
+    if (st == AW_OK && !text) st = split(o, s);
+    if (st == AW_OK && o->eval_text) st = load_eval_text(o, tk, s);
+    aw_tokenizer_close(tk);
     free(tok_path);
     return st;
 }
@@ -252,7 +322,7 @@ static aw_status split(const aw_run_opts *o, run_state *s)
 }
 
 /* Collective: how many ranks share this rank's node (1 if MPI cannot say). */
-static int node_ranks(const aw_comm *w)
+int aw_node_ranks(const aw_comm *w)
 {
     MPI_Comm node;
     int local = 1;
@@ -273,20 +343,20 @@ static uint64_t default_mem_per_rank(int local)
 static aw_status make_plan(const aw_run_opts *o, const run_state *s, int world, uint64_t mem, aw_plan *p)
 {
     aw_plan_costs k;
-    AW_TRY(aw_plan_costs_for(&s->cfg, (int)s->tokens.seq_len, o->batch, s->n_calib, s->n_hold, &k));
+    AW_TRY(aw_plan_costs_for(&s->cfg, (int)s->tokens.seq_len, o->batch, s->n_calib, s->n_hold + s->n_eval, &k));
     /* CPU ranks: a modest sustained rate; only the balance matters here */
     aw_plan_rates rates = {.flops_per_s = 50e9, .read_bytes_per_s = 1e9};
     return aw_plan_make(&k, &rates, world, mem, o->stages, o->replicas, p);
 }
 
-/* Job wire format: plan | cfg | n_calib | n_hold | tokens header | ids | tensor table. */
+/* Job wire format: plan | cfg | n_calib | n_hold | n_eval | tokens header | ids | tensor table. */
 static aw_status pack_job(const run_state *s, const aw_plan *p, uint8_t **out, size_t *len)
 {
     uint8_t *mfb = NULL;
     size_t mfl = 0;
     AW_TRY(aw_mf_export(s->mf, &mfb, &mfl));
     size_t ids = (size_t)s->tokens.n_seq * s->tokens.seq_len * sizeof(uint32_t);
-    size_t n = sizeof *p + sizeof s->cfg + 2 * sizeof(uint32_t) + 2 * sizeof(uint32_t) + sizeof(uint64_t) + ids + mfl;
+    size_t n = sizeof *p + sizeof s->cfg + 3 * sizeof(uint32_t) + 2 * sizeof(uint32_t) + sizeof(uint64_t) + ids + mfl;
     uint8_t *b = malloc(n), *q = b;
     if (!b) {
         free(mfb);
@@ -297,6 +367,7 @@ static aw_status pack_job(const run_state *s, const aw_plan *p, uint8_t **out, s
     PUT(&s->cfg, sizeof s->cfg);
     PUT(&s->n_calib, sizeof(uint32_t));
     PUT(&s->n_hold, sizeof(uint32_t));
+    PUT(&s->n_eval, sizeof(uint32_t));
     PUT(&s->tokens.vocab_size, sizeof(uint32_t));
     PUT(&s->tokens.seq_len, sizeof(uint32_t));
     PUT(&s->tokens.n_seq, sizeof(uint64_t));
@@ -311,7 +382,7 @@ static aw_status pack_job(const run_state *s, const aw_plan *p, uint8_t **out, s
 
 static aw_status unpack_job(const uint8_t *b, size_t len, run_state *s, aw_plan *p)
 {
-    size_t fixed = sizeof *p + sizeof s->cfg + 4 * sizeof(uint32_t) + sizeof(uint64_t);
+    size_t fixed = sizeof *p + sizeof s->cfg + 5 * sizeof(uint32_t) + sizeof(uint64_t);
     AW_RETURN_IF(len < fixed, AW_ERR_MPI, "job message truncated");
     const uint8_t *q = b;
 #define GET(dst, sz) (memcpy((dst), q, (sz)), q += (sz))
@@ -319,6 +390,7 @@ static aw_status unpack_job(const uint8_t *b, size_t len, run_state *s, aw_plan 
     GET(&s->cfg, sizeof s->cfg);
     GET(&s->n_calib, sizeof(uint32_t));
     GET(&s->n_hold, sizeof(uint32_t));
+    GET(&s->n_eval, sizeof(uint32_t));
     GET(&s->tokens.vocab_size, sizeof(uint32_t));
     GET(&s->tokens.seq_len, sizeof(uint32_t));
     GET(&s->tokens.n_seq, sizeof(uint64_t));
@@ -342,7 +414,6 @@ static aw_status setup(const aw_run_opts *o, run_state *s, topo *t, int local)
     if (w->rank == 0) {
         uint64_t mem = o->mem_per_rank_gb > 0 ? (uint64_t)(o->mem_per_rank_gb * 1e9) : node_mem;
         st = load_root(o, s);
-        if (st == AW_OK) st = split(o, s);
         if (st == AW_OK) st = make_plan(o, s, w->size, mem, &t->plan);
         if (st == AW_OK) st = pack_job(s, &t->plan, &job, &len);
     }
@@ -422,7 +493,12 @@ static aw_status load_local(run_state *s, const topo *t)
 
 /* ---- streaming blocks of samples through the stages ----------------------- */
 
-typedef enum { PASS_CALIB, PASS_VALID } pass_kind;
+/* Calibration streams the fp model; validation the fp and the W8A8 model
+ * side by side, observing every layer; evaluation (--eval-text) the two
+ * side by side for their end-to-end sums only. */
+typedef enum { PASS_CALIB, PASS_VALID, PASS_EVAL } pass_kind;
+
+static const char *const pass_names[] = {"calibrate", "validate", "evaluate"};
 
 /* Compute one block of samples on this rank's layers: h (the fp stream,
  * then for validation the W8A8 stream) in the backend's memory. */
@@ -441,7 +517,7 @@ static aw_status compute_block(run_state *s, const topo *t, pass_kind pass, int 
             dtok = s->dtok;
         }
         AW_TRY(aw_model_embed_ops(o, c, &s->dends, dtok, ns, L, h));
-        if (pass == PASS_VALID) AW_TRY(o->vt->copy(o, hq, h, (size_t)T * d * sizeof(float)));
+        if (pass != PASS_CALIB) AW_TRY(o->vt->copy(o, hq, h, (size_t)T * d * sizeof(float)));
     }
     for (int l = 0; l < t->nl; l++) {
         if (pass == PASS_CALIB && s->done[l]) {
@@ -450,6 +526,9 @@ static aw_status compute_block(run_state *s, const topo *t, pass_kind pass, int 
         } else if (pass == PASS_CALIB) {
             AW_TRY(aw_block_forward(c, &s->dfp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, &s->stats[l]));
             AW_TRY(aw_stats_take_part(&s->stats[l], s->parts[l] + (size_t)k * aw_stats_part_len(&s->stats[l])));
+        } else if (pass == PASS_EVAL) {
+            AW_TRY(aw_block_forward(c, &s->dfp[l], NULL, h, ns, L, &s->ws, NULL, NULL));
+            AW_TRY(aw_block_forward(c, NULL, &s->dq[l], hq, ns, L, &s->ws, NULL, NULL));
         } else {
             aw_val_ctx vc = {.fp = &s->dfp[l], .q = &s->dq[l], .val = &s->val[l], .ws = &s->vws};
             AW_TRY(aw_block_forward(c, &s->dfp[l], NULL, h, ns, L, &s->ws, aw_validate_observe, &vc));
@@ -457,7 +536,7 @@ static aw_status compute_block(run_state *s, const topo *t, pass_kind pass, int 
             AW_TRY(aw_layer_val_take_part(&s->val[l], s->parts[l] + (size_t)k * s->val[l].n));
         }
     }
-    if (pass == PASS_VALID && t->is_last) {
+    if (pass != PASS_CALIB && t->is_last) {
         aw_e2e e = {0};
         AW_TRY(aw_e2e_accum_ops(o, c, &s->dends, h, hq, tok, ns, L, s->dlx, s->dlogits_fp, s->dlogits_q,
                                 s->logits_fp, s->logits_q, s->logit_chunk, &e));
@@ -513,14 +592,14 @@ static aw_status stream_nccl(const aw_run_opts *o, run_state *s, const topo *t, 
         }
         AW_TRY(compute_block(s, t, pass, k, s->dbuf[cur], block_seqs(nseq, s->B, b), b, first_seq));
         AW_TRY(cu->record(kc, cur));
-        AW_TRY(aw_guard_step(pass == PASS_CALIB ? "calibrate" : "validate", &o->fail_at));
+        AW_TRY(aw_guard_step(pass_names[pass], &o->fail_at));
         if (!t->is_last) {
             AW_TRY(cu->wait(ks, kc, cur));
             AW_TRY(cu->nccl_send(s->dbuf[cur], BYTES(k), 1, s->link_next, cu->stream_of(ks)));
             AW_TRY(cu->record(ks, cur));
         }
         if (t->stage == 0 && t->replica == 0)
-            progress(o, t, "%s: block %d/%d of samples", pass == PASS_CALIB ? "calibrate" : "validate", b + 1, nb);
+            progress(o, t, "%s: block %d/%d of samples", pass_names[pass], b + 1, nb);
     }
 #undef BYTES
     AW_TRY(cu->sync(ks));
@@ -554,10 +633,10 @@ static aw_status nccl_links(run_state *s, const topo *t)
  * send to the next stage (non-blocking, double-buffered). */
 static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_kind pass)
 {
-    uint32_t first_seq = pass == PASS_CALIB ? 0 : s->n_calib;
-    uint32_t nseq = pass == PASS_CALIB ? s->n_calib : s->n_hold;
+    uint32_t first_seq = pass == PASS_CALIB ? 0 : pass == PASS_VALID ? s->n_calib : s->n_calib + s->n_hold;
+    uint32_t nseq = pass == PASS_CALIB ? s->n_calib : pass == PASS_VALID ? s->n_hold : s->n_eval;
     int nb = n_blocks(nseq, s->B), nm = n_mine(nb, t);
-    int width = pass == PASS_CALIB ? 1 : 2; /* validation carries the fp and the W8A8 stream */
+    int width = pass == PASS_CALIB ? 1 : 2; /* later passes carry the fp and the W8A8 stream */
     size_t d = (size_t)s->cfg.hidden_size;
     MPI_Request rreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
     MPI_Request sreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
@@ -565,7 +644,7 @@ static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_
     /* one tag per pass: blocks between two ranks of a chain match in order
      * (MPI's non-overtaking rule), and small tags stay under every MPI's
      * MPI_TAG_UB (UCX's is 2^23 - 1) */
-    int tag = pass == PASS_CALIB ? 0 : 1;
+    int tag = (int)pass;
     if (s->nccl) return stream_nccl(o, s, t, pass, first_seq, nseq, width);
 #define SEQS(kk) block_seqs(nseq, s->B, t->replica + (kk) * t->R)
 #define COUNT(kk) ((int)((size_t)width * (size_t)SEQS(kk) * (size_t)s->L * d))
@@ -585,12 +664,12 @@ static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_
             }
         }
         AW_CHECK(compute_staged(s, t, pass, k, s->buf[cur], s->dbuf[cur], (size_t)COUNT(k), SEQS(k), b, first_seq));
-        AW_CHECK(aw_guard_step(pass == PASS_CALIB ? "calibrate" : "validate", &o->fail_at));
+        AW_CHECK(aw_guard_step(pass_names[pass], &o->fail_at));
         if (!t->is_last)
             AW_CHECK(AW_MPI(MPI_Isend(s->buf[cur], COUNT(k), MPI_FLOAT, t->stage + 1, tag,
                                       t->chain_comm, &sreq[cur])));
         if (t->stage == 0 && t->replica == 0)
-            progress(o, t, "%s: block %d/%d of samples", pass == PASS_CALIB ? "calibrate" : "validate", b + 1, nb);
+            progress(o, t, "%s: block %d/%d of samples", pass_names[pass], b + 1, nb);
     }
     AW_CHECK(AW_MPI(MPI_Waitall(2, sreq, MPI_STATUSES_IGNORE)));
 #undef COUNT
@@ -690,6 +769,23 @@ static aw_status validate(const aw_run_opts *o, run_state *s, const topo *t, aw_
     memset(e2e, 0, sizeof *e2e);
     if (t->is_last) AW_TRY(reduce_parts(t, (const double *)s->e2e_parts, AW_E2E_LEN, nb, add_e2e, e2e));
     /* everyone (rank 0 for the report) gets the last stage's sums */
+    return AW_MPI(MPI_Bcast(e2e, AW_E2E_LEN, MPI_DOUBLE, (t->S - 1) * t->R, t->w->world));
+}
+
+/* --eval-text: its windows through the fp and the W8A8 model (after
+ * validate(), whose workspaces and logit buffers it reuses), their sums in
+ * block order on every rank. */
+static aw_status evaluate(const aw_run_opts *o, run_state *s, const topo *t, aw_e2e *e2e)
+{
+    int nb = n_blocks(s->n_eval, s->B), max_mine = (nb + t->R - 1) / t->R;
+    memset(e2e, 0, sizeof *e2e);
+    if (t->is_last) {
+        free(s->e2e_parts);
+        s->e2e_parts = calloc((size_t)(max_mine ? max_mine : 1), sizeof *s->e2e_parts);
+        AW_RETURN_IF(!s->e2e_parts, AW_ERR_NOMEM, "out of memory");
+    }
+    AW_TRY(stream(o, s, t, PASS_EVAL));
+    if (t->is_last) AW_TRY(reduce_parts(t, (const double *)s->e2e_parts, AW_E2E_LEN, nb, add_e2e, e2e));
     return AW_MPI(MPI_Bcast(e2e, AW_E2E_LEN, MPI_DOUBLE, (t->S - 1) * t->R, t->w->world));
 }
 
@@ -862,7 +958,8 @@ static void make_run_key(const aw_run_opts *o, run_state *s)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     const uint8_t *p = (const uint8_t *)s->tokens.ids;
-    size_t n = (size_t)s->tokens.n_seq * s->tokens.seq_len * sizeof(uint32_t);
+    /* the eval windows (after these) do not change a block */
+    size_t n = ((size_t)s->n_calib + s->n_hold) * s->tokens.seq_len * sizeof(uint32_t);
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
     snprintf(s->run_key, sizeof s->run_key,
              "method=%s alpha=%.9g bias_correction=%d dtype=%s calib=%u holdout=%u seq_len=%d batch=%d "
@@ -1024,7 +1121,7 @@ static aw_status start_backend(const aw_run_opts *o, run_state *s, const topo *t
     return AW_OK;
 }
 
-static void set_blas_threads(int local)
+void aw_set_blas_threads(int local)
 {
     /* the user's choice wins */
     const char *env = getenv("OPENBLAS_NUM_THREADS");
@@ -1047,8 +1144,8 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     t.stage_comm = t.chain_comm = MPI_COMM_NULL;
     aw_status st = AW_OK;
     double t0 = aw_now();
-    int local = node_ranks(world); /* collective, once */
-    set_blas_threads(local);
+    int local = aw_node_ranks(world); /* collective, once */
+    aw_set_blas_threads(local);
     AW_GOTO_IF(o->batch < 1, AW_ERR_ARG, "--batch %d: expected at least 1", o->batch);
     aw_guard_start(world->rank, world->size, o->hang_timeout_s);
     st = aw_backend_select(o->staged ? AW_BACKEND_CPU : o->backend_want, aw_local_rank_from_env(), &r->backend);
@@ -1119,6 +1216,13 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     t0 = aw_now();
     AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, validate(o, &s, &t, &r->e2e))));
     AW_CHECK(gather_metrics(&s, &t, r));
+    if (s.n_eval > 0) {
+        AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, evaluate(o, &s, &t, &r->eval_e2e))));
+        r->eval_windows = s.n_eval;
+        r->eval_stream_tokens = s.eval_stream_tokens;
+        progress(o, &t, "evaluate: %s: perplexity fp %.4f, W8A8 %.4f on %u windows of %d tokens", o->eval_text,
+                 aw_e2e_ppl_fp(&r->eval_e2e), aw_e2e_ppl_q(&r->eval_e2e), s.n_eval, s.L);
+    }
     r->t_valid = aw_now() - t0;
     st = AW_OK;
     if (world->rank == 0 && o->max_rel_error > 0 && r->worst_rel_err > o->max_rel_error)

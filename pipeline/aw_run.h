@@ -23,7 +23,15 @@ enum { AW_HANDOFF_AUTO = 0, AW_HANDOFF_MPI, AW_HANDOFF_NCCL };
 
 typedef struct {
     const char *model_dir;
-    const char *calib_path;   /* NULL: <model_dir>/calibration.tokens */
+    const char *calib_path;   /* NULL: <model_dir>/calibration.tokens (or calib_texts) */
+    const char *const *calib_texts; /* text to draw calibration windows from (aw_textdata.h) */
+    int n_calib_texts;
+    const char *text_field;   /* jsonl member of the documents (NULL: "text") */
+    uint32_t calib_samples;   /* calibration windows drawn from calib_texts */
+    uint32_t calib_len;       /* tokens per window; 0: min(2048, the model's positions) */
+    uint64_t seed;            /* window draw */
+    const char *eval_text;    /* NULL, or text whose perplexity (the WikiText-2 protocol
+                                 at the calibration window length) joins the report */
     const char *out_dir;      /* NULL: validate only, write nothing */
     aw_method method;
     double holdout;           /* share of sequences held out for validation */
@@ -56,6 +64,9 @@ typedef struct {
     int n_layers;
     aw_layer_metrics *layers;  /* n_layers * AW_LIN_COUNT */
     aw_e2e e2e;
+    aw_e2e eval_e2e;          /* over the eval_text windows (n_pred 0 without it) */
+    uint32_t eval_windows;
+    uint64_t eval_stream_tokens;  /* tokens of the whole eval text */
     uint64_t calib_tokens, holdout_tokens;
     uint32_t calib_seqs, holdout_seqs, seq_len;
     double t_load, t_calib, t_quant, t_valid, t_write; /* seconds (rank 0) */
@@ -99,6 +110,12 @@ void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out);
 void aw_print_error(aw_status st, int rank, int size);
 /* The preemption line: stopped after SIGTERM, rerun with --resume. */
 void aw_print_interrupted(int rank, int size, const char *out_dir);
+
+/* Collective: how many ranks share this rank's node (1 if MPI cannot say). */
+int aw_node_ranks(const aw_comm *w);
+/* OpenBLAS threads: this node's cores shared by its `local` ranks, unless
+ * OPENBLAS_NUM_THREADS says otherwise. */
+void aw_set_blas_threads(int local);
 
 /* Monotonic seconds. */
 double aw_now(void);

@@ -22,8 +22,11 @@
 #include "aw_run.h"
 #include "aw_status.h"
 #include "aw_synth.h"
+#include "aw_tokenize_cmd.h"
 
 #define AW_VERSION "0.1.0"
+#define AW_MAX_TEXT_FILES 64
+#define AW_MAX_TEXT_FILES_S "64"
 
 static void print_error(aw_status st) { aw_print_error(st, 0, 1); }
 
@@ -46,6 +49,15 @@ static void print_help(FILE *out)
             "      tensor), validate on held-out tokens, write the compressed-tensors\n"
             "      checkpoint and aweq_report.json (nothing is written without --out).\n"
             "      --calib FILE        calibration tokens (default DIR/calibration.tokens)\n"
+            "      --calib-text FILE   calibration text instead (repeatable): .txt (one document)\n"
+            "                          or .jsonl (a document per line), either optionally .zst;\n"
+            "                          tokenized with DIR's tokenizer, windows drawn as GPTQ does\n"
+            "      --text-field NAME   the jsonl member holding the text (default \"text\")\n"
+            "      --calib-samples N   calibration windows drawn from the text (default 128)\n"
+            "      --calib-len L       tokens per window (default min(2048, the model's positions))\n"
+            "      --seed S            seed of the window draw (default 0; Python's random.seed)\n"
+            "      --eval-text FILE    also the perplexity of FILE (WikiText-2 protocol, windows of\n"
+            "                          the calibration length), fp and W8A8, into the report\n"
             "      --method M          aweq (default), smoothquant or rtn\n"
             "      --alpha A           migration strength (default 0.5, AWEQ's square root)\n"
             "      --no-bias-correction  AWEQ without bias correction (ablation)\n"
@@ -71,10 +83,17 @@ static void print_help(FILE *out)
             "      only its decoder blocks; the output does not depend on the rank count.\n"
             "  aweq-dist plan --model NAME_OR_DIR -n N --mem-per-rank G [options]\n"
             "      Print the plan and per-rank memory and time estimates, without weights.\n"
+            "  aweq-dist eval --model DIR --text FILE [--seq-len L] [--backend B] [--quiet]\n"
+            "      WikiText-2 perplexity the standard way (rows joined with \"\\n\\n\", tokenized\n"
+            "      once, tokens / L windows of L = 2048 tokens) of an fp or a W8A8 checkpoint;\n"
+            "      under mpirun the windows are split over the ranks (same number for any count).\n"
             "  aweq-dist eval --model DIR --tokens FILE [--holdout H] [--batch N] [--quiet]\n"
             "      Perplexity of any compressed-tensors W8A8 checkpoint (static per-tensor\n"
             "      INT8), computed with real integer products; --holdout H scores the last\n"
             "      share of sequences, as the quantization run holds them out.\n"
+            "  aweq-dist tokenize --model DIR --text FILE [--text FILE...] --out FILE [options]\n"
+            "      Tokenize calibration text once (one node) into a token file for --calib:\n"
+            "      --calib-samples, --calib-len, --seed, --holdout, --text-field as for a run.\n"
             "  aweq-dist synth --out DIR [--shape NAME] [dims...] [options]\n"
             "      Write a generated OPT checkpoint (config.json, sharded safetensors,\n"
             "      index, calibration.tokens) with the activation outliers of real OPT.\n"
@@ -225,7 +244,8 @@ static int cmd_synth(int argc, char **argv)
 static int cmd_run(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_CALIB, O_OUT, O_METHOD, O_ALPHA, O_NOBC, O_HOLDOUT, O_BATCH, O_MAXERR,
-           O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM, O_RESUME, O_FAILAT, O_HANG, O_HANDOFF };
+           O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM, O_RESUME, O_FAILAT, O_HANG, O_HANDOFF,
+           O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"calib", required_argument, 0, O_CALIB},
         {"out", required_argument, 0, O_OUT},         {"method", required_argument, 0, O_METHOD},
@@ -238,9 +258,14 @@ static int cmd_run(int argc, char **argv)
         {"mem-per-rank", required_argument, 0, O_MEM},
         {"resume", no_argument, 0, O_RESUME},         {"fail-at", required_argument, 0, O_FAILAT},
         {"hang-timeout", required_argument, 0, O_HANG},
+        {"calib-text", required_argument, 0, O_CTEXT}, {"text-field", required_argument, 0, O_TFIELD},
+        {"calib-samples", required_argument, 0, O_CSAMPLES}, {"calib-len", required_argument, 0, O_CLEN},
+        {"seed", required_argument, 0, O_SEED},       {"eval-text", required_argument, 0, O_ETEXT},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     aw_run_opts o;
     aw_run_defaults(&o);
+    const char *texts[AW_MAX_TEXT_FILES];
+    o.calib_texts = texts;
     int c, nobc = 0, alpha_set = 0;
     long v;
     char *end;
@@ -299,6 +324,24 @@ static int cmd_run(int argc, char **argv)
             if (*end || end == optarg || !(o.mem_per_rank_gb > 0))
                 return usage_error("--mem-per-rank '%s': expected gigabytes, e.g. 80", optarg);
             break;
+        case O_CTEXT:
+            if (o.n_calib_texts == AW_MAX_TEXT_FILES) return usage_error("--calib-text: at most %s files", AW_MAX_TEXT_FILES_S);
+            texts[o.n_calib_texts++] = optarg;
+            break;
+        case O_TFIELD: o.text_field = optarg; break;
+        case O_CSAMPLES:
+            if (parse_int(optarg, 1, 1 << 24, &v)) return usage_error("--calib-samples '%s': expected 1..16777216", optarg);
+            o.calib_samples = (uint32_t)v;
+            break;
+        case O_CLEN:
+            if (parse_int(optarg, 2, 1 << 20, &v)) return usage_error("--calib-len '%s': expected 2..1048576", optarg);
+            o.calib_len = (uint32_t)v;
+            break;
+        case O_SEED:
+            if (parse_int(optarg, 0, 0x7fffffffL, &v)) return usage_error("--seed '%s': expected 0..2147483647", optarg);
+            o.seed = (uint64_t)v;
+            break;
+        case O_ETEXT: o.eval_text = optarg; break;
         case O_RESUME: o.resume = 1; break;
         case O_FAILAT: st = aw_fail_at_parse(optarg, &o.fail_at); break;
         case O_HANG:
@@ -313,6 +356,7 @@ static int cmd_run(int argc, char **argv)
     }
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
     if (!o.model_dir) return usage_error("%s", "--model DIR is required");
+    if (o.calib_path && o.n_calib_texts) return usage_error("%s", "--calib and --calib-text exclude each other");
     char *model_dir = NULL;
     aw_status rs = aw_resolve_model(o.model_dir, &model_dir);
     if (rs != AW_OK) {
@@ -444,6 +488,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return aw_cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return aw_cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return aw_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "shapes")) return cmd_shapes();
     if (!strcmp(cmd, "backend")) return cmd_backend(argc - 1, argv + 1);
