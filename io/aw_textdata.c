@@ -34,6 +34,7 @@ uint32_t aw_holdout_windows(uint32_t n_calib, double share)
 {
     if (!(share > 0.0) || !(share < 1.0)) return 0;
     double x = (double)n_calib * share / (1.0 - share);
+    if (x > (double)AW_MAX_HOLDOUT_WINDOWS) return UINT32_MAX; /* the caller refuses it */
     long long m0 = llround(x);
     for (long long m = m0 - 2; m <= m0 + 2; m++) {
         if (m < 1 || m > UINT32_MAX) continue;
@@ -42,6 +43,28 @@ uint32_t aw_holdout_windows(uint32_t n_calib, double share)
         if (h == m) return (uint32_t)m;
     }
     return m0 < 1 ? 1 : (uint32_t)m0; /* not reached for shares in (0, 1) */
+}
+
+/* 1 if the UTF-8 text s (n bytes, valid) holds only characters Python's
+ * str.isspace() calls whitespace, so that row.strip() is empty. */
+static int is_blank(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp = p[i];
+        size_t k = 1;
+        if (cp >= 0xF0) cp = p[i] & 0x07, k = 4;
+        else if (cp >= 0xE0) cp = p[i] & 0x0F, k = 3;
+        else if (cp >= 0xC0) cp = p[i] & 0x1F, k = 2;
+        for (size_t m = 1; m < k && i + m < n; m++) cp = (cp << 6) | (p[i + m] & 0x3F);
+        i += k;
+        int space = (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
+                    cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+                    cp == 0x202F || cp == 0x205F || cp == 0x3000;
+        if (!space) return 0;
+    }
+    return 1;
 }
 
 /* 1 if path names a .jsonl or .jsonl.zst file (a document per line). */
@@ -152,22 +175,22 @@ aw_status aw_eval_text_stream(const aw_tokenizer *t, const char *path, const cha
         AW_CHECK(aw_corpus_next(c, &doc, &len));
         if (!doc) break;
         /* a .txt is one document: its rows end after each "\n"; a .jsonl
-         * document is one row */
+         * document is one row, empty ones included */
         size_t i = 0;
-        while (i < len) {
-            size_t j = i;
+        do {
+            size_t j = len;
             if (lines) {
+                j = i;
                 while (j < len && doc[j] != '\n') j++;
                 if (j < len) j++; /* the row keeps its "\n" */
-            } else {
-                j = len;
             }
             if (rows++ > 0) AW_CHECK(bytes_append(&text, sep, 2));
-            AW_CHECK(bytes_append(&text, doc + i, j - i));
+            /* as Hugging Face's wikitext rows: a row of whitespace alone is "" */
+            if (!is_blank(doc + i, j - i)) AW_CHECK(bytes_append(&text, doc + i, j - i));
             i = j;
-        }
+        } while (i < len);
     }
-    AW_GOTO_IF(text.n == 0, AW_ERR_CORPUS, "%s: empty text: nothing to evaluate on", path);
+    AW_GOTO_IF(rows == 0 || text.n == 0, AW_ERR_CORPUS, "%s: empty text: nothing to evaluate on", path);
     size_t before = ids->n;
     st = aw_tokenizer_encode(t, text.p, text.n, 1, ids);
     if (st != AW_OK) {

@@ -8,7 +8,8 @@
  *     overlap them (docs/calibration-text.md);
  *   - evaluation (the WikiText-2 protocol): the rows of the text (a .txt
  *     cut after every "\n", each row keeping its "\n"; the documents of a
- *     .jsonl) joined with "\n\n", tokenized once, cut into
+ *     .jsonl; a row of whitespace alone becomes "", as in Hugging Face's
+ *     wikitext dataset) joined with "\n\n", tokenized once, cut into
  *     n = tokens / seq_len non-overlapping windows.
  * Errors name the file: an empty corpus, a corpus shorter than one window,
  * and everything aw_corpus and aw_tokenizer refuse.
@@ -38,6 +39,9 @@ typedef struct {
  * the M with M == max(1, llround(share * (n_calib + M))) (0 for share 0),
  * about n_calib * share / (1 - share). */
 uint32_t aw_holdout_windows(uint32_t n_calib, double share);
+/* More held-out windows than this are refused (aw_holdout_windows returns
+ * UINT32_MAX for them). */
+#define AW_MAX_HOLDOUT_WINDOWS (1u << 24)
 
 /* Tokenize the files and draw the windows into out (n_calib + n_hold
  * sequences of seq_len, calibration first; vocab_size the tokenizer's).

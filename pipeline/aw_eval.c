@@ -677,9 +677,14 @@ aw_status aw_eval_text(const aw_eval_text_opts *o, const aw_comm *w, aw_eval_tex
     if (w->rank == 0) {
         uint32_t vocab = 0;
         st = text_tokens(o, &s.ids, &s.n_ids, &vocab);
-        if (st == AW_OK && vocab > (uint32_t)s.cfg.vocab_size)
-            st = AW_FAIL(AW_ERR_TOKENS, "%s: the tokenizer's vocabulary of %u is larger than the model's %d",
-                         o->model_dir, vocab, s.cfg.vocab_size);
+        /* a tokenizer may know more ids than the model has rows (an added
+         * <pad>): only the ids of this text must fit */
+        for (size_t i = 0; st == AW_OK && vocab > (uint32_t)s.cfg.vocab_size && i < s.n_ids; i++)
+            if (s.ids[i] >= (uint32_t)s.cfg.vocab_size)
+                st = AW_FAIL(AW_ERR_TOKENS,
+                             "%s: token %zu of %s is id %u from the folder's tokenizer, outside the %d rows of "
+                             "config.json's vocabulary",
+                             o->model_dir, i, o->text_path, s.ids[i], s.cfg.vocab_size);
         if (st == AW_OK && s.n_ids < (size_t)o->seq_len)
             st = AW_FAIL(AW_ERR_CORPUS, "%s: %zu tokens are fewer than one window of %d (--seq-len)",
                          o->text_path, s.n_ids, o->seq_len);
@@ -825,7 +830,7 @@ int aw_cmd_eval(int argc, char **argv)
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     const char *model = NULL, *tokens = NULL;
     double holdout = 0.0;
-    int batch = 8, quiet = 0, c, holdout_set = 0, batch_set = 0;
+    int batch = 8, quiet = 0, c, holdout_set = 0, batch_set = 0, text_only = 0;
     aw_eval_text_opts to = {.seq_len = 2048, .backend_want = -1};
     char *end;
     long v;
@@ -835,7 +840,7 @@ int aw_cmd_eval(int argc, char **argv)
         case O_MODEL: model = optarg; break;
         case O_TOKENS: tokens = optarg; break;
         case O_TEXT: to.text_path = optarg; break;
-        case O_FIELD: to.text_field = optarg; break;
+        case O_FIELD: to.text_field = optarg, text_only = 1; break;
         case O_HOLDOUT:
             holdout = strtod(optarg, &end);
             if (*end || end == optarg || !(holdout >= 0.0 && holdout < 1.0))
@@ -854,12 +859,14 @@ int aw_cmd_eval(int argc, char **argv)
             if (*end || end == optarg || v < 2 || v > (1 << 20))
                 return usage_error("--seq-len '%s': expected 2..1048576", optarg);
             to.seq_len = (int)v;
+            text_only = 1;
             break;
         case O_MAXW:
             v = strtol(optarg, &end, 10);
             if (*end || end == optarg || v < 1 || v > INT32_MAX)
                 return usage_error("--max-windows '%s': expected a positive count", optarg);
             to.max_windows = (int)v;
+            text_only = 1;
             break;
         case O_BACKEND:
             if (strcmp(optarg, "cpu-staged") == 0) {
@@ -867,6 +874,7 @@ int aw_cmd_eval(int argc, char **argv)
             } else if (aw_backend_parse(optarg, &to.backend_want) != AW_OK) {
                 return usage_error("--backend '%s': expected auto, cpu, cuda or cpu-staged", optarg);
             }
+            text_only = 1;
             break;
         case O_QUIET: quiet = 1; break;
         case 'h': print_help(stdout); return 0;
@@ -876,6 +884,8 @@ int aw_cmd_eval(int argc, char **argv)
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
     if (!model) return usage_error("%s", "--model DIR is required");
     if (!tokens == !to.text_path) return usage_error("%s", "give one of --text FILE or --tokens FILE");
+    if (!to.text_path && text_only)
+        return usage_error("%s", "--seq-len, --max-windows, --text-field and --backend go with --text");
     if (to.text_path) {
         if (holdout_set || batch_set) return usage_error("%s", "--holdout and --batch go with --tokens, not --text");
         to.model_dir = model;

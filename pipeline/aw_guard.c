@@ -37,7 +37,7 @@ aw_status aw_fail_at_parse(const char *s, aw_fail_at *out)
     memset(out, 0, sizeof *out);
     char mode[16] = "kill";
     int n = sscanf(s, "%15[a-z]:%d:%15[a-z]", out->phase, &out->rank, mode);
-    static const char *const phases[] = {"load", "calibrate", "quantize", "validate", "write"};
+    static const char *const phases[] = {"load", "calibrate", "quantize", "validate", "evaluate", "write"};
     int ok = n >= 2 && out->rank >= 0;
     int known = 0;
     for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) known |= strcmp(out->phase, phases[i]) == 0;
@@ -47,7 +47,7 @@ aw_status aw_fail_at_parse(const char *s, aw_fail_at *out)
     else ok = 0;
     AW_RETURN_IF(!ok || !known, AW_ERR_ARG,
                  "--fail-at '%s': expected PHASE:RANK[:kill|hang|error], PHASE one of load, calibrate, "
-                 "quantize, validate, write", s);
+                 "quantize, validate, evaluate, write", s);
     return AW_OK;
 }
 

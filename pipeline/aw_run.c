@@ -217,6 +217,20 @@ static void progress(const aw_run_opts *o, const topo *t, const char *fmt, ...)
 
 static aw_status split(const aw_run_opts *o, run_state *s);
 
+/* A tokenizer may know more ids than the model has rows (an added <pad>):
+ * only the ids used must fit. The token set then counts the model's rows. */
+static aw_status ids_fit(run_state *s, const uint32_t *ids, size_t n, const char *text)
+{
+    uint32_t V = (uint32_t)s->cfg.vocab_size;
+    for (size_t i = 0; i < n; i++)
+        AW_RETURN_IF(ids[i] >= V, AW_ERR_TOKENS,
+                     "%s: id %u from the model folder's tokenizer is outside the %u rows of its config.json's "
+                     "vocabulary",
+                     text, ids[i], V);
+    if (s->tokens.vocab_size > V) s->tokens.vocab_size = V;
+    return AW_OK;
+}
+
 /* Calibration (and held-out) windows drawn from text with the model's
  * tokenizer; n_hold keeps the --holdout share of all windows. */
 static aw_status load_calib_text(const aw_run_opts *o, const aw_tokenizer *tk, run_state *s)
@@ -228,11 +242,14 @@ static aw_status load_calib_text(const aw_run_opts *o, const aw_tokenizer *tk, r
     AW_RETURN_IF(L > (uint32_t)max_pos, AW_ERR_ARG,
                  "--calib-len %u: longer than the model's %d positions", L, max_pos);
     uint64_t h = aw_holdout_windows(o->calib_samples, o->holdout);
-    AW_RETURN_IF(h > (1u << 24), AW_ERR_ARG, "--holdout %g: too many held-out windows", o->holdout);
+    AW_RETURN_IF(h > AW_MAX_HOLDOUT_WINDOWS, AW_ERR_ARG,
+                 "--holdout %g with %u calibration windows: more than %u held-out windows", o->holdout,
+                 o->calib_samples, AW_MAX_HOLDOUT_WINDOWS);
     aw_calib_text_opts co = {.files = o->calib_texts, .n_files = o->n_calib_texts,
                              .text_field = o->text_field, .n_calib = o->calib_samples,
                              .n_hold = (uint32_t)h, .seq_len = L, .seed = o->seed, .quiet = o->quiet};
     AW_TRY(aw_calib_from_text(tk, &co, &s->tokens, NULL));
+    AW_TRY(ids_fit(s, s->tokens.ids, (size_t)s->tokens.n_seq * L, o->calib_texts[0]));
     s->n_calib = o->calib_samples;
     s->n_hold = (uint32_t)h;
     return AW_OK;
@@ -248,9 +265,7 @@ static aw_status load_eval_text(const aw_run_opts *o, const aw_tokenizer *tk, ru
     size_t L = s->tokens.seq_len, n = ids.n / L;
     AW_GOTO_IF(n == 0, AW_ERR_CORPUS, "%s: %zu tokens are fewer than one window of %zu (the calibration length)",
                o->eval_text, ids.n, L);
-    AW_GOTO_IF(aw_tokenizer_vocab_size(tk) > (uint32_t)s->cfg.vocab_size, AW_ERR_TOKENS,
-               "%s: the tokenizer's vocabulary of %u is larger than the model's %d", o->eval_text,
-               aw_tokenizer_vocab_size(tk), s->cfg.vocab_size);
+    AW_CHECK(ids_fit(s, ids.v, n * L, o->eval_text));
     size_t have = (size_t)s->tokens.n_seq * L;
     uint32_t *all = realloc(s->tokens.ids, (have + n * L) * sizeof(uint32_t));
     AW_GOTO_IF(!all, AW_ERR_NOMEM, "out of memory for %zu eval windows", n);
@@ -259,7 +274,6 @@ static aw_status load_eval_text(const aw_run_opts *o, const aw_tokenizer *tk, ru
     s->tokens.n_seq += n;
     s->n_eval = (uint32_t)n;
     s->eval_stream_tokens = ids.n;
-    if (aw_tokenizer_vocab_size(tk) > s->tokens.vocab_size) s->tokens.vocab_size = aw_tokenizer_vocab_size(tk);
 fail:
     aw_idvec_free(&ids);
     return st;

@@ -118,6 +118,9 @@ int aw_cmd_tokenize(int argc, char **argv)
     }
     if (st == AW_OK) st = aw_tokenizer_open(dir, &tk);
     uint32_t n_hold = aw_holdout_windows((uint32_t)samples, holdout);
+    if (st == AW_OK && n_hold > AW_MAX_HOLDOUT_WINDOWS)
+        st = AW_FAIL(AW_ERR_ARG, "--holdout %g with %ld calibration windows: more than %u held-out windows",
+                     holdout, samples, AW_MAX_HOLDOUT_WINDOWS);
     if (st == AW_OK) {
         if (!quiet) fprintf(stderr, "aweq-dist: tokenize: %s\n", aw_tokenizer_describe(tk));
         aw_calib_text_opts co = {.files = files, .n_files = n_files, .text_field = field,
