@@ -364,10 +364,14 @@ fail:
     return st;
 }
 
-/* Checks on the 8-byte prefix shared by the file and memory readers. */
+/* Checks on the 8-byte prefix shared by the file and memory readers.
+ * *hdr_len is written on every path (0 on failure): the callers' error
+ * returns go through aw_err_set(), which the compiler cannot see returns
+ * non-zero, so an output left unset on failure reads as maybe-uninitialized. */
 static aw_status check_prefix(const char *label, const uint8_t prefix[8], uint64_t file_size,
                               uint64_t *hdr_len)
 {
+    *hdr_len = 0;
     uint64_t n = load_le64(prefix);
     AW_RETURN_IF(n > AW_ST_HEADER_CAP, AW_ERR_ST_HEADER_SIZE,
                  "%s: header length %" PRIu64 " exceeds the cap of %u bytes", label, n,
