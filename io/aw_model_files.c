@@ -2,7 +2,9 @@
  * See aw_model_files.h. */
 #include "aw_model_files.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
@@ -180,6 +182,130 @@ fail: /* success falls through: the same buffers are released */
     return st;
 }
 
+/* Weights in formats this program does not read, looked for only when a
+ * folder has no safetensors, so that the error says what is there and how to
+ * convert it. Only names are looked at: the pickle formats (.bin, .pt, .pth,
+ * .ckpt) are never opened, since unpickling runs code chosen by whoever wrote
+ * the file. Checked in this order; the first kind a name matches counts. */
+typedef enum {
+    MF_HF_BIN,       /* transformers' PyTorch pickles, one or sharded */
+    MF_HF_BIN_INDEX, /* their index */
+    MF_METASEQ,      /* metaseq model-parallel parts (reshard-model_part-0.pt ...) */
+    MF_TORCH_OTHER,  /* any other pickle: fairseq/metaseq consolidated, Lightning ... */
+    MF_TF,           /* TensorFlow (HDF5) */
+    MF_FLAX,         /* Flax (msgpack) */
+    MF_FOREIGN_COUNT
+} mf_foreign;
+
+static const char *const mf_foreign_globs[MF_FOREIGN_COUNT][3] = {
+    [MF_HF_BIN] = {"pytorch_model*.bin", NULL, NULL},
+    [MF_HF_BIN_INDEX] = {"pytorch_model*.bin.index.json", NULL, NULL},
+    [MF_METASEQ] = {"*model_part-*.pt", NULL, NULL},
+    [MF_TORCH_OTHER] = {"*.pt", "*.pth", "*.ckpt"},
+    [MF_TF] = {"tf_model*.h5", NULL, NULL},
+    [MF_FLAX] = {"flax_model*.msgpack", NULL, NULL},
+};
+
+typedef struct {
+    size_t count[MF_FOREIGN_COUNT];
+    char first[MF_FOREIGN_COUNT][256]; /* smallest name of each kind */
+} mf_found;
+
+static void find_foreign(const char *dir, mf_found *f)
+{
+    memset(f, 0, sizeof *f);
+    DIR *d = opendir(dir);
+    if (!d) return; /* a missing or unreadable folder: the plain message */
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof f->first[0]) continue;
+        for (int k = 0; k < MF_FOREIGN_COUNT; k++) {
+            int hit = 0;
+            for (int g = 0; g < 3 && mf_foreign_globs[k][g]; g++)
+                hit |= fnmatch(mf_foreign_globs[k][g], e->d_name, 0) == 0;
+            if (!hit) continue;
+            if (f->count[k]++ == 0 || strcmp(e->d_name, f->first[k]) < 0)
+                snprintf(f->first[k], sizeof f->first[k], "%s", e->d_name);
+            break;
+        }
+    }
+    closedir(d);
+}
+
+/* "pytorch_model-00001-of-00002.bin (+1 more), tf_model.h5" */
+static void describe_foreign(const mf_found *f, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < MF_FOREIGN_COUNT && n < cap; k++) {
+        if (!f->count[k]) continue;
+        int w = f->count[k] > 1
+                    ? snprintf(buf + n, cap - n, "%s%s (+%zu more)", n ? ", " : "", f->first[k],
+                               f->count[k] - 1)
+                    : snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", f->first[k]);
+        if (w < 0) break;
+        n += (size_t)w;
+    }
+}
+
+/* The error for a folder with neither safetensors file: what is there
+ * instead, and the command that converts it (one line; the suggested
+ * output folder is "<dir>-safetensors"). */
+static aw_status no_weights_error(const char *dir)
+{
+    mf_found f;
+    find_foreign(dir, &f);
+    char found[400];
+    describe_foreign(&f, found, sizeof found);
+    int dl = (int)strlen(dir); /* dir without trailing slashes, for "<dir>-safetensors" */
+    while (dl > 1 && dir[dl - 1] == '/') dl--;
+#define MF_NONE "%s: no safetensors weights (" AW_SINGLE_NAME " or its index); found %s; "
+#define MF_PICKLE "pickles, which aweq-dist never loads (unpickling can run code); "
+#define MF_OPT_SCRIPT                                                                               \
+    "python3 src/transformers/models/opt/convert_opt_original_pytorch_checkpoint_to_pytorch.py "    \
+    "--fairseq_path %.*s/%s --pytorch_dump_folder_path OUT --hf_config facebook/opt-SIZE (in the "  \
+    "transformers source tree, not in its pip wheels), then save OUT (OPTModel names) again with "  \
+    "AutoModelForCausalLM.from_pretrained('OUT').save_pretrained('OUT-safetensors')"
+#define MF_HF_CMD(load_arg)                                                                         \
+    "python3 -c \"from transformers import AutoModelForCausalLM as M, AutoTokenizer as T; "        \
+    "d='%.*s'; o=d+'-safetensors'; M.from_pretrained(d, " load_arg ").save_pretrained(o, "         \
+    "safe_serialization=True); T.from_pretrained(d).save_pretrained(o)\""
+    if (f.count[MF_HF_BIN] || f.count[MF_HF_BIN_INDEX])
+        return AW_FAIL(AW_ERR_UNSUPPORTED,
+                       MF_NONE "the PyTorch weights are " MF_PICKLE "convert them once to "
+                               "%.*s-safetensors (weights, config, tokenizer) with: "
+                               MF_HF_CMD("torch_dtype='auto'"),
+                       dir, found, dl, dir, dl, dir);
+    if (f.count[MF_METASEQ])
+        return AW_FAIL(AW_ERR_UNSUPPORTED,
+                       MF_NONE "metaseq model-parallel parts are " MF_PICKLE
+                               "consolidate them with metaseq (python3 -m "
+                               "metaseq.scripts.convert_to_singleton %.*s: one GPU per part, "
+                               "writes restored.pt), then " MF_OPT_SCRIPT,
+                       dir, found, dl, dir, dl, dir, "restored.pt");
+    if (f.count[MF_TORCH_OTHER])
+        return AW_FAIL(AW_ERR_UNSUPPORTED,
+                       MF_NONE "PyTorch checkpoints are " MF_PICKLE "if it is a consolidated "
+                               "fairseq/metaseq OPT checkpoint: " MF_OPT_SCRIPT "; otherwise save "
+                               "the model with save_pretrained(..., safe_serialization=True) where "
+                               "it was made",
+                       dir, found, dl, dir, f.first[MF_TORCH_OTHER]);
+    if (f.count[MF_TF] || f.count[MF_FLAX]) {
+        int tf = f.count[MF_TF] != 0;
+        const char *fw = tf ? "TensorFlow" : "Flax", *arg = tf ? "from_tf" : "from_flax";
+        return AW_FAIL(AW_ERR_UNSUPPORTED,
+                       MF_NONE "aweq-dist does not read %s weights; convert them once to "
+                               "%.*s-safetensors with transformers 4.x and %s installed "
+                               "(transformers 5 ignores %s): " MF_HF_CMD("%s=True"),
+                       dir, found, fw, dl, dir, fw, arg, dl, dir, arg);
+    }
+#undef MF_NONE
+#undef MF_PICKLE
+#undef MF_OPT_SCRIPT
+#undef MF_HF_CMD
+    return AW_FAIL(AW_ERR_MISSING_SHARD, "%s: no model weights: neither %s nor %s found", dir,
+                   AW_INDEX_NAME, AW_SINGLE_NAME);
+}
+
 aw_status aw_mf_open(const char *dir, aw_model_files **out)
 {
     *out = NULL;
@@ -200,8 +326,10 @@ aw_status aw_mf_open(const char *dir, aw_model_files **out)
     } else {
         e = exists(single_path, &st);
         if (e < 0) goto fail;
-        AW_GOTO_IF(e == 0, AW_ERR_MISSING_SHARD, "%s: no model weights: neither %s nor %s found",
-                   dir, AW_INDEX_NAME, AW_SINGLE_NAME);
+        if (e == 0) {
+            st = no_weights_error(dir);
+            goto fail;
+        }
         mf->shards = calloc(1, sizeof *mf->shards);
         AW_GOTO_IF(!mf->shards, AW_ERR_NOMEM, "%s: out of memory", dir);
         AW_CHECK(aw_st_open(single_path, &mf->shards[0]));

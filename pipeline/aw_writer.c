@@ -1,6 +1,10 @@
 /* aw_writer.c - the compressed-tensors checkpoint (see aw_writer.h). */
 #include "aw_writer.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +17,20 @@
 #include "aw_fs.h"
 #include "aw_safetensors.h"
 
-/* Files of a Hugging Face model folder that travel with the checkpoint. */
-static const char *const tokenizer_files[] = {
-    "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
-    "special_tokens_map.json", "added_tokens.json", "generation_config.json"};
+/* Every regular file of the input folder travels with the checkpoint
+ * (tokenizer files, generation_config.json, README.md, LICENSE, ...) except
+ * these: weights in any format and their indexes (the quantized safetensors
+ * replace them, and a stale fp copy beside them is what some loaders would
+ * pick), the files this writer makes itself, and calibration.tokens, which
+ * is an input of the run, not part of the model, and not even what the run
+ * calibrated on when --calib or --calib-text named other data. Names that
+ * start with '.' (.gitattributes, editor and tool files) and sub-folders
+ * are left behind too. */
+static const char *const not_copied[] = {
+    "*.safetensors", "*.index.json", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5",
+    "*.msgpack", "*.gguf", "*.onnx", "*.onnx_data", "*.ot", "*.tflite", "*.pkl",
+    "*.pickle", "config.json", "aweq_report.json", "aweq_run.json", "report.html",
+    "calibration.tokens"};
 
 static json_t *quant_args(void)
 {
@@ -119,28 +133,76 @@ static aw_status block_entries(const aw_opt_config *c, int layer, const aw_qbloc
     return AW_OK;
 }
 
-/* Copy a small file if it exists in src_dir. */
-static aw_status copy_if_present(const char *src_dir, const char *out_dir, const char *name)
+/* Copy src to dst atomically (temporary name, fsync, rename, as every file
+ * of the checkpoint), 1 MiB at a time, so that any size is fine. Errors name
+ * the file. */
+static aw_status copy_file(const char *src, const char *dst)
 {
-    char *src = aw_path_join(src_dir, name);
-    AW_RETURN_IF(!src, AW_ERR_NOMEM, "out of memory");
-    struct stat sb;
-    if (stat(src, &sb) != 0) {
-        free(src);
-        return AW_OK;
+    int fd = open(src, O_RDONLY | O_CLOEXEC);
+    AW_RETURN_IF(fd < 0, AW_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
+    aw_atomic_file af;
+    aw_status st = aw_atomic_open(dst, &af);
+    if (st != AW_OK) {
+        close(fd);
+        return st;
     }
-    char *buf = NULL;
-    size_t len = 0;
-    aw_status st = aw_read_file(src, 256u << 20, &buf, &len);
-    free(src);
-    if (st != AW_OK) return st;
-    char *dst = aw_path_join(out_dir, name);
-    st = dst ? aw_write_file_atomic(dst, buf, len) : AW_FAIL(AW_ERR_NOMEM, "out of memory");
-    free(dst);
+    const size_t cap = (size_t)1 << 20;
+    char *buf = malloc(cap);
+    AW_GOTO_IF(!buf, AW_ERR_NOMEM, "%s: out of memory for the copy", src);
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR) continue;
+        AW_GOTO_IF(n < 0, AW_ERR_IO, "%s: read failed: %s", src, strerror(errno));
+        if (n == 0) break;
+        AW_CHECK(aw_atomic_write(&af, buf, (size_t)n));
+    }
     free(buf);
+    close(fd);
+    return aw_atomic_commit(&af);
+fail:
+    aw_atomic_abort(&af);
+    free(buf);
+    close(fd);
     return st;
 }
 
+static int is_copied(const char *name)
+{
+    if (name[0] == '.') return 0;
+    for (size_t i = 0; i < sizeof not_copied / sizeof not_copied[0]; i++)
+        if (fnmatch(not_copied[i], name, 0) == 0) return 0;
+    return 1;
+}
+
+/* Copy the files of src_dir that the checkpoint takes (see not_copied) into
+ * out_dir, in name order. Symbolic links are followed (a Hugging Face cache
+ * snapshot is all links to blobs) and the content copied; a dangling link is
+ * skipped; any other failure is AW_ERR_IO naming the file. */
+static aw_status copy_folder_files(const char *src_dir, const char *out_dir)
+{
+    struct dirent **list = NULL;
+    int n = scandir(src_dir, &list, NULL, alphasort);
+    AW_RETURN_IF(n < 0, AW_ERR_IO, "%s: cannot list the folder: %s", src_dir, strerror(errno));
+    aw_status st = AW_OK;
+    for (int i = 0; i < n && st == AW_OK; i++) {
+        const char *name = list[i]->d_name;
+        if (!is_copied(name)) continue;
+        char *src = aw_path_join(src_dir, name), *dst = aw_path_join(out_dir, name);
+        struct stat sb;
+        if (!src || !dst) {
+            st = AW_FAIL(AW_ERR_NOMEM, "out of memory");
+        } else if (stat(src, &sb) != 0) {
+            if (errno != ENOENT) st = AW_FAIL(AW_ERR_IO, "%s: cannot stat: %s", src, strerror(errno));
+        } else if (S_ISREG(sb.st_mode)) {
+            st = copy_file(src, dst);
+        }
+        free(src);
+        free(dst);
+    }
+    for (int i = 0; i < n; i++) free(list[i]);
+    free(list);
+    return st;
+}
 
 int aw_out_file_count(const aw_opt_config *c) { return c->num_hidden_layers + 1; }
 
@@ -420,8 +482,7 @@ aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_opt
     path = aw_path_join(out_dir, "config.json");
     AW_GOTO_IF(!qjson || !path, AW_ERR_NOMEM, "out of memory");
     AW_CHECK(aw_config_write(path, c, qjson));
-    for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++)
-        AW_CHECK(copy_if_present(model_dir, out_dir, tokenizer_files[i]));
+    AW_CHECK(copy_folder_files(model_dir, out_dir));
     if (report_json) {
         free(path);
         path = aw_path_join(out_dir, "aweq_report.json");

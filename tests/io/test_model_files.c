@@ -234,6 +234,109 @@ static void test_no_weights(void **state)
     free(nowhere);
 }
 
+/* A folder holding only the named files (contents never read). */
+static void touch_files(const char *dir, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) write_text(dir, names[i], "not safetensors: never opened");
+}
+
+/* Open fails with want; the message names every needle and is one line. */
+static void expect_no_weights(const char *dir, aw_status want, const char *const *needles,
+                              size_t n, int line)
+{
+    for (size_t i = 0; i < n; i++) expect_open_fails(dir, want, needles[i], dir, line);
+    assert_null(strchr(aw_err_message(), '\n'));
+}
+#define EXPECT_NO_WEIGHTS(dir, want, ...)                                               \
+    do {                                                                                \
+        const char *const nd_[] = {__VA_ARGS__};                                        \
+        expect_no_weights((dir), (want), nd_, sizeof nd_ / sizeof nd_[0], __LINE__);    \
+    } while (0)
+
+static void test_no_weights_hf_pickle(void **state)
+{
+    fixture *fx = *state;
+    const char *const files[] = {"pytorch_model.bin", "config.json", "training_args.bin"};
+    touch_files(fx->dir, files, 3);
+    EXPECT_NO_WEIGHTS(fx->dir, AW_ERR_UNSUPPORTED, "found pytorch_model.bin;", "never loads",
+                      AW_SINGLE_NAME, "AutoModelForCausalLM", "AutoTokenizer",
+                      "safe_serialization=True", "-safetensors");
+    /* training_args.bin is a pickle of arguments, not weights */
+    assert_null(strstr(aw_err_message(), "training_args"));
+}
+
+static void test_no_weights_hf_pickle_sharded(void **state)
+{
+    fixture *fx = *state;
+    const char *const files[] = {"pytorch_model-00002-of-00002.bin",
+                                 "pytorch_model-00001-of-00002.bin",
+                                 "pytorch_model.bin.index.json"};
+    touch_files(fx->dir, files, 3);
+    EXPECT_NO_WEIGHTS(fx->dir, AW_ERR_UNSUPPORTED,
+                      "found pytorch_model-00001-of-00002.bin (+1 more), pytorch_model.bin.index.json;",
+                      "from_pretrained(d, torch_dtype='auto')");
+}
+
+static void test_no_weights_hf_dir_slash(void **state)
+{
+    fixture *fx = *state;
+    touch_files(fx->dir, (const char *const[]){"pytorch_model.bin"}, 1);
+    char *slashed = NULL, *want = NULL;
+    assert_true(asprintf(&slashed, "%s//", fx->dir) > 0);
+    assert_true(asprintf(&want, "d='%s'; o=d+'-safetensors'", fx->dir) > 0);
+    EXPECT_NO_WEIGHTS(slashed, AW_ERR_UNSUPPORTED, want);
+    free(slashed);
+    free(want);
+}
+
+static void test_no_weights_metaseq(void **state)
+{
+    fixture *fx = *state;
+    const char *const files[] = {"reshard-model_part-1.pt", "reshard-model_part-0.pt", "dict.txt",
+                                 "gpt2-vocab.json"};
+    touch_files(fx->dir, files, 4);
+    EXPECT_NO_WEIGHTS(fx->dir, AW_ERR_UNSUPPORTED, "found reshard-model_part-0.pt (+1 more); metaseq",
+                      "never loads", "metaseq.scripts.convert_to_singleton",
+                      "convert_opt_original_pytorch_checkpoint_to_pytorch.py --fairseq_path",
+                      "/restored.pt --pytorch_dump_folder_path OUT");
+}
+
+static void test_no_weights_other_pickle(void **state)
+{
+    fixture *fx = *state;
+    const char *const files[] = {"restored.pt", "notes.txt"};
+    touch_files(fx->dir, files, 2);
+    char *want = NULL;
+    assert_true(asprintf(&want, "--fairseq_path %s/restored.pt", fx->dir) > 0);
+    EXPECT_NO_WEIGHTS(fx->dir, AW_ERR_UNSUPPORTED, "found restored.pt;", "never loads", want,
+                      "save_pretrained(..., safe_serialization=True)");
+    free(want);
+    /* .pth and .ckpt count as the same kind */
+    char *p = join(fx->dir, "restored.pt");
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    touch_files(fx->dir, (const char *const[]){"model.ckpt", "weights.pth"}, 2);
+    EXPECT_NO_WEIGHTS(fx->dir, AW_ERR_UNSUPPORTED, "found model.ckpt (+1 more);", "/model.ckpt");
+}
+
+static void test_no_weights_tf_flax(void **state)
+{
+    fixture *fx = *state;
+    touch_files(fx->dir, (const char *const[]){"flax_model.msgpack"}, 1);
+    EXPECT_NO_WEIGHTS(fx->dir, AW_ERR_UNSUPPORTED, "found flax_model.msgpack; aweq-dist does not read Flax weights",
+                      "transformers 4.x", "from_pretrained(d, from_flax=True)");
+    touch_files(fx->dir, (const char *const[]){"tf_model.h5"}, 1);
+    EXPECT_NO_WEIGHTS(fx->dir, AW_ERR_UNSUPPORTED,
+                      "found tf_model.h5, flax_model.msgpack; aweq-dist does not read TensorFlow",
+                      "from_pretrained(d, from_tf=True)");
+    /* a Hub folder with all three: the PyTorch pickle is the one to convert */
+    touch_files(fx->dir, (const char *const[]){"pytorch_model.bin"}, 1);
+    EXPECT_NO_WEIGHTS(fx->dir, AW_ERR_UNSUPPORTED,
+                      "found pytorch_model.bin, tf_model.h5, flax_model.msgpack; the PyTorch weights are pickles",
+                      "torch_dtype='auto'");
+    assert_null(strstr(aw_err_message(), "from_tf"));
+}
+
 static void test_missing_tensor(void **state)
 {
     fixture *fx = *state;
@@ -439,6 +542,12 @@ int main(void)
         T(test_index_shard_absolute_path),
         T(test_missing_shard),
         T(test_no_weights),
+        T(test_no_weights_hf_pickle),
+        T(test_no_weights_hf_pickle_sharded),
+        T(test_no_weights_hf_dir_slash),
+        T(test_no_weights_metaseq),
+        T(test_no_weights_other_pickle),
+        T(test_no_weights_tf_flax),
         T(test_missing_tensor),
         T(test_index_tensor_not_in_shard),
         T(test_shard_tensor_not_in_index),
