@@ -186,12 +186,9 @@ static void clamp_row_fold(const aw_linear *p, const float *rx, float *s, int n)
     free(tmp);
 }
 
-/* Compute and apply the fold of one tap to the f32 block e; s gets the factors. */
-static void fold_tap(const aw_opt_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
-                     aw_block *e, float *s)
+/* The linears a tap feeds; returns their count (1 or 3). */
+static int tap_consumers(const aw_block *e, aw_tap_id tap, const aw_linear *consumers[3])
 {
-    int in = st->in[tap];
-    const aw_linear *consumers[3];
     int n_cons = 0;
     switch (tap) {
     case AW_TAP_QKV:
@@ -203,6 +200,25 @@ static void fold_tap(const aw_opt_config *c, aw_tap_id tap, const aw_stats *st, 
     case AW_TAP_FC1: consumers[n_cons++] = &e->lin[AW_LIN_FC1]; break;
     default: consumers[n_cons++] = &e->lin[AW_LIN_FC2]; break;
     }
+    return n_cons;
+}
+
+aw_status aw_tap_col_absmax(const aw_block *b, aw_tap_id tap, float *rw)
+{
+    AW_RETURN_IF(b->wdt != AW_DT_F32, AW_ERR_DTYPE, "column ranges need an F32 block");
+    const aw_linear *consumers[3];
+    int n_cons = tap_consumers(b, tap, consumers);
+    col_absmax(consumers, n_cons, rw);
+    return AW_OK;
+}
+
+/* Compute and apply the fold of one tap to the f32 block e; s gets the factors. */
+static void fold_tap(const aw_opt_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
+                     aw_block *e, float *s)
+{
+    int in = st->in[tap];
+    const aw_linear *consumers[3];
+    int n_cons = tap_consumers(e, tap, consumers);
     col_absmax(consumers, n_cons, s); /* s holds rw for now */
     for (int j = 0; j < in; j++) s[j] = aw_eq_factor(st->absmax[tap][j], s[j], alpha);
     if (tap == AW_TAP_O || tap == AW_TAP_FC2) {

@@ -94,6 +94,12 @@ aw_status aw_equalize_block(const aw_opt_config *c, const aw_block *fp, const aw
 aw_status aw_quantize_block(const aw_opt_config *c, int layer, const aw_block *fp,
                             const aw_stats *st, const aw_method *m, aw_qblock *q);
 
+/* For the report: rw_j = max |W_ij| over column j of every linear the tap
+ * feeds (q, k and v together at the LN1 tap), of an F32 block (the
+ * equalized one, or an F32 copy of the loaded one); rw has in[tap] floats.
+ * AW_ERR_DTYPE unless b is F32. */
+aw_status aw_tap_col_absmax(const aw_block *b, aw_tap_id tap, float *rw);
+
 /* Round a value to what dtype can hold (F16, BF16; F32 unchanged). */
 float aw_round_to_dtype(float v, aw_dtype dt);
 

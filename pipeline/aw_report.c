@@ -80,11 +80,65 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
         }
     }
     json_object_set_new(root, "layers", layers);
+    if (r->depth && r->detail) {
+        /* per-channel ranges before and after equalization (aw_ranges.h) */
+        json_t *eq = aw_range_json(&r->cfg, &o->method, r->n_layers, r->depth, r->n_shown, r->shown, r->detail);
+        if (!eq) {
+            json_decref(root);
+            return AW_FAIL(AW_ERR_NOMEM, "out of memory for the report");
+        }
+        json_object_set_new(root, "equalization", eq);
+    }
     /* no timings, ranks or devices here: the report is part of the
-     * checkpoint, whose bytes must not depend on how the job was run */
+     * checkpoint, whose bytes must not depend on how the job was run
+     * (they are in aweq_run.json: aw_run_json) */
     *out = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     json_decref(root);
     AW_RETURN_IF(!*out, AW_ERR_NOMEM, "out of memory for the report");
+    return AW_OK;
+}
+
+aw_status aw_run_json(const aw_run_opts *o, const aw_run_result *r, char **out)
+{
+    (void)o;
+    json_t *root = json_object();
+    AW_RETURN_IF(!root, AW_ERR_NOMEM, "out of memory for the run record");
+    json_object_set_new(root, "tool", json_string("aweq-dist"));
+    json_object_set_new(root, "about", json_string("how this job ran; differs from run to run, unlike "
+                                                   "aweq_report.json and the checkpoint"));
+    json_object_set_new(root, "ranks", json_integer(r->world));
+    json_object_set_new(root, "stages", json_integer(r->stages));
+    json_object_set_new(root, "replicas", json_integer(r->replicas));
+    json_object_set_new(root, "handoff", json_string(r->nccl ? "NCCL (device to device)" : "MPI"));
+    json_object_set_new(root, "resumed_blocks", json_integer(r->reused_blocks));
+    json_t *t = json_object();
+    json_object_set_new(t, "load", json_real(r->t_load));
+    json_object_set_new(t, "calibrate", json_real(r->t_calib));
+    json_object_set_new(t, "quantize", json_real(r->t_quant));
+    json_object_set_new(t, "validate", json_real(r->t_valid));
+    json_object_set_new(t, "write", json_real(r->t_write));
+    json_object_set_new(root, "times_s", t);
+    json_t *tps = json_object();
+    double vtok = (double)r->holdout_tokens + (double)r->eval_windows * r->seq_len;
+    json_object_set_new(tps, "calibrate", num(r->t_calib > 0 ? (double)r->calib_tokens / r->t_calib : NAN));
+    json_object_set_new(tps, "validate", num(r->t_valid > 0 ? vtok / r->t_valid : NAN));
+    json_object_set_new(root, "tokens_per_s", tps);
+    json_t *ranks = json_array();
+    for (int k = 0; r->rank_peak_mb && k < r->world; k++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "rank", json_integer(k));
+        json_object_set_new(e, "stage", json_integer(k / r->replicas));
+        json_object_set_new(e, "replica", json_integer(k % r->replicas));
+        json_object_set_new(e, "first_layer", json_integer(r->rank_first_layer[k]));
+        json_object_set_new(e, "last_layer", json_integer(r->rank_last_layer[k] - 1));
+        json_object_set_new(e, "peak_memory_mb", json_real(r->rank_peak_mb[k]));
+        json_object_set_new(e, "device", json_string(r->rank_device ? r->rank_device[k] : "?"));
+        json_array_append_new(ranks, e);
+    }
+    json_object_set_new(root, "rank_layout", ranks);
+    *out = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    json_decref(root);
+    AW_RETURN_IF(!*out, AW_ERR_NOMEM, "out of memory for the run record");
     return AW_OK;
 }
 

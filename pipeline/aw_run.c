@@ -23,11 +23,13 @@
 
 #include "aw_forward.h"
 #include "aw_fs.h"
+#include "aw_html.h"
 #include "aw_inspect.h"
 #include "aw_kernels.h"
 #include "aw_model.h"
 #include "aw_outdir.h"
 #include "aw_plan_cmd.h"
+#include "aw_progress.h"
 #include "aw_sched.h"
 #include "aw_textdata.h"
 #include "aw_tokens.h"
@@ -54,6 +56,7 @@ void aw_run_defaults(aw_run_opts *o)
     o->backend_want = -1;
     o->hang_timeout_s = 1800;
     o->calib_samples = 128;
+    o->progress_every_s = 10.0;
 }
 
 void aw_run_result_free(aw_run_result *r)
@@ -64,6 +67,9 @@ void aw_run_result_free(aw_run_result *r)
     free(r->rank_last_layer);
     free(r->rank_peak_mb);
     free(r->rank_device);
+    free(r->depth);
+    free(r->detail);
+    r->depth = r->detail = NULL;
     r->layers = NULL;
     r->rank_first_layer = r->rank_last_layer = NULL;
     r->rank_peak_mb = NULL;
@@ -125,6 +131,9 @@ typedef struct {
     void *link_prev, *link_next;
     void *kc_recv, *kc_send;       /* CUDA contexts of the two links' streams */
     const aw_cuda_api *cuda;       /* the CUDA plugin, when this rank uses it */
+    aw_progress *prog;             /* progress lines and log (rank 0; NULL elsewhere) */
+    float *depth_mine;             /* (nl x AW_DEPTH_LEN) my layers' range summaries (replica 0) */
+    float *detail_mine;            /* my shown layers' ranges, in layer order (replica 0) */
 } run_state;
 
 /* What the backend holds: before the host objects it may alias. */
@@ -186,6 +195,8 @@ static void state_free(run_state *s, const topo *t)
     free(s->stats);
     free(s->val);
     free(s->e2e_parts);
+    free(s->depth_mine);
+    free(s->detail_mine);
     aw_fwd_ws_destroy(&s->ws);
     aw_val_ws_destroy(&s->vws);
     aw_ends_destroy(&s->ends);
@@ -199,17 +210,6 @@ static void state_free(run_state *s, const topo *t)
     memset(s, 0, sizeof *s);
 }
 
-static void progress(const aw_run_opts *o, const topo *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void progress(const aw_run_opts *o, const topo *t, const char *fmt, ...)
-{
-    if (o->quiet || t->w->rank != 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("aweq-dist: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 #define AW_LOGIT_CHUNK 128
 
@@ -482,6 +482,7 @@ static aw_status load_local(run_state *s, const topo *t)
         AW_TRY(aw_block_create(c, c->torch_dtype, &s->fp[l]));
         AW_TRY(aw_block_load(c, s->mf, t->l0 + l, &s->fp[l]));
         AW_TRY(aw_stats_create(c, &s->stats[l]));
+        aw_progress_step(s->prog, l + 1);
     }
     if (t->is_first || t->is_last) AW_TRY(aw_ends_load(c, s->mf, &s->ends));
     for (int i = 0; i < 2; i++) {
@@ -534,10 +535,9 @@ static aw_status compute_block(run_state *s, const topo *t, pass_kind pass, int 
         if (pass != PASS_CALIB) AW_TRY(o->vt->copy(o, hq, h, (size_t)T * d * sizeof(float)));
     }
     for (int l = 0; l < t->nl; l++) {
-        if (pass == PASS_CALIB && s->done[l]) {
-            /* reused from its shard: only its output is needed downstream */
-            AW_TRY(aw_block_forward(c, &s->dfp[l], NULL, h, ns, L, &s->ws, NULL, NULL));
-        } else if (pass == PASS_CALIB) {
+        if (pass == PASS_CALIB) {
+            /* every block's statistics, one reused from its shard too: the
+             * report shows its ranges */
             AW_TRY(aw_block_forward(c, &s->dfp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, &s->stats[l]));
             AW_TRY(aw_stats_take_part(&s->stats[l], s->parts[l] + (size_t)k * aw_stats_part_len(&s->stats[l])));
         } else if (pass == PASS_EVAL) {
@@ -612,8 +612,7 @@ static aw_status stream_nccl(const aw_run_opts *o, run_state *s, const topo *t, 
             AW_TRY(cu->nccl_send(s->dbuf[cur], BYTES(k), 1, s->link_next, cu->stream_of(ks)));
             AW_TRY(cu->record(ks, cur));
         }
-        if (t->stage == 0 && t->replica == 0)
-            progress(o, t, "%s: block %d/%d of samples", pass_names[pass], b + 1, nb);
+        aw_progress_step(s->prog, b + 1); /* rank 0: stage 0, replica 0 */
     }
 #undef BYTES
     AW_TRY(cu->sync(ks));
@@ -682,8 +681,7 @@ static aw_status stream(const aw_run_opts *o, run_state *s, const topo *t, pass_
         if (!t->is_last)
             AW_CHECK(AW_MPI(MPI_Isend(s->buf[cur], COUNT(k), MPI_FLOAT, t->stage + 1, tag,
                                       t->chain_comm, &sreq[cur])));
-        if (t->stage == 0 && t->replica == 0)
-            progress(o, t, "%s: block %d/%d of samples", pass_names[pass], b + 1, nb);
+        aw_progress_step(s->prog, b + 1); /* rank 0: stage 0, replica 0 */
     }
     AW_CHECK(AW_MPI(MPI_Waitall(2, sreq, MPI_STATUSES_IGNORE)));
 #undef COUNT
@@ -737,7 +735,6 @@ static aw_status calibrate(const aw_run_opts *o, run_state *s, const topo *t)
     AW_TRY(stream(o, s, t, PASS_CALIB));
     for (int l = 0; l < t->nl; l++) {
         aw_stats *st = &s->stats[l];
-        if (s->done[l]) continue; /* the same on every replica of the stage */
         AW_TRY(aw_stats_fetch(st));
         /* max is exact in any order; sums go in block order */
         AW_TRY(AW_MPI(MPI_Allreduce(MPI_IN_PLACE, st->absmax[0], (int)st->n_sum, MPI_FLOAT, MPI_MAX, t->stage_comm)));
@@ -900,9 +897,117 @@ static aw_status gather_layout(const run_state *s, const topo *t, aw_run_result 
     return AW_MPI(MPI_Gather(mine, sizeof mine, MPI_CHAR, r->rank_device, sizeof mine, MPI_CHAR, 0, w->world));
 }
 
+/* ---- equalization ranges for the report (aw_ranges.h) ------------------------ */
+
+/* Stage of the plan holding layer l. */
+static int stage_of_layer(const aw_plan *p, int l)
+{
+    int sg = 0;
+    while (sg + 1 < p->stages && p->first_layer[sg + 1] <= l) sg++;
+    return sg;
+}
+
+/* Index of layer in r->shown, or -1. */
+static int shown_index(const aw_run_result *r, int layer)
+{
+    for (int i = 0; i < r->n_shown; i++)
+        if (r->shown[i] == layer) return i;
+    return -1;
+}
+
+/* Replica 0 of a stage: my layer l's range summary, and its channel ranges
+ * when the report shows it (while its statistics are still here). */
+static aw_status layer_ranges(run_state *s, const topo *t, const aw_run_result *r, int l)
+{
+    const aw_opt_config *c = &s->cfg;
+    if (!s->depth_mine) {
+        int mine = 0;
+        for (int i = 0; i < r->n_shown; i++) mine += r->shown[i] >= t->l0 && r->shown[i] < t->l0 + t->nl;
+        s->depth_mine = malloc((size_t)(t->nl ? t->nl : 1) * AW_DEPTH_LEN * sizeof(float));
+        s->detail_mine = malloc((size_t)(mine ? mine : 1) * aw_range_detail_len(c) * sizeof(float));
+        AW_RETURN_IF(!s->depth_mine || !s->detail_mine, AW_ERR_NOMEM, "out of memory for the report's ranges");
+    }
+    int layer = t->l0 + l, k = 0;
+    AW_TRY(aw_range_depth(&s->stats[l], s->q[l].s, s->depth_mine + (size_t)l * AW_DEPTH_LEN));
+    if (shown_index(r, layer) < 0) return AW_OK;
+    for (int i = 0; i < r->n_shown; i++) k += r->shown[i] >= t->l0 && r->shown[i] < layer;
+    return aw_range_detail(c, &s->fp[l], &s->stats[l], &s->method, s->detail_mine + (size_t)k * aw_range_detail_len(c));
+}
+
+/* Collective: every layer's summary and the shown layers' ranges on rank 0
+ * (from each stage's first replica). */
+static aw_status gather_ranges(const run_state *s, const topo *t, aw_run_result *r)
+{
+    const aw_comm *w = t->w;
+    int n_layers = s->cfg.num_hidden_layers;
+    size_t per = aw_range_detail_len(&s->cfg);
+    int *counts = calloc((size_t)w->size, sizeof(int)), *displs = calloc((size_t)w->size, sizeof(int));
+    if (w->rank == 0) {
+        r->depth = malloc((size_t)n_layers * AW_DEPTH_LEN * sizeof(float));
+        r->detail = malloc((size_t)(r->n_shown ? r->n_shown : 1) * per * sizeof(float));
+    }
+    aw_status st = AW_OK;
+    if (!counts || !displs || (w->rank == 0 && (!r->depth || !r->detail)))
+        st = AW_FAIL(AW_ERR_NOMEM, "out of memory for the report's ranges");
+    st = aw_comm_agree(w, st);
+    for (int rk = 0; rk < w->size && st == AW_OK; rk++) {
+        int sg = aw_plan_stage_of(&t->plan, rk);
+        int nl = aw_plan_replica_of(&t->plan, rk) == 0 ? t->plan.first_layer[sg + 1] - t->plan.first_layer[sg] : 0;
+        counts[rk] = nl * AW_DEPTH_LEN;
+        displs[rk] = t->plan.first_layer[sg] * AW_DEPTH_LEN;
+    }
+    if (st == AW_OK)
+        st = AW_MPI(MPI_Gatherv(s->depth_mine, counts[w->rank], MPI_FLOAT, r->depth, counts, displs, MPI_FLOAT, 0,
+                                w->world));
+    /* the shown layers, one message each, in layer order */
+    for (int i = 0, k = 0; i < r->n_shown && st == AW_OK; i++) {
+        int owner = stage_of_layer(&t->plan, r->shown[i]) * t->R;
+        if (w->rank == owner && owner == 0)
+            memcpy(r->detail + (size_t)i * per, s->detail_mine + (size_t)k * per, per * sizeof(float));
+        else if (w->rank == owner)
+            st = AW_MPI(MPI_Send(s->detail_mine + (size_t)k * per, (int)per, MPI_FLOAT, 0, 7, w->world));
+        else if (w->rank == 0)
+            st = AW_MPI(MPI_Recv(r->detail + (size_t)i * per, (int)per, MPI_FLOAT, owner, 7, w->world,
+                                 MPI_STATUS_IGNORE));
+        if (w->rank == owner) k++;
+    }
+    free(counts);
+    free(displs);
+    return st;
+}
+
 /* ---- writing ----------------------------------------------------------------- */
 
-static aw_status write_output(const aw_run_opts *o, run_state *s, const topo *t, const aw_run_result *r)
+/* report.html and aweq_run.json next to the report (rank 0), rendered
+ * from the two JSON texts exactly as `aweq-dist report OUT` renders them. */
+static aw_status write_report_files(const aw_run_opts *o, const aw_run_result *r, const char *dir,
+                                    const char *report_json)
+{
+    char *run_text = NULL, *html = NULL, *path = NULL;
+    json_t *rep = NULL, *run = NULL;
+    json_error_t je;
+    aw_status st = aw_run_json(o, r, &run_text);
+    if (st == AW_OK) {
+        rep = json_loads(report_json, 0, &je);
+        run = json_loads(run_text, 0, &je);
+        if (!rep || !run) st = AW_FAIL(AW_ERR_NOMEM, "out of memory for the report");
+    }
+    if (st == AW_OK) st = aw_html_render(&rep, &run, NULL, 1, &html);
+    if (st == AW_OK) st = (path = aw_path_join(dir, "aweq_run.json")) ? AW_OK : AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    if (st == AW_OK) st = aw_write_file_atomic(path, run_text, strlen(run_text));
+    free(path);
+    path = NULL;
+    if (st == AW_OK) st = (path = aw_path_join(dir, "report.html")) ? AW_OK : AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    if (st == AW_OK) st = aw_write_file_atomic(path, html, strlen(html));
+    free(path);
+    free(html);
+    free(run_text);
+    json_decref(rep);
+    json_decref(run);
+    return st;
+}
+
+static aw_status write_output(const aw_run_opts *o, run_state *s, const topo *t, aw_run_result *r, double t0)
 {
     const aw_comm *w = t->w;
     aw_outdir od;
@@ -929,13 +1034,19 @@ static aw_status write_output(const aw_run_opts *o, run_state *s, const topo *t,
         for (int l = 0; l < t->nl && st == AW_OK; l++) {
             st = aw_gather_block(work, partial, &s->cfg, t->l0 + l);
             if (st == AW_OK) st = aw_guard_step("write", &o->fail_at);
+            aw_progress_step(s->prog, l + 1);
         }
     }
     if (st == AW_OK && w->rank == 0) st = aw_write_ends(partial, &s->cfg, s->mf);
     st = aw_comm_agree(w, st);
+    /* how the job ran (peak memory so far, devices), for aweq_run.json and
+     * the report's run section: the write time is counted up to here */
+    if (st == AW_OK) st = aw_comm_agree(w, gather_layout(s, t, r));
     if (st == AW_OK && w->rank == 0) {
+        r->t_write = aw_now() - t0;
         st = aw_report_json(o, r, &json);
         if (st == AW_OK) st = aw_write_meta(partial, o->model_dir, &s->cfg, s->mf, &s->method, json);
+        if (st == AW_OK) st = write_report_files(o, r, partial, json);
         if (st == AW_OK) st = aw_outdir_commit(&od);
         if (st == AW_OK) {
             /* the checkpoint is complete: the shards are no longer needed */
@@ -1131,7 +1242,7 @@ static aw_status start_backend(const aw_run_opts *o, run_state *s, const topo *t
                  "--handoff nccl: every rank needs a GPU of its own (ranks on a node <= its GPUs)");
     s->nccl = t->S > 1 && all_own && want != AW_HANDOFF_MPI;
     r->nccl = s->nccl;
-    if (s->nccl) progress(o, t, "hand-off between stages: NCCL, device to device");
+    if (s->nccl) aw_progress_note(s->prog, "hand-off between stages: NCCL, device to device");
     return AW_OK;
 }
 
@@ -1161,6 +1272,16 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     int local = aw_node_ranks(world); /* collective, once */
     aw_set_blas_threads(local);
     AW_GOTO_IF(o->batch < 1, AW_ERR_ARG, "--batch %d: expected at least 1", o->batch);
+    if (world->rank == 0 && (!o->quiet || o->log_json)) {
+        /* progress lines and events come from rank 0 (stage 0, replica 0) */
+        aw_progress_opts po;
+        aw_progress_defaults(&po);
+        po.print = !o->quiet;
+        po.every_s = o->progress_every_s;
+        po.log_path = o->log_json;
+        st = aw_progress_create(&po, &s.prog);
+    }
+    AW_CHECK(aw_comm_agree(world, st));
     aw_guard_start(world->rank, world->size, o->hang_timeout_s);
     st = aw_backend_select(o->staged ? AW_BACKEND_CPU : o->backend_want, aw_local_rank_from_env(), &r->backend);
     AW_CHECK(aw_comm_agree(world, st));
@@ -1178,10 +1299,42 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     r->seq_len = (uint32_t)s.L;
     r->calib_tokens = (uint64_t)s.n_calib * s.L;
     r->holdout_tokens = (uint64_t)s.n_hold * s.L;
-    progress(o, &t, "model %s: OPT d=%d layers=%d; %u calibration + %u held-out sequences of %d tokens; "
-             "method %s; %d rank(s) = %d stage(s) x %d replica(s)",
-             o->model_dir, c->hidden_size, c->num_hidden_layers, s.n_calib, s.n_hold, s.L,
-             aw_method_names[o->method.kind], world->size, t.S, t.R);
+    aw_progress_note(s.prog, "model %s: OPT d=%d layers=%d; %u calibration + %u held-out sequences of %d tokens; "
+                     "method %s; %d rank(s) = %d stage(s) x %d replica(s)",
+                     o->model_dir, c->hidden_size, c->num_hidden_layers, s.n_calib, s.n_hold, s.L,
+                     aw_method_names[o->method.kind], world->size, t.S, t.R);
+    if (s.prog) {
+        /* for batch systems: what this job is, before its phases */
+        json_t *pe = json_object();
+        json_object_set_new(pe, "model", json_string(o->model_dir));
+        json_object_set_new(pe, "method", json_string(aw_method_names[o->method.kind]));
+        json_object_set_new(pe, "layers", json_integer(c->num_hidden_layers));
+        json_object_set_new(pe, "ranks", json_integer(world->size));
+        json_object_set_new(pe, "stages", json_integer(t.S));
+        json_object_set_new(pe, "replicas", json_integer(t.R));
+        json_object_set_new(pe, "calibration_sequences", json_integer(s.n_calib));
+        json_object_set_new(pe, "heldout_sequences", json_integer(s.n_hold));
+        json_object_set_new(pe, "eval_windows", json_integer(s.n_eval));
+        json_object_set_new(pe, "seq_len", json_integer(s.L));
+        json_object_set_new(pe, "batch", json_integer(s.B));
+        aw_progress_event(s.prog, "plan", pe);
+    }
+    /* the layers the report shows channel by channel */
+    if (o->n_report_layers > 0) {
+        /* the same answer on every rank: rank 0 says it, the others follow */
+        AW_CHECK(aw_comm_agree(world, world->rank == 0 ? aw_range_check_layers(o->report_layers, o->n_report_layers,
+                                                                                c->num_hidden_layers)
+                                                       : AW_OK));
+        r->n_shown = o->n_report_layers;
+        memcpy(r->shown, o->report_layers, (size_t)r->n_shown * sizeof(int));
+    } else {
+        r->n_shown = aw_range_default_layers(c->num_hidden_layers, r->shown);
+    }
+    /* blocks of samples the pipeline still computes after rank 0's last:
+     * the other stages' lag behind stage 0 */
+    long lag = (long)(t.S - 1) * t.R;
+    double block_tokens = (double)s.B * s.L;
+    aw_progress_begin(s.prog, "load", t.nl, t.S > 1 ? "blocks of stage 0" : "blocks", 0, 0);
     /* the links first: NCCL's buffers are taken before the blocks fill the
      * device; a rank failing here may leave its neighbour inside an init
      * that only it could complete, so the job ends at once */
@@ -1190,10 +1343,13 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     AW_CHECK(aw_comm_agree(world, aw_guard_step("load", &o->fail_at)));
     AW_CHECK(prepare_shards(o, &s, &t, r));
     r->t_load = aw_now() - t0;
+    aw_progress_end(s.prog);
 
     t0 = aw_now();
+    aw_progress_begin(s.prog, "calibrate", n_blocks(s.n_calib, s.B), "blocks of samples", block_tokens, lag);
     AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, calibrate(o, &s, &t))));
     r->t_calib = aw_now() - t0;
+    aw_progress_end(s.prog);
 
     t0 = aw_now();
     /* Peak memory is the largest phase, not their sum: the forward
@@ -1201,41 +1357,52 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
      * takes its place (the plan counts memory this way). */
     aw_fwd_ws_destroy(&s.ws);
     st = AW_OK;
+    aw_progress_begin(s.prog, "quantize", t.nl, t.S > 1 ? "blocks of stage 0" : "blocks", 0, 0);
     for (int l = 0; l < t.nl && st == AW_OK; l++) {
-        if (s.done[l]) continue;
-        st = aw_qblock_create(c, &s.q[l]);
-        if (st == AW_OK) st = aw_quantize_block(c, t.l0 + l, &s.fp[l], &s.stats[l], &s.method, &s.q[l]);
-        /* the shard is the resume point: written as soon as the block exists */
-        if (st == AW_OK && s.work && t.replica == 0) {
-            uint8_t *bytes = NULL;
-            size_t len = 0;
-            st = aw_block_serialize(c, t.l0 + l, &s.q[l], &s.method, s.run_key, &bytes, &len);
-            if (st == AW_OK) st = aw_shard_write(s.work, t.l0 + l, bytes, len);
-            free(bytes);
+        if (!s.done[l]) {
+            st = aw_qblock_create(c, &s.q[l]);
+            if (st == AW_OK) st = aw_quantize_block(c, t.l0 + l, &s.fp[l], &s.stats[l], &s.method, &s.q[l]);
+            /* the shard is the resume point: written as soon as the block exists */
+            if (st == AW_OK && s.work && t.replica == 0) {
+                uint8_t *bytes = NULL;
+                size_t len = 0;
+                st = aw_block_serialize(c, t.l0 + l, &s.q[l], &s.method, s.run_key, &bytes, &len);
+                if (st == AW_OK) st = aw_shard_write(s.work, t.l0 + l, bytes, len);
+                free(bytes);
+            }
         }
+        /* what the report shows of this block's equalization (a reused
+         * block too: its statistics were gathered all the same) */
+        if (st == AW_OK && t.replica == 0) st = layer_ranges(&s, &t, r, l);
         if (st == AW_OK) st = aw_guard_step("quantize", &o->fail_at);
+        aw_progress_step(s.prog, l + 1);
     }
     /* the W8A8 blocks where validation runs (the host ones on the CPU) */
     for (int l = 0; l < t.nl && st == AW_OK; l++) st = aw_qblock_to_dev(s.ops, c, &s.q[l], &s.dq[l]);
     AW_CHECK(aw_comm_agree(world, st));
+    AW_CHECK(aw_comm_agree(world, gather_ranges(&s, &t, r)));
     /* statistics are spent once a layer is quantized */
     for (int l = 0; l < t.nl; l++) {
         aw_stats_destroy(&s.stats[l]);
         free(s.parts[l]);
         s.parts[l] = NULL;
     }
-    progress(o, &t, "quantize: %d layers", c->num_hidden_layers);
     r->t_quant = aw_now() - t0;
+    aw_progress_end(s.prog);
 
     t0 = aw_now();
+    aw_progress_begin(s.prog, "validate", n_blocks(s.n_hold, s.B), "blocks of samples", block_tokens, lag);
     AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, validate(o, &s, &t, &r->e2e))));
     AW_CHECK(gather_metrics(&s, &t, r));
+    aw_progress_end(s.prog);
     if (s.n_eval > 0) {
+        aw_progress_begin(s.prog, "evaluate", n_blocks(s.n_eval, s.B), "blocks of windows", block_tokens, lag);
         AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, evaluate(o, &s, &t, &r->eval_e2e))));
+        aw_progress_end(s.prog);
         r->eval_windows = s.n_eval;
         r->eval_stream_tokens = s.eval_stream_tokens;
-        progress(o, &t, "evaluate: %s: perplexity fp %.4f, W8A8 %.4f on %u windows of %d tokens", o->eval_text,
-                 aw_e2e_ppl_fp(&r->eval_e2e), aw_e2e_ppl_q(&r->eval_e2e), s.n_eval, s.L);
+        aw_progress_note(s.prog, "evaluate: %s: perplexity fp %.4f, W8A8 %.4f on %u windows of %d tokens",
+                         o->eval_text, aw_e2e_ppl_fp(&r->eval_e2e), aw_e2e_ppl_q(&r->eval_e2e), s.n_eval, s.L);
     }
     r->t_valid = aw_now() - t0;
     st = AW_OK;
@@ -1246,12 +1413,31 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
 
     if (o->out_dir) {
         t0 = aw_now();
-        AW_CHECK(write_output(o, &s, &t, r));
+        aw_progress_begin(s.prog, "write", t.nl, t.S > 1 ? "blocks of stage 0" : "blocks", 0, 0);
+        AW_CHECK(write_output(o, &s, &t, r, t0));
         r->t_write = aw_now() - t0;
-        progress(o, &t, "wrote %s", o->out_dir);
+        aw_progress_end(s.prog);
+        aw_progress_note(s.prog, "wrote %s (report: %s/report.html)", o->out_dir, o->out_dir);
     }
-    AW_CHECK(gather_layout(&s, &t, r));
+    /* with --out, gathered before the report was written */
+    if (!r->rank_peak_mb) AW_CHECK(gather_layout(&s, &t, r));
 fail:
+    if (s.prog) {
+        /* the last event, for batch systems: how the job ended */
+        json_t *f = json_object();
+        json_object_set_new(f, "status", json_string(st == AW_OK ? "ok" : aw_status_name(st)));
+        if (st != AW_OK) json_object_set_new(f, "message", json_string(aw_err_message()));
+        json_t *times = json_object();
+        json_object_set_new(times, "load", json_real(r->t_load));
+        json_object_set_new(times, "calibrate", json_real(r->t_calib));
+        json_object_set_new(times, "quantize", json_real(r->t_quant));
+        json_object_set_new(times, "validate", json_real(r->t_valid));
+        json_object_set_new(times, "write", json_real(r->t_write));
+        json_object_set_new(f, "times_s", times);
+        aw_progress_event(s.prog, "end", f);
+        aw_progress_destroy(s.prog);
+        s.prog = NULL;
+    }
     aw_guard_stop();
     dev_free(&s, &t, st != AW_OK);
     if (t.stage_comm != MPI_COMM_NULL) MPI_Comm_free(&t.stage_comm);

@@ -14,6 +14,7 @@
 #include "aw_guard.h"
 #include "aw_config.h"
 #include "aw_quant.h"
+#include "aw_ranges.h"
 #include "aw_validate.h"
 
 /* Hand-off of activation blocks between stages: MPI from host buffers
@@ -46,6 +47,10 @@ typedef struct {
     int resume;               /* reuse every block whose shard in <out>.work passes its checksum */
     double hang_timeout_s;    /* a rank with no progress for this long ends the job (0: off) */
     aw_fail_at fail_at;       /* test hook */
+    double progress_every_s;  /* least seconds between two progress lines of a phase (0: every block) */
+    const char *log_json;     /* NULL, or a file for the progress events as JSON lines (rank 0) */
+    int report_layers[AW_RANGE_MAX_LAYERS]; /* layers whose per-channel ranges the report shows */
+    int n_report_layers;      /* 0: the first, the middle and the last */
 } aw_run_opts;
 
 void aw_run_defaults(aw_run_opts *o);
@@ -78,6 +83,10 @@ typedef struct {
     double *rank_peak_mb;                     /* (world) peak resident memory of each rank */
     char (*rank_device)[160];                 /* (world) backend and device of each rank */
     int nccl;                                 /* 1: stages handed blocks over with NCCL */
+    /* equalization as the report shows it (aw_ranges.h), rank 0 */
+    float *depth;                             /* (n_layers x AW_DEPTH_LEN) every layer's summary */
+    int n_shown, shown[AW_RANGE_MAX_LAYERS];  /* the layers shown channel by channel */
+    float *detail;                            /* (n_shown x aw_range_detail_len) */
 } aw_run_result;
 
 void aw_run_result_free(aw_run_result *r);
@@ -102,6 +111,10 @@ double aw_e2e_top1(const aw_e2e *e);
  * so the checkpoint's bytes do not depend on the rank count; and the
  * readable table (with timings and memory per rank) on out. */
 aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **json);
+/* aweq_run.json text (malloc'd): how this job ran (ranks, layout, backend,
+ * times per phase, peak memory per rank), kept apart from the report so
+ * that the report's bytes stay independent of the layout. */
+aw_status aw_run_json(const aw_run_opts *o, const aw_run_result *r, char **json);
 void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out);
 
 /* The one-line error a user sees, on stderr:

@@ -17,6 +17,7 @@
 #include "aw_inspect.h"
 #include "aw_comm.h"
 #include "aw_eval.h"
+#include "aw_html.h"
 #include "aw_plan_cmd.h"
 #include "aw_resolve.h"
 #include "aw_run.h"
@@ -75,10 +76,18 @@ static void print_help(FILE *out)
             "                          checksum and was made by the same options; recompute the rest\n"
             "      --hang-timeout S    a rank with no progress for S seconds ends the job (1800)\n"
             "      --fail-at PHASE:RANK[:kill|hang|error]  test hook (load, calibrate, quantize,\n"
-            "                          validate, write)\n"
+            "                          validate, evaluate, write)\n"
             "      DIR may be a name: $AWEQ_MODELS/NAME or the Hugging Face cache\n"
             "      (models--facebook--NAME/snapshots/*/).\n"
             "      --quiet             no progress lines\n"
+            "      --progress-every S  least seconds between two progress lines of a phase\n"
+            "                          (default 10; 0: a line per block); a bar on a terminal\n"
+            "      --log-json FILE     the progress events (every block) as JSON lines, for batch\n"
+            "                          systems; the last one says how the job ended\n"
+            "      --report-layers L   layers whose per-channel ranges report.html draws, e.g.\n"
+            "                          0,12,23 (at most 8; default the first, middle and last)\n"
+            "      With --out, OUT/report.html draws the report (plots, no script) and\n"
+            "      OUT/aweq_run.json records how the job ran (times, ranks, memory).\n"
             "      Run under mpirun/srun for several ranks: rank 0 plans, each rank loads\n"
             "      only its decoder blocks; the output does not depend on the rank count.\n"
             "  aweq-dist plan --model NAME_OR_DIR -n N --mem-per-rank G [options]\n"
@@ -109,7 +118,13 @@ static void print_help(FILE *out)
             "  aweq-dist inspect DIR [--scan]\n"
             "      List a checkpoint's tensors, its shape and parameter count, and check it\n"
             "      (every tensor present with the right shape; --scan also reads every\n"
-            "      value and fails on NaN/Inf).\n"
+            "      value and fails on NaN/Inf). On a quantized checkpoint: each layer's\n"
+            "      scheme, bits, granularity and scales, and whether vLLM, transformers and\n"
+            "      'aweq-dist eval' load it, by the format rules aweq-dist knows.\n"
+            "  aweq-dist report OUT [OUT2 ...] [--out FILE]\n"
+            "      Draw report.html from OUT/aweq_report.json (and aweq_run.json); with\n"
+            "      several folders, the methods side by side (default FILE: OUT/report.html\n"
+            "      for one folder, ./report.html for several).\n"
             "  aweq-dist shapes\n"
             "      The built-in OPT shapes and their parameter counts.\n"
             "  aweq-dist backend [--backend auto|cpu|cuda]\n"
@@ -245,7 +260,7 @@ static int cmd_run(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_CALIB, O_OUT, O_METHOD, O_ALPHA, O_NOBC, O_HOLDOUT, O_BATCH, O_MAXERR,
            O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM, O_RESUME, O_FAILAT, O_HANG, O_HANDOFF,
-           O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT };
+           O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT, O_PEVERY, O_LOGJSON, O_RLAYERS };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"calib", required_argument, 0, O_CALIB},
         {"out", required_argument, 0, O_OUT},         {"method", required_argument, 0, O_METHOD},
@@ -261,12 +276,14 @@ static int cmd_run(int argc, char **argv)
         {"calib-text", required_argument, 0, O_CTEXT}, {"text-field", required_argument, 0, O_TFIELD},
         {"calib-samples", required_argument, 0, O_CSAMPLES}, {"calib-len", required_argument, 0, O_CLEN},
         {"seed", required_argument, 0, O_SEED},       {"eval-text", required_argument, 0, O_ETEXT},
+        {"progress-every", required_argument, 0, O_PEVERY}, {"log-json", required_argument, 0, O_LOGJSON},
+        {"report-layers", required_argument, 0, O_RLAYERS},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     aw_run_opts o;
     aw_run_defaults(&o);
     const char *texts[AW_MAX_TEXT_FILES];
     o.calib_texts = texts;
-    int c, nobc = 0, alpha_set = 0;
+    int c, nobc = 0, alpha_set = 0, draw_set = 0;
     long v;
     char *end;
     optind = 1;
@@ -332,16 +349,41 @@ static int cmd_run(int argc, char **argv)
         case O_CSAMPLES:
             if (parse_int(optarg, 1, 1 << 24, &v)) return usage_error("--calib-samples '%s': expected 1..16777216", optarg);
             o.calib_samples = (uint32_t)v;
+            draw_set = 1;
             break;
         case O_CLEN:
             if (parse_int(optarg, 2, 1 << 20, &v)) return usage_error("--calib-len '%s': expected 2..1048576", optarg);
             o.calib_len = (uint32_t)v;
+            draw_set = 1;
             break;
         case O_SEED:
             if (parse_int(optarg, 0, 0x7fffffffL, &v)) return usage_error("--seed '%s': expected 0..2147483647", optarg);
             o.seed = (uint64_t)v;
             break;
         case O_ETEXT: o.eval_text = optarg; break;
+        case O_PEVERY:
+            o.progress_every_s = strtod(optarg, &end);
+            if (*end || end == optarg || !(o.progress_every_s >= 0 && o.progress_every_s <= 1e6))
+                return usage_error("--progress-every '%s': expected seconds (0: a line per block)", optarg);
+            break;
+        case O_LOGJSON: o.log_json = optarg; break;
+        case O_RLAYERS: {
+            /* "0,12,23": checked against the model once it is read */
+            const char *q = optarg;
+            o.n_report_layers = 0;
+            for (;;) {
+                if (o.n_report_layers == AW_RANGE_MAX_LAYERS)
+                    return usage_error("--report-layers '%s': at most 8 layers", optarg);
+                errno = 0;
+                long lv = strtol(q, &end, 10);
+                if (errno || end == q || lv < 0 || lv > 1000000 || (*end != ',' && *end != '\0'))
+                    return usage_error("--report-layers '%s': expected layer numbers, e.g. 0,12,23", optarg);
+                o.report_layers[o.n_report_layers++] = (int)lv;
+                if (*end == '\0') break;
+                q = end + 1;
+            }
+            break;
+        }
         case O_RESUME: o.resume = 1; break;
         case O_FAILAT: st = aw_fail_at_parse(optarg, &o.fail_at); break;
         case O_HANG:
@@ -357,6 +399,10 @@ static int cmd_run(int argc, char **argv)
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
     if (!o.model_dir) return usage_error("%s", "--model DIR is required");
     if (o.calib_path && o.n_calib_texts) return usage_error("%s", "--calib and --calib-text exclude each other");
+    if (!o.n_calib_texts && (draw_set || o.seed))
+        return usage_error("%s", "--calib-samples, --calib-len and --seed go with --calib-text");
+    if (!o.n_calib_texts && !o.eval_text && o.text_field)
+        return usage_error("%s", "--text-field goes with --calib-text or --eval-text");
     char *model_dir = NULL;
     aw_status rs = aw_resolve_model(o.model_dir, &model_dir);
     if (rs != AW_OK) {
@@ -490,6 +536,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return aw_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return aw_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return aw_cmd_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "shapes")) return cmd_shapes();
     if (!strcmp(cmd, "backend")) return cmd_backend(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);

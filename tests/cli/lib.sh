@@ -28,6 +28,21 @@ expect_fail() {
     ok "$name: $(head -c 200 "$WORK/err.txt")"
 }
 
+# checkpoint_sums DIR: "sha256  name" of every file of a checkpoint folder,
+# sorted, less what records how the job ran (it differs from run to run by
+# design): aweq_run.json (times, ranks, memory) is left out, and report.html
+# is hashed without its run section, the lines between its aweq-run markers.
+# Every other byte must match.
+checkpoint_sums() {
+    (cd "$1" && for f in *; do
+        case "$f" in
+            aweq_run.json) ;;
+            report.html) echo "$(sed '/<!-- aweq-run: begin/,/<!-- aweq-run: end/d' "$f" | sha256sum | cut -d' ' -f1)  $f" ;;
+            *) sha256sum -- "$f" ;;
+        esac
+    done | sort -k2)
+}
+
 finish() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]

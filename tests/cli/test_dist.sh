@@ -10,9 +10,15 @@ RUN=(--batch 4 --quiet)
 
 "$EXE" synth "${TINY[@]}" --out "$WORK/m" || { bad synth; finish; exit 1; }
 "$EXE" --model "$WORK/m" --out "$WORK/q1" "${RUN[@]}" >"$WORK/q1.txt" || bad "one rank"
-sums() { (cd "$1" && sha256sum * | sort); }
+# every file but the record of how the job ran (lib.sh: aweq_run.json, and
+# report.html's run section) must be the same bytes whatever the layout
+sums() { checkpoint_sums "$1"; }
 sums "$WORK/q1" >"$WORK/q1.sha"
-[ "$(wc -l <"$WORK/q1.sha")" -eq 12 ] && ok "one rank: 12 files (9 safetensors, index, config, report)" || bad "files: $(cat "$WORK/q1.sha")"
+[ "$(wc -l <"$WORK/q1.sha")" -eq 13 ] && [ -f "$WORK/q1/aweq_run.json" ] \
+    && ok "one rank: 13 files (9 safetensors, index, config, report, report.html) + aweq_run.json" \
+    || bad "files: $(cat "$WORK/q1.sha")"
+[ "$(grep -c '<!-- aweq-run: ' "$WORK/q1/report.html")" -eq 2 ] && ok "report.html: one run section, marked" \
+    || bad "report.html: run section markers $(grep -c '<!-- aweq-run: ' "$WORK/q1/report.html")"
 for layout in "1 1 1" "2 1 2" "2 2 1" "3 3 1" "3 1 3" "4 4 1" "4 2 2" "4 1 4"; do
     set -- $layout
     out="$WORK/q_${1}_${2}_${3}"
@@ -97,16 +103,18 @@ grep -q "rank 3 of 4: error: .*layers.7.fc2.weight.*NaN" "$WORK/nan.txt" && ok "
 ls "$WORK" | grep -q qnan && bad "a checkpoint folder appeared" || ok "no checkpoint folder"
 
 # A rank killed mid-run: the job ends within seconds, non-zero, no checkpoint.
+# (--progress-every 0: a progress line per block, to see calibration start)
 "$EXE" synth --hidden 256 --layers 8 --heads 4 --ffn 1024 --vocab 2000 --max-pos 256 \
     --calib-seqs 200 --calib-len 256 --quiet --out "$WORK/slow" || bad "synth slow"
-"${MPIRUN[@]}" -n 4 "$EXE" --model "$WORK/slow" --out "$WORK/qkill" --batch 4 --stages 4 >"$WORK/kill.txt" 2>&1 &
+"${MPIRUN[@]}" -n 4 "$EXE" --model "$WORK/slow" --out "$WORK/qkill" --batch 4 --stages 4 --progress-every 0 \
+    >"$WORK/kill.txt" 2>&1 &
 job=$!
 victim=""
 for _ in $(seq 1 100); do
     sleep 0.2
     # a rank (not the launcher): processes named aweq-dist running this model
     victim=$(for p in $(pgrep -x aweq-dist); do tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "--model $WORK/slow" && echo "$p"; done | sort -n | sed -n 3p)
-    [ -n "$victim" ] && grep -q "calibrate: block" "$WORK/kill.txt" && break
+    [ -n "$victim" ] && grep -q "calibrate: [0-9]*/" "$WORK/kill.txt" && break
 done
 if [ -n "$victim" ]; then
     kill -9 "$victim"

@@ -12,7 +12,7 @@ RUN=(--batch 4 --stages 4)
 "$EXE" synth --hidden 64 --layers 8 --heads 4 --ffn 256 --vocab 1000 --max-pos 128 \
     --calib-seqs 40 --calib-len 32 --quiet --out "$WORK/m" || { bad synth; finish; exit 1; }
 "$EXE" --model "$WORK/m" --out "$WORK/ref" --batch 4 --quiet >/dev/null || bad "reference run"
-sums() { (cd "$1" && sha256sum * | sort); }
+sums() { checkpoint_sums "$1"; } # lib.sh: less the record of how the job ran
 sums "$WORK/ref" >"$WORK/ref.sha"
 
 # run_fail NAME ARGS...: the job must fail within 30 s and leave no checkpoint
@@ -84,9 +84,9 @@ else
     "$EXE" synth --hidden 256 --layers 8 --heads 4 --ffn 1024 --vocab 1000 --max-pos 256 \
         --calib-seqs 400 --calib-len 128 --quiet --out "$WORK/slow" || bad "synth slow"
     "$EXE" --model "$WORK/slow" --out "$WORK/slowref" --batch 4 --quiet >/dev/null || bad "slow reference"
-    "${MPI4[@]}" "$EXE" --model "$WORK/slow" --out "$WORK/sout" "${RUN[@]}" >"$WORK/term.txt" 2>&1 &
+    "${MPI4[@]}" "$EXE" --model "$WORK/slow" --out "$WORK/sout" "${RUN[@]}" --progress-every 0 >"$WORK/term.txt" 2>&1 &
     job=$!
-    for _ in $(seq 1 600); do sleep 0.2; grep -q "calibrate: block" "$WORK/term.txt" && break; done
+    for _ in $(seq 1 600); do sleep 0.2; grep -q "calibrate: [0-9]*/" "$WORK/term.txt" && break; done
     # as Slurm does on preemption: SIGTERM to every task (not to the launcher)
     for p in $(pgrep -x aweq-dist); do
         tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "--out $WORK/sout" && kill -TERM "$p"

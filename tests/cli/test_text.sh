@@ -62,7 +62,9 @@ same_files() { # same_files A B PATTERN...: every file matching in A equals B's
 same_files "$WORK/q1" "$WORK/q2" '*.safetensors' 'model.safetensors.index.json' \
     && ok "--calib-text and the token file from 'tokenize' give the same checkpoint" \
     || bad "--calib-text and --calib differ"
-same_files "$WORK/q1" "$WORK/q3" '*' && ok "1 rank and 2 ranks: every file identical" \
+# every file, less the record of how the job ran (lib.sh: checkpoint_sums)
+diff <(checkpoint_sums "$WORK/q1") <(checkpoint_sums "$WORK/q3") >/dev/null \
+    && ok "1 rank and 2 ranks: every file identical (but aweq_run.json, report.html's run section)" \
     || bad "1 rank and 2 ranks differ"
 grep -q "^eval.txt: perplexity fp" "$WORK/q_text.out" && ok "eval-text line: $(grep '^eval.txt' "$WORK/q_text.out")" \
     || bad "no eval-text line: $(cat "$WORK/q_text.out")"
@@ -102,6 +104,30 @@ if [ -n "${1:-}" ] && [ -n "$PQ" ] && close "$1" "$PQ"; then
 else
     bad "run's --eval-text W8A8 $PQ != eval --text on the checkpoint '$EQ'"
 fi
+
+# the protocol's rows: a .jsonl document is a row (empty ones too), a .txt
+# row of whitespace alone is "" (Hugging Face's wikitext rows): the same text
+python3 - "$WORK/eval.txt" "$WORK/rows.txt" "$WORK/rows.jsonl" <<'PY'
+import json, sys
+rows = open(sys.argv[1], encoding="utf-8", newline="").read().split("\n")
+rows = [r + "\n" for r in rows[:-1]]
+mixed = []
+for i, r in enumerate(rows):
+    mixed.append(r)
+    if i % 3 == 0:
+        mixed.append(" \t \n" if i % 2 else "\u3000\n")   # whitespace-only rows
+with open(sys.argv[2], "w", encoding="utf-8", newline="") as f:
+    f.write("".join(mixed))
+with open(sys.argv[3], "w", encoding="utf-8") as f:
+    for r in mixed:
+        f.write(json.dumps({"text": r if r.strip() else ""}) + "\n")
+PY
+R1=$(ev r1 "$EXE" eval --model "$WORK/m" --text "$WORK/rows.txt" --seq-len 64 --quiet)
+R2=$(ev r2 "$EXE" eval --model "$WORK/m" --text "$WORK/rows.jsonl" --seq-len 64 --quiet)
+case "$R1" in FAILED*|"") bad "eval --text rows.txt: $R1" ;; *)
+    [ "$R1" = "$R2" ] && ok "whitespace rows of a .txt == empty documents of a .jsonl ($R1)" \
+        || bad "rows.txt '$R1' != rows.jsonl '$R2'" ;; esac
+[ "$R1" != "$E1" ] && ok "the blank rows count (ppl differs from eval.txt's)" || bad "blank rows changed nothing"
 
 # bad text, each named in one error line
 : >"$WORK/empty.txt"

@@ -1,1 +1,2 @@
 aweq_add_test(test_pipeline SOURCES pipeline/test_pipeline.c LIBS aweq_pipeline)
+aweq_add_test(test_report SOURCES pipeline/test_report.c LIBS aweq_pipeline)

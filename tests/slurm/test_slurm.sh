@@ -72,7 +72,7 @@ wait_idle() {
     bad "node not idle after 60 s (state '$s')"
     return 1
 }
-sums() { (cd "$1" && sha256sum -- * | sort -k2); }
+sums() { checkpoint_sums "$1"; } # cli/lib.sh: less the record of how the job ran
 # same NAME DIR REF: every file of DIR has the sha256 of REF's (and the same names)
 same() {
     if [ ! -d "$2" ]; then bad "$1: no output folder $2"; return; fi
