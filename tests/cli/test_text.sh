@@ -23,7 +23,7 @@ cat >"$WORK/m/tokenizer_config.json" <<'JSON'
 JSON
 # a slice of WikiText-2 as calibration text and as evaluation text
 head -n 400 "$DATA/wikitext-2/wiki.test.raw" >"$WORK/calib.txt"
-sed -n '2500,2700p' "$DATA/wikitext-2/wiki.test.raw" >"$WORK/eval.txt"
+sed -n '2500,2560p' "$DATA/wikitext-2/wiki.test.raw" >"$WORK/eval.txt"
 
 expect_fail "no calibration tokens and no text" "pass --calib-text" \
     "$EXE" --model "$WORK/m" --quiet
