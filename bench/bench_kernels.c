@@ -6,7 +6,13 @@
  * (CLOCK_MONOTONIC). Not a test: it prints a table and exits 0 unless an
  * allocation fails.
  *
- *   bench_kernels [reps]    (default 5 for the memory-bound kernels)
+ * The int8 product is timed against cblas_sgemm of the same shape, on the
+ * path aw_k_gemm_i8 chose and on its fallback, with 1 thread and with all:
+ * min and median of gemm_reps interleaved repetitions (2-thread timings on a
+ * shared machine are bimodal: the median is the figure to quote). Run it
+ * with ONEDNN_MAX_CPU_ISA=AVX2 to see the choice fall back.
+ *
+ *   bench_kernels [reps] [gemm_reps]    (defaults 5 and 7)
  */
 #include <cblas.h>
 #include <math.h>
@@ -145,18 +151,115 @@ typedef struct {
     float *y;
     const int8_t *xq, *wq;
     int32_t *acc;
-    int T, in, out, mode; /* 0 aw_k_linear, 1 cblas_sgemm, 2 aw_k_gemm_i8 */
+    /* 0 aw_k_linear, 1 cblas_sgemm, 2 aw_k_gemm_i8, 3 aw_k_gemm_i8_fallback */
+    int T, in, out, mode;
 } lin_arg;
 
 static void lin_call(void *p)
 {
     lin_arg *a = p;
-    if (a->mode == 0) aw_k_linear(a->x, a->w, a->b, a->y, a->T, a->in, a->out);
-    else if (a->mode == 1)
+    switch (a->mode) {
+    case 0: aw_k_linear(a->x, a->w, a->b, a->y, a->T, a->in, a->out); break;
+    case 1:
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->T, a->out, a->in, 1.0f, a->x, a->in,
                     a->w, a->in, 0.0f, a->y, a->out);
-    else aw_k_gemm_i8(a->xq, a->wq, a->acc, a->T, a->in, a->out);
-    g_sink += a->mode == 2 ? (double)a->acc[7] : (double)a->y[7];
+        break;
+    case 2: aw_k_gemm_i8(a->xq, a->wq, a->acc, a->T, a->in, a->out); break;
+    default: aw_k_gemm_i8_fallback(a->xq, a->wq, a->acc, a->T, a->in, a->out); break;
+    }
+    g_sink += a->mode >= 2 ? (double)a->acc[7] : (double)a->y[7];
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* min and median of n times (sorts t) */
+static void min_median(double *t, int n, double *mn, double *med)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    *mn = t[0];
+    *med = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static double time_once(void (*fn)(void *), void *arg)
+{
+    double t0 = now_s();
+    fn(arg);
+    return now_s() - t0;
+}
+
+/* The int8 product on OPT-125m shapes: the path aw_k_gemm_i8 chose (oneDNN
+ * where it passed its self-test), its fallback called directly (the int16
+ * loop on slices of rows), and cblas_sgemm of the same shape in fp32, with 1 thread and with all
+ * (OpenBLAS's count at start; oneDNN follows it). Repetitions interleave the
+ * three, so a slow phase of the machine hits all of them; min and median.
+ * ratio[h][s] = median GOP/s / median sgemm GFLOP/s. */
+static void bench_gemm_i8(int T, int reps, int nthr[2], double ratio[2][3], double fb_ratio[2][3])
+{
+    static const int shapes[3][2] = {{768, 768}, {768, 3072}, {3072, 768}};
+    int all = openblas_get_num_threads();
+    nthr[0] = 1, nthr[1] = all;
+    printf("\n# int8 product (exact int32), OPT-125m shapes, T = %d, %d repetitions "
+           "(min / median)\n"
+           "# chosen path: %s\n"
+           "# ratio = GOP/s / fp32 cblas_sgemm GFLOP/s of the same shape, medians\n",
+           T, reps, aw_k_gemm_i8_path());
+    if (getenv("OMP_NUM_THREADS"))
+        printf("# OMP_NUM_THREADS=%s: the int8 product's threads are that, not the column thr\n",
+               getenv("OMP_NUM_THREADS"));
+    printf("%-14s %-4s %-14s %17s %19s %19s %7s %6s\n", "kernel", "thr", "in -> out",
+           "ms (min/med)", "GOP/s (min/med)", "sgemm GF/s", "ratio", "same");
+    double *tt = malloc(sizeof(double) * 3 * (size_t)reps);
+    if (!tt) exit(1);
+    for (int h = 0; h < 2; h++) {
+        openblas_set_num_threads(nthr[h]);
+        for (int s = 0; s < 3; s++) {
+            int in = shapes[s][0], out = shapes[s][1];
+            float *x = xmalloc((size_t)T * in * sizeof(float));
+            float *w = xmalloc((size_t)out * in * sizeof(float));
+            float *y = xmalloc((size_t)T * out * sizeof(float));
+            int8_t *xq = xmalloc((size_t)T * in), *wq = xmalloc((size_t)out * in);
+            int32_t *a0 = xmalloc((size_t)T * out * sizeof(int32_t));
+            int32_t *a1 = xmalloc((size_t)T * out * sizeof(int32_t));
+            fill_act(x, T, in, 2);
+            fill_act(w, out, in, 3);
+            aw_rng r;
+            aw_rng_seed(&r, 5, "bench-i8");
+            for (size_t i = 0; i < (size_t)T * in; i++)
+                xq[i] = (int8_t)((int)aw_rng_below(&r, 255) - 127);
+            for (size_t i = 0; i < (size_t)out * in; i++)
+                wq[i] = (int8_t)((int)aw_rng_below(&r, 255) - 127);
+            lin_arg ab = {x, w, NULL, y, NULL, NULL, NULL, T, in, out, 1};
+            lin_arg ai = {NULL, NULL, NULL, NULL, xq, wq, a0, T, in, out, 2};
+            lin_arg af = {NULL, NULL, NULL, NULL, xq, wq, a1, T, in, out, 3};
+            lin_call(&ab), lin_call(&ai), lin_call(&af); /* warm up threads, JIT */
+            int same = memcmp(a0, a1, (size_t)T * out * sizeof(int32_t)) == 0;
+            for (int k = 0; k < reps; k++) {
+                tt[k] = time_once(lin_call, &ab);
+                tt[reps + k] = time_once(lin_call, &ai);
+                tt[2 * reps + k] = time_once(lin_call, &af);
+            }
+            double bmin, bmed, imin, imed, fmin, fmed, op = 2.0 * T * in * out * 1e-9;
+            min_median(tt, reps, &bmin, &bmed);
+            min_median(tt + reps, reps, &imin, &imed);
+            min_median(tt + 2 * reps, reps, &fmin, &fmed);
+            ratio[h][s] = bmed / imed;
+            fb_ratio[h][s] = bmed / fmed;
+            const char *names[2] = {
+                aw_k_gemm_i8_uses_onednn() ? "gemm_i8 oneDNN" : "gemm_i8 chosen", "gemm_i8 loop"};
+            double mins[2] = {imin, fmin}, meds[2] = {imed, fmed};
+            for (int p = 0; p < 2; p++)
+                printf("%-14s %-4d %5d -> %-6d %8.2f /%8.2f %9.1f /%9.1f %9.1f /%9.1f %7.2f %6s\n",
+                       names[p], nthr[h], in, out, mins[p] * 1e3, meds[p] * 1e3, op / mins[p],
+                       op / meds[p], op / bmin, op / bmed, bmed / meds[p], same ? "yes" : "NO");
+            free(x), free(w), free(y), free(xq), free(wq), free(a0), free(a1);
+        }
+    }
+    openblas_set_num_threads(all);
+    free(tt);
 }
 
 int main(int argc, char **argv)
@@ -198,25 +301,11 @@ int main(int argc, char **argv)
                flop / tl * 1e-9, flop / tb * 1e-9, lin_ratio[s]);
         free(x), free(w), free(b), free(y);
     }
-    printf("\n# int8 product (exact int32 accumulation), informational, best of 2\n");
-    printf("%-14s %-16s %9s %12s\n", "kernel", "in -> out", "ms", "GOP/s");
-    for (int s = 0; s < 3; s++) {
-        int in = shapes[s][0], out = shapes[s][1];
-        int8_t *xq = xmalloc((size_t)T * in);
-        int8_t *wq = xmalloc((size_t)out * in);
-        int32_t *acc = xmalloc((size_t)T * out * sizeof(int32_t));
-        aw_rng r;
-        aw_rng_seed(&r, 5, "bench-i8");
-        for (size_t i = 0; i < (size_t)T * in; i++)
-            xq[i] = (int8_t)((int)aw_rng_below(&r, 255) - 127);
-        for (size_t i = 0; i < (size_t)out * in; i++)
-            wq[i] = (int8_t)((int)aw_rng_below(&r, 255) - 127);
-        lin_arg a = {NULL, NULL, NULL, NULL, xq, wq, acc, T, in, out, 2};
-        double ti = best_time(2, lin_call, &a);
-        printf("%-14s %5d -> %-7d %9.2f %12.1f\n", "gemm_i8", in, out, ti * 1e3,
-               2.0 * T * in * out / ti * 1e-9);
-        free(xq), free(wq), free(acc);
-    }
+    int gemm_reps = argc > 2 ? atoi(argv[2]) : 7;
+    if (gemm_reps < 1) gemm_reps = 1;
+    double i8_ratio[2][3], fb_ratio[2][3];
+    int nthr[2];
+    bench_gemm_i8(T, gemm_reps, nthr, i8_ratio, fb_ratio);
 
     printf("\n# causal attention, informational: 1 sequence, L = 2048, 12 heads, d = 768,\n"
            "# 4 heads per chunk; GFLOP/s counts the causal half of q k^T and p v, best of 2\n");
@@ -249,5 +338,12 @@ int main(int argc, char **argv)
     printf("dequantize_i8 d=768 %.2f  d=3072 %.2f  (input is int8: 1/4 of the bytes it writes)\n",
            r768[K_DEQUANT], r3072[K_DEQUANT]);
     printf("linear / sgemm: %.2f %.2f %.2f\n", lin_ratio[0], lin_ratio[1], lin_ratio[2]);
+    printf("int8 product: %s\n", aw_k_gemm_i8_path());
+    for (int h = 0; h < 2; h++) {
+        printf("gemm_i8 GOP/s / sgemm GFLOP/s, medians, %d thread%s: chosen %.2f %.2f %.2f, "
+               "fallback (loop) %.2f %.2f %.2f\n",
+               nthr[h], nthr[h] > 1 ? "s" : "", i8_ratio[h][0], i8_ratio[h][1], i8_ratio[h][2],
+               fb_ratio[h][0], fb_ratio[h][1], fb_ratio[h][2]);
+    }
     return 0;
 }

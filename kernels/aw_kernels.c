@@ -354,11 +354,13 @@ AW_CLONES void aw_k_dequantize_i8(const int8_t *q, size_t n, float step, float *
     for (size_t i = 0; i < n; i++) x[i] = (float)q[i] * step;
 }
 
-/* Tiles of the int8 product: GI8_KC values of the reduction dimension at a
- * time; a (GI8_NW, GI8_KC) tile of w and a (GI8_TR, GI8_KC) block of x are
- * widened to int16 on the stack (32 KB + 2 KB), so that the dot products are
- * int16 x int16 -> int32 sums, which gcc maps to pmaddwd. Integer sums are
- * exact, so the tiling does not change the result. */
+/* The int8 product on one thread (aw_gemm_i8.c uses oneDNN where exact, else
+ * this loop on slices of rows, one per thread): tiles of GI8_KC values of
+ * the reduction dimension at a time; a (GI8_NW, GI8_KC) tile of w and a
+ * (GI8_TR, GI8_KC) block of x are widened to int16 on the stack (32 KB +
+ * 2 KB), so that the dot products are int16 x int16 -> int32 sums, which gcc
+ * maps to pmaddwd. Integer sums are exact, so the tiling does not change the
+ * result. No allocation. */
 enum { GI8_KC = 256, GI8_NW = 64, GI8_TR = 4 };
 
 /* 4 dot products of length n: x rows x0..x3 (row stride GI8_KC) with w row
@@ -394,8 +396,8 @@ static inline AW_INLINE void widen_i8(const int8_t *src, size_t ld, int rows, in
         for (int k = 0; k < kc; k++) dst[(size_t)r * GI8_KC + k] = src[(size_t)r * ld + k];
 }
 
-AW_CLONES void aw_k_gemm_i8(const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in,
-                            int out)
+AW_CLONES void aw_k_gemm_i8_loop(const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in,
+                                 int out)
 {
     if (T <= 0 || out <= 0) return;
     memset(acc, 0, (size_t)T * out * sizeof(int32_t));

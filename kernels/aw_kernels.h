@@ -73,8 +73,33 @@ void aw_k_quantize_i8(const float *x, size_t n, float step, int8_t *q);
 void aw_k_dequantize_i8(const int8_t *q, size_t n, float step, float *x);
 
 /* acc (T, out) = xq (T, in) . wq (out, in)^T in exact int32 arithmetic
- * (|acc| <= 127*127*in, fits int32 for in < 133000). */
+ * (|acc| <= 127*127*in with this project's codes, fits int32 for
+ * in < 133000; with -128 too, in < 131072). Both paths give the same bits;
+ * aw_gemm_i8.c picks one on first use, thread-safely:
+ *   1. oneDNN's s8s8s32 gemm, where it passes a self-test (a few small
+ *      products with -128/127 extremes against an int64 reference); it fails
+ *      on CPUs without VNNI, whose kernels saturate 16-bit partial sums;
+ *   2. else aw_k_gemm_i8_fallback.
+ * Both run on OpenMP threads: OMP_NUM_THREADS if set, else as many as
+ * OpenBLAS uses (openblas_get_num_threads()), so that several ranks on a
+ * node do not oversubscribe it. Cannot fail (a failing oneDNN call falls
+ * back too). */
 void aw_k_gemm_i8(const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in, int out);
+/* The path aw_k_gemm_i8 uses, for the run's report: "oneDNN 2.6.3 s8s8s32
+ * gemm on avx512_core_bf16 with VNNI, self-test passed" or "int16 loop
+ * (oneDNN 2.6.3 s8s8s32 gemm on avx2 without VNNI failed its self-test:
+ * <which values>)". Runs the self-test if it has not run yet. Static string,
+ * valid for the process's life. */
+const char *aw_k_gemm_i8_path(void);
+/* 1 when aw_k_gemm_i8 uses oneDNN, 0 when the fallback. */
+int aw_k_gemm_i8_uses_onednn(void);
+/* The fallback, callable directly (tests, benchmarks): aw_k_gemm_i8_loop on
+ * slices of rows, one per thread (same threads as above), no allocation. */
+void aw_k_gemm_i8_fallback(const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in,
+                           int out);
+/* The product on the calling thread alone: an int16-widening loop (pmaddwd),
+ * no allocation. */
+void aw_k_gemm_i8_loop(const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in, int out);
 /* y (T, out) = acc * (x_step * w_step) + b (b may be NULL). */
 void aw_k_dequant_acc(const int32_t *acc, const float *b, float x_step, float w_step, float *y,
                       int T, int out);

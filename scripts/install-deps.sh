@@ -2,8 +2,11 @@
 # Install the Debian 12 packages aweq-dist builds and tests with, when any is
 # missing. Needs root (or sudo) only if something has to be installed.
 set -euo pipefail
+# libdnnl-dev: oneDNN for the INT8 product; its CMake config also looks for
+# OpenCL (the package's GPU runtime), which is only a Recommends of it
 PKGS=(build-essential cmake pkg-config git python3
       openmpi-bin libopenmpi-dev libzstd-dev libcmocka-dev libopenblas-dev libjansson-dev
+      libdnnl-dev ocl-icd-opencl-dev
       time)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -472,6 +472,20 @@ static void test_dequantize(void **state)
     }
 }
 
+/* The int8 product's entry points: the chosen path, and the fallback and its
+ * one-thread loop called directly (test_gemm_i8.c tests the choice). */
+enum { GI8_AUTO, GI8_FALLBACK, GI8_LOOP, GI8_NPATHS };
+static const char *const gi8_names[GI8_NPATHS] = {"aw_k_gemm_i8", "aw_k_gemm_i8_fallback",
+                                                  "aw_k_gemm_i8_loop"};
+
+static void gemm_i8_path(int p, const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in,
+                         int out)
+{
+    if (p == GI8_AUTO) aw_k_gemm_i8(xq, wq, acc, T, in, out);
+    else if (p == GI8_FALLBACK) aw_k_gemm_i8_fallback(xq, wq, acc, T, in, out);
+    else aw_k_gemm_i8_loop(xq, wq, acc, T, in, out);
+}
+
 static void run_gemm_i8(int T, int in, int out, uint64_t seed)
 {
     int8_t *xq = xcalloc((size_t)T * in, 1), *wq = xcalloc((size_t)out * in, 1);
@@ -482,13 +496,15 @@ static void run_gemm_i8(int T, int in, int out, uint64_t seed)
     for (size_t i = 0; i < (size_t)T * in; i++) xq[i] = (int8_t)((int)aw_rng_below(&r, 255) - 127);
     for (size_t i = 0; i < (size_t)out * in; i++)
         wq[i] = (int8_t)((int)aw_rng_below(&r, 255) - 127);
-    for (size_t i = 0; i < (size_t)T * out; i++) acc[i] = 12345; /* must be overwritten */
-    aw_k_gemm_i8(xq, wq, acc, T, in, out);
     aw_gemm_i8_ref(xq, wq, ref, T, in, out);
-    for (size_t i = 0; i < (size_t)T * out; i++)
-        if ((int64_t)acc[i] != ref[i])
-            fail_msg("gemm_i8 %dx%dx%d at %zu: got %d, want %lld", T, in, out, i, acc[i],
-                     (long long)ref[i]);
+    for (int p = 0; p < GI8_NPATHS; p++) {
+        for (size_t i = 0; i < (size_t)T * out; i++) acc[i] = 12345; /* must be overwritten */
+        gemm_i8_path(p, xq, wq, acc, T, in, out);
+        for (size_t i = 0; i < (size_t)T * out; i++)
+            if ((int64_t)acc[i] != ref[i])
+                fail_msg("%s %dx%dx%d at %zu: got %d, want %lld", gi8_names[p], T, in, out, i,
+                         acc[i], (long long)ref[i]);
+    }
     free(xq), free(wq), free(acc), free(ref);
 }
 
@@ -516,11 +532,13 @@ static void test_gemm_i8_limits(void **state)
         for (int o = 0; o < OUT; o++)
             for (int i = 0; i < IN; i++)
                 wq[o * IN + i] = (int8_t)(o == 2 ? (i % 3 ? -127 : 127) : o ? -127 : 127);
-        aw_k_gemm_i8(xq, wq, acc, T, IN, OUT);
         aw_gemm_i8_ref(xq, wq, ref, T, IN, OUT);
-        for (int i = 0; i < T * OUT; i++) assert_true((int64_t)acc[i] == ref[i]);
-        assert_int_equal(acc[0], 127 * 127 * 1000);
-        assert_int_equal(acc[1], -127 * 127 * 1000);
+        for (int p = 0; p < GI8_NPATHS; p++) {
+            gemm_i8_path(p, xq, wq, acc, T, IN, OUT);
+            for (int i = 0; i < T * OUT; i++) assert_true((int64_t)acc[i] == ref[i]);
+            assert_int_equal(acc[0], 127 * 127 * 1000);
+            assert_int_equal(acc[1], -127 * 127 * 1000);
+        }
         free(xq), free(wq);
     }
     /* in = 133000, the header's bound: 127^2 * 133000 = 2145157000 < 2^31 */
@@ -528,10 +546,25 @@ static void test_gemm_i8_limits(void **state)
         enum { IN = 133000 };
         int8_t *xq = xcalloc(IN, 1), *wq = xcalloc((size_t)2 * IN, 1);
         for (int i = 0; i < IN; i++) xq[i] = 127, wq[i] = 127, wq[IN + i] = -127;
-        int32_t acc[2];
-        aw_k_gemm_i8(xq, wq, acc, 1, IN, 2);
-        assert_true((int64_t)acc[0] == 127LL * 127 * IN);
-        assert_true((int64_t)acc[1] == -127LL * 127 * IN);
+        for (int p = 0; p < GI8_NPATHS; p++) {
+            int32_t acc[2];
+            gemm_i8_path(p, xq, wq, acc, 1, IN, 2);
+            assert_true((int64_t)acc[0] == 127LL * 127 * IN);
+            assert_true((int64_t)acc[1] == -127LL * 127 * IN);
+        }
+        free(xq), free(wq);
+    }
+    /* -128 (not a code of this project, but int8): 128^2 * 131071 < 2^31 */
+    {
+        enum { IN = 131071 };
+        int8_t *xq = xcalloc(IN, 1), *wq = xcalloc((size_t)2 * IN, 1);
+        for (int i = 0; i < IN; i++) xq[i] = -128, wq[i] = -128, wq[IN + i] = 127;
+        for (int p = 0; p < GI8_NPATHS; p++) {
+            int32_t acc[2];
+            gemm_i8_path(p, xq, wq, acc, 1, IN, 2);
+            assert_true((int64_t)acc[0] == 128LL * 128 * IN);
+            assert_true((int64_t)acc[1] == -128LL * 127 * IN);
+        }
         free(xq), free(wq);
     }
 }

@@ -8,8 +8,27 @@ aweq_add_test(test_kernels SOURCES kernels/test_kernels.c kernels/kernels_ref.c
 aweq_add_test(test_kernels_baseline
               SOURCES kernels/test_kernels.c kernels/kernels_ref.c
                       ${PROJECT_SOURCE_DIR}/kernels/aw_kernels.c
-              LIBS aweq_common PkgConfig::OPENBLAS LABELS kernels)
+                      ${PROJECT_SOURCE_DIR}/kernels/aw_gemm_i8.c
+              LIBS aweq_common PkgConfig::OPENBLAS DNNL::dnnl OpenMP::OpenMP_C LABELS kernels)
 target_include_directories(test_kernels_baseline PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
 target_compile_definitions(test_kernels_baseline PRIVATE AW_NO_CLONES)
 set_source_files_properties(${PROJECT_SOURCE_DIR}/kernels/aw_kernels.c
+                            ${PROJECT_SOURCE_DIR}/kernels/aw_gemm_i8.c
                             PROPERTIES COMPILE_OPTIONS "-O3;-fno-math-errno")
+
+# The INT8 product's choice of path (oneDNN or the int16 loop) and its
+# exactness on each: as is, with oneDNN held to its AVX2 kernels (which
+# saturate: the self-test must reject them), and with OMP_NUM_THREADS set.
+aweq_add_test(test_gemm_i8 SOURCES kernels/test_gemm_i8.c kernels/kernels_ref.c
+              LIBS aweq_kernels OpenMP::OpenMP_C LABELS kernels)
+foreach(variant avx2 omp1)
+  add_test(NAME test_gemm_i8_${variant} COMMAND test_gemm_i8
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  if(variant STREQUAL "avx2")
+    set(extra "ONEDNN_MAX_CPU_ISA=AVX2")
+  else()
+    set(extra "OMP_NUM_THREADS=1")
+  endif()
+  set_tests_properties(test_gemm_i8_${variant} PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV};${extra}"
+                       TIMEOUT 300 LABELS "unit;kernels")
+endforeach()
