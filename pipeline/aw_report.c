@@ -17,6 +17,17 @@ static const char *base_name(const char *p)
     return b ? b + 1 : p;
 }
 
+json_t *aw_report_times_json(const aw_run_result *r)
+{
+    json_t *t = json_object();
+    json_object_set_new(t, "load", json_real(r->t_load));
+    json_object_set_new(t, "calibrate", json_real(r->t_calib));
+    json_object_set_new(t, "quantize", json_real(r->t_quant));
+    json_object_set_new(t, "validate", json_real(r->t_valid));
+    json_object_set_new(t, "write", json_real(r->t_write));
+    return t;
+}
+
 aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **out)
 {
     json_t *root = json_object();
@@ -111,13 +122,7 @@ aw_status aw_run_json(const aw_run_opts *o, const aw_run_result *r, char **out)
     json_object_set_new(root, "replicas", json_integer(r->replicas));
     json_object_set_new(root, "handoff", json_string(r->nccl ? "NCCL (device to device)" : "MPI"));
     json_object_set_new(root, "resumed_blocks", json_integer(r->reused_blocks));
-    json_t *t = json_object();
-    json_object_set_new(t, "load", json_real(r->t_load));
-    json_object_set_new(t, "calibrate", json_real(r->t_calib));
-    json_object_set_new(t, "quantize", json_real(r->t_quant));
-    json_object_set_new(t, "validate", json_real(r->t_valid));
-    json_object_set_new(t, "write", json_real(r->t_write));
-    json_object_set_new(root, "times_s", t);
+    json_object_set_new(root, "times_s", aw_report_times_json(r));
     json_t *tps = json_object();
     double vtok = (double)r->holdout_tokens + (double)r->eval_windows * r->seq_len;
     json_object_set_new(tps, "calibrate", num(r->t_calib > 0 ? (double)r->calib_tokens / r->t_calib : NAN));

@@ -1427,13 +1427,7 @@ fail:
         json_t *f = json_object();
         json_object_set_new(f, "status", json_string(st == AW_OK ? "ok" : aw_status_name(st)));
         if (st != AW_OK) json_object_set_new(f, "message", json_string(aw_err_message()));
-        json_t *times = json_object();
-        json_object_set_new(times, "load", json_real(r->t_load));
-        json_object_set_new(times, "calibrate", json_real(r->t_calib));
-        json_object_set_new(times, "quantize", json_real(r->t_quant));
-        json_object_set_new(times, "validate", json_real(r->t_valid));
-        json_object_set_new(times, "write", json_real(r->t_write));
-        json_object_set_new(f, "times_s", times);
+        json_object_set_new(f, "times_s", aw_report_times_json(r));
         aw_progress_event(s.prog, "end", f);
         aw_progress_destroy(s.prog);
         s.prog = NULL;

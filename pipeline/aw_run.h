@@ -116,6 +116,10 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **js
  * that the report's bytes stay independent of the layout. */
 aw_status aw_run_json(const aw_run_opts *o, const aw_run_result *r, char **json);
 void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out);
+/* {"load": s, "calibrate": s, ...}: the phase times, for aweq_run.json and
+ * the --log-json end event (a new jansson object, owned by the caller). */
+struct json_t;
+struct json_t *aw_report_times_json(const aw_run_result *r);
 
 /* The one-line error a user sees, on stderr:
  *   aweq-dist: [rank R of N: ]error: <what> (<STATUS>) [src.c:line]

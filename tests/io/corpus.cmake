@@ -8,7 +8,7 @@ aweq_add_test(test_corpus SOURCES io/test_corpus.c LIBS aweq_io LABELS io)
 # refused (AW_ERR_CORPUS), every file of corpus/accept read whole, none may
 # crash (sanitizers included).
 set(AWEQ_CORPUS_FIXTURES ${PROJECT_SOURCE_DIR}/tests/fixtures/corpus)
-add_executable(fuzz_corpus io/fuzz_corpus.c)
+add_executable(fuzz_corpus io/fuzz_corpus.c io/fuzz_replay.c)
 target_link_libraries(fuzz_corpus PRIVATE aweq_io)
 add_test(NAME corpus_fuzz_replay
          COMMAND fuzz_corpus --reject ${AWEQ_CORPUS_FIXTURES}/reject

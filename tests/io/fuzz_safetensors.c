@@ -94,105 +94,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef AWEQ_FUZZING
-#include <dirent.h>
 #include <stdio.h>
-#include <sys/stat.h>
 
-#include "aw_fs.h"
+#include "fuzz_replay.h"
 
-typedef enum { MODE_ANY, MODE_ACCEPT, MODE_REJECT } replay_mode;
-
-static int n_files, n_failed;
-
-static void replay_file(const char *path, replay_mode mode)
+static int check_file(const char *path, const uint8_t *buf, size_t len, replay_mode mode)
 {
-    char *buf;
-    size_t len;
-    if (aw_read_file(path, (size_t)256 << 20, &buf, &len) != AW_OK) {
-        fprintf(stderr, "FAILED %s: %s\n", path, aw_err_message());
-        n_failed++;
-        return;
-    }
-    n_files++;
-    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+    LLVMFuzzerTestOneInput(buf, len);
     aw_st_file *f;
     aw_status st = aw_st_open_mem(buf, len, path, &f);
     aw_st_close(f);
     if (mode == MODE_REJECT && st == AW_OK) {
         fprintf(stderr, "FAILED %s: accepted, must be rejected\n", path);
-        n_failed++;
-    } else if (mode == MODE_ACCEPT && st != AW_OK) {
+        return 1;
+    }
+    if (mode == MODE_ACCEPT && st != AW_OK) {
         fprintf(stderr, "FAILED %s: rejected (%s: %s), must be accepted\n", path,
                 aw_status_name(st), aw_err_message());
-        n_failed++;
+        return 1;
     }
-    free(buf);
+    return 0;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void replay_path(const char *path, replay_mode mode)
-{
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        fprintf(stderr, "FAILED %s: cannot stat\n", path);
-        n_failed++;
-        return;
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        replay_file(path, mode);
-        return;
-    }
-    DIR *d = opendir(path);
-    if (!d) {
-        fprintf(stderr, "FAILED %s: cannot open the folder\n", path);
-        n_failed++;
-        return;
-    }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **grown = realloc(names, cap * sizeof *names);
-            if (!grown) break;
-            names = grown;
-        }
-        names[n++] = aw_path_join(path, de->d_name);
-    }
-    closedir(d);
-    if (n) qsort(names, n, sizeof *names, cmp_name);
-    for (size_t i = 0; i < n; i++) {
-        if (names[i]) replay_file(names[i], mode);
-        free(names[i]);
-    }
-    free(names);
-}
-
-int main(int argc, char **argv)
-{
-    replay_mode mode = MODE_ANY;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--reject") == 0)
-            mode = MODE_REJECT;
-        else if (strcmp(argv[i], "--accept") == 0)
-            mode = MODE_ACCEPT;
-        else if (strcmp(argv[i], "--any") == 0)
-            mode = MODE_ANY;
-        else
-            replay_path(argv[i], mode);
-    }
-    if (n_files == 0 && n_failed == 0) {
-        fprintf(stderr, "usage: %s [--reject | --accept | --any] PATH...\n", argv[0]);
-        return 2;
-    }
-    fprintf(stderr, "%s: %d files replayed, %d failed: %s\n", argv[0], n_files, n_failed,
-            n_failed ? "FAILED" : "OK");
-    return n_failed ? 1 : 0;
-}
+int main(int argc, char **argv) { return aw_fuzz_replay_main(argc, argv, check_file); }
 #endif

@@ -7,7 +7,7 @@ aweq_add_test(test_model_files SOURCES io/test_model_files.c LIBS aweq_io LABELS
 # The fuzz target as a replay driver: every st-reject file must be refused,
 # every good fixture accepted, none may crash (sanitizers included).
 set(AWEQ_FIXTURES ${PROJECT_SOURCE_DIR}/tests/fixtures)
-add_executable(fuzz_safetensors io/fuzz_safetensors.c)
+add_executable(fuzz_safetensors io/fuzz_safetensors.c io/fuzz_replay.c)
 target_link_libraries(fuzz_safetensors PRIVATE aweq_io)
 add_test(NAME safetensors_fuzz_replay
          COMMAND fuzz_safetensors
