@@ -30,7 +30,7 @@ static void fill(float *x, size_t n, aw_rng *r, float scale)
 
 int main(int argc, char **argv)
 {
-    aw_opt_config c = *aw_shape_find("opt-125m");
+    aw_model_config c = *aw_shape_find("opt-125m");
     int L = 128, n_seq = 64;
     if (argc == 6) {
         c.hidden_size = atoi(argv[1]);

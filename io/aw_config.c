@@ -93,7 +93,7 @@ static aw_status parse_dtype(const char *path, const char *key, const char *s, a
     return AW_OK;
 }
 
-static aw_status parse_config(const char *path, json_t *root, aw_opt_config *c)
+static aw_status parse_config(const char *path, json_t *root, aw_model_config *c)
 {
     AW_RETURN_IF(!json_is_object(root), AW_ERR_CONFIG, "%s: top level is not a JSON object",
                  path);
@@ -176,7 +176,7 @@ static aw_status parse_config(const char *path, json_t *root, aw_opt_config *c)
     return AW_OK;
 }
 
-aw_status aw_config_read(const char *path, aw_opt_config *out)
+aw_status aw_config_read(const char *path, aw_model_config *out)
 {
     if (!path || !out) return AW_FAIL(AW_ERR_ARG, "aw_config_read: NULL argument");
     char *text = NULL;
@@ -194,7 +194,7 @@ aw_status aw_config_read(const char *path, aw_opt_config *out)
     AW_RETURN_IF(!root, AW_ERR_CONFIG, "%s: invalid JSON at line %d column %d: %s", path,
                  jerr.line, jerr.column, jerr.text);
 
-    aw_opt_config c;
+    aw_model_config c;
     memset(&c, 0, sizeof c);
     aw_status st = parse_config(path, root, &c);
     json_decref(root);
@@ -204,7 +204,7 @@ aw_status aw_config_read(const char *path, aw_opt_config *out)
 
 /* ---- support check ------------------------------------------------------ */
 
-aw_status aw_config_check_supported(const aw_opt_config *c, const char *label)
+aw_status aw_config_check_supported(const aw_model_config *c, const char *label)
 {
     if (!c) return AW_FAIL(AW_ERR_ARG, "aw_config_check_supported: NULL config");
     if (!label) label = "model";
@@ -269,7 +269,7 @@ static json_t *token_id(int id)
     return id < 0 ? json_null() : json_integer(id);
 }
 
-aw_status aw_config_write(const char *path, const aw_opt_config *c, const char *quant_json)
+aw_status aw_config_write(const char *path, const aw_model_config *c, const char *quant_json)
 {
     if (!path || !c) return AW_FAIL(AW_ERR_ARG, "aw_config_write: NULL argument");
     const char *dt = dtype_torch_name(c->torch_dtype);
@@ -359,7 +359,7 @@ fail:
     }
 
 /* The published facebook/opt-* configs. */
-static const aw_opt_config aw_shapes[] = {
+static const aw_model_config aw_shapes[] = {
     AW_OPT_SHAPE("opt-125m", 768, 12, 12, 3072, 768, 1),
     AW_OPT_SHAPE("opt-350m", 1024, 24, 16, 4096, 512, 0),
     AW_OPT_SHAPE("opt-1.3b", 2048, 24, 32, 8192, 2048, 1),
@@ -372,7 +372,7 @@ static const aw_opt_config aw_shapes[] = {
 };
 #undef AW_OPT_SHAPE
 
-const aw_opt_config *aw_shape_find(const char *name)
+const aw_model_config *aw_shape_find(const char *name)
 {
     if (!name) return NULL;
     if (strncasecmp(name, "facebook/", 9) == 0) name += 9;
@@ -386,14 +386,14 @@ size_t aw_shape_count(void)
     return sizeof aw_shapes / sizeof aw_shapes[0];
 }
 
-const aw_opt_config *aw_shape_at(size_t i)
+const aw_model_config *aw_shape_at(size_t i)
 {
     return i < aw_shape_count() ? &aw_shapes[i] : NULL;
 }
 
 /* ---- parameter counts ------------------------------------------------------ */
 
-uint64_t aw_config_block_params(const aw_opt_config *c)
+uint64_t aw_config_block_params(const aw_model_config *c)
 {
     uint64_t d = (uint64_t)c->hidden_size, f = (uint64_t)c->ffn_dim;
     uint64_t b = c->enable_bias ? 1 : 0;
@@ -402,7 +402,7 @@ uint64_t aw_config_block_params(const aw_opt_config *c)
            + 4 * d;                  /* two LayerNorms, weight and bias */
 }
 
-uint64_t aw_config_param_count(const aw_opt_config *c)
+uint64_t aw_config_param_count(const aw_model_config *c)
 {
     uint64_t d = (uint64_t)c->hidden_size, wp = (uint64_t)c->word_embed_proj_dim;
     uint64_t n = (uint64_t)c->vocab_size * wp /* embed_tokens, tied with lm_head */
@@ -459,7 +459,7 @@ int aw_block_tensor_name(int layer, aw_block_tensor which, char *buf, size_t cap
     return n;
 }
 
-void aw_block_tensor_shape(const aw_opt_config *c, aw_block_tensor which, int *ndim,
+void aw_block_tensor_shape(const aw_model_config *c, aw_block_tensor which, int *ndim,
                            int64_t shape[2])
 {
     int64_t d = c->hidden_size, f = c->ffn_dim;
@@ -491,7 +491,7 @@ const char *aw_model_tensor_name(aw_model_tensor which)
     return (unsigned)which < AW_MT_COUNT ? aw_model_names[which] : NULL;
 }
 
-void aw_model_tensor_shape(const aw_opt_config *c, aw_model_tensor which, int *ndim,
+void aw_model_tensor_shape(const aw_model_config *c, aw_model_tensor which, int *ndim,
                            int64_t shape[2])
 {
     shape[0] = shape[1] = 0;

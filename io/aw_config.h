@@ -28,32 +28,32 @@ typedef struct {
     int enable_bias;
     aw_dtype torch_dtype;       /* F16, BF16 or F32 */
     int pad_token_id, bos_token_id, eos_token_id;
-} aw_opt_config;
+} aw_model_config;
 
 /* OPT's learned positions are offset by 2: the table has max_pos + 2 rows. */
 #define AW_OPT_POS_OFFSET 2
 
 /* Read and parse config.json at path. AW_ERR_CONFIG naming the file and the
  * key for a missing or mistyped field; non-OPT model_type is AW_ERR_UNSUPPORTED. */
-aw_status aw_config_read(const char *path, aw_opt_config *out);
+aw_status aw_config_read(const char *path, aw_model_config *out);
 /* AW_OK if this project can quantize the model; else AW_ERR_UNSUPPORTED
  * with a message (label: file or shape name) saying what is unsupported. */
-aw_status aw_config_check_supported(const aw_opt_config *c, const char *label);
+aw_status aw_config_check_supported(const aw_model_config *c, const char *label);
 /* Write config.json atomically, as transformers writes an OPT config.
  * quant_json, if not NULL, is a JSON object text stored as
  * "quantization_config". */
-aw_status aw_config_write(const char *path, const aw_opt_config *c, const char *quant_json);
+aw_status aw_config_write(const char *path, const aw_model_config *c, const char *quant_json);
 
 /* Built-in OPT shapes: "opt-125m" ... "opt-175b" (also "facebook/opt-125m").
  * NULL if unknown. */
-const aw_opt_config *aw_shape_find(const char *name);
+const aw_model_config *aw_shape_find(const char *name);
 size_t aw_shape_count(void);
-const aw_opt_config *aw_shape_at(size_t i);
+const aw_model_config *aw_shape_at(size_t i);
 
 /* Parameters, tied LM head counted once. */
-uint64_t aw_config_param_count(const aw_opt_config *c);
+uint64_t aw_config_param_count(const aw_model_config *c);
 /* Parameters of one decoder block. */
-uint64_t aw_config_block_params(const aw_opt_config *c);
+uint64_t aw_config_block_params(const aw_model_config *c);
 
 /* The 16 tensors of an OPT decoder block. */
 typedef enum {
@@ -73,9 +73,9 @@ typedef enum {
  * returns the length, or -1 if it does not fit in cap. */
 int aw_block_tensor_name(int layer, aw_block_tensor which, char *buf, size_t cap);
 /* Shape of a block tensor: ndim 1 or 2. */
-void aw_block_tensor_shape(const aw_opt_config *c, aw_block_tensor which, int *ndim, int64_t shape[2]);
+void aw_block_tensor_shape(const aw_model_config *c, aw_block_tensor which, int *ndim, int64_t shape[2]);
 /* "model.decoder.embed_tokens.weight" etc. */
 const char *aw_model_tensor_name(aw_model_tensor which);
-void aw_model_tensor_shape(const aw_opt_config *c, aw_model_tensor which, int *ndim, int64_t shape[2]);
+void aw_model_tensor_shape(const aw_model_config *c, aw_model_tensor which, int *ndim, int64_t shape[2]);
 
 #endif

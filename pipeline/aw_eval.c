@@ -91,7 +91,7 @@ static aw_status load_weight(const aw_model_files *mf, const char *name, aw_qlin
     return aw_st_read(f, t, ql->wq, (size_t)ql->out * (size_t)ql->in);
 }
 
-aw_status aw_qblock_load(const aw_opt_config *c, const aw_model_files *mf, int layer, aw_qblock *q)
+aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_qblock *q)
 {
     char name[160], base[128];
     for (int l = 0; l < AW_LIN_COUNT; l++) {
@@ -303,7 +303,7 @@ aw_status aw_check_quant_config(const char *config_path)
 /* ---- evaluation ---------------------------------------------------------- */
 
 typedef struct {
-    aw_opt_config cfg;
+    aw_model_config cfg;
     aw_model_files *mf;
     aw_model_ends ends;
     aw_tokens tok;
@@ -341,7 +341,7 @@ static void progress(int quiet, const char *fmt, ...)
 
 /* nll += -log p(tokens[t+1]) of the n_seq*L rows of h (T, d), in row chunks
  * and row order as aw_e2e_accum sums its W8A8 side. */
-static void accum_nll(const aw_opt_config *c, const aw_model_ends *e, const float *h,
+static void accum_nll(const aw_model_config *c, const aw_model_ends *e, const float *h,
                       const uint32_t *tokens, int n_seq, int L, float *x, float *logits, int chunk,
                       double *nll, uint64_t *n_pred)
 {
@@ -375,7 +375,7 @@ aw_status aw_eval(const char *model_dir, const char *tokens_path, double holdout
     AW_CHECK(aw_config_read(cfg_path, &s.cfg));
     AW_CHECK(aw_config_check_supported(&s.cfg, cfg_path));
     AW_CHECK(aw_check_quant_config(cfg_path));
-    const aw_opt_config *c = &s.cfg;
+    const aw_model_config *c = &s.cfg;
     AW_CHECK(aw_mf_open(model_dir, &s.mf));
     AW_CHECK(aw_ends_load(c, s.mf, &s.ends));
     s.q = calloc((size_t)c->num_hidden_layers, sizeof *s.q);
@@ -475,7 +475,7 @@ static aw_status config_is_quantized(const char *path, int *yes)
 }
 
 typedef struct {
-    aw_opt_config cfg;
+    aw_model_config cfg;
     int quantized;
     aw_model_files *mf;
     aw_model_ends ends, dends;
@@ -574,7 +574,7 @@ static aw_status text_backend(const aw_eval_text_opts *o, text_state *s, aw_eval
  * one window. */
 static aw_status text_load(const aw_eval_text_opts *o, text_state *s)
 {
-    const aw_opt_config *c = &s->cfg;
+    const aw_model_config *c = &s->cfg;
     const aw_ops *ops = s->ops;
     int nl = c->num_hidden_layers, L = o->seq_len, d = c->hidden_size, V = c->vocab_size;
     AW_TRY(aw_mf_open(o->model_dir, &s->mf));
@@ -621,7 +621,7 @@ static aw_status text_load(const aw_eval_text_opts *o, text_state *s)
 /* -log p of the L - 1 next tokens of one window, summed in position order. */
 static aw_status text_window(const aw_eval_text_opts *o, text_state *s, const uint32_t *tok, double *nll)
 {
-    const aw_opt_config *c = &s->cfg;
+    const aw_model_config *c = &s->cfg;
     const aw_ops *ops = s->ops;
     int L = o->seq_len, d = c->hidden_size, V = c->vocab_size;
     const uint32_t *dtok = tok;

@@ -43,7 +43,7 @@ typedef struct {
  * q->s[] is set to 1 (equalization is folded into the checkpoint) and
  * bias_plain to bias. Messages name the file and the tensor; on failure q's
  * contents are unspecified (it stays owned by the caller). */
-aw_status aw_qblock_load(const aw_opt_config *c, const aw_model_files *mf, int layer, aw_qblock *q);
+aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_qblock *q);
 
 /* AW_OK if config.json at config_path describes what aw_qblock_load and the
  * W8A8 forward run: compressed-tensors, format int-quantized (or

@@ -19,7 +19,7 @@ static int pick_heads_per_chunk(int heads, int L)
 }
 
 /* Floats, int32 and bytes of the workspace, in arena order. */
-static void ws_sizes(const aw_opt_config *c, int max_n_seq, int L, size_t att, int wconv, size_t *n_float,
+static void ws_sizes(const aw_model_config *c, int max_n_seq, int L, size_t att, int wconv, size_t *n_float,
                      size_t *n_i32, size_t *n_i8)
 {
     size_t T = (size_t)max_n_seq * (size_t)L, d = (size_t)c->hidden_size, f = (size_t)c->ffn_dim;
@@ -29,7 +29,7 @@ static void ws_sizes(const aw_opt_config *c, int max_n_seq, int L, size_t att, i
     *n_i8 = T * wide;
 }
 
-uint64_t aw_fwd_ws_bytes_ops(const aw_opt_config *c, int max_n_seq, int L, int wconv)
+uint64_t aw_fwd_ws_bytes_ops(const aw_model_config *c, int max_n_seq, int L, int wconv)
 {
     size_t nf, ni, nb;
     size_t att = aw_k_attention_workspace(L, pick_heads_per_chunk(c->num_attention_heads, L));
@@ -37,12 +37,12 @@ uint64_t aw_fwd_ws_bytes_ops(const aw_opt_config *c, int max_n_seq, int L, int w
     return nf * sizeof(float) + ni * sizeof(int32_t) + nb;
 }
 
-uint64_t aw_fwd_ws_bytes(const aw_opt_config *c, int max_n_seq, int L)
+uint64_t aw_fwd_ws_bytes(const aw_model_config *c, int max_n_seq, int L)
 {
     return aw_fwd_ws_bytes_ops(c, max_n_seq, L, 1);
 }
 
-aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_opt_config *c, int max_n_seq, int L,
+aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_model_config *c, int max_n_seq, int L,
                                aw_fwd_ws *ws)
 {
     memset(ws, 0, sizeof *ws);
@@ -74,7 +74,7 @@ aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_opt_config *c, int ma
     return AW_OK;
 }
 
-aw_status aw_fwd_ws_create(const aw_opt_config *c, int max_n_seq, int L, aw_fwd_ws *ws)
+aw_status aw_fwd_ws_create(const aw_model_config *c, int max_n_seq, int L, aw_fwd_ws *ws)
 {
     return aw_fwd_ws_create_ops(aw_ops_cpu(), c, max_n_seq, L, ws);
 }
@@ -111,7 +111,7 @@ static aw_status linear(const aw_block *b, const aw_qblock *q, aw_linear_id l, c
     return o->vt->linear(o, x, ln->w, b->wdt, ln->b, y, T, ln->in, ln->out, ws->wconv);
 }
 
-aw_status aw_block_forward(const aw_opt_config *c, const aw_block *b, const aw_qblock *q, float *h,
+aw_status aw_block_forward(const aw_model_config *c, const aw_block *b, const aw_qblock *q, float *h,
                            int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx)
 {
     const aw_ops *o = ws->ops;
@@ -142,26 +142,26 @@ aw_status aw_block_forward(const aw_opt_config *c, const aw_block *b, const aw_q
     return o->vt->add(o, h, ws->y, Td);
 }
 
-aw_status aw_model_embed_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+aw_status aw_model_embed_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                              const uint32_t *tokens, int n_seq, int L, float *h)
 {
     return o->vt->embed(o, tokens, n_seq, L, e->embed, e->pos, c->hidden_size, h);
 }
 
-void aw_model_embed(const aw_opt_config *c, const aw_model_ends *e, const uint32_t *tokens,
+void aw_model_embed(const aw_model_config *c, const aw_model_ends *e, const uint32_t *tokens,
                     int n_seq, int L, float *h)
 {
     (void)aw_model_embed_ops(aw_ops_cpu(), c, e, tokens, n_seq, L, h);
 }
 
-aw_status aw_model_logits_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+aw_status aw_model_logits_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                               const float *h, float *x, float *logits, int T)
 {
     AW_TRY(o->vt->layernorm(o, h, e->lnf_g, e->lnf_b, x, T, c->hidden_size, AW_LN_EPS));
     return o->vt->linear(o, x, e->embed, AW_DT_F32, NULL, logits, T, c->hidden_size, c->vocab_size, NULL);
 }
 
-void aw_model_logits(const aw_opt_config *c, const aw_model_ends *e, const float *h, float *x,
+void aw_model_logits(const aw_model_config *c, const aw_model_ends *e, const float *h, float *x,
                      float *logits, int T)
 {
     (void)aw_model_logits_ops(aw_ops_cpu(), c, e, h, x, logits, T);

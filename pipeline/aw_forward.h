@@ -41,14 +41,14 @@ typedef struct {
     int heads_per_chunk;
 } aw_fwd_ws;
 
-aw_status aw_fwd_ws_create(const aw_opt_config *c, int max_n_seq, int L, aw_fwd_ws *ws);
+aw_status aw_fwd_ws_create(const aw_model_config *c, int max_n_seq, int L, aw_fwd_ws *ws);
 /* The same in the memory of ops. */
-aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_opt_config *c, int max_n_seq, int L,
+aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_model_config *c, int max_n_seq, int L,
                                aw_fwd_ws *ws);
 /* Bytes aw_fwd_ws_create allocates (for plans); wconv: with the f32
  * weight buffer. */
-uint64_t aw_fwd_ws_bytes(const aw_opt_config *c, int max_n_seq, int L);
-uint64_t aw_fwd_ws_bytes_ops(const aw_opt_config *c, int max_n_seq, int L, int wconv);
+uint64_t aw_fwd_ws_bytes(const aw_model_config *c, int max_n_seq, int L);
+uint64_t aw_fwd_ws_bytes_ops(const aw_model_config *c, int max_n_seq, int L, int wconv);
 void aw_fwd_ws_destroy(aw_fwd_ws *ws);
 
 /* Called at each tap with the tap's input x (T, in), in the block's own
@@ -59,7 +59,7 @@ typedef aw_status (*aw_tap_fn)(void *ctx, aw_tap_id tap, const float *x, int T, 
 /* h (n_seq*L, d) <- block(h), with ws->ops; b, q and h in its memory
  * (aw_block_to_dev). q NULL: floating point with b; else W8A8 with q (b is
  * then unused and may be NULL). fn may be NULL. Cannot fail on the CPU. */
-aw_status aw_block_forward(const aw_opt_config *c, const aw_block *b, const aw_qblock *q, float *h,
+aw_status aw_block_forward(const aw_model_config *c, const aw_block *b, const aw_qblock *q, float *h,
                            int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx);
 
 /* One W8A8 linear: y (T, out) from x (T, in) with layer l of q; xq and acc
@@ -70,14 +70,14 @@ void aw_linear_w8a8(const aw_qblock *q, aw_linear_id l, const float *x, float *y
                     int8_t *xq, int32_t *acc);
 
 /* h (n_seq*L, d) = token + position embeddings of tokens (n_seq*L ids). */
-aw_status aw_model_embed_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+aw_status aw_model_embed_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                              const uint32_t *tokens, int n_seq, int L, float *h);
-void aw_model_embed(const aw_opt_config *c, const aw_model_ends *e, const uint32_t *tokens,
+void aw_model_embed(const aw_model_config *c, const aw_model_ends *e, const uint32_t *tokens,
                     int n_seq, int L, float *h);
 /* logits (T, vocab) = LN_f(h) E^T; x (T, d) is scratch. */
-aw_status aw_model_logits_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+aw_status aw_model_logits_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                               const float *h, float *x, float *logits, int T);
-void aw_model_logits(const aw_opt_config *c, const aw_model_ends *e, const float *h, float *x,
+void aw_model_logits(const aw_model_config *c, const aw_model_ends *e, const float *h, float *x,
                      float *logits, int T);
 
 #define AW_LN_EPS 1e-5f

@@ -36,7 +36,7 @@ static aw_status check_one(const aw_model_files *mf, const char *name, int ndim,
     return AW_OK;
 }
 
-aw_status aw_checkpoint_check(const aw_opt_config *c, const aw_model_files *mf)
+aw_status aw_checkpoint_check(const aw_model_config *c, const aw_model_files *mf)
 {
     char name[128];
     int ndim;
@@ -233,7 +233,7 @@ static aw_status read_scale(const aw_model_files *mf, const char *name, float *v
 /* Each layer's linears: scheme, bits, granularity and scales, with the
  * tensors every quantized Linear needs checked by their headers (the
  * INT8 weights are not read). */
-static aw_status inspect_quantized(const aw_opt_config *c, const aw_model_files *mf, json_t *qc, FILE *out)
+static aw_status inspect_quantized(const aw_model_config *c, const aw_model_files *mf, json_t *qc, FILE *out)
 {
     json_t *groups = json_object_get(qc, "config_groups"), *g, *ign = json_object_get(qc, "ignore"), *e;
     const char *gname;
@@ -327,7 +327,7 @@ aw_status aw_inspect(const char *dir, FILE *out, int scan_values)
 {
     json_t *root = NULL, *qc = NULL;
     aw_status st = AW_OK;
-    aw_opt_config cfg;
+    aw_model_config cfg;
     aw_model_files *mf = NULL;
     char *cfg_path = aw_path_join(dir, "config.json");
     char *tok_path = aw_path_join(dir, "calibration.tokens");

@@ -16,7 +16,7 @@
 /* AW_OK if mf holds every tensor of an OPT model of shape c with the right
  * shape and a float dtype (F16, BF16, F32). AW_ERR_MISSING_TENSOR,
  * AW_ERR_ST_SHAPE or AW_ERR_DTYPE naming the file and the tensor otherwise. */
-aw_status aw_checkpoint_check(const aw_opt_config *c, const aw_model_files *mf);
+aw_status aw_checkpoint_check(const aw_model_config *c, const aw_model_files *mf);
 
 /* Read every float tensor and fail with AW_ERR_NONFINITE (file, tensor,
  * element) at the first NaN or Inf. */

@@ -27,14 +27,14 @@ const float *aw_qblock_out_scale(const aw_qblock *q, aw_linear_id l)
     return NULL;
 }
 
-static void linear_dims(const aw_opt_config *c, aw_linear_id l, int *in, int *out)
+static void linear_dims(const aw_model_config *c, aw_linear_id l, int *in, int *out)
 {
     int d = c->hidden_size, f = c->ffn_dim;
     *in = l == AW_LIN_FC2 ? f : d;
     *out = l == AW_LIN_FC1 ? f : d;
 }
 
-static size_t block_weights(const aw_opt_config *c)
+static size_t block_weights(const aw_model_config *c)
 {
     size_t n = 0;
     for (int l = 0; l < AW_LIN_COUNT; l++) {
@@ -46,18 +46,18 @@ static size_t block_weights(const aw_opt_config *c)
 }
 
 /* f32 values of a block besides its weights: biases and two LayerNorms */
-static size_t block_small(const aw_opt_config *c)
+static size_t block_small(const aw_model_config *c)
 {
     return 9 * (size_t)c->hidden_size + (size_t)c->ffn_dim;
 }
 
-uint64_t aw_block_bytes(const aw_opt_config *c, aw_dtype wdt)
+uint64_t aw_block_bytes(const aw_model_config *c, aw_dtype wdt)
 {
     return block_weights(c) * aw_dtype_size(wdt) + block_small(c) * sizeof(float);
 }
 
 /* Views of a block of shape c with weights in wdt over arena (block_bytes). */
-static void block_carve(const aw_opt_config *c, aw_dtype wdt, void *arena, aw_block *b)
+static void block_carve(const aw_model_config *c, aw_dtype wdt, void *arena, aw_block *b)
 {
     size_t esz = aw_dtype_size(wdt);
     b->arena = arena;
@@ -82,7 +82,7 @@ static void block_carve(const aw_opt_config *c, aw_dtype wdt, void *arena, aw_bl
     }
 }
 
-aw_status aw_block_create(const aw_opt_config *c, aw_dtype wdt, aw_block *b)
+aw_status aw_block_create(const aw_model_config *c, aw_dtype wdt, aw_block *b)
 {
     memset(b, 0, sizeof *b);
     AW_RETURN_IF(wdt != AW_DT_F32 && wdt != AW_DT_F16 && wdt != AW_DT_BF16, AW_ERR_DTYPE,
@@ -149,7 +149,7 @@ static aw_status load_tensor(const aw_model_files *mf, const char *name, float *
     return AW_OK;
 }
 
-aw_status aw_block_load(const aw_opt_config *c, const aw_model_files *mf, int layer, aw_block *b)
+aw_status aw_block_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_block *b)
 {
     char name[128];
     size_t max_w = 0;
@@ -180,7 +180,7 @@ aw_status aw_block_load(const aw_opt_config *c, const aw_model_files *mf, int la
     return st;
 }
 
-uint64_t aw_qblock_bytes(const aw_opt_config *c)
+uint64_t aw_qblock_bytes(const aw_model_config *c)
 {
     size_t n_f = 2 * (5 * (size_t)c->hidden_size + (size_t)c->ffn_dim) /* bias, bias_plain */
                  + 4 * (size_t)c->hidden_size                          /* LayerNorms */
@@ -188,7 +188,7 @@ uint64_t aw_qblock_bytes(const aw_opt_config *c)
     return n_f * sizeof(float) + block_weights(c);
 }
 
-static void qblock_carve(const aw_opt_config *c, void *arena, aw_qblock *q)
+static void qblock_carve(const aw_model_config *c, void *arena, aw_qblock *q)
 {
     q->arena = arena;
     int d = c->hidden_size;
@@ -215,7 +215,7 @@ static void qblock_carve(const aw_opt_config *c, void *arena, aw_qblock *q)
     }
 }
 
-aw_status aw_qblock_create(const aw_opt_config *c, aw_qblock *q)
+aw_status aw_qblock_create(const aw_model_config *c, aw_qblock *q)
 {
     memset(q, 0, sizeof *q);
     void *arena = malloc(aw_qblock_bytes(c));
@@ -231,16 +231,16 @@ void aw_qblock_destroy(aw_qblock *q)
     memset(q, 0, sizeof *q);
 }
 
-static size_t ends_floats(const aw_opt_config *c)
+static size_t ends_floats(const aw_model_config *c)
 {
     size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
     size_t p = (size_t)c->max_position_embeddings + AW_OPT_POS_OFFSET;
     return v * d + p * d + 2 * d;
 }
 
-uint64_t aw_ends_bytes(const aw_opt_config *c) { return ends_floats(c) * sizeof(float); }
+uint64_t aw_ends_bytes(const aw_model_config *c) { return ends_floats(c) * sizeof(float); }
 
-static void ends_carve(const aw_opt_config *c, float *arena, aw_model_ends *e)
+static void ends_carve(const aw_model_config *c, float *arena, aw_model_ends *e)
 {
     size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
     size_t p = (size_t)c->max_position_embeddings + AW_OPT_POS_OFFSET;
@@ -251,7 +251,7 @@ static void ends_carve(const aw_opt_config *c, float *arena, aw_model_ends *e)
     e->lnf_b = e->lnf_g + d;
 }
 
-aw_status aw_ends_load(const aw_opt_config *c, const aw_model_files *mf, aw_model_ends *e)
+aw_status aw_ends_load(const aw_model_config *c, const aw_model_files *mf, aw_model_ends *e)
 {
     memset(e, 0, sizeof *e);
     size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
@@ -276,7 +276,7 @@ void aw_ends_destroy(aw_model_ends *e)
 
 /* ---- copies in a backend's memory ------------------------------------------------- */
 
-aw_status aw_block_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_block *host, aw_block *dev)
+aw_status aw_block_to_dev(const aw_ops *o, const aw_model_config *c, const aw_block *host, aw_block *dev)
 {
     memset(dev, 0, sizeof *dev);
     aw_dtype wdt = aw_ops_dev_wdt(o, host->wdt);
@@ -315,7 +315,7 @@ void aw_block_dev_free(const aw_ops *o, aw_block *dev, const aw_block *host)
     memset(dev, 0, sizeof *dev);
 }
 
-aw_status aw_qblock_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_qblock *host, aw_qblock *dev)
+aw_status aw_qblock_to_dev(const aw_ops *o, const aw_model_config *c, const aw_qblock *host, aw_qblock *dev)
 {
     memset(dev, 0, sizeof *dev);
     void *arena = NULL;
@@ -341,7 +341,7 @@ void aw_qblock_dev_free(const aw_ops *o, aw_qblock *dev, const aw_qblock *host)
     memset(dev, 0, sizeof *dev);
 }
 
-aw_status aw_ends_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *host, aw_model_ends *dev)
+aw_status aw_ends_to_dev(const aw_ops *o, const aw_model_config *c, const aw_model_ends *host, aw_model_ends *dev)
 {
     memset(dev, 0, sizeof *dev);
     void *arena = NULL;

@@ -79,7 +79,7 @@ const float *aw_qblock_out_scale(const aw_qblock *q, aw_linear_id l);
 
 /* Allocate a block for shape c with weights in wdt (F32, F16 or BF16;
  * values uninitialised); destroy accepts a zeroed block. */
-aw_status aw_block_create(const aw_opt_config *c, aw_dtype wdt, aw_block *b);
+aw_status aw_block_create(const aw_model_config *c, aw_dtype wdt, aw_block *b);
 void aw_block_destroy(aw_block *b);
 /* dst (created, any wdt) = src, weights converted to dst's dtype. */
 aw_status aw_block_convert(aw_block *dst, const aw_block *src);
@@ -87,28 +87,28 @@ aw_status aw_block_convert(aw_block *dst, const aw_block *src);
  * converted into scratch (in * out floats). */
 const float *aw_linear_f32(const aw_block *b, aw_linear_id l, float *scratch);
 /* Bytes a block of shape c takes with weights in wdt (for plans). */
-uint64_t aw_block_bytes(const aw_opt_config *c, aw_dtype wdt);
-uint64_t aw_qblock_bytes(const aw_opt_config *c);
+uint64_t aw_block_bytes(const aw_model_config *c, aw_dtype wdt);
+uint64_t aw_qblock_bytes(const aw_model_config *c);
 /* Read block `layer` from a checkpoint (weights converted to the block's
  * wdt); AW_ERR_NONFINITE naming file and tensor if a value is NaN or Inf. */
-aw_status aw_block_load(const aw_opt_config *c, const aw_model_files *mf, int layer, aw_block *b);
+aw_status aw_block_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_block *b);
 
-aw_status aw_qblock_create(const aw_opt_config *c, aw_qblock *q);
+aw_status aw_qblock_create(const aw_model_config *c, aw_qblock *q);
 void aw_qblock_destroy(aw_qblock *q);
 
-aw_status aw_ends_load(const aw_opt_config *c, const aw_model_files *mf, aw_model_ends *e);
+aw_status aw_ends_load(const aw_model_config *c, const aw_model_files *mf, aw_model_ends *e);
 void aw_ends_destroy(aw_model_ends *e);
-uint64_t aw_ends_bytes(const aw_opt_config *c);
+uint64_t aw_ends_bytes(const aw_model_config *c);
 
 /* Copies in the memory of a backend (aw_ops.h) of a block (weights in
  * aw_ops_dev_wdt), a quantized block and the model ends, for the streaming
  * phases; with a host table (aw_ops_cpu) the copy is the host object itself.
  * Free with the matching _dev_free and the same host object. */
-aw_status aw_block_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_block *host, aw_block *dev);
+aw_status aw_block_to_dev(const aw_ops *o, const aw_model_config *c, const aw_block *host, aw_block *dev);
 void aw_block_dev_free(const aw_ops *o, aw_block *dev, const aw_block *host);
-aw_status aw_qblock_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_qblock *host, aw_qblock *dev);
+aw_status aw_qblock_to_dev(const aw_ops *o, const aw_model_config *c, const aw_qblock *host, aw_qblock *dev);
 void aw_qblock_dev_free(const aw_ops *o, aw_qblock *dev, const aw_qblock *host);
-aw_status aw_ends_to_dev(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *host, aw_model_ends *dev);
+aw_status aw_ends_to_dev(const aw_ops *o, const aw_model_config *c, const aw_model_ends *host, aw_model_ends *dev);
 void aw_ends_dev_free(const aw_ops *o, aw_model_ends *dev, const aw_model_ends *host);
 
 #endif

@@ -16,7 +16,7 @@
 
 static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
-aw_status aw_plan_costs_for(const aw_opt_config *c, int seq_len, int batch, uint32_t calib_seqs,
+aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, uint32_t calib_seqs,
                             uint32_t holdout_seqs, aw_plan_costs *out)
 {
     AW_RETURN_IF(!c || !out, AW_ERR_ARG, "aw_plan_costs_for: NULL argument");
@@ -83,7 +83,7 @@ aw_status aw_plan_costs_for(const aw_opt_config *c, int seq_len, int batch, uint
     return AW_OK;
 }
 
-aw_status aw_gpu_costs_for(const aw_opt_config *c, int seq_len, int batch, aw_gpu_costs *out)
+aw_status aw_gpu_costs_for(const aw_model_config *c, int seq_len, int batch, aw_gpu_costs *out)
 {
     AW_RETURN_IF(seq_len < 1 || batch < 1, AW_ERR_ARG, "aw_gpu_costs_for: empty block of samples");
     memset(out, 0, sizeof *out);
@@ -120,7 +120,7 @@ uint64_t aw_gpu_stage_bytes(const aw_gpu_costs *g, int n_layers, int first_stage
 
 static double gbytes(uint64_t b) { return (double)b / 1e9; }
 
-aw_status aw_plan_check_gpu(const aw_opt_config *c, const aw_plan *p, const aw_plan_costs *k, uint64_t gpu_mem)
+aw_status aw_plan_check_gpu(const aw_model_config *c, const aw_plan *p, const aw_plan_costs *k, uint64_t gpu_mem)
 {
     aw_gpu_costs g;
     AW_TRY(aw_gpu_costs_for(c, k->seq_len, k->batch, &g));
@@ -144,7 +144,7 @@ static const char *fmt_time(double s, char *buf, size_t cap)
     return buf;
 }
 
-aw_status aw_plan_print(FILE *out, const char *model_name, const aw_opt_config *c, const aw_plan *p,
+aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config *c, const aw_plan *p,
                         const aw_plan_costs *k, uint64_t mem_per_rank)
 {
     AW_RETURN_IF(!out || !c || !p || !k, AW_ERR_ARG, "aw_plan_print: NULL argument");
@@ -367,9 +367,9 @@ int aw_cmd_plan(int argc, char **argv)
     if (!world) return plan_usage_error("%s", "-n N (ranks) is required");
     if (!mem) return plan_usage_error("%s", "--mem-per-rank G is required");
 
-    aw_opt_config cfg;
+    aw_model_config cfg;
     const char *label = model;
-    const aw_opt_config *shape = aw_shape_find(model);
+    const aw_model_config *shape = aw_shape_find(model);
     aw_status st = AW_OK;
     if (shape) {
         cfg = *shape;

@@ -19,7 +19,7 @@
  * batch sequences, calib_seqs calibration and holdout_seqs held-out
  * sequences (see aw_plan_cmd.c for each term). AW_ERR_ARG for a length
  * outside 1..max positions, batch or calib_seqs < 1. */
-aw_status aw_plan_costs_for(const aw_opt_config *c, int seq_len, int batch, uint32_t calib_seqs,
+aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, uint32_t calib_seqs,
                             uint32_t holdout_seqs, aw_plan_costs *out);
 
 /* Logit rows at a time on a GPU (aw_run.c): the fp and W8A8 chunks are
@@ -37,16 +37,16 @@ typedef struct {
     uint64_t reserve; /* CUDA context, cuBLAS/cuBLASLt workspaces, kernel scratch, NCCL buffers */
 } aw_gpu_costs;
 
-aw_status aw_gpu_costs_for(const aw_opt_config *c, int seq_len, int batch, aw_gpu_costs *out);
+aw_status aw_gpu_costs_for(const aw_model_config *c, int seq_len, int batch, aw_gpu_costs *out);
 /* Bytes a rank of a stage holding n_layers blocks needs on its device. */
 uint64_t aw_gpu_stage_bytes(const aw_gpu_costs *g, int n_layers, int first_stage, int last_stage);
 
 /* Print plan p (made from costs k) for model_name/c and the budget on out.
  * AW_ERR_IO if out cannot be written. */
-aw_status aw_plan_print(FILE *out, const char *model_name, const aw_opt_config *c, const aw_plan *p,
+aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config *c, const aw_plan *p,
                         const aw_plan_costs *k, uint64_t mem_per_rank);
 /* AW_ERR_PLAN naming the first stage whose GPU memory exceeds gpu_mem. */
-aw_status aw_plan_check_gpu(const aw_opt_config *c, const aw_plan *p, const aw_plan_costs *k, uint64_t gpu_mem);
+aw_status aw_plan_check_gpu(const aw_model_config *c, const aw_plan *p, const aw_plan_costs *k, uint64_t gpu_mem);
 
 /* `aweq-dist plan ...` (argv[0] is "plan"): 0 success, 1 failure (one error
  * line on stderr), 2 usage error. */

@@ -38,7 +38,7 @@ static void stats_on_host(aw_stats *s)
     s->d_nonfinite = &s->nonfinite;
 }
 
-aw_status aw_stats_create(const aw_opt_config *c, aw_stats *s)
+aw_status aw_stats_create(const aw_model_config *c, aw_stats *s)
 {
     memset(s, 0, sizeof *s);
     int d = c->hidden_size;
@@ -213,7 +213,7 @@ aw_status aw_tap_col_absmax(const aw_block *b, aw_tap_id tap, float *rw)
 }
 
 /* Compute and apply the fold of one tap to the f32 block e; s gets the factors. */
-static void fold_tap(const aw_opt_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
+static void fold_tap(const aw_model_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
                      aw_block *e, float *s)
 {
     int in = st->in[tap];
@@ -254,7 +254,7 @@ static void fold_tap(const aw_opt_config *c, aw_tap_id tap, const aw_stats *st, 
     }
 }
 
-aw_status aw_equalize_block(const aw_opt_config *c, const aw_block *fp, const aw_stats *st,
+aw_status aw_equalize_block(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
                             const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT])
 {
     AW_RETURN_IF(eq->wdt != AW_DT_F32, AW_ERR_DTYPE, "equalized block must be F32");
@@ -271,7 +271,7 @@ static void copy_rounded(float *dst, const float *src, int n, aw_dtype dt)
     for (int i = 0; i < n; i++) dst[i] = aw_round_to_dtype(src[i], dt);
 }
 
-aw_status aw_quantize_block(const aw_opt_config *c, int layer, const aw_block *fp,
+aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block *fp,
                             const aw_stats *st, const aw_method *m, aw_qblock *q)
 {
     AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "layer %d: no calibration tokens observed", layer);

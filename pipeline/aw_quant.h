@@ -47,7 +47,7 @@ typedef struct {
     unsigned long long *d_nonfinite;
 } aw_stats;
 
-aw_status aw_stats_create(const aw_opt_config *c, aw_stats *s);
+aw_status aw_stats_create(const aw_model_config *c, aw_stats *s);
 void aw_stats_destroy(aw_stats *s);
 /* Accumulate in the memory of ops from now on (zeroed mirrors; the host
  * arrays are brought up to date by aw_stats_take_part and aw_stats_fetch). */
@@ -85,13 +85,13 @@ float aw_eq_factor(float rx, float rw, float alpha);
 /* The equalized (folded, not quantized) block: eq (created with wdt F32)
  * gets fp with the method's folds applied, s[tap] the factors. Exact in
  * floating point: the block computes the same function. */
-aw_status aw_equalize_block(const aw_opt_config *c, const aw_block *fp, const aw_stats *st,
+aw_status aw_equalize_block(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
                             const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT]);
 
 /* Equalize, quantize and bias-correct block `layer` (fp, untouched) with
  * its statistics into q (created). AW_ERR_VALIDATION if no token was
  * observed; AW_ERR_NONFINITE (naming the layer) if a step is not finite. */
-aw_status aw_quantize_block(const aw_opt_config *c, int layer, const aw_block *fp,
+aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block *fp,
                             const aw_stats *st, const aw_method *m, aw_qblock *q);
 
 /* For the report: rw_j = max |W_ij| over column j of every linear the tap

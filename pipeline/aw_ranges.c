@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int aw_range_tap_in(const aw_opt_config *c, aw_tap_id t)
+int aw_range_tap_in(const aw_model_config *c, aw_tap_id t)
 {
     return t == AW_TAP_FC2 ? c->ffn_dim : c->hidden_size;
 }
@@ -16,7 +16,7 @@ int aw_range_bins(int in) { return (in + aw_range_per_bin(in) - 1) / aw_range_pe
 
 static size_t tap_len(int in) { return 4 * (size_t)aw_range_bins(in) + AW_RANGE_TOP * AW_TOP_FIELDS; }
 
-size_t aw_range_detail_len(const aw_opt_config *c)
+size_t aw_range_detail_len(const aw_model_config *c)
 {
     size_t n = 0;
     for (int t = 0; t < AW_TAP_COUNT; t++) n += tap_len(aw_range_tap_in(c, (aw_tap_id)t));
@@ -78,7 +78,7 @@ static void bin_max(const float *v, int in, float *out)
     }
 }
 
-aw_status aw_range_detail(const aw_opt_config *c, const aw_block *fp, const aw_stats *st, const aw_method *m,
+aw_status aw_range_detail(const aw_model_config *c, const aw_block *fp, const aw_stats *st, const aw_method *m,
                           float *out)
 {
     int max_in = c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size;
@@ -189,7 +189,7 @@ static const char *const tap_consumers[AW_TAP_COUNT] = {"q_proj, k_proj, v_proj"
 static const char *const depth_names[AW_DEPTH_N] = {"x_max_before", "x_max_after", "x_median_before",
                                                     "x_median_after", "factor_min", "factor_max"};
 
-json_t *aw_range_json(const aw_opt_config *c, const aw_method *m, int n_layers, const float *depth, int n_shown,
+json_t *aw_range_json(const aw_model_config *c, const aw_method *m, int n_layers, const float *depth, int n_shown,
                       const int *shown, const float *detail)
 {
     json_t *eq = json_object();

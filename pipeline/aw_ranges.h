@@ -48,14 +48,14 @@ enum {
 #define AW_TOP_FIELDS 6
 
 /* Channels of each tap of shape c (d, d, d, ffn). */
-int aw_range_tap_in(const aw_opt_config *c, aw_tap_id t);
+int aw_range_tap_in(const aw_model_config *c, aw_tap_id t);
 /* Channels per bin, and bins, of a tap of `in` channels. */
 int aw_range_per_bin(int in);
 int aw_range_bins(int in);
 /* Floats of one layer's detail: per tap, the bins of x, x', w, w' (in this
  * order), then AW_RANGE_TOP x AW_TOP_FIELDS (fewer channels than that: the
  * rest are channel -1). */
-size_t aw_range_detail_len(const aw_opt_config *c);
+size_t aw_range_detail_len(const aw_model_config *c);
 
 /* One layer's depth summary (AW_DEPTH_LEN floats, tap by tap) from its
  * statistics and its factors s (q->s, or 1 without equalization). */
@@ -64,7 +64,7 @@ aw_status aw_range_depth(const aw_stats *st, float *const s[AW_TAP_COUNT], float
  * an F32 copy of fp before, and after equalizing it as quantization does
  * (aw_equalize_block with the same statistics and method). Holds one F32
  * block while it runs, as quantization does. */
-aw_status aw_range_detail(const aw_opt_config *c, const aw_block *fp, const aw_stats *st, const aw_method *m,
+aw_status aw_range_detail(const aw_model_config *c, const aw_block *fp, const aw_stats *st, const aw_method *m,
                           float *out);
 
 /* The layers shown by default: the first, the middle and the last
@@ -77,7 +77,7 @@ aw_status aw_range_check_layers(const int *layers, int n, int n_layers);
 /* The report's "equalization" section: depth (n_layers x AW_DEPTH_LEN) and
  * the details of the n_shown layers `shown` (n_shown x detail_len). NULL
  * without memory. */
-json_t *aw_range_json(const aw_opt_config *c, const aw_method *m, int n_layers, const float *depth, int n_shown,
+json_t *aw_range_json(const aw_model_config *c, const aw_method *m, int n_layers, const float *depth, int n_shown,
                       const int *shown, const float *detail);
 
 #endif

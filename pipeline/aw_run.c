@@ -93,7 +93,7 @@ typedef struct {
 
 /* Everything one rank holds. */
 typedef struct {
-    aw_opt_config cfg;
+    aw_model_config cfg;
     aw_method method;
     aw_model_files *mf;
     aw_tokens tokens;              /* calibration, held-out, then eval windows */
@@ -469,7 +469,7 @@ static int n_mine(int nb, const topo *t) { return nb > t->replica ? (nb - t->rep
 
 static aw_status load_local(run_state *s, const topo *t)
 {
-    const aw_opt_config *c = &s->cfg;
+    const aw_model_config *c = &s->cfg;
     int d = c->hidden_size, nl = t->nl;
     size_t maxT = (size_t)s->B * s->L;
     s->fp = calloc((size_t)nl, sizeof *s->fp);
@@ -520,7 +520,7 @@ static const char *const pass_names[] = {"calibrate", "validate", "evaluate"};
 static aw_status compute_block(run_state *s, const topo *t, pass_kind pass, int k, float *h, int ns, int b,
                                uint32_t first_seq)
 {
-    const aw_opt_config *c = &s->cfg;
+    const aw_model_config *c = &s->cfg;
     const aw_ops *o = s->ops;
     int L = s->L, d = c->hidden_size, T = ns * L;
     float *hq = h + (size_t)T * d;
@@ -748,7 +748,7 @@ static aw_status calibrate(const aw_run_opts *o, run_state *s, const topo *t)
 
 static aw_status validate(const aw_run_opts *o, run_state *s, const topo *t, aw_e2e *e2e)
 {
-    const aw_opt_config *c = &s->cfg;
+    const aw_model_config *c = &s->cfg;
     int nb = n_blocks(s->n_hold, s->B), max_mine = (nb + t->R - 1) / t->R;
     const aw_ops *ops = s->ops;
     for (int l = 0; l < t->nl; l++) {
@@ -919,7 +919,7 @@ static int shown_index(const aw_run_result *r, int layer)
  * when the report shows it (while its statistics are still here). */
 static aw_status layer_ranges(run_state *s, const topo *t, const aw_run_result *r, int l)
 {
-    const aw_opt_config *c = &s->cfg;
+    const aw_model_config *c = &s->cfg;
     if (!s->depth_mine) {
         int mine = 0;
         for (int i = 0; i < r->n_shown; i++) mine += r->shown[i] >= t->l0 && r->shown[i] < t->l0 + t->nl;
@@ -1286,7 +1286,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     st = aw_backend_select(o->staged ? AW_BACKEND_CPU : o->backend_want, aw_local_rank_from_env(), &r->backend);
     AW_CHECK(aw_comm_agree(world, st));
     AW_CHECK(setup(o, &s, &t, local));
-    const aw_opt_config *c = &s.cfg;
+    const aw_model_config *c = &s.cfg;
     AW_CHECK(aw_comm_agree(world, start_backend(o, &s, &t, r)));
     r->cfg = s.cfg;
     s.method = o->method;

@@ -64,7 +64,7 @@ typedef struct {
 } aw_layer_metrics;
 
 typedef struct {
-    aw_opt_config cfg;
+    aw_model_config cfg;
     aw_backend_info backend;
     int n_layers;
     aw_layer_metrics *layers;  /* n_layers * AW_LIN_COUNT */

@@ -18,7 +18,7 @@
 #define AW_OUTLIER_MIN 20.0
 #define AW_OUTLIER_MAX 100.0
 
-void aw_synth_defaults(aw_synth_opts *o, const aw_opt_config *shape)
+void aw_synth_defaults(aw_synth_opts *o, const aw_model_config *shape)
 {
     memset(o, 0, sizeof *o);
     o->cfg = *shape;
@@ -139,7 +139,7 @@ static void grow_some_rows(const synth_ctx *s, const synth_tensor *t, float *w, 
  * so a weight is generated into x and its bias into bias_out when asked. */
 static void gen_tensor(const synth_ctx *s, const synth_tensor *t, float *x)
 {
-    const aw_opt_config *c = &s->o->cfg;
+    const aw_model_config *c = &s->o->cfg;
     aw_rng r;
     aw_rng_seed(&r, s->o->seed, t->name);
     double d = c->hidden_size, f = c->ffn_dim;
@@ -216,7 +216,7 @@ static void gen_tensor(const synth_ctx *s, const synth_tensor *t, float *x)
 }
 
 /* The tensors of the model in checkpoint order, sizes filled in. */
-static aw_status list_tensors(const aw_opt_config *c, synth_tensor **out, size_t *n_out)
+static aw_status list_tensors(const aw_model_config *c, synth_tensor **out, size_t *n_out)
 {
     size_t n = AW_MT_COUNT + (size_t)c->num_hidden_layers * AW_BT_COUNT;
     synth_tensor *t = calloc(n, sizeof *t);
@@ -278,7 +278,7 @@ static aw_status write_tokens(const aw_synth_opts *o, const char *path)
 aw_status aw_synth_write(const aw_synth_opts *o, const char *out_dir)
 {
     aw_status st = AW_OK;
-    const aw_opt_config *c = &o->cfg;
+    const aw_model_config *c = &o->cfg;
     aw_dtype dt = c->torch_dtype;
     AW_RETURN_IF(dt != AW_DT_F16 && dt != AW_DT_F32 && dt != AW_DT_BF16, AW_ERR_ARG,
                  "synth: dtype %s: expected F16, BF16 or F32", aw_dtype_name(dt));

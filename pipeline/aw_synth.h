@@ -15,7 +15,7 @@
 #include "aw_status.h"
 
 typedef struct {
-    aw_opt_config cfg;     /* shape of the model; torch_dtype is the storage dtype */
+    aw_model_config cfg;     /* shape of the model; torch_dtype is the storage dtype */
     uint64_t seed;
     uint64_t max_shard_bytes; /* shard size limit (a tensor larger than it gets a shard alone) */
     uint32_t calib_seqs;   /* calibration sequences written to calibration.tokens */
@@ -25,7 +25,7 @@ typedef struct {
 } aw_synth_opts;
 
 /* Defaults for a shape: seed 1234, F16, 100 MB shards, 80 x 128 tokens. */
-void aw_synth_defaults(aw_synth_opts *o, const aw_opt_config *shape);
+void aw_synth_defaults(aw_synth_opts *o, const aw_model_config *shape);
 
 /* Write the model folder out_dir (must not exist or be empty): config.json,
  * model-0000k-of-0000n.safetensors + model.safetensors.index.json (or a

@@ -110,7 +110,7 @@ int aw_cmd_tokenize(int argc, char **argv)
     aw_status st = aw_resolve_model(model, &dir);
     if (st == AW_OK && len == 0) {
         /* the default window: 2048 tokens, or the model's positions if fewer */
-        aw_opt_config cfg;
+        aw_model_config cfg;
         len = 2048;
         cfg_path = aw_path_join(dir, "config.json");
         st = cfg_path ? aw_config_read(cfg_path, &cfg) : AW_FAIL(AW_ERR_NOMEM, "out of memory");

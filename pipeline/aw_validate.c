@@ -8,7 +8,7 @@
 
 #include "aw_kernels.h"
 
-aw_status aw_layer_val_create(const aw_opt_config *c, aw_layer_val *v)
+aw_status aw_layer_val_create(const aw_model_config *c, aw_layer_val *v)
 {
     memset(v, 0, sizeof *v);
     size_t d = (size_t)c->hidden_size, f = (size_t)c->ffn_dim;
@@ -78,14 +78,14 @@ void aw_e2e_add(aw_e2e *a, const aw_e2e *b)
     a->top1_agree += b->top1_agree;
 }
 
-uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T, int shares_wconv)
+uint64_t aw_val_ws_bytes(const aw_model_config *c, int max_T, int shares_wconv)
 {
     size_t wide = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
     size_t n = (size_t)max_T * wide, nw = shares_wconv ? 0 : (size_t)c->hidden_size * (size_t)c->ffn_dim;
     return n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float);
 }
 
-aw_status aw_val_ws_create(const aw_ops *ops, const aw_opt_config *c, int max_T, float *wconv,
+aw_status aw_val_ws_create(const aw_ops *ops, const aw_model_config *c, int max_T, float *wconv,
                            aw_val_ws *w)
 {
     memset(w, 0, sizeof *w);
@@ -157,7 +157,7 @@ static void e2e_rows(const uint32_t *tokens, int L, int V, int t0, int n, const 
     }
 }
 
-aw_status aw_e2e_accum_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+aw_status aw_e2e_accum_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                            const float *h_fp, const float *h_q, const uint32_t *tokens, int n_seq,
                            int L, float *x, float *d_lfp, float *d_lq, float *lfp, float *lq,
                            int chunk, aw_e2e *acc)
@@ -175,7 +175,7 @@ aw_status aw_e2e_accum_ops(const aw_ops *o, const aw_opt_config *c, const aw_mod
     return AW_OK;
 }
 
-void aw_e2e_accum(const aw_opt_config *c, const aw_model_ends *e, const float *h_fp,
+void aw_e2e_accum(const aw_model_config *c, const aw_model_ends *e, const float *h_fp,
                   const float *h_q, const uint32_t *tokens, int n_seq, int L, float *x,
                   float *logits_fp, float *logits_q, int chunk, aw_e2e *acc)
 {

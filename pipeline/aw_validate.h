@@ -37,7 +37,7 @@ typedef struct {
 #define AW_VAL_SQ_REF(l) (2 * (l) + 1)
 #define AW_VAL_TOKENS (2 * AW_LIN_COUNT)
 
-aw_status aw_layer_val_create(const aw_opt_config *c, aw_layer_val *v);
+aw_status aw_layer_val_create(const aw_model_config *c, aw_layer_val *v);
 void aw_layer_val_destroy(aw_layer_val *v);
 /* Accumulate in the memory of ops from now on (a zeroed mirror of part). */
 aw_status aw_layer_val_attach(aw_layer_val *v, const aw_ops *ops);
@@ -60,10 +60,10 @@ typedef struct {
 /* wconv: the forward workspace's f32 weight buffer to share (the taps run
  * between linears, never during one), or NULL to allocate one (if ops
  * needs one). */
-aw_status aw_val_ws_create(const aw_ops *ops, const aw_opt_config *c, int max_T, float *wconv,
+aw_status aw_val_ws_create(const aw_ops *ops, const aw_model_config *c, int max_T, float *wconv,
                            aw_val_ws *w);
 /* Bytes aw_val_ws_create allocates (for plans). */
-uint64_t aw_val_ws_bytes(const aw_opt_config *c, int max_T, int shares_wconv);
+uint64_t aw_val_ws_bytes(const aw_model_config *c, int max_T, int shares_wconv);
 void aw_val_ws_destroy(aw_val_ws *w);
 
 /* Context of the tap observer aw_validate_observe; fp and q in the memory
@@ -92,13 +92,13 @@ void aw_e2e_add(aw_e2e *a, const aw_e2e *b);
  * the fp and W8A8 models are computed in row chunks from h_fp and h_q (T, d)
  * (final LN + tied head); x and the two logit buffers are scratch of
  * chunk*d and chunk*vocab floats. */
-void aw_e2e_accum(const aw_opt_config *c, const aw_model_ends *e, const float *h_fp,
+void aw_e2e_accum(const aw_model_config *c, const aw_model_ends *e, const float *h_fp,
                   const float *h_q, const uint32_t *tokens, int n_seq, int L, float *x,
                   float *logits_fp, float *logits_q, int chunk, aw_e2e *acc);
 /* The same with the logits computed by ops from e, h_fp, h_q, x and d_lfp,
  * d_lq (chunk*vocab floats) in its memory, then brought to the host
  * buffers lfp, lq (the same pointers with a host table) for the sums. */
-aw_status aw_e2e_accum_ops(const aw_ops *o, const aw_opt_config *c, const aw_model_ends *e,
+aw_status aw_e2e_accum_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                            const float *h_fp, const float *h_q, const uint32_t *tokens, int n_seq,
                            int L, float *x, float *d_lfp, float *d_lq, float *lfp, float *lq,
                            int chunk, aw_e2e *acc);

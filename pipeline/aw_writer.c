@@ -76,14 +76,14 @@ char *aw_quant_config_json(const aw_method *m)
     return s;
 }
 
-static size_t block_param_bytes(const aw_opt_config *c, const aw_method *m)
+static size_t block_param_bytes(const aw_model_config *c, const aw_method *m)
 {
     size_t n = 4 * (size_t)c->hidden_size;            /* two LayerNorms */
     n += 5 * (size_t)c->hidden_size + (size_t)c->ffn_dim; /* biases */
     return n * aw_dtype_size(m->param_dtype);
 }
 
-static aw_status block_entries(const aw_opt_config *c, int layer, const aw_qblock *q,
+static aw_status block_entries(const aw_model_config *c, int layer, const aw_qblock *q,
                                const aw_method *m, char (*names)[128], uint8_t *scale_buf,
                                uint8_t *param_buf, aw_st_entry *e)
 {
@@ -204,9 +204,9 @@ static aw_status copy_folder_files(const char *src_dir, const char *out_dir)
     return st;
 }
 
-int aw_out_file_count(const aw_opt_config *c) { return c->num_hidden_layers + 1; }
+int aw_out_file_count(const aw_model_config *c) { return c->num_hidden_layers + 1; }
 
-void aw_out_file_name(const aw_opt_config *c, int i, char *buf, size_t cap)
+void aw_out_file_name(const aw_model_config *c, int i, char *buf, size_t cap)
 {
     snprintf(buf, cap, "model-%05d-of-%05d.safetensors", i + 1, aw_out_file_count(c));
 }
@@ -220,7 +220,7 @@ static void aux_name(int i, char *buf, size_t cap)
     else snprintf(buf, cap, "aweq.bias_plain.%d", i - AW_TAP_COUNT);
 }
 
-aw_status aw_block_serialize(const aw_opt_config *c, int layer, const aw_qblock *q,
+aw_status aw_block_serialize(const aw_model_config *c, int layer, const aw_qblock *q,
                              const aw_method *m, const char *run_key, uint8_t **out, size_t *out_len)
 {
     char names[AW_BLOCK_OUT_TENSORS + AW_AUX_TENSORS][128];
@@ -255,7 +255,7 @@ static aw_status shard_f32(const aw_st_file *f, const char *name, float *dst, si
     return aw_st_read_f32(f, t, dst, n);
 }
 
-aw_status aw_block_from_shard(const aw_opt_config *c, int layer, const uint8_t *bytes, size_t len,
+aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t *bytes, size_t len,
                               const char *label, const char *run_key, aw_qblock *q)
 {
     aw_st_file *f = NULL;
@@ -372,7 +372,7 @@ fail:
     return st;
 }
 
-aw_status aw_gather_block(const char *work_dir, const char *out_dir, const aw_opt_config *c, int layer)
+aw_status aw_gather_block(const char *work_dir, const char *out_dir, const aw_model_config *c, int layer)
 {
     uint8_t *bytes = NULL;
     size_t len = 0;
@@ -404,7 +404,7 @@ fail:
     return st;
 }
 
-aw_status aw_write_ends(const char *out_dir, const aw_opt_config *c, const aw_model_files *mf)
+aw_status aw_write_ends(const char *out_dir, const aw_model_config *c, const aw_model_files *mf)
 {
     const aw_st_file *files[AW_MT_COUNT];
     const aw_st_tensor *ts[AW_MT_COUNT];
@@ -435,7 +435,7 @@ aw_status aw_write_ends(const char *out_dir, const aw_opt_config *c, const aw_mo
     return st;
 }
 
-aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_opt_config *c,
+aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_model_config *c,
                         const aw_model_files *mf, const aw_method *m, const char *report_json)
 {
     aw_status st = AW_OK;

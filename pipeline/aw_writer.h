@@ -21,8 +21,8 @@
  * decoder block (model-00001-of-N: embeddings and final LayerNorm;
  * model-0000(l+2)-of-N: block l), so its bytes do not depend on how blocks
  * were spread over ranks. */
-int aw_out_file_count(const aw_opt_config *c);
-void aw_out_file_name(const aw_opt_config *c, int file_index, char *buf, size_t cap);
+int aw_out_file_count(const aw_model_config *c);
+void aw_out_file_name(const aw_model_config *c, int file_index, char *buf, size_t cap);
 
 /* The quantization_config JSON text for config.json (malloc'd). */
 char *aw_quant_config_json(const aw_method *m);
@@ -34,13 +34,13 @@ char *aw_quant_config_json(const aw_method *m);
  * equalization factors and uncorrected biases as "aweq.*" tensors (what
  * validation needs, so a resumed run can reuse the block) and the key as
  * metadata "aweq_run". */
-aw_status aw_block_serialize(const aw_opt_config *c, int layer, const aw_qblock *q,
+aw_status aw_block_serialize(const aw_model_config *c, int layer, const aw_qblock *q,
                              const aw_method *m, const char *run_key, uint8_t **out, size_t *out_len);
 /* Rebuild quantized block `layer` (created) from a shard's bytes. AW_OK only
  * if every tensor is there with its shape and the shard's "aweq_run" equals
  * run_key; AW_ERR_CHECKSUM (stale or foreign shard) or the reader's error
  * otherwise, naming label. */
-aw_status aw_block_from_shard(const aw_opt_config *c, int layer, const uint8_t *bytes, size_t len,
+aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t *bytes, size_t len,
                               const char *label, const char *run_key, aw_qblock *q);
 
 /* The resume point: block `layer` as "<work_dir>/block-LLLLL.safetensors.zst",
@@ -54,13 +54,13 @@ void aw_shard_remove_all(const char *work_dir, int n_layers);
  * AW_ERR_CHECKSUM naming the file when it is damaged; bytes malloc'd. */
 aw_status aw_shard_read(const char *work_dir, int layer, uint8_t **out, size_t *out_len);
 /* Gather: the final file of block `layer` in out_dir, from its shard. */
-aw_status aw_gather_block(const char *work_dir, const char *out_dir, const aw_opt_config *c, int layer);
+aw_status aw_gather_block(const char *work_dir, const char *out_dir, const aw_model_config *c, int layer);
 
 /* The model-level file (tensors copied as stored in the input). */
-aw_status aw_write_ends(const char *out_dir, const aw_opt_config *c, const aw_model_files *mf);
+aw_status aw_write_ends(const char *out_dir, const aw_model_config *c, const aw_model_files *mf);
 /* index.json, config.json with its quantization_config, tokenizer files
  * from model_dir when present, and aweq_report.json. */
-aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_opt_config *c,
+aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_model_config *c,
                         const aw_model_files *mf, const aw_method *m, const char *report_json);
 
 #endif

@@ -208,7 +208,7 @@ static int cmd_synth(int argc, char **argv)
     }
     if (optind < argc) return usage_error("synth: unexpected argument '%s'", argv[optind]);
     if (!out) return usage_error("synth: %s", "--out DIR is required");
-    const aw_opt_config *base = aw_shape_find(shape);
+    const aw_model_config *base = aw_shape_find(shape);
     if (!base) return usage_error("synth: unknown shape '%s' (see 'aweq-dist shapes')", shape);
 
     aw_synth_opts o;
@@ -485,7 +485,7 @@ static int cmd_shapes(void)
     printf("%-10s %6s %7s %6s %7s %8s %16s %s\n", "shape", "d", "layers", "heads", "ffn", "vocab",
            "parameters", "supported");
     for (size_t i = 0; i < aw_shape_count(); i++) {
-        const aw_opt_config *c = aw_shape_at(i);
+        const aw_model_config *c = aw_shape_at(i);
         aw_status st = aw_config_check_supported(c, c->name);
         printf("%-10s %6d %7d %6d %7d %8d %16llu %s\n", c->name, c->hidden_size, c->num_hidden_layers,
                c->num_attention_heads, c->ffn_dim, c->vocab_size,

@@ -16,7 +16,7 @@ static char *fixture(const char *name)
     return aw_test_source_path(rel);
 }
 
-static void read_fixture(const char *name, aw_opt_config *c)
+static void read_fixture(const char *name, aw_model_config *c)
 {
     char *p = fixture(name);
     aw_status st = aw_config_read(p, c);
@@ -41,7 +41,7 @@ static int file_exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
-static void assert_config_equal(const aw_opt_config *a, const aw_opt_config *b)
+static void assert_config_equal(const aw_model_config *a, const aw_model_config *b)
 {
     assert_string_equal(a->model_type, b->model_type);
     assert_string_equal(a->activation_function, b->activation_function);
@@ -65,7 +65,7 @@ static void assert_config_equal(const aw_opt_config *a, const aw_opt_config *b)
 static void test_read_opt125m(void **state)
 {
     (void)state;
-    aw_opt_config c;
+    aw_model_config c;
     read_fixture("opt-125m.json", &c);
     assert_string_equal(c.name, ""); /* only table shapes carry a name */
     assert_string_equal(c.model_type, "opt");
@@ -92,7 +92,7 @@ static void test_read_opt125m(void **state)
 static void test_read_opt350m_unsupported(void **state)
 {
     (void)state;
-    aw_opt_config c;
+    aw_model_config c;
     read_fixture("opt-350m.json", &c);
     assert_int_equal(c.hidden_size, 1024);
     assert_int_equal(c.num_hidden_layers, 24);
@@ -114,7 +114,7 @@ static void test_read_opt350m_unsupported(void **state)
 static void test_read_defaults(void **state)
 {
     (void)state;
-    aw_opt_config c;
+    aw_model_config c;
     read_fixture("minimal.json", &c);
     assert_int_equal(c.hidden_size, 64);
     assert_int_equal(c.word_embed_proj_dim, 64);
@@ -131,7 +131,7 @@ static void test_read_defaults(void **state)
 static void test_read_llama(void **state)
 {
     (void)state;
-    aw_opt_config c;
+    aw_model_config c;
     char *p = fixture("llama.json");
     char want[1024];
     snprintf(want, sizeof want,
@@ -167,7 +167,7 @@ static void test_read_broken(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *p = fixture(cases[i].file);
-        aw_opt_config c;
+        aw_model_config c;
         aw_err_clear();
         aw_status st = aw_config_read(p, &c);
         aw_assert_status(st, cases[i].want, cases[i].needle);
@@ -180,7 +180,7 @@ static void test_read_variants(void **state)
 {
     (void)state;
     char *dir = aw_test_tmpdir();
-    aw_opt_config c;
+    aw_model_config c;
     const char *base = "{\"model_type\": \"opt\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
                        " \"num_attention_heads\": 4, \"ffn_dim\": 256, \"vocab_size\": 1000,"
                        " \"max_position_embeddings\": 128";
@@ -271,14 +271,14 @@ static void test_check_supported(void **state)
 {
     (void)state;
     for (size_t i = 0; i < aw_shape_count(); i++) {
-        const aw_opt_config *s = aw_shape_at(i);
+        const aw_model_config *s = aw_shape_at(i);
         aw_status st = aw_config_check_supported(s, s->name);
         if (strcmp(s->name, "opt-350m") == 0)
             aw_assert_status(st, AW_ERR_UNSUPPORTED, "opt-350m");
         else
             assert_int_equal(st, AW_OK);
     }
-    aw_opt_config c = *aw_shape_find("opt-1.3b");
+    aw_model_config c = *aw_shape_find("opt-1.3b");
     snprintf(c.activation_function, sizeof c.activation_function, "gelu");
     c.enable_bias = 0;
     aw_status st = aw_config_check_supported(&c, "custom");
@@ -294,16 +294,16 @@ static void test_write_round_trip(void **state)
     (void)state;
     char *dir = aw_test_tmpdir();
     char *p = write_config(dir, "");
-    aw_opt_config back;
+    aw_model_config back;
 
     for (size_t i = 0; i < aw_shape_count(); i++) {
-        const aw_opt_config *s = aw_shape_at(i);
+        const aw_model_config *s = aw_shape_at(i);
         assert_int_equal(aw_config_write(p, s, NULL), AW_OK);
         assert_int_equal(aw_config_read(p, &back), AW_OK);
         assert_config_equal(&back, s);
     }
 
-    aw_opt_config c;
+    aw_model_config c;
     read_fixture("minimal.json", &c);
     c.torch_dtype = AW_DT_BF16;
     c.pad_token_id = -1; /* written as null */
@@ -381,11 +381,11 @@ static void test_write_bad_args(void **state)
     char *dir = aw_test_tmpdir();
     char path[512];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    const aw_opt_config *s = aw_shape_find("opt-125m");
+    const aw_model_config *s = aw_shape_find("opt-125m");
     aw_assert_status(aw_config_write(path, s, "[1, 2]"), AW_ERR_ARG, "JSON object");
     aw_assert_status(aw_config_write(path, s, "{\"bits\": "), AW_ERR_ARG, "not valid JSON");
     aw_assert_status(aw_config_write(path, s, "{\"a\": 1, \"a\": 2}"), AW_ERR_ARG, path);
-    aw_opt_config c = *s;
+    aw_model_config c = *s;
     c.torch_dtype = AW_DT_I8;
     aw_assert_status(aw_config_write(path, &c, NULL), AW_ERR_ARG, "torch_dtype");
     assert_false(file_exists(path)); /* nothing written on failure */
@@ -416,7 +416,7 @@ static void test_shape_table(void **state)
     };
     assert_int_equal(aw_shape_count(), sizeof want / sizeof want[0]);
     for (size_t i = 0; i < aw_shape_count(); i++) {
-        const aw_opt_config *s = aw_shape_at(i);
+        const aw_model_config *s = aw_shape_at(i);
         assert_non_null(s);
         assert_string_equal(s->name, want[i].name);
         assert_ptr_equal(aw_shape_find(want[i].name), s);
@@ -442,7 +442,7 @@ static void test_shape_table(void **state)
 static void test_shape_find(void **state)
 {
     (void)state;
-    const aw_opt_config *s = aw_shape_find("opt-125m");
+    const aw_model_config *s = aw_shape_find("opt-125m");
     assert_non_null(s);
     assert_ptr_equal(aw_shape_find("facebook/opt-125m"), s);
     assert_ptr_equal(aw_shape_find("OPT-125M"), s);
@@ -459,7 +459,7 @@ static void test_shape_find(void **state)
 static void test_param_count(void **state)
 {
     (void)state;
-    const aw_opt_config *s = aw_shape_find("opt-125m");
+    const aw_model_config *s = aw_shape_find("opt-125m");
     /* 4*768*768 + 4*768 + 2*768*3072 + 3072 + 768 + 4*768 */
     assert_int_equal(aw_config_block_params(s), 7087872ull);
     /* 50272*768 + 2050*768 + 12*7,087,872 + 1536 */
@@ -514,7 +514,7 @@ static void test_block_tensors(void **state)
         {1, 768, 0},   {1, 768, 0}, {2, 3072, 768}, {1, 3072, 0},
         {2, 768, 3072}, {1, 768, 0}, {1, 768, 0},  {1, 768, 0},
     };
-    const aw_opt_config *c = aw_shape_find("opt-125m");
+    const aw_model_config *c = aw_shape_find("opt-125m");
     char buf[128];
     uint64_t sum = 0;
     for (int i = 0; i < AW_BT_COUNT; i++) {
@@ -544,7 +544,7 @@ static void test_block_tensors(void **state)
     assert_int_equal(aw_block_tensor_name(0, AW_BT_COUNT, buf, sizeof buf), -1);
 
     /* fc1/fc2 of a model where ffn != 4d would catch a swapped shape */
-    aw_opt_config odd = *c;
+    aw_model_config odd = *c;
     odd.ffn_dim = 1000;
     int ndim;
     int64_t shape[2];
@@ -569,7 +569,7 @@ static void test_model_tensors(void **state)
 
     int ndim;
     int64_t shape[2];
-    const aw_opt_config *c = aw_shape_find("opt-125m");
+    const aw_model_config *c = aw_shape_find("opt-125m");
     aw_model_tensor_shape(c, AW_MT_EMBED_TOKENS, &ndim, shape);
     assert_true(ndim == 2 && shape[0] == 50272 && shape[1] == 768);
     aw_model_tensor_shape(c, AW_MT_EMBED_POSITIONS, &ndim, shape);

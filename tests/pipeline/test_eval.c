@@ -161,7 +161,7 @@ static void test_qblock_load(void **state)
 {
     fixture *f = *state;
     char *cfg_path = join(f->out, "config.json");
-    aw_opt_config c;
+    aw_model_config c;
     aw_assert_status(aw_config_read(cfg_path, &c), AW_OK, NULL);
     aw_model_files *mf = NULL;
     aw_assert_status(aw_mf_open(f->out, &mf), AW_OK, NULL);

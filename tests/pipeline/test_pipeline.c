@@ -99,7 +99,7 @@ static void test_eq_factor(void **state)
 
 /* Everything needed to run blocks by hand. */
 typedef struct {
-    aw_opt_config cfg;
+    aw_model_config cfg;
     aw_model_files *mf;
     aw_tokens tok;
     aw_model_ends ends;

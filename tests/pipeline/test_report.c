@@ -221,7 +221,7 @@ static void test_progress_bad_log(void **state)
 
 /* A result as rank 0 holds it after an OPT-175B run, with made-up but
  * realistically spread values (lengths of the printed numbers matter). */
-static void fake_result(const aw_opt_config *c, aw_run_result *r)
+static void fake_result(const aw_model_config *c, aw_run_result *r)
 {
     memset(r, 0, sizeof *r);
     r->cfg = *c;
@@ -268,7 +268,7 @@ static void fake_result(const aw_opt_config *c, aw_run_result *r)
 static void test_report_size_opt175b(void **state)
 {
     (void)state;
-    const aw_opt_config *c = aw_shape_find("opt-175b");
+    const aw_model_config *c = aw_shape_find("opt-175b");
     assert_non_null(c);
     aw_run_result r;
     fake_result(c, &r);
@@ -321,7 +321,7 @@ static void count_plots(const char *html, int *plots, int *empty)
 static void test_html_render(void **state)
 {
     (void)state;
-    const aw_opt_config *c = aw_shape_find("opt-125m");
+    const aw_model_config *c = aw_shape_find("opt-125m");
     aw_run_result r;
     fake_result(c, &r);
     aw_run_opts o;

@@ -347,7 +347,7 @@ static void test_refusals_say_what_fits(void **state)
     aw_assert_status(aw_plan_min_mem(&c, 41, &m), AW_ERR_ARG, NULL);
 }
 
-static void print_plan(const char *name, const aw_opt_config *cfg, const aw_plan *p, const aw_plan_costs *k,
+static void print_plan(const char *name, const aw_model_config *cfg, const aw_plan *p, const aw_plan_costs *k,
                        uint64_t mem)
 {
     printf("\n");
@@ -358,7 +358,7 @@ static void print_plan(const char *name, const aw_opt_config *cfg, const aw_plan
 static void test_costs_of_opt_shapes(void **state)
 {
     (void)state;
-    const aw_opt_config *c = aw_shape_find("opt-175b");
+    const aw_model_config *c = aw_shape_find("opt-175b");
     assert_non_null(c);
     aw_plan_costs k;
     aw_assert_status(aw_plan_costs_for(c, 2048, 1, 128, 16, &k), AW_OK, NULL);
@@ -385,7 +385,7 @@ static const aw_plan_rates h100 = {.flops_per_s = 400e12, .read_bytes_per_s = 2e
 static void test_opt175b_plans(void **state)
 {
     (void)state;
-    const aw_opt_config *c = aw_shape_find("opt-175b");
+    const aw_model_config *c = aw_shape_find("opt-175b");
     aw_plan_costs k;
     aw_assert_status(aw_plan_costs_for(c, 2048, 1, 128, 16, &k), AW_OK, NULL);
     aw_plan *p = malloc(sizeof *p);
@@ -450,7 +450,7 @@ static void test_every_shape_and_opt125m_on_one_rank(void **state)
     aw_plan *p = malloc(sizeof *p);
     assert_non_null(p);
     for (size_t i = 0; i < aw_shape_count(); i++) {
-        const aw_opt_config *c = aw_shape_at(i);
+        const aw_model_config *c = aw_shape_at(i);
         if (aw_config_check_supported(c, c->name) != AW_OK) continue;
         aw_plan_costs k;
         aw_assert_status(aw_plan_costs_for(c, 2048, 1, 128, 16, &k), AW_OK, NULL);
@@ -459,7 +459,7 @@ static void test_every_shape_and_opt125m_on_one_rank(void **state)
         assert_int_equal(p->stages, 1);
         assert_int_equal(blocks_of(p, 0), c->num_hidden_layers);
     }
-    const aw_opt_config *c = aw_shape_find("opt-125m");
+    const aw_model_config *c = aw_shape_find("opt-125m");
     aw_plan_costs k;
     aw_assert_status(aw_plan_costs_for(c, 2048, 1, 128, 16, &k), AW_OK, NULL);
     aw_assert_status(aw_plan_make(&k, &h100, 1, 80 * GB, 0, 0, p), AW_OK, NULL);
