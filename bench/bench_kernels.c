@@ -321,7 +321,7 @@ int main(int argc, char **argv)
         double best = 1e30;
         for (int r = 0; r < 2; r++) {
             double t0 = now_s();
-            aw_k_attention(q, k, v, o, 1, L, H, d, 0.125f, hpc, ws);
+            aw_k_attention(q, k, v, o, 1, L, H, H, d, 0.125f, hpc, ws);
             double dt = now_s() - t0;
             best = dt < best ? dt : best;
         }

@@ -20,7 +20,9 @@
 #include "aw_ops.h"
 #include "aw_status.h"
 
-#define AW_CUDA_API_ABI 2
+/* 3: aw_ops_vt gained rmsnorm, swiglu, rope; embed and attention new
+ * arguments (the table travels through ops_create) */
+#define AW_CUDA_API_ABI 3
 #define AW_CUDA_NCCL_ID_BYTES 128
 
 typedef struct {

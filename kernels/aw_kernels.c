@@ -42,10 +42,6 @@
 #define AW_INLINE
 #endif
 
-/* OPT's learned position table is offset by 2 rows (AW_OPT_POS_OFFSET in
- * io/aw_config.h; kernels do not depend on io/). */
-#define AW_K_POS_OFFSET 2
-
 /* ---- linear ------------------------------------------------------------- */
 
 void aw_k_linear(const float *x, const float *w, const float *b, float *y, int T, int in, int out)
@@ -91,24 +87,84 @@ void aw_k_layernorm(const float *x, const float *gamma, const float *beta, float
     }
 }
 
+void aw_k_rmsnorm(const float *x, const float *gamma, float *y, int T, int d, float eps)
+{
+    if (d <= 0) return;
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * d;
+        float *yr = y + (size_t)t * d;
+        /* squares in double: exact (a float squared fits a double), so only
+         * the sum rounds; outlier channels do not swamp the rest */
+        double s = 0.0;
+        for (int j = 0; j < d; j++) s += (double)xr[j] * xr[j];
+        double rstd = 1.0 / sqrt(s / d + (double)eps);
+        /* element-wise only, so y may alias x */
+        for (int j = 0; j < d; j++) yr[j] = (float)((double)xr[j] * rstd) * gamma[j];
+    }
+}
+
+/* ---- activations -------------------------------------------------------- */
+
 void aw_k_relu(float *x, size_t n)
 {
     /* NaN stays NaN (NaN < 0 is false), so statistics downstream still see it */
     for (size_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
+void aw_k_swiglu(const float *gate, const float *up, float *out, size_t n)
+{
+    /* element-wise, each value read before it is written: out may alias
+     * gate or up (no restrict) */
+    for (size_t i = 0; i < n; i++) out[i] = aw_swiglu1(gate[i], up[i]);
+}
+
 /* ---- embedding ---------------------------------------------------------- */
 
-void aw_k_embed(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P, int d,
-                float *h)
+void aw_k_embed(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P,
+                int pos_offset, int d, float *h)
 {
+    if (d <= 0) return;
     for (int s = 0; s < n_seq; s++) {
         for (int p = 0; p < L; p++) {
             size_t row = (size_t)s * L + p;
             const float *e = E + (size_t)tokens[row] * d;
-            const float *pp = P + (size_t)(p + AW_K_POS_OFFSET) * d;
             float *hr = h + row * d;
+            if (!P) {
+                memcpy(hr, e, (size_t)d * sizeof(float));
+                continue;
+            }
+            const float *pp = P + (size_t)(p + pos_offset) * d;
             for (int j = 0; j < d; j++) hr[j] = e[j] + pp[j];
+        }
+    }
+}
+
+/* ---- rotary positions --------------------------------------------------- */
+
+/* Pairs per block: cos and sin of a block of pairs are computed once per
+ * position (on the stack) and applied to every sequence and head, so the
+ * double pow/cos/sin run L * head_dim/2 times per call, not per element. */
+enum { AW_ROPE_PAIRS = 64 };
+
+void aw_k_rope(float *x, int n_seq, int L, int n_heads, int head_dim, float theta)
+{
+    if (n_seq <= 0 || L <= 0 || n_heads <= 0 || head_dim < 2) return;
+    int half = head_dim / 2;
+    size_t d = (size_t)n_heads * head_dim;
+    double inv[AW_ROPE_PAIRS];
+    float c[AW_ROPE_PAIRS], sn[AW_ROPE_PAIRS];
+    for (int i0 = 0; i0 < half; i0 += AW_ROPE_PAIRS) {
+        int m = half - i0 < AW_ROPE_PAIRS ? half - i0 : AW_ROPE_PAIRS;
+        for (int i = 0; i < m; i++) inv[i] = aw_rope_inv_freq(i0 + i, head_dim, theta);
+        for (int p = 0; p < L; p++) {
+            for (int i = 0; i < m; i++) aw_rope_cos_sin(p, inv[i], &c[i], &sn[i]);
+            for (int s = 0; s < n_seq; s++) {
+                float *row = x + ((size_t)s * L + p) * d;
+                for (int h = 0; h < n_heads; h++) {
+                    float *x1 = row + (size_t)h * head_dim + i0, *x2 = x1 + half;
+                    for (int i = 0; i < m; i++) aw_rope_rotate(&x1[i], &x2[i], c[i], sn[i]);
+                }
+            }
         }
     }
 }
@@ -127,10 +183,11 @@ size_t aw_k_attention_workspace(int L, int heads_per_chunk)
 }
 
 /* One head of one sequence. q, k, v, o point at the head's first column of
- * the sequence's first row (row stride d); S (L, L) is the head's slot in the
- * workspace; only its rows' first i1 columns are written per block. */
+ * the sequence's first row (row stride d for q and o, dkv for k and v); S
+ * (L, L) is the head's slot in the workspace; only its rows' first i1
+ * columns are written per block. */
 static void attention_head(const float *q, const float *k, const float *v, float *o, int L, int hd,
-                           int d, float scale, float *S)
+                           int d, int dkv, float scale, float *S)
 {
     for (int i0 = 0; i0 < L; i0 += AW_ATT_ROWS) {
         int i1 = i0 + AW_ATT_ROWS < L ? i0 + AW_ATT_ROWS : L;
@@ -138,7 +195,7 @@ static void attention_head(const float *q, const float *k, const float *v, float
         float *Sb = S + (size_t)i0 * L;
         /* Sb (m, i1) = q[i0:i1] k[0:i1]^T * scale */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hd, scale, q + (size_t)i0 * d,
-                    d, k, d, 0.0f, Sb, L);
+                    d, k, dkv, 0.0f, Sb, L);
         for (int i = i0; i < i1; i++) {
             float *sr = S + (size_t)i * L;
             int n = i + 1; /* causal: keys 0..i */
@@ -155,28 +212,33 @@ static void attention_head(const float *q, const float *k, const float *v, float
             for (int j = n; j < i1; j++) sr[j] = 0.0f;
         }
         /* o[i0:i1] (m, hd) = P (m, i1) v[0:i1] (i1, hd) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, i1, 1.0f, Sb, L, v, d, 0.0f,
-                    o + (size_t)i0 * d, d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, i1, 1.0f, Sb, L, v, dkv,
+                    0.0f, o + (size_t)i0 * d, d);
     }
 }
 
 void aw_k_attention(const float *q, const float *k, const float *v, float *out, int n_seq, int L,
-                    int n_heads, int d, float scale, int heads_per_chunk, float *workspace)
+                    int n_heads, int n_kv_heads, int d, float scale, int heads_per_chunk,
+                    float *workspace)
 {
     if (n_seq <= 0 || L <= 0 || n_heads <= 0 || d <= 0) return;
+    if (d % n_heads != 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0) return;
     int hd = d / n_heads;
+    int group = n_heads / n_kv_heads; /* query heads per kv head */
+    int dkv = n_kv_heads * hd;        /* k and v row width; d when group == 1 */
     int hpc = heads_per_chunk < 1 ? 1 : heads_per_chunk > n_heads ? n_heads : heads_per_chunk;
     for (int s = 0; s < n_seq; s++) {
-        size_t base = (size_t)s * L * d;
+        size_t base = (size_t)s * L * d, kvbase = (size_t)s * L * dkv;
         for (int h0 = 0; h0 < n_heads; h0 += hpc) {
             int h1 = h0 + hpc < n_heads ? h0 + hpc : n_heads;
             /* each head of the chunk has its own (L, L) slot, as a batched
              * GPU version would; the arithmetic per head is the same
              * whatever the chunking, so results are bit-identical */
             for (int h = h0; h < h1; h++) {
-                size_t col = (size_t)h * hd;
-                attention_head(q + base + col, k + base + col, v + base + col, out + base + col, L,
-                               hd, d, scale, workspace + (size_t)(h - h0) * L * L);
+                size_t col = (size_t)h * hd, kvcol = (size_t)(h / group) * hd;
+                attention_head(q + base + col, k + kvbase + kvcol, v + kvbase + kvcol,
+                               out + base + col, L, hd, d, dkv, scale,
+                               workspace + (size_t)(h - h0) * L * L);
             }
         }
     }

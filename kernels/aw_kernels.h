@@ -28,23 +28,48 @@ void aw_k_linear(const float *x, const float *w, const float *b, float *y, int T
 void aw_k_layernorm(const float *x, const float *gamma, const float *beta, float *y, int T, int d,
                     float eps);
 
+/* y (T, d) = x / sqrt(mean(x^2) + eps) * gamma per row (LLaMA's RMSNorm),
+ * the mean of squares accumulated in double; (float)(x * rstd) * gamma, as
+ * aw_k_layernorm rounds. y may alias x. */
+void aw_k_rmsnorm(const float *x, const float *gamma, float *y, int T, int d, float eps);
+
 /* x = max(x, 0), in place. */
 void aw_k_relu(float *x, size_t n);
 
-/* h (n_seq*L, d) = E[tokens] + P[pos + AW_OPT_POS_OFFSET] with pos 0..L-1 in
- * each sequence (OPT's learned positions, offset 2). tokens: n_seq*L ids,
- * each < vocab (checked by the caller). */
-void aw_k_embed(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P,
-                int d, float *h);
+/* out[i] = silu(gate[i]) * up[i] = gate * sigmoid(gate) * up (LLaMA's MLP
+ * gate; aw_swiglu1 in aw_kernels_inline.h). out may alias gate or up. */
+void aw_k_swiglu(const float *gate, const float *up, float *out, size_t n);
 
-/* Causal multi-head attention. q, k, v, out: (n_seq*L, d), heads of
- * head_dim = d / n_heads side by side in each row. scores = q k^T * scale,
- * masked to j <= i, softmax (max-subtracted, sums in float), out = p v.
- * Heads are processed heads_per_chunk at a time per sequence; the workspace
- * holds heads_per_chunk * L * L floats (aw_k_attention_workspace), never a
+/* h (n_seq*L, d) = E[tokens] + P[pos + pos_offset] with pos 0..L-1 in each
+ * sequence (OPT's learned positions: pos_offset 2, AW_OPT_POS_OFFSET), or
+ * h = E[tokens] when P is NULL (LLaMA: positions come from RoPE).
+ * tokens: n_seq*L ids, each < vocab, and P's rows (checked by the caller). */
+void aw_k_embed(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P,
+                int pos_offset, int d, float *h);
+
+/* Rotary position embedding in place, Hugging Face LLaMA form (rotate
+ * halves). x (n_seq*L, n_heads*head_dim); the token in row s*L + p is at
+ * position p. In each head, pair i < head_dim/2 is (x[i], x[i + head_dim/2]),
+ * rotated by p * theta^(-2i/head_dim):
+ *   (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin),
+ * angle, cos and sin in double, the rotation in float (aw_rope_* in
+ * aw_kernels_inline.h). head_dim even (the ops entry checks it). */
+void aw_k_rope(float *x, int n_seq, int L, int n_heads, int head_dim, float theta);
+
+/* Causal attention, multi-head or grouped-query. q, out: (n_seq*L, d) with
+ * d = n_heads * head_dim, the heads side by side in each row; k, v:
+ * (n_seq*L, n_kv_heads * head_dim). Query head h reads kv head
+ * h / (n_heads / n_kv_heads). n_heads must divide d and n_kv_heads must
+ * divide n_heads (else nothing is computed; the ops entry checks both);
+ * n_kv_heads == n_heads is plain multi-head attention (the same arithmetic
+ * as before grouped-query existed). scores = q k^T * scale, masked to
+ * j <= i, softmax (max-subtracted, sums in float), out = p v. Heads are
+ * processed heads_per_chunk at a time per sequence; the workspace holds
+ * heads_per_chunk * L * L floats (aw_k_attention_workspace), never a
  * (n_seq, heads, L, L) tensor. */
 void aw_k_attention(const float *q, const float *k, const float *v, float *out, int n_seq, int L,
-                    int n_heads, int d, float scale, int heads_per_chunk, float *workspace);
+                    int n_heads, int n_kv_heads, int d, float scale, int heads_per_chunk,
+                    float *workspace);
 size_t aw_k_attention_workspace(int L, int heads_per_chunk);
 
 /* Per-channel running statistics over x (T, d): absmax[j] = max(absmax[j],

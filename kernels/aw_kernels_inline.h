@@ -1,6 +1,7 @@
 /*
  * aw_kernels_inline.h - per-element math shared by the CPU backend and the
- * CUDA backend (host and device), so that both round the same way.
+ * CUDA backend (host and device), so that both round the same way: the INT8
+ * code of a value, the RoPE rotation, the SwiGLU gate.
  */
 #ifndef AW_KERNELS_INLINE_H
 #define AW_KERNELS_INLINE_H
@@ -59,6 +60,72 @@ static inline AW_HD int8_t aw_quant_i8(float x, float step)
     a = a < 0x42fe0000 ? a : 0x42fe0000;               /* min(|v|, 127.0f) */
     uint32_t r = aw_f2u(aw_u2f((uint32_t)a | sign) + AW_ROUND_MAGIC);
     return (int8_t)(uint8_t)r;
+}
+
+/* Float operations rounded once each, never contracted into an fma: nvcc
+ * contracts a*b+c by default in device code, the CPU build (ISO C11, no FMA
+ * ISA) does not; sums of products written with these round the same on
+ * both backends. */
+static inline AW_HD float aw_fmul(float a, float b)
+{
+#ifdef __CUDA_ARCH__
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+static inline AW_HD float aw_fadd(float a, float b)
+{
+#ifdef __CUDA_ARCH__
+    return __fadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+static inline AW_HD float aw_fsub(float a, float b)
+{
+#ifdef __CUDA_ARCH__
+    return __fsub_rn(a, b);
+#else
+    return a - b;
+#endif
+}
+
+/* RoPE, Hugging Face LLaMA form: pair i (i < head_dim/2) of a head is
+ * (x[i], x[i + head_dim/2]), rotated by the angle p * inv_freq_i at position
+ * p, inv_freq_i = theta^(-2i/head_dim). The frequency, the angle, cos and sin
+ * are computed in double and rounded once to float; the rotation is applied
+ * in float. Both backends call these three, so they differ only where the
+ * device's double pow, cos, sin (2 ulp in double) and glibc's round to
+ * neighbouring floats: rarely, by one float ulp of cos or sin. */
+static inline AW_HD double aw_rope_inv_freq(int i, int head_dim, float theta)
+{
+    return 1.0 / pow((double)theta, (double)(2 * i) / (double)head_dim);
+}
+static inline AW_HD void aw_rope_cos_sin(int p, double inv_freq, float *c, float *s)
+{
+    double a = (double)p * inv_freq;
+    *c = (float)cos(a);
+    *s = (float)sin(a);
+}
+/* (x1, x2) -> (x1 c - x2 s, x2 c + x1 s), in place. */
+static inline AW_HD void aw_rope_rotate(float *x1, float *x2, float c, float s)
+{
+    float a = *x1, b = *x2;
+    *x1 = aw_fsub(aw_fmul(a, c), aw_fmul(b, s));
+    *x2 = aw_fadd(aw_fmul(b, c), aw_fmul(a, s));
+}
+
+/* SwiGLU gate of one value: silu(g) * u = g * sigmoid(g) * u. silu is
+ * computed in double as g / (1 + exp(-g)) and rounded once to float, then
+ * one float product with u. Below g ~ -709 exp overflows and silu is -0;
+ * g = -Inf gives NaN (-Inf * 0, as PyTorch's x * sigmoid(x)); NaN stays NaN.
+ * Same caveat as RoPE for the device's double exp (1 ulp in double). */
+static inline AW_HD float aw_swiglu1(float g, float u)
+{
+    double gd = (double)g;
+    float silu = (float)(gd / (1.0 + exp(-gd)));
+    return aw_fmul(silu, u);
 }
 
 #endif

@@ -67,10 +67,25 @@ static aw_status cpu_layernorm(const aw_ops *o, const float *x, const float *g, 
     return AW_OK;
 }
 
+static aw_status cpu_rmsnorm(const aw_ops *o, const float *x, const float *g, float *y, int T, int d,
+                             float eps)
+{
+    (void)o;
+    aw_k_rmsnorm(x, g, y, T, d, eps);
+    return AW_OK;
+}
+
 static aw_status cpu_relu(const aw_ops *o, float *x, size_t n)
 {
     (void)o;
     aw_k_relu(x, n);
+    return AW_OK;
+}
+
+static aw_status cpu_swiglu(const aw_ops *o, const float *gate, const float *up, float *out, size_t n)
+{
+    (void)o;
+    aw_k_swiglu(gate, up, out, n);
     return AW_OK;
 }
 
@@ -82,19 +97,31 @@ static aw_status cpu_add(const aw_ops *o, float *h, const float *y, size_t n)
 }
 
 static aw_status cpu_embed(const aw_ops *o, const uint32_t *tokens, int n_seq, int L, const float *E,
-                           const float *P, int d, float *h)
+                           const float *P, int pos_offset, int d, float *h)
 {
     (void)o;
-    aw_k_embed(tokens, n_seq, L, E, P, d, h);
+    aw_k_embed(tokens, n_seq, L, E, P, pos_offset, d, h);
+    return AW_OK;
+}
+
+static aw_status cpu_rope(const aw_ops *o, float *x, int n_seq, int L, int n_heads, int head_dim,
+                          float theta)
+{
+    (void)o;
+    AW_RETURN_IF(head_dim % 2 != 0, AW_ERR_ARG, "rope: head_dim %d is odd", head_dim);
+    aw_k_rope(x, n_seq, L, n_heads, head_dim, theta);
     return AW_OK;
 }
 
 static aw_status cpu_attention(const aw_ops *o, const float *q, const float *k, const float *v, float *out,
-                               int n_seq, int L, int n_heads, int d, float scale, int heads_per_chunk,
-                               float *workspace)
+                               int n_seq, int L, int n_heads, int n_kv_heads, int d, float scale,
+                               int heads_per_chunk, float *workspace)
 {
     (void)o;
-    aw_k_attention(q, k, v, out, n_seq, L, n_heads, d, scale, heads_per_chunk, workspace);
+    AW_RETURN_IF(n_heads <= 0 || d % n_heads != 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0,
+                 AW_ERR_ARG, "attention: %d heads, %d kv heads, width %d (heads must divide the "
+                 "width, kv heads the heads)", n_heads, n_kv_heads, d);
+    aw_k_attention(q, k, v, out, n_seq, L, n_heads, n_kv_heads, d, scale, heads_per_chunk, workspace);
     return AW_OK;
 }
 
@@ -169,9 +196,12 @@ static const aw_ops_vt cpu_vt = {
     .sync = cpu_sync,
     .linear = cpu_linear,
     .layernorm = cpu_layernorm,
+    .rmsnorm = cpu_rmsnorm,
     .relu = cpu_relu,
+    .swiglu = cpu_swiglu,
     .add = cpu_add,
     .embed = cpu_embed,
+    .rope = cpu_rope,
     .attention = cpu_attention,
     .attention_workspace = aw_k_attention_workspace,
     .stats_accum = cpu_stats_accum,

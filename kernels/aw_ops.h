@@ -50,13 +50,25 @@ typedef struct {
                         float *y, int T, int in, int out, float *wscratch);
     aw_status (*layernorm)(const aw_ops *o, const float *x, const float *g, const float *beta, float *y,
                            int T, int d, float eps);
+    /* y (T, d) = x / sqrt(mean(x^2) + eps) * g; y may alias x */
+    aw_status (*rmsnorm)(const aw_ops *o, const float *x, const float *g, float *y, int T, int d,
+                         float eps);
     aw_status (*relu)(const aw_ops *o, float *x, size_t n);
+    /* out = silu(gate) * up; out may alias gate or up */
+    aw_status (*swiglu)(const aw_ops *o, const float *gate, const float *up, float *out, size_t n);
     aw_status (*add)(const aw_ops *o, float *h, const float *y, size_t n);
+    /* h = E[tok] + P[pos + pos_offset], or E[tok] when P is NULL */
     aw_status (*embed)(const aw_ops *o, const uint32_t *tokens, int n_seq, int L, const float *E,
-                       const float *P, int d, float *h);
+                       const float *P, int pos_offset, int d, float *h);
+    /* x (n_seq*L, n_heads*head_dim) rotated in place by position (HF LLaMA
+     * RoPE); AW_ERR_ARG for an odd head_dim */
+    aw_status (*rope)(const aw_ops *o, float *x, int n_seq, int L, int n_heads, int head_dim,
+                      float theta);
+    /* q, out (n_seq*L, d), k, v (n_seq*L, n_kv_heads * d/n_heads); AW_ERR_ARG
+     * unless n_heads divides d and n_kv_heads divides n_heads */
     aw_status (*attention)(const aw_ops *o, const float *q, const float *k, const float *v, float *out,
-                           int n_seq, int L, int n_heads, int d, float scale, int heads_per_chunk,
-                           float *workspace);
+                           int n_seq, int L, int n_heads, int n_kv_heads, int d, float scale,
+                           int heads_per_chunk, float *workspace);
     size_t (*attention_workspace)(int L, int heads_per_chunk); /* floats */
     /* statistics: absmax, sum (+=) and *nonfinite (+=) are device memory */
     aw_status (*stats_accum)(const aw_ops *o, const float *x, int T, int d, float *absmax, double *sum,

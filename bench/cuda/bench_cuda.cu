@@ -9,7 +9,7 @@
 //                                 T = 4096 tokens), reps timed runs (default 5)
 //
 // Timing: CUDA events on the context's stream around each run, one warm-up
-// run first, the median of reps runs reported (METHOD.md). Data are random
+// run first, the median of reps runs reported (bench/results/README.md). Data are random
 // (a hash-based generator on the device): never zeros.
 //
 // 1. Memory-bound kernels on x (8192, 12288) fp32 (403 MB): GB/s counting
@@ -410,7 +410,7 @@ typedef struct {
 static void att_run(void *p)
 {
     block *B = ((att_arg *)p)->B;
-    AW(aw_kc_attention(g_kc, B->q, B->k, B->v, B->a, B->n_seq, B->L, B->heads, B->d,
+    AW(aw_kc_attention(g_kc, B->q, B->k, B->v, B->a, B->n_seq, B->L, B->heads, B->heads, B->d,
                        1.0f / sqrtf((float)(B->d / B->heads)), B->hpc, B->att_ws));
 }
 
@@ -501,7 +501,7 @@ static void calib_run(void *p)
     lin_fp(B, LIN_Q, B->x, B->q, a->f16w);
     lin_fp(B, LIN_K, B->x, B->k, a->f16w);
     lin_fp(B, LIN_V, B->x, B->v, a->f16w);
-    AW(aw_kc_attention(g_kc, B->q, B->k, B->v, B->a, B->n_seq, B->L, B->heads, d,
+    AW(aw_kc_attention(g_kc, B->q, B->k, B->v, B->a, B->n_seq, B->L, B->heads, B->heads, d,
                        1.0f / sqrtf((float)(d / B->heads)), B->hpc, B->att_ws));
     tap(B, TAP_O, B->a, d, a->stats);
     lin_fp(B, LIN_O, B->a, B->y, a->f16w);
@@ -578,7 +578,7 @@ static void val_run(void *p)
     lin_val(B, LIN_Q, B->x, B->q);
     lin_val(B, LIN_K, B->x, B->k);
     lin_val(B, LIN_V, B->x, B->v);
-    AW(aw_kc_attention(g_kc, B->q, B->k, B->v, B->a, B->n_seq, B->L, B->heads, d,
+    AW(aw_kc_attention(g_kc, B->q, B->k, B->v, B->a, B->n_seq, B->L, B->heads, B->heads, d,
                        1.0f / sqrtf((float)(d / B->heads)), B->hpc, B->att_ws));
     lin_val(B, LIN_O, B->a, B->y);
     AW(aw_kc_add(g_kc, B->h, B->y, Td));

@@ -1,6 +1,7 @@
 // aw_kc_elem.cu - element-wise and row kernels of the CUDA backend: relu,
-// residual add, embedding, LayerNorm, equalization folds, INT8 quantize /
-// dequantize, dequantization of int32 accumulators (aw_kernels_cuda.h).
+// SwiGLU, residual add, embedding, RoPE, LayerNorm, RMSNorm, equalization
+// folds, INT8 quantize / dequantize, dequantization of int32 accumulators
+// (aw_kernels_cuda.h).
 //
 // Rounding: each value is computed with the same IEEE operations, in the
 // same order, as the CPU reference in aw_kernels.c. nvcc contracts a*b+c
@@ -8,7 +9,9 @@
 // a sum are written with __fmul_rn / __fadd_rn (never contracted), divisions
 // with __fdiv_rn: the folds, dequantization and embedding are then
 // bit-identical to the CPU, and the INT8 codes come from the shared
-// aw_quant_i8 (aw_kernels_inline.h).
+// aw_quant_i8 (aw_kernels_inline.h). RoPE and SwiGLU use the shared
+// aw_rope_* and aw_swiglu1, whose double pow/cos/sin/exp are the device's
+// own (within 2 ulp in double of glibc's, so the same floats but rarely).
 #include <stdint.h>
 
 #include "aw_cuda_check.h"
@@ -48,6 +51,25 @@ __global__ void add_kernel(float *h, const float *__restrict__ y, size_t n)
         h[i] = __fadd_rn(h[i], y[i]);
 }
 
+// out = silu(gate) * up; out may alias gate or up (each value read, then
+// written, by one thread)
+__global__ void swiglu_kernel(const float *gate, const float *up, float *out, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = aw_swiglu1(gate[i], up[i]);
+}
+
+extern "C" aw_status aw_kc_swiglu(aw_kc *k, const float *gate, const float *up, float *out,
+                                  size_t n)
+{
+    if (n == 0) return AW_OK;
+    swiglu_kernel<<<aw_kc_blocks(n, AW_KC_THREADS, AW_KC_MAX_BLOCKS), AW_KC_THREADS, 0,
+                    k->stream>>>(gate, up, out, n);
+    AW_CUDA_LAUNCH("swiglu_kernel");
+    return AW_OK;
+}
+
 extern "C" aw_status aw_kc_relu(aw_kc *k, float *x, size_t n)
 {
     if (n == 0) return AW_OK;
@@ -68,27 +90,69 @@ extern "C" aw_status aw_kc_add(aw_kc *k, float *h, const float *y, size_t n)
 
 // ---- embedding -------------------------------------------------------------------
 
-// h (n_seq*L, d): row r = s*L + p is E[tokens[r]] + P[p + 2].
+// h (n_seq*L, d): row r = s*L + p is E[tokens[r]] + P[p + pos_offset]
+// (OPT: offset 2), or E[tokens[r]] when P is NULL (LLaMA).
 __global__ void embed_kernel(const uint32_t *__restrict__ tokens, int L, const float *__restrict__ E,
-                             const float *__restrict__ P, int d, float *__restrict__ h, int rows)
+                             const float *__restrict__ P, int pos_offset, int d,
+                             float *__restrict__ h, int rows)
 {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= d) return;
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
-        int p = r % L;
-        const float *e = E + (size_t)tokens[r] * d;
-        const float *pp = P + (size_t)(p + 2) * d; // OPT's position offset
-        h[(size_t)r * d + j] = __fadd_rn(e[j], pp[j]);
+        float e = E[(size_t)tokens[r] * d + j];
+        if (P) {
+            int p = r % L;
+            e = __fadd_rn(e, P[(size_t)(p + pos_offset) * d + j]);
+        }
+        h[(size_t)r * d + j] = e;
     }
 }
 
 extern "C" aw_status aw_kc_embed(aw_kc *k, const uint32_t *tokens, int n_seq, int L, const float *E,
-                                 const float *P, int d, float *h)
+                                 const float *P, int pos_offset, int d, float *h)
 {
     if (n_seq <= 0 || L <= 0 || d <= 0) return AW_OK;
     int rows = n_seq * L;
-    embed_kernel<<<grid_rc(rows, d), AW_KC_THREADS, 0, k->stream>>>(tokens, L, E, P, d, h, rows);
+    embed_kernel<<<grid_rc(rows, d), AW_KC_THREADS, 0, k->stream>>>(tokens, L, E, P, pos_offset, d,
+                                                                    h, rows);
     AW_CUDA_LAUNCH("embed_kernel");
+    return AW_OK;
+}
+
+// ---- RoPE ------------------------------------------------------------------------------
+
+// x (n_seq*L, n_heads*hd) in place. Thread t of the x grid is position
+// p = t / half, pair i = t % half; it computes cos and sin once (double, as
+// the CPU: aw_rope_*) and rotates pair i of every head of row s*L + p for the
+// sequences s of its y block. Consecutive threads touch consecutive columns.
+__global__ void rope_kernel(float *x, int n_seq, int L, int n_heads, int hd, float theta)
+{
+    int half = hd / 2;
+    size_t n = (size_t)L * half, d = (size_t)n_heads * hd;
+    for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < n;
+         t += (size_t)gridDim.x * blockDim.x) {
+        int p = (int)(t / (size_t)half), i = (int)(t % (size_t)half);
+        float c, sn;
+        aw_rope_cos_sin(p, aw_rope_inv_freq(i, hd, theta), &c, &sn);
+        for (int s = blockIdx.y; s < n_seq; s += gridDim.y) {
+            float *row = x + ((size_t)s * L + p) * d + i;
+            for (int h = 0; h < n_heads; h++) {
+                float *x1 = row + (size_t)h * hd;
+                aw_rope_rotate(x1, x1 + half, c, sn);
+            }
+        }
+    }
+}
+
+extern "C" aw_status aw_kc_rope(aw_kc *k, float *x, int n_seq, int L, int n_heads, int head_dim,
+                                float theta)
+{
+    AW_RETURN_IF(head_dim % 2 != 0, AW_ERR_ARG, "rope: head_dim %d is odd", head_dim);
+    if (n_seq <= 0 || L <= 0 || n_heads <= 0 || head_dim < 2) return AW_OK;
+    dim3 g(aw_kc_blocks((size_t)L * (head_dim / 2), AW_KC_THREADS, AW_KC_MAX_BLOCKS),
+           (unsigned)n_seq > AW_KC_MAX_ROWS ? AW_KC_MAX_ROWS : (unsigned)n_seq);
+    rope_kernel<<<g, AW_KC_THREADS, 0, k->stream>>>(x, n_seq, L, n_heads, head_dim, theta);
+    AW_CUDA_LAUNCH("rope_kernel");
     return AW_OK;
 }
 
@@ -145,6 +209,41 @@ extern "C" aw_status aw_kc_layernorm(aw_kc *k, const float *x, const float *gamm
     // 256 threads: d = 12288 is 48 values per thread, enough loads in flight
     layernorm_kernel<<<(unsigned)T, AW_KC_THREADS, 0, k->stream>>>(x, gamma, beta, y, d, eps);
     AW_CUDA_LAUNCH("layernorm_kernel");
+    return AW_OK;
+}
+
+// ---- RMSNorm -------------------------------------------------------------------------
+
+// One block per row: sum of squares in double (exact squares, the sum in
+// block_sum_d's fixed tree), rstd in double as the CPU, then
+// (float)(x * rstd) * gamma with the CPU's two roundings. y may alias x: every
+// read of the first loop happens before the barrier inside block_sum_d, and
+// the last loop reads and writes each element in the same thread.
+__global__ void rmsnorm_kernel(const float *x, const float *__restrict__ gamma, float *y, int d,
+                               float eps)
+{
+    __shared__ double sh[32];
+    const float *xr = x + (size_t)blockIdx.x * d;
+    float *yr = y + (size_t)blockIdx.x * d;
+    double s = 0.0;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        double v = (double)xr[j];
+        s = __dadd_rn(s, __dmul_rn(v, v));
+    }
+    double ss = block_sum_d(s, sh);
+    double rstd = 1.0 / sqrt(ss / d + (double)eps);
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        float n = __double2float_rn(__dmul_rn((double)xr[j], rstd));
+        yr[j] = __fmul_rn(n, gamma[j]);
+    }
+}
+
+extern "C" aw_status aw_kc_rmsnorm(aw_kc *k, const float *x, const float *gamma, float *y, int T,
+                                   int d, float eps)
+{
+    if (T <= 0 || d <= 0) return AW_OK;
+    rmsnorm_kernel<<<(unsigned)T, AW_KC_THREADS, 0, k->stream>>>(x, gamma, y, d, eps);
+    AW_CUDA_LAUNCH("rmsnorm_kernel");
     return AW_OK;
 }
 

@@ -1,7 +1,8 @@
 // aw_kc_gemm.cu - matrix products of the CUDA backend: fp32 linear (cuBLAS
 // sgemm), fp16-weight linear (cublasGemmEx, fp32 accumulation), exact INT8
 // product (cuBLASLt CUBLAS_COMPUTE_32I, or a tiled dp4a kernel), and causal
-// attention by head chunks (strided-batched sgemm + masked softmax kernel).
+// attention, multi-head or grouped-query, by head chunks (strided-batched
+// sgemm + masked softmax kernel).
 //
 // Row-major (rows, cols) with leading dimension ld is, to column-major
 // cuBLAS, the transpose (cols, rows) with the same ld. So y (T, out) =
@@ -278,39 +279,72 @@ __global__ void masked_softmax_kernel(float *S, int L, int i0, int i1)
     for (int j = n + lane; j < i1; j += 32) sr[j] = 0.0f;
 }
 
-extern "C" aw_status aw_kc_attention(aw_kc *k, const float *q, const float *kk, const float *v,
-                                     float *out, int n_seq, int L, int n_heads, int d, float scale,
-                                     int heads_per_chunk, float *workspace)
+// Heads r0..r1-1 of a chunk that one batched product can take: multi-head
+// (group 1), the whole chunk, kv heads a stride hd apart as the query heads;
+// grouped-query, the chunk's heads that share r0's kv head, kv batch stride
+// 0 (cuBLAS reads the same k or v for each).
+static inline int att_run_end(int r0, int h_end, int group, long long *kv_stride, int hd)
 {
-    if (n_seq <= 0 || L <= 0 || n_heads <= 0 || d <= 0) return AW_OK;
+    if (group == 1) {
+        *kv_stride = hd;
+        return h_end;
+    }
+    *kv_stride = 0;
+    int r1 = (r0 / group + 1) * group;
+    return r1 < h_end ? r1 : h_end;
+}
+
+extern "C" aw_status aw_kc_attention(aw_kc *k, const float *q, const float *kk, const float *v,
+                                     float *out, int n_seq, int L, int n_heads, int n_kv_heads,
+                                     int d, float scale, int heads_per_chunk, float *workspace)
+{
+    AW_RETURN_IF(n_heads <= 0 || d % n_heads != 0 || n_kv_heads <= 0 ||
+                     n_heads % n_kv_heads != 0,
+                 AW_ERR_ARG,
+                 "attention: %d heads, %d kv heads, width %d (heads must divide the width, kv "
+                 "heads the heads)",
+                 n_heads, n_kv_heads, d);
+    if (n_seq <= 0 || L <= 0 || d <= 0) return AW_OK;
     int hd = d / n_heads;
+    int group = n_heads / n_kv_heads; // query heads per kv head
+    int dkv = n_kv_heads * hd;        // k and v row width: d for multi-head
     int hpc = heads_per_chunk < 1 ? 1 : heads_per_chunk > n_heads ? n_heads : heads_per_chunk;
     AW_RETURN_IF(hpc > 65535, AW_ERR_ARG, "attention: %d heads per chunk is beyond 65535", hpc);
     const float one = 1.0f, zero = 0.0f;
     const long long sLL = (long long)L * L;
     for (int s = 0; s < n_seq; s++) {
-        size_t base = (size_t)s * L * d;
+        size_t base = (size_t)s * L * d, kvbase = (size_t)s * L * dkv;
         for (int h0 = 0; h0 < n_heads; h0 += hpc) {
             int nh = h0 + hpc < n_heads ? hpc : n_heads - h0;
-            size_t col = (size_t)h0 * hd;
             for (int i0 = 0; i0 < L; i0 += ATT_ROWS) {
                 int i1 = i0 + ATT_ROWS < L ? i0 + ATT_ROWS : L;
                 int m = i1 - i0;
                 float *Sb = workspace + (size_t)i0 * L;
                 // S[i0:i1, 0:i1] (per head) = scale * q[i0:i1] k[0:i1]^T:
                 // column-major C (i1, m) ld L = K (i1, hd) Q^T (hd, m)
-                AW_CUBLAS_TRY(cublasSgemmStridedBatched(
-                    k->blas, CUBLAS_OP_T, CUBLAS_OP_N, i1, m, hd, &scale, kk + base + col, d, hd,
-                    q + base + (size_t)i0 * d + col, d, hd, &zero, Sb, L, sLL, nh));
+                long long kvs = 0;
+                for (int r0 = h0, r1; r0 < h0 + nh; r0 = r1) {
+                    r1 = att_run_end(r0, h0 + nh, group, &kvs, hd);
+                    size_t col = (size_t)r0 * hd, kvcol = (size_t)(r0 / group) * hd;
+                    AW_CUBLAS_TRY(cublasSgemmStridedBatched(
+                        k->blas, CUBLAS_OP_T, CUBLAS_OP_N, i1, m, hd, &scale, kk + kvbase + kvcol,
+                        dkv, kvs, q + base + (size_t)i0 * d + col, d, hd, &zero,
+                        Sb + (size_t)(r0 - h0) * sLL, L, sLL, r1 - r0));
+                }
                 dim3 g((unsigned)((m + SOFTMAX_WARPS - 1) / SOFTMAX_WARPS), (unsigned)nh);
                 masked_softmax_kernel<<<g, 32 * SOFTMAX_WARPS, 0, k->stream>>>(workspace, L, i0,
                                                                                 i1);
                 AW_CUDA_LAUNCH("masked_softmax_kernel");
                 // out[i0:i1] (per head) = P (m, i1) v[0:i1]:
                 // column-major C (hd, m) ld d = V^T (hd, i1) P^T (i1, m)
-                AW_CUBLAS_TRY(cublasSgemmStridedBatched(
-                    k->blas, CUBLAS_OP_N, CUBLAS_OP_N, hd, m, i1, &one, v + base + col, d, hd, Sb,
-                    L, sLL, &zero, out + base + (size_t)i0 * d + col, d, hd, nh));
+                for (int r0 = h0, r1; r0 < h0 + nh; r0 = r1) {
+                    r1 = att_run_end(r0, h0 + nh, group, &kvs, hd);
+                    size_t col = (size_t)r0 * hd, kvcol = (size_t)(r0 / group) * hd;
+                    AW_CUBLAS_TRY(cublasSgemmStridedBatched(
+                        k->blas, CUBLAS_OP_N, CUBLAS_OP_N, hd, m, i1, &one, v + kvbase + kvcol,
+                        dkv, kvs, Sb + (size_t)(r0 - h0) * sLL, L, sLL, &zero,
+                        out + base + (size_t)i0 * d + col, d, hd, r1 - r0));
+                }
             }
         }
     }

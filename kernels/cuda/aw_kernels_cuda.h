@@ -25,7 +25,10 @@
  *     absmax, quantize_i8, dequantize_i8, gemm_i8, dequant_acc,
  *     col_err_accum, stats max;
  *   1e-12 relative: stats sums, err_sums (double, another summation order);
- *   1e-5 relative: linear, layernorm, attention (float, other order);
+ *   1e-6 relative: rope, swiglu (the shared formulas of aw_kernels_inline.h;
+ *     the device's double pow/cos/sin/exp may round to a neighbouring float
+ *     where glibc's does not, one ulp, rarely);
+ *   1e-5 relative: linear, layernorm, rmsnorm, attention (float, other order);
  *   2e-3 relative: linear_f16w (x rounded to fp16 for the tensor cores).
  * No float atomics anywhere: every result is the same run after run.
  */
@@ -99,21 +102,38 @@ aw_status aw_kc_linear_f16w(aw_kc *k, const float *x, const uint16_t *w_f16, con
  * block per row). y may alias x. */
 aw_status aw_kc_layernorm(aw_kc *k, const float *x, const float *gamma, const float *beta,
                           float *y, int T, int d, float eps);
+/* y (T, d) = x / sqrt(mean(x^2) + eps) * gamma (RMSNorm); mean of squares
+ * in double (one block per row). y may alias x. */
+aw_status aw_kc_rmsnorm(aw_kc *k, const float *x, const float *gamma, float *y, int T, int d,
+                        float eps);
 /* x = max(x, 0) in place; NaN stays NaN. */
 aw_status aw_kc_relu(aw_kc *k, float *x, size_t n);
+/* out = silu(gate) * up (aw_swiglu1); out may alias gate or up. */
+aw_status aw_kc_swiglu(aw_kc *k, const float *gate, const float *up, float *out, size_t n);
 /* h += y (the residual connection; the CPU pipeline does it inline). */
 aw_status aw_kc_add(aw_kc *k, float *h, const float *y, size_t n);
-/* h (n_seq*L, d) = E[tokens] + P[pos + 2]; tokens (device) each < vocab,
- * checked by the caller as on the CPU. */
+/* h (n_seq*L, d) = E[tokens] + P[pos + pos_offset], or E[tokens] when P is
+ * NULL; tokens (device) each < vocab, checked by the caller as on the CPU. */
 aw_status aw_kc_embed(aw_kc *k, const uint32_t *tokens, int n_seq, int L, const float *E,
-                      const float *P, int d, float *h);
-/* Causal multi-head attention as aw_k_attention: per sequence, per chunk of
+                      const float *P, int pos_offset, int d, float *h);
+/* RoPE in place as aw_k_rope: x (n_seq*L, n_heads*head_dim), row s*L + p at
+ * position p. One thread per (position, pair) and sequence computes cos and
+ * sin once and rotates that pair in every head. AW_ERR_ARG for an odd
+ * head_dim. */
+aw_status aw_kc_rope(aw_kc *k, float *x, int n_seq, int L, int n_heads, int head_dim,
+                     float theta);
+/* Causal attention, multi-head or grouped-query, as aw_k_attention: q, out
+ * (n_seq*L, d), kk, v (n_seq*L, n_kv_heads * d/n_heads), query head h on kv
+ * head h / (n_heads / n_kv_heads). Per sequence, per chunk of
  * heads_per_chunk heads, by blocks of query rows: strided-batched sgemm for
- * q k^T, a masked softmax kernel, strided-batched sgemm for p v. workspace:
- * aw_kc_attention_workspace(L, heads_per_chunk) floats (device). */
+ * q k^T (one call per chunk for multi-head; per kv head of the chunk with a
+ * kv batch stride of 0 for grouped-query), a masked softmax kernel,
+ * strided-batched sgemm for p v likewise. workspace:
+ * aw_kc_attention_workspace(L, heads_per_chunk) floats (device). AW_ERR_ARG
+ * unless n_heads divides d and n_kv_heads divides n_heads. */
 aw_status aw_kc_attention(aw_kc *k, const float *q, const float *kk, const float *v, float *out,
-                          int n_seq, int L, int n_heads, int d, float scale, int heads_per_chunk,
-                          float *workspace);
+                          int n_seq, int L, int n_heads, int n_kv_heads, int d, float scale,
+                          int heads_per_chunk, float *workspace);
 size_t aw_kc_attention_workspace(int L, int heads_per_chunk);
 
 /* ---- calibration statistics --------------------------------------------------- */

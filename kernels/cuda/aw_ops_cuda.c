@@ -52,20 +52,36 @@ static aw_status cu_layernorm(const aw_ops *o, const float *x, const float *g, c
     return aw_kc_layernorm(KC(o), x, g, beta, y, T, d, eps);
 }
 
+static aw_status cu_rmsnorm(const aw_ops *o, const float *x, const float *g, float *y, int T, int d, float eps)
+{
+    return aw_kc_rmsnorm(KC(o), x, g, y, T, d, eps);
+}
+
 static aw_status cu_relu(const aw_ops *o, float *x, size_t n) { return aw_kc_relu(KC(o), x, n); }
 static aw_status cu_add(const aw_ops *o, float *h, const float *y, size_t n) { return aw_kc_add(KC(o), h, y, n); }
 
-static aw_status cu_embed(const aw_ops *o, const uint32_t *tokens, int n_seq, int L, const float *E, const float *P,
-                          int d, float *h)
+static aw_status cu_swiglu(const aw_ops *o, const float *gate, const float *up, float *out, size_t n)
 {
-    return aw_kc_embed(KC(o), tokens, n_seq, L, E, P, d, h);
+    return aw_kc_swiglu(KC(o), gate, up, out, n);
+}
+
+static aw_status cu_embed(const aw_ops *o, const uint32_t *tokens, int n_seq, int L, const float *E, const float *P,
+                          int pos_offset, int d, float *h)
+{
+    return aw_kc_embed(KC(o), tokens, n_seq, L, E, P, pos_offset, d, h);
+}
+
+static aw_status cu_rope(const aw_ops *o, float *x, int n_seq, int L, int n_heads, int head_dim, float theta)
+{
+    return aw_kc_rope(KC(o), x, n_seq, L, n_heads, head_dim, theta);
 }
 
 static aw_status cu_attention(const aw_ops *o, const float *q, const float *k, const float *v, float *out,
-                              int n_seq, int L, int n_heads, int d, float scale, int heads_per_chunk,
-                              float *workspace)
+                              int n_seq, int L, int n_heads, int n_kv_heads, int d, float scale,
+                              int heads_per_chunk, float *workspace)
 {
-    return aw_kc_attention(KC(o), q, k, v, out, n_seq, L, n_heads, d, scale, heads_per_chunk, workspace);
+    return aw_kc_attention(KC(o), q, k, v, out, n_seq, L, n_heads, n_kv_heads, d, scale, heads_per_chunk,
+                           workspace);
 }
 
 static aw_status cu_stats_accum(const aw_ops *o, const float *x, int T, int d, float *absmax, double *sum,
@@ -122,9 +138,12 @@ static const aw_ops_vt cuda_vt = {
     .sync = cu_sync,
     .linear = cu_linear,
     .layernorm = cu_layernorm,
+    .rmsnorm = cu_rmsnorm,
     .relu = cu_relu,
+    .swiglu = cu_swiglu,
     .add = cu_add,
     .embed = cu_embed,
+    .rope = cu_rope,
     .attention = cu_attention,
     .attention_workspace = aw_kc_attention_workspace,
     .stats_accum = cu_stats_accum,

@@ -8,8 +8,13 @@
  * unaligned pointers that take the scalar paths).
  *
  * Tolerances (docs/cuda-backend.md):
- *   fp32 products, LayerNorm, attention: 1e-5, as ||y - y_cpu|| / ||y_cpu||
- *     and as the worst element of a row against that row's norm;
+ *   fp32 products, LayerNorm, RMSNorm, attention (multi-head and
+ *     grouped-query): 1e-5, as ||y - y_cpu|| / ||y_cpu|| and as the worst
+ *     element of a row against that row's norm;
+ *   RoPE, SwiGLU: 1e-6 on the same measures (the same formulas; the
+ *     device's double pow/cos/sin/exp may round to a neighbouring float,
+ *     one ulp, where glibc's does not), and in-place / aliased runs bit for
+ *     bit against the out-of-place ones;
  *   fp16-weight linear: 2e-3 on the same measures (x is rounded to fp16,
  *     2^-11 relative per element; the measured error is a few 1e-4);
  *   statistics max, INT8 codes, int32 products, folds, dequantization,
@@ -42,6 +47,7 @@
 #include "cuda/aw_nccl.h"
 
 #define TOL_F32 1e-5
+#define TOL_LIBM 1e-6
 #define TOL_F16W 2e-3
 #define TOL_SUM 1e-12
 /* the CPU's err_sums adds n/4 terms in each of 4 sequential chains: its own
@@ -260,7 +266,37 @@ static void check_layernorm(int T, int d, uint64_t seed)
     free(x), free(g), free(be), free(y), free(y2), free(yc);
 }
 
-/* ---- relu, add, embed -------------------------------------------------------------- */
+/* ---- rmsnorm ------------------------------------------------------------------------- */
+
+static void check_rmsnorm(int T, int d, uint64_t seed)
+{
+    g_ok = 1;
+    size_t n = (size_t)T * d;
+    float *x = xmalloc(n * 4), *g = xmalloc((size_t)d * 4);
+    float *y = xmalloc(n * 4), *y2 = xmalloc(n * 4), *yc = xmalloc(n * 4);
+    fill_outliers(x, T, d, seed, "x");
+    for (int j = 0; j < d; j++) x[j] += 1000.0f; /* a large common offset */
+    if (T > 2) {
+        for (int j = 0; j < d; j++) x[(size_t)2 * d + j] = -4.0f; /* a constant row */
+        for (int j = 0; j < d; j++) x[(size_t)(T - 1) * d + j] *= 1e-3f; /* mean square ~ eps */
+    }
+    fill_normal(g, (size_t)d, 1.0, seed, "g");
+    float *dx = dev_from(x, n * 4), *dg = dev_from(g, (size_t)d * 4), *dy = dev_poison(n * 4);
+    if (g_ok) DEV(aw_kc_rmsnorm(g_kc, dx, dg, dy, T, d, 1e-6f));
+    dev_to(y, dy, n * 4);
+    if (g_ok) DEV(aw_kc_rmsnorm(g_kc, dx, dg, dx, T, d, 1e-6f)); /* in place */
+    dev_to(y2, dx, n * 4);
+    aw_k_rmsnorm(x, g, yc, T, d, 1e-6f);
+    double e = rel_err(y, yc, T, d);
+    char shape[64];
+    snprintf(shape, sizeof shape, "%dx%d", T, d);
+    report("rmsnorm", shape, "rel err", e, TOL_F32, g_ok && e <= TOL_F32);
+    report_exact("rmsnorm in place", shape, n_diff(y, y2, n, 4), g_ok);
+    aw_kc_free(dx), aw_kc_free(dg), aw_kc_free(dy);
+    free(x), free(g), free(y), free(y2), free(yc);
+}
+
+/* ---- relu, add, swiglu, embed, rope ---------------------------------------------------- */
 
 static void check_relu_add(size_t n, uint64_t seed)
 {
@@ -286,27 +322,82 @@ static void check_relu_add(size_t n, uint64_t seed)
     free(x), free(y), free(r), free(c);
 }
 
-static void check_embed(int n_seq, int L, int V, int d, uint64_t seed)
+static void check_swiglu(size_t n, uint64_t seed)
 {
     g_ok = 1;
+    float *g = xmalloc(n * 4), *u = xmalloc(n * 4), *y = xmalloc(n * 4), *ya = xmalloc(n * 4);
+    float *yb = xmalloc(n * 4), *yc = xmalloc(n * 4);
+    fill_outliers(g, 1, (int)n, seed, "gate");
+    fill_outliers(u, 1, (int)n, seed, "up");
+    /* the ends: exp(-g) overflows the double below -709, silu(g) = g above
+     * ~17 (no NaN: rel_err counts a NaN output as an infinite error) */
+    const float ends[] = {1e30f, -1e30f, -800.0f, -88.0f, 20.0f, -20.0f, 1e-30f, -1e-30f};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0] && 3 + 7 * i < n; i++)
+        g[3 + 7 * i] = ends[i];
+    float *dg = dev_from(g, n * 4), *du = dev_from(u, n * 4), *dy = dev_poison(n * 4);
+    float *da = dev_from(g, n * 4), *db = dev_from(u, n * 4);
+    if (g_ok) DEV(aw_kc_swiglu(g_kc, dg, du, dy, n));
+    dev_to(y, dy, n * 4);
+    if (g_ok) DEV(aw_kc_swiglu(g_kc, da, du, da, n)); /* out aliasing gate */
+    dev_to(ya, da, n * 4);
+    if (g_ok) DEV(aw_kc_swiglu(g_kc, dg, db, db, n)); /* out aliasing up */
+    dev_to(yb, db, n * 4);
+    aw_k_swiglu(g, u, yc, n);
+    double e = rel_err(y, yc, 1, (int)n);
+    char shape[32];
+    snprintf(shape, sizeof shape, "n=%zu", n);
+    report("swiglu", shape, "rel err", e, TOL_LIBM, g_ok && e <= TOL_LIBM);
+    report_exact("swiglu aliased", shape, n_diff(ya, y, n, 4) + n_diff(yb, y, n, 4), g_ok);
+    aw_kc_free(dg), aw_kc_free(du), aw_kc_free(dy), aw_kc_free(da), aw_kc_free(db);
+    free(g), free(u), free(y), free(ya), free(yb), free(yc);
+}
+
+static void check_rope(int n_seq, int L, int n_heads, int hd, float theta, uint64_t seed)
+{
+    g_ok = 1;
+    int T = n_seq * L, d = n_heads * hd;
+    size_t n = (size_t)T * d;
+    float *x = xmalloc(n * 4), *y = xmalloc(n * 4), *yc = xmalloc(n * 4);
+    fill_outliers(x, T, d, seed, "x");
+    float *dx = dev_from(x, n * 4);
+    if (g_ok) DEV(aw_kc_rope(g_kc, dx, n_seq, L, n_heads, hd, theta));
+    dev_to(y, dx, n * 4);
+    memcpy(yc, x, n * 4);
+    aw_k_rope(yc, n_seq, L, n_heads, hd, theta);
+    double e = rel_err(y, yc, T, d);
+    char shape[64];
+    snprintf(shape, sizeof shape, "seq %d L %d h %d hd %d t %g", n_seq, L, n_heads, hd,
+             (double)theta);
+    report("rope", shape, "rel err", e, TOL_LIBM, g_ok && e <= TOL_LIBM);
+    aw_kc_free(dx);
+    free(x), free(y), free(yc);
+}
+
+/* pos_offset < 0: no position table (P NULL, LLaMA) */
+static void check_embed(int n_seq, int L, int V, int d, int pos_offset, uint64_t seed)
+{
+    g_ok = 1;
+    int off = pos_offset < 0 ? 0 : pos_offset;
     size_t nh = (size_t)n_seq * L * d;
-    float *E = xmalloc((size_t)V * d * 4), *P = xmalloc((size_t)(L + 2) * d * 4);
+    float *E = xmalloc((size_t)V * d * 4), *P = xmalloc((size_t)(L + off) * d * 4);
     uint32_t *tok = xmalloc((size_t)n_seq * L * 4);
     float *h = xmalloc(nh * 4), *hc = xmalloc(nh * 4);
     fill_outliers(E, V, d, seed, "E");
-    fill_outliers(P, L + 2, d, seed, "P");
+    fill_outliers(P, L + off, d, seed, "P");
     aw_rng r;
     aw_rng_seed(&r, seed, "tok");
     for (int i = 0; i < n_seq * L; i++) tok[i] = (uint32_t)aw_rng_below(&r, (uint64_t)V);
     tok[0] = (uint32_t)V - 1;
-    float *dE = dev_from(E, (size_t)V * d * 4), *dP = dev_from(P, (size_t)(L + 2) * d * 4);
+    float *dE = dev_from(E, (size_t)V * d * 4), *dP = dev_from(P, (size_t)(L + off) * d * 4);
     uint32_t *dt = dev_from(tok, (size_t)n_seq * L * 4);
     float *dh = dev_poison(nh * 4);
-    if (g_ok) DEV(aw_kc_embed(g_kc, dt, n_seq, L, dE, dP, d, dh));
+    const float *Puse = pos_offset < 0 ? NULL : P, *dPuse = pos_offset < 0 ? NULL : dP;
+    if (g_ok) DEV(aw_kc_embed(g_kc, dt, n_seq, L, dE, dPuse, off, d, dh));
     dev_to(h, dh, nh * 4);
-    aw_k_embed(tok, n_seq, L, E, P, d, hc);
+    aw_k_embed(tok, n_seq, L, E, Puse, off, d, hc);
     char shape[64];
-    snprintf(shape, sizeof shape, "seq %d L %d V %d d %d", n_seq, L, V, d);
+    if (pos_offset < 0) snprintf(shape, sizeof shape, "seq %d L %d V %d d %d no P", n_seq, L, V, d);
+    else snprintf(shape, sizeof shape, "seq %d L %d V %d d %d +%d", n_seq, L, V, d, pos_offset);
     report_exact("embed", shape, n_diff(h, hc, nh, 4), g_ok);
     aw_kc_free(dE), aw_kc_free(dP), aw_kc_free(dt), aw_kc_free(dh);
     free(E), free(P), free(tok), free(h), free(hc);
@@ -314,27 +405,33 @@ static void check_embed(int n_seq, int L, int V, int d, uint64_t seed)
 
 /* ---- attention ------------------------------------------------------------------------- */
 
-static void check_attention(int n_seq, int L, int n_heads, int d, int hpc, uint64_t seed)
+/* q, out (n_seq*L, d); k, v (n_seq*L, n_kv * d/n_heads) */
+static void check_attention(int n_seq, int L, int n_heads, int n_kv, int d, int hpc, uint64_t seed)
 {
     g_ok = 1;
-    size_t n = (size_t)n_seq * L * d;
-    float *q = xmalloc(n * 4), *k = xmalloc(n * 4), *v = xmalloc(n * 4);
+    size_t n = (size_t)n_seq * L * d, nkv = (size_t)n_seq * L * n_kv * (d / n_heads);
+    float *q = xmalloc(n * 4), *k = xmalloc(nkv * 4), *v = xmalloc(nkv * 4);
     float *o = xmalloc(n * 4), *oc = xmalloc(n * 4);
     fill_normal(q, n, 1.0, seed, "q");
-    fill_normal(k, n, 1.0, seed, "k");
-    fill_outliers(v, n_seq * L, d, seed, "v");
+    fill_normal(k, nkv, 1.0, seed, "k");
+    fill_outliers(v, n_seq * L, n_kv * (d / n_heads), seed, "v");
     for (size_t i = 3; i < n; i += 17) q[i] *= 8.0f; /* some peaked rows */
     size_t ws = aw_k_attention_workspace(L, hpc);
     float *wc = xmalloc(ws * 4);
-    float *dq = dev_from(q, n * 4), *dk = dev_from(k, n * 4), *dv = dev_from(v, n * 4);
+    float *dq = dev_from(q, n * 4), *dk = dev_from(k, nkv * 4), *dv = dev_from(v, nkv * 4);
     float *dout = dev_poison(n * 4), *dws = dev_poison(aw_kc_attention_workspace(L, hpc) * 4);
     float scale = 1.0f / sqrtf((float)(d / n_heads));
-    if (g_ok) DEV(aw_kc_attention(g_kc, dq, dk, dv, dout, n_seq, L, n_heads, d, scale, hpc, dws));
+    if (g_ok)
+        DEV(aw_kc_attention(g_kc, dq, dk, dv, dout, n_seq, L, n_heads, n_kv, d, scale, hpc, dws));
     dev_to(o, dout, n * 4);
-    aw_k_attention(q, k, v, oc, n_seq, L, n_heads, d, scale, hpc, wc);
+    aw_k_attention(q, k, v, oc, n_seq, L, n_heads, n_kv, d, scale, hpc, wc);
     double e = rel_err(o, oc, n_seq * L, d);
     char shape[64];
-    snprintf(shape, sizeof shape, "seq %d L %d h %d d %d c %d", n_seq, L, n_heads, d, hpc);
+    if (n_kv == n_heads)
+        snprintf(shape, sizeof shape, "seq %d L %d h %d d %d c %d", n_seq, L, n_heads, d, hpc);
+    else
+        snprintf(shape, sizeof shape, "seq %d L %d h %d/%d d %d c %d", n_seq, L, n_heads, n_kv, d,
+                 hpc);
     report("attention", shape, "rel err", e, TOL_F32, g_ok && e <= TOL_F32);
     aw_kc_free(dq), aw_kc_free(dk), aw_kc_free(dv), aw_kc_free(dout), aw_kc_free(dws);
     free(q), free(k), free(v), free(o), free(oc), free(wc);
@@ -701,20 +798,45 @@ int main(void)
     }
     static const int ln[][2] = {{1, 1}, {1, 8}, {5, 13}, {16, 768}, {3, 1001}, {4, 12288}};
     for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++) check_layernorm(ln[i][0], ln[i][1], 50 + i);
+    static const int rms[][2] = {{1, 1}, {1, 8}, {5, 13}, {16, 768}, {3, 1001}, {4, 8192}};
+    for (size_t i = 0; i < sizeof rms / sizeof rms[0]; i++)
+        check_rmsnorm(rms[i][0], rms[i][1], 140 + i);
 
     check_relu_add(1, 60);
     check_relu_add(1001, 61);
     check_relu_add((size_t)1 << 20, 62);
-    check_embed(1, 1, 3, 1, 63);
-    check_embed(2, 5, 11, 13, 64);
-    check_embed(3, 70, 50, 768, 65);
+    check_swiglu(1, 150);
+    check_swiglu(1001, 151);
+    check_swiglu((size_t)1 << 20, 152);
+    check_embed(1, 1, 3, 1, 2, 63);
+    check_embed(2, 5, 11, 13, 2, 64);
+    check_embed(3, 70, 50, 768, 2, 65);
+    check_embed(2, 5, 11, 13, 0, 66);
+    check_embed(2, 5, 11, 13, -1, 67);
+    check_embed(3, 70, 50, 768, -1, 68);
 
-    /* n_seq, L, heads, d, heads per chunk: L = 1, chunks that do not divide
-     * the heads, L across the 256-row blocks */
-    static const int att[][5] = {{1, 1, 1, 4, 1},    {2, 7, 3, 12, 2},   {2, 33, 8, 64, 8},
-                                 {1, 300, 4, 64, 3}, {1, 520, 2, 128, 1}, {2, 257, 12, 768, 5}};
+    /* n_seq, L, heads, head_dim: one pair, restarting positions, LLaMA's
+     * 128 at theta 1e4 and 5e5, positions to 4095 */
+    check_rope(1, 1, 1, 2, 10000.0f, 155);
+    check_rope(2, 5, 3, 8, 10000.0f, 156);
+    check_rope(2, 9, 2, 160, 10000.0f, 157);
+    check_rope(4, 300, 32, 128, 10000.0f, 158);
+    check_rope(2, 257, 8, 128, 500000.0f, 159);
+    check_rope(1, 4096, 4, 128, 10000.0f, 160);
+
+    /* n_seq, L, heads, kv heads, d, heads per chunk: L = 1, chunks that do
+     * not divide the heads, L across the 256-row blocks; then grouped-query:
+     * groups of 2, 4, 8 (LLaMA-2-70B's 64/8 shape), one kv head, chunks
+     * that cut through a group */
+    static const int att[][6] = {{1, 1, 1, 1, 4, 1},       {2, 7, 3, 3, 12, 2},
+                                 {2, 33, 8, 8, 64, 8},     {1, 300, 4, 4, 64, 3},
+                                 {1, 520, 2, 2, 128, 1},   {2, 257, 12, 12, 768, 5},
+                                 {1, 1, 2, 1, 8, 2},       {2, 7, 4, 2, 16, 3},
+                                 {2, 33, 8, 2, 64, 3},     {1, 300, 6, 3, 96, 4},
+                                 {2, 257, 32, 8, 1024, 5}, {1, 520, 64, 8, 8192, 16},
+                                 {3, 40, 4, 1, 64, 4}};
     for (size_t i = 0; i < sizeof att / sizeof att[0]; i++)
-        check_attention(att[i][0], att[i][1], att[i][2], att[i][3], att[i][4], 70 + i);
+        check_attention(att[i][0], att[i][1], att[i][2], att[i][3], att[i][4], att[i][5], 70 + i);
 
     static const int stats[][2] = {{1, 1}, {5, 13}, {129, 7}, {300, 768}, {1000, 1001}, {2048, 3072}};
     for (size_t i = 0; i < sizeof stats / sizeof stats[0]; i++) {

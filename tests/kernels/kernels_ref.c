@@ -31,14 +31,54 @@ void aw_layernorm_ref(const float *x, const float *gamma, const float *beta, dou
     }
 }
 
-void aw_attention_ref(const float *q, const float *k, const float *v, double *out, int n_seq, int L,
-                      int n_heads, int d, float scale)
+void aw_rmsnorm_ref(const float *x, const float *gamma, double *y, int T, int d, float eps)
 {
-    int hd = d / n_heads;
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * d;
+        long double s = 0;
+        for (int j = 0; j < d; j++) s += (long double)xr[j] * xr[j];
+        long double rstd = 1.0L / sqrtl(s / d + eps);
+        for (int j = 0; j < d; j++) y[(size_t)t * d + j] = (double)(xr[j] * rstd * gamma[j]);
+    }
+}
+
+void aw_swiglu_ref(const float *gate, const float *up, double *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        long double g = gate[i];
+        y[i] = (double)(g / (1.0L + expl(-g)) * up[i]);
+    }
+}
+
+void aw_rope_ref(const float *x, double *y, int n_seq, int L, int n_heads, int head_dim,
+                 float theta)
+{
+    int half = head_dim / 2;
+    size_t d = (size_t)n_heads * head_dim;
+    for (int s = 0; s < n_seq; s++)
+        for (int p = 0; p < L; p++)
+            for (int h = 0; h < n_heads; h++) {
+                size_t at = ((size_t)s * L + p) * d + (size_t)h * head_dim;
+                for (int i = 0; i < half; i++) {
+                    long double a = p / powl(theta, 2.0L * i / head_dim);
+                    long double c = cosl(a), sn = sinl(a);
+                    long double x1 = x[at + i], x2 = x[at + i + half];
+                    y[at + i] = (double)(x1 * c - x2 * sn);
+                    y[at + i + half] = (double)(x2 * c + x1 * sn);
+                }
+            }
+}
+
+void aw_attention_ref(const float *q, const float *k, const float *v, double *out, int n_seq, int L,
+                      int n_heads, int n_kv_heads, int d, float scale)
+{
+    int hd = d / n_heads, dkv = n_kv_heads * hd;
     double *p = malloc((size_t)L * sizeof(double));
     if (!p) return; /* the test's comparison then fails on garbage */
     for (int s = 0; s < n_seq; s++) {
         for (int h = 0; h < n_heads; h++) {
+            /* written as the product, not the kernel's division */
+            size_t kvcol = (size_t)(h * n_kv_heads / n_heads) * hd;
             for (int i = 0; i < L; i++) {
                 const float *qi = q + ((size_t)s * L + i) * d + (size_t)h * hd;
                 double mx = -INFINITY;
@@ -47,7 +87,7 @@ void aw_attention_ref(const float *q, const float *k, const float *v, double *ou
                         p[j] = 0.0; /* masked */
                         continue;
                     }
-                    const float *kj = k + ((size_t)s * L + j) * d + (size_t)h * hd;
+                    const float *kj = k + ((size_t)s * L + j) * dkv + kvcol;
                     double dot = 0.0;
                     for (int c = 0; c < hd; c++) dot += (double)qi[c] * kj[c];
                     p[j] = dot * scale;
@@ -61,7 +101,7 @@ void aw_attention_ref(const float *q, const float *k, const float *v, double *ou
                 for (int c = 0; c < hd; c++) {
                     double o = 0.0;
                     for (int j = 0; j <= i; j++)
-                        o += p[j] / z * v[((size_t)s * L + j) * d + (size_t)h * hd + c];
+                        o += p[j] / z * v[((size_t)s * L + j) * dkv + kvcol + c];
                     out[((size_t)s * L + i) * d + (size_t)h * hd + c] = o;
                 }
             }
@@ -70,15 +110,17 @@ void aw_attention_ref(const float *q, const float *k, const float *v, double *ou
     free(p);
 }
 
-void aw_embed_ref(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P, int d,
-                  double *h)
+void aw_embed_ref(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P,
+                  int pos_offset, int d, double *h)
 {
     for (int s = 0; s < n_seq; s++)
         for (int p = 0; p < L; p++) {
             size_t row = (size_t)s * L + p;
             for (int j = 0; j < d; j++)
-                h[row * d + j] =
-                    (double)E[(size_t)tokens[row] * d + j] + P[(size_t)(p + 2) * d + j];
+                /* without P the value itself (adding 0.0 would turn -0 into +0) */
+                h[row * d + j] = P ? (double)E[(size_t)tokens[row] * d + j] +
+                                         P[(size_t)(p + pos_offset) * d + j]
+                                   : (double)E[(size_t)tokens[row] * d + j];
         }
 }
 

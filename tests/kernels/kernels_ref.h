@@ -18,13 +18,25 @@ void aw_linear_ref(const float *x, const float *w, const float *b, double *y, in
 /* y (T, d) = (x - mean) / sqrt(var + eps) * gamma + beta, biased variance. */
 void aw_layernorm_ref(const float *x, const float *gamma, const float *beta, double *y, int T,
                       int d, float eps);
+/* y (T, d) = x / sqrt(mean(x^2) + eps) * gamma, in long double. */
+void aw_rmsnorm_ref(const float *x, const float *gamma, double *y, int T, int d, float eps);
+/* y = silu(gate) * up = gate / (1 + exp(-gate)) * up, in long double. */
+void aw_swiglu_ref(const float *gate, const float *up, double *y, size_t n);
+/* HF LLaMA RoPE of x (n_seq*L, n_heads*head_dim) into y, in long double:
+ * y[i] = x[i] cos - x[i+hd/2] sin, y[i+hd/2] = x[i+hd/2] cos + x[i] sin,
+ * angle = p * theta^(-2i/hd) with p the row's position in its sequence. */
+void aw_rope_ref(const float *x, double *y, int n_seq, int L, int n_heads, int head_dim,
+                 float theta);
 /* Naive causal attention per sequence and head: the full (L, L) score matrix
- * in double, masked j > i, softmax, times v. out (n_seq*L, d). */
+ * in double, masked j > i, softmax, times v. q, out (n_seq*L, d); k, v
+ * (n_seq*L, n_kv_heads * d/n_heads), query head h on kv head
+ * h * n_kv_heads / n_heads. */
 void aw_attention_ref(const float *q, const float *k, const float *v, double *out, int n_seq, int L,
-                      int n_heads, int d, float scale);
-/* h (n_seq*L, d) = E[tok] + P[pos + 2], in double. */
-void aw_embed_ref(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P, int d,
-                  double *h);
+                      int n_heads, int n_kv_heads, int d, float scale);
+/* h (n_seq*L, d) = E[tok] + P[pos + pos_offset] in double, or E[tok] when P
+ * is NULL. */
+void aw_embed_ref(const uint32_t *tokens, int n_seq, int L, const float *E, const float *P,
+                  int pos_offset, int d, double *h);
 /* Column statistics, finite values only; returns the count of non-finite
  * ones. absmax/sum are updated like the kernel's (running). */
 size_t aw_stats_ref(const float *x, int T, int d, float *absmax, double *sum);

@@ -6,11 +6,14 @@
  * chunk that does not divide the head count, sizes that cross the kernels'
  * internal blocks).
  *
- * Tolerances: float products, LayerNorm and attention to 1e-5, both as the
- * relative error of the whole output, ||y - y_ref|| / ||y_ref||, and as the
- * worst element of a row against that row's norm. INT8 codes and int32
- * products are exact; values defined by one float rounding (embedding sum,
- * dequantization, folds) are compared bit for bit.
+ * Tolerances: float products, LayerNorm, RMSNorm, RoPE and attention to
+ * 1e-5, both as the relative error of the whole output,
+ * ||y - y_ref|| / ||y_ref||, and as the worst element of a row against that
+ * row's norm. Kernels with a few roundings per element are also held to
+ * their rounding bound element by element: RMSNorm and SwiGLU 2 roundings
+ * (FLT_EPSILON of the value), RoPE 2 FLT_EPSILON of |x1| + |x2|. INT8 codes
+ * and int32 products are exact; values defined by one float rounding
+ * (embedding sum, dequantization, folds) are compared bit for bit.
  */
 #include <float.h>
 #include <math.h>
@@ -170,12 +173,102 @@ static void test_relu(void **state)
     }
 }
 
+/* ---- RMSNorm ------------------------------------------------------------- */
+
+static void test_rmsnorm(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{1, 1}, {1, 8}, {5, 13}, {16, 768}, {3, 1001}, {4, 4096}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int T = shapes[s][0], d = shapes[s][1];
+        size_t n = (size_t)T * d;
+        float *x = xcalloc(n, sizeof(float));
+        float *g = xcalloc((size_t)d, sizeof(float));
+        float *y = xcalloc(n, sizeof(float));
+        double *yr = xcalloc(n, sizeof(double));
+        fill_outliers(x, T, d, 170 + s, "x");
+        /* a large common offset (no centring: it dominates the mean square) */
+        for (int j = 0; j < d; j++) x[j] += 1000.0f;
+        if (T > 2) {
+            for (int j = 0; j < d; j++) x[(size_t)2 * d + j] = -4.0f; /* constant row */
+            /* a row of 1e-3 values: mean square 1e-6, the size of eps */
+            for (int j = 0; j < d; j++) x[(size_t)(T - 1) * d + j] *= 1e-3f;
+        }
+        fill_normal(g, (size_t)d, 1.0, 170 + s, "g");
+        for (size_t i = 0; i < n; i++) y[i] = NAN; /* must be overwritten */
+        aw_rmsnorm_ref(x, g, yr, T, d, 1e-6f);
+        aw_k_rmsnorm(x, g, y, T, d, 1e-6f);
+        check_close("rmsnorm", y, yr, T, d, TOL_F32);
+        /* (float)(x * rstd) * gamma: two roundings of an rstd exact to 1e-15 */
+        for (size_t i = 0; i < n; i++) {
+            double tol = FLT_EPSILON * fabs(yr[i]) + FLT_TRUE_MIN;
+            if (!(fabs((double)y[i] - yr[i]) <= tol))
+                fail_msg("rmsnorm %dx%d at %zu: got %.9g, want %.17g", T, d, i, (double)y[i],
+                         yr[i]);
+        }
+        /* in place: same values bit for bit */
+        aw_k_rmsnorm(x, g, x, T, d, 1e-6f);
+        assert_memory_equal(x, y, n * sizeof(float));
+        free(x), free(g), free(y), free(yr);
+    }
+}
+
+/* ---- SwiGLU --------------------------------------------------------------- */
+
+static void test_swiglu(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 7, 1000, 4099};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        float *g = xcalloc(n, sizeof(float)), *u = xcalloc(n, sizeof(float));
+        float *y = xcalloc(n, sizeof(float)), *a = xcalloc(n, sizeof(float));
+        double *yr = xcalloc(n, sizeof(double));
+        /* gate: outlier columns reach +-300 (silu saturates to g, or to a
+         * float that underflows); up: the same kind of data */
+        fill_outliers(g, 1, (int)n, 180 + s, "gate");
+        fill_outliers(u, 1, (int)n, 180 + s, "up");
+        /* the ends of the range: exp(-g) overflows the double for g < -709;
+         * silu(g) = g above ~17 in float */
+        const float ends[] = {1e30f, -1e30f, -800.0f, -88.0f, 20.0f, -20.0f, 1e-30f, -1e-30f};
+        for (size_t i = 0; i < sizeof ends / sizeof ends[0] && 3 + 7 * i < n; i++)
+            g[3 + 7 * i] = ends[i];
+        for (size_t i = 0; i < n; i++) y[i] = NAN;
+        aw_k_swiglu(g, u, y, n);
+        aw_swiglu_ref(g, u, yr, n);
+        for (size_t i = 0; i < n; i++) {
+            /* silu rounded once from double, one float product: FLT_EPSILON
+             * of the value, plus the subnormal spacing where either underflows */
+            double tol = FLT_EPSILON * fabs(yr[i]) + FLT_TRUE_MIN * (1.0 + fabs((double)u[i]));
+            if (!(fabs((double)y[i] - yr[i]) <= tol))
+                fail_msg("swiglu gate=%a up=%a: got %.9g, want %.17g", (double)g[i], (double)u[i],
+                         (double)y[i], yr[i]);
+            assert_true(same_bits(y[i], aw_swiglu1(g[i], u[i])));
+        }
+        /* out aliasing gate, then up: the same bits */
+        memcpy(a, g, n * sizeof(float));
+        aw_k_swiglu(a, u, a, n);
+        assert_memory_equal(a, y, n * sizeof(float));
+        memcpy(a, u, n * sizeof(float));
+        aw_k_swiglu(g, a, a, n);
+        assert_memory_equal(a, y, n * sizeof(float));
+        free(g), free(u), free(y), free(a), free(yr);
+    }
+    /* NaN stays NaN; -Inf * sigmoid(-Inf) is NaN as in PyTorch; +Inf passes */
+    float g[3] = {NAN, -INFINITY, INFINITY}, u[3] = {1.0f, 1.0f, 2.0f}, y[3];
+    aw_k_swiglu(g, u, y, 3);
+    assert_true(isnan(y[0]) && isnan(y[1]));
+    assert_true(isinf(y[2]) && y[2] > 0);
+}
+
 /* ---- embedding ------------------------------------------------------------ */
 
 static void test_embed(void **state)
 {
     (void)state;
     static const int cfg[][4] = {{1, 1, 3, 1}, {2, 5, 11, 13}, {3, 7, 50, 40}}; /* n_seq L V d */
+    /* OPT's offset 2, no offset, and no position table (LLaMA) */
+    static const int offsets[] = {2, 0, -1};
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         int n_seq = cfg[c][0], L = cfg[c][1], V = cfg[c][2], d = cfg[c][3];
         float *E = xcalloc((size_t)V * d, sizeof(float));
@@ -189,36 +282,105 @@ static void test_embed(void **state)
         aw_rng_seed(&r, 50 + c, "tok");
         for (int i = 0; i < n_seq * L; i++) tok[i] = (uint32_t)aw_rng_below(&r, (uint64_t)V);
         tok[0] = (uint32_t)V - 1;
-        aw_k_embed(tok, n_seq, L, E, P, d, h);
-        aw_embed_ref(tok, n_seq, L, E, P, d, hr);
-        /* one float addition: the double sum rounded once is the same value */
-        for (size_t i = 0; i < (size_t)n_seq * L * d; i++)
-            assert_true(same_bits(h[i], (float)hr[i]));
+        for (size_t k = 0; k < sizeof offsets / sizeof offsets[0]; k++) {
+            const float *Pk = offsets[k] < 0 ? NULL : P;
+            int off = offsets[k] < 0 ? 0 : offsets[k];
+            for (size_t i = 0; i < (size_t)n_seq * L * d; i++) h[i] = NAN;
+            aw_k_embed(tok, n_seq, L, E, Pk, off, d, h);
+            aw_embed_ref(tok, n_seq, L, E, Pk, off, d, hr);
+            /* one float addition: the double sum rounded once is the same value */
+            for (size_t i = 0; i < (size_t)n_seq * L * d; i++)
+                assert_true(same_bits(h[i], (float)hr[i]));
+            if (!Pk) /* a copy of the token's row */
+                for (int t = 0; t < n_seq * L; t++)
+                    assert_memory_equal(h + (size_t)t * d, E + (size_t)tok[t] * d,
+                                        (size_t)d * sizeof(float));
+        }
         free(E), free(P), free(tok), free(h), free(hr);
     }
+}
+
+/* ---- RoPE ----------------------------------------------------------------- */
+
+static void run_rope(int n_seq, int L, int n_heads, int hd, float theta, uint64_t seed)
+{
+    int d = n_heads * hd, T = n_seq * L;
+    size_t n = (size_t)T * d;
+    float *x = xcalloc(n, sizeof(float)), *y = xcalloc(n, sizeof(float));
+    double *yr = xcalloc(n, sizeof(double));
+    fill_outliers(x, T, d, seed, "x");
+    memcpy(y, x, n * sizeof(float));
+    aw_k_rope(y, n_seq, L, n_heads, hd, theta);
+    aw_rope_ref(x, yr, n_seq, L, n_heads, hd, theta);
+    char what[96];
+    snprintf(what, sizeof what, "rope n_seq=%d L=%d heads=%d hd=%d theta=%g", n_seq, L, n_heads, hd,
+             (double)theta);
+    check_close(what, y, yr, T, d, TOL_F32);
+    /* each output: cos and sin rounded to float, two products and a sum,
+     * about 1.5 FLT_EPSILON of |x1| + |x2| */
+    int half = hd / 2;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < n_heads; h++)
+            for (int i = 0; i < half; i++) {
+                size_t a = (size_t)t * d + (size_t)h * hd + i, b = a + (size_t)half;
+                double tol = 2.0 * FLT_EPSILON * (fabs((double)x[a]) + fabs((double)x[b])) + 1e-37;
+                if (!(fabs((double)y[a] - yr[a]) <= tol) || !(fabs((double)y[b] - yr[b]) <= tol))
+                    fail_msg("%s: row %d head %d pair %d: got (%.9g, %.9g), want (%.17g, %.17g)",
+                             what, t, h, i, (double)y[a], (double)y[b], yr[a], yr[b]);
+            }
+    free(x), free(y), free(yr);
+}
+
+static void test_rope(void **state)
+{
+    (void)state;
+    /* n_seq, L, heads, head_dim: the smallest head, several sequences (the
+     * position restarts), head_dim/2 = 80 across the kernel's 64-pair
+     * blocks, LLaMA's 128 with theta 1e4 and 5e5 (LLaMA 3), positions to
+     * 2047 (angles of 2047 radians) */
+    run_rope(1, 1, 1, 2, 10000.0f, 190);
+    run_rope(1, 3, 1, 2, 10000.0f, 191);
+    run_rope(2, 5, 3, 8, 10000.0f, 192);
+    run_rope(3, 17, 2, 64, 10000.0f, 193);
+    run_rope(2, 9, 2, 160, 10000.0f, 194);
+    run_rope(2, 33, 4, 128, 500000.0f, 195);
+    run_rope(1, 2048, 1, 128, 10000.0f, 196);
+    /* the convention, by hand: hd 4, position 1: pair 0 turns by 1 radian,
+     * pair 1 by 1/100 (theta^(-2/4) = 1/100) */
+    float x[8] = {9, 9, 9, 9, 1.0f, 2.0f, 3.0f, 4.0f}; /* row 0 (p = 0) kept */
+    aw_k_rope(x, 1, 2, 1, 4, 10000.0f);
+    assert_true(x[0] == 9 && x[1] == 9 && x[2] == 9 && x[3] == 9);
+    double c0 = cos(1.0), s0 = sin(1.0), c1 = cos(0.01), s1 = sin(0.01);
+    assert_true(fabs(x[4] - (1.0 * c0 - 3.0 * s0)) < 1e-6);
+    assert_true(fabs(x[6] - (3.0 * c0 + 1.0 * s0)) < 1e-6);
+    assert_true(fabs(x[5] - (2.0 * c1 - 4.0 * s1)) < 1e-6);
+    assert_true(fabs(x[7] - (4.0 * c1 + 2.0 * s1)) < 1e-6);
 }
 
 /* ---- attention ------------------------------------------------------------ */
 
 typedef struct {
     float *q, *k, *v;
-    int n_seq, L, n_heads, d;
+    int n_seq, L, n_heads, n_kv, d;
 } att_in;
 
 /* q and k: moderate outlier channels (a score's float rounding error grows
  * with |q||k|, so huge q/k outliers would measure the conditioning of the
- * problem, not the kernel); v: the full 50-100x outliers. */
-static att_in att_make(int n_seq, int L, int n_heads, int d, uint64_t seed)
+ * problem, not the kernel); v: the full 50-100x outliers. k and v have
+ * n_kv heads of d / n_heads columns. */
+static att_in att_make(int n_seq, int L, int n_heads, int n_kv, int d, uint64_t seed)
 {
-    att_in a = {NULL, NULL, NULL, n_seq, L, n_heads, d};
-    size_t n = (size_t)n_seq * L * d;
+    att_in a = {NULL, NULL, NULL, n_seq, L, n_heads, n_kv, d};
+    int dkv = n_kv * (d / n_heads);
+    size_t n = (size_t)n_seq * L * d, nkv = (size_t)n_seq * L * dkv;
     a.q = xcalloc(n, sizeof(float));
-    a.k = xcalloc(n, sizeof(float));
-    a.v = xcalloc(n, sizeof(float));
+    a.k = xcalloc(nkv, sizeof(float));
+    a.v = xcalloc(nkv, sizeof(float));
     fill_outliers(a.q, n_seq * L, d, seed, "q");
-    fill_outliers(a.k, n_seq * L, d, seed, "k");
-    fill_outliers(a.v, n_seq * L, d, seed, "v");
-    for (size_t i = 0; i < n; i++) a.q[i] *= 0.05f, a.k[i] *= 0.05f;
+    fill_outliers(a.k, n_seq * L, dkv, seed, "k");
+    fill_outliers(a.v, n_seq * L, dkv, seed, "v");
+    for (size_t i = 0; i < n; i++) a.q[i] *= 0.05f;
+    for (size_t i = 0; i < nkv; i++) a.k[i] *= 0.05f;
     return a;
 }
 
@@ -233,27 +395,35 @@ static void att_run(const att_in *a, int hpc, float *out)
     float *ws = malloc(ws_n * sizeof(float));
     assert_non_null(ws);
     float scale = 1.0f / sqrtf((float)(a->d / a->n_heads));
-    aw_k_attention(a->q, a->k, a->v, out, a->n_seq, a->L, a->n_heads, a->d, scale, hpc, ws);
+    aw_k_attention(a->q, a->k, a->v, out, a->n_seq, a->L, a->n_heads, a->n_kv, a->d, scale, hpc,
+                   ws);
     free(ws);
 }
 
 static void test_attention_vs_ref(void **state)
 {
     (void)state;
-    /* n_seq, L, n_heads, d, heads_per_chunk */
-    static const int cfg[][5] = {{1, 1, 1, 8, 1},    {2, 7, 3, 12, 2},   {2, 33, 4, 32, 3},
-                                 {1, 130, 2, 16, 2}, {1, 257, 3, 24, 2}, {3, 5, 6, 36, 4}};
+    /* n_seq, L, n_heads, n_kv_heads, d, heads_per_chunk: multi-head, then
+     * grouped-query (groups of 2, 3, 4; one kv head; chunks that cut
+     * through a group) */
+    static const int cfg[][6] = {{1, 1, 1, 1, 8, 1},     {2, 7, 3, 3, 12, 2},
+                                 {2, 33, 4, 4, 32, 3},   {1, 130, 2, 2, 16, 2},
+                                 {1, 257, 3, 3, 24, 2},  {3, 5, 6, 6, 36, 4},
+                                 {2, 7, 4, 2, 16, 3},    {2, 33, 6, 2, 48, 4},
+                                 {1, 130, 8, 2, 64, 3},  {3, 9, 4, 1, 32, 4},
+                                 {1, 257, 6, 3, 48, 5},  {1, 1, 2, 1, 8, 2}};
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
-        att_in a = att_make(cfg[c][0], cfg[c][1], cfg[c][2], cfg[c][3], 60 + c);
+        att_in a = att_make(cfg[c][0], cfg[c][1], cfg[c][2], cfg[c][3], cfg[c][4], 60 + c);
         size_t n = (size_t)a.n_seq * a.L * a.d;
         float *out = xcalloc(n, sizeof(float));
         double *ref = xcalloc(n, sizeof(double));
-        att_run(&a, cfg[c][4], out);
-        aw_attention_ref(a.q, a.k, a.v, ref, a.n_seq, a.L, a.n_heads, a.d,
+        for (size_t i = 0; i < n; i++) out[i] = NAN; /* must be overwritten */
+        att_run(&a, cfg[c][5], out);
+        aw_attention_ref(a.q, a.k, a.v, ref, a.n_seq, a.L, a.n_heads, a.n_kv, a.d,
                          1.0f / sqrtf((float)(a.d / a.n_heads)));
         char what[96];
-        snprintf(what, sizeof what, "attention n_seq=%d L=%d heads=%d d=%d", a.n_seq, a.L,
-                 a.n_heads, a.d);
+        snprintf(what, sizeof what, "attention n_seq=%d L=%d heads=%d kv=%d d=%d", a.n_seq, a.L,
+                 a.n_heads, a.n_kv, a.d);
         check_close(what, out, ref, a.n_seq * a.L, a.d, TOL_F32);
         free(out), free(ref);
         att_free(&a);
@@ -263,23 +433,56 @@ static void test_attention_vs_ref(void **state)
 static void test_attention_chunking(void **state)
 {
     (void)state;
-    /* 5 heads: chunks of 1, 2 and 3 (non-divisors), all 5, and more than 5 */
-    att_in a = att_make(2, 37, 5, 40, 70);
-    size_t n = (size_t)a.n_seq * a.L * a.d;
-    float *base = xcalloc(n, sizeof(float));
-    float *out = xcalloc(n, sizeof(float));
-    att_run(&a, 1, base);
-    static const int hpcs[] = {2, 3, 5, 7};
-    for (size_t i = 0; i < sizeof hpcs / sizeof hpcs[0]; i++) {
-        memset(out, 0xff, n * sizeof(float));
-        att_run(&a, hpcs[i], out);
-        /* the same arithmetic per head whatever the chunking */
-        assert_memory_equal(out, base, n * sizeof(float));
+    /* 5 heads: chunks of 1, 2 and 3 (non-divisors), all 5, and more than 5;
+     * then 6 heads on 2 kv heads (groups of 3) with chunks across groups */
+    static const int cfg[][3] = {{5, 5, 40}, {6, 2, 48}}; /* heads, kv heads, d */
+    for (size_t c = 0; c < 2; c++) {
+        att_in a = att_make(2, 37, cfg[c][0], cfg[c][1], cfg[c][2], 70 + c);
+        size_t n = (size_t)a.n_seq * a.L * a.d;
+        float *base = xcalloc(n, sizeof(float));
+        float *out = xcalloc(n, sizeof(float));
+        att_run(&a, 1, base);
+        static const int hpcs[] = {2, 3, 4, 5, 7};
+        for (size_t i = 0; i < sizeof hpcs / sizeof hpcs[0]; i++) {
+            memset(out, 0xff, n * sizeof(float));
+            att_run(&a, hpcs[i], out);
+            /* the same arithmetic per head whatever the chunking */
+            assert_memory_equal(out, base, n * sizeof(float));
+        }
+        free(base), free(out);
+        att_free(&a);
     }
     for (int hpc = 1; hpc <= 8; hpc++)
         assert_true(aw_k_attention_workspace(37, hpc) == (size_t)hpc * 37 * 37);
-    free(base), free(out);
-    att_free(&a);
+}
+
+/* Grouped-query attention is multi-head attention on k and v with each kv
+ * head repeated for its group of query heads (as Hugging Face's repeat_kv
+ * does): the two agree to rounding (the products read k and v through
+ * another row stride). A wrong head mapping would be off by O(1). */
+static void test_attention_gqa_repeat(void **state)
+{
+    (void)state;
+    int n_seq = 2, L = 40, H = 8, KV = 2, d = 64, hd = d / H, group = H / KV;
+    att_in g = att_make(n_seq, L, H, KV, d, 75);
+    att_in m = att_make(n_seq, L, H, H, d, 75); /* k, v overwritten below */
+    memcpy(m.q, g.q, (size_t)n_seq * L * d * sizeof(float));
+    for (int t = 0; t < n_seq * L; t++)
+        for (int h = 0; h < H; h++) {
+            size_t src = (size_t)t * KV * hd + (size_t)(h / group) * hd;
+            size_t dst = (size_t)t * d + (size_t)h * hd;
+            memcpy(m.k + dst, g.k + src, (size_t)hd * sizeof(float));
+            memcpy(m.v + dst, g.v + src, (size_t)hd * sizeof(float));
+        }
+    size_t n = (size_t)n_seq * L * d;
+    float *og = xcalloc(n, sizeof(float)), *om = xcalloc(n, sizeof(float));
+    double *omd = xcalloc(n, sizeof(double));
+    att_run(&g, 3, og);
+    att_run(&m, 3, om);
+    for (size_t i = 0; i < n; i++) omd[i] = om[i];
+    check_close("attention gqa vs repeated kv", og, omd, n_seq * L, d, 1e-6);
+    free(og), free(om), free(omd);
+    att_free(&g), att_free(&m);
 }
 
 /* ---- statistics ----------------------------------------------------------- */
@@ -722,10 +925,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_rope),
         cmocka_unit_test(test_attention_vs_ref),
         cmocka_unit_test(test_attention_chunking),
+        cmocka_unit_test(test_attention_gqa_repeat),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_absmax),
         cmocka_unit_test(test_int8_step),

@@ -2,6 +2,11 @@
 aweq_add_test(test_kernels SOURCES kernels/test_kernels.c kernels/kernels_ref.c
               LIBS aweq_kernels LABELS kernels)
 
+# The LLaMA entries of the CPU kernel tables (aw_ops.h), plain and staged,
+# against the aw_k_* kernels they wrap (see kernels/test_kernels_ops.c).
+aweq_add_test(test_kernels_ops SOURCES kernels/test_kernels_ops.c
+              LIBS aweq_kernels LABELS kernels)
+
 # The same tests on the baseline x86-64 code: aw_kernels.c compiled again
 # without its AVX2 clones (the library picks the clone at load time, so on an
 # AVX2 machine test_kernels alone never runs the baseline loops).
