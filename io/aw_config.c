@@ -1,5 +1,5 @@
-/* aw_config.c - OPT config.json reader and writer, the built-in shape table,
- * parameter counts and the Hugging Face tensor names of a decoder block. */
+/* aw_config.c - config.json reader and writer for the OPT and LLaMA
+ * families, and the built-in shape table (see aw_config.h). */
 #include "aw_config.h"
 
 #include <inttypes.h>
@@ -93,6 +93,26 @@ static aw_status parse_dtype(const char *path, const char *key, const char *s, a
     return AW_OK;
 }
 
+/* Optional real key; absent keeps *out. */
+static aw_status get_real(const char *path, json_t *root, const char *key, double lo, double hi,
+                          double *out)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v) return AW_OK;
+    AW_RETURN_IF(!json_is_number(v), AW_ERR_CONFIG, "%s: key \"%s\" must be a number", path, key);
+    double x = json_number_value(v);
+    AW_RETURN_IF(!(x >= lo && x <= hi), AW_ERR_CONFIG, "%s: key \"%s\" is %g, outside [%g, %g]", path,
+                 key, x, lo, hi);
+    *out = x;
+    return AW_OK;
+}
+
+/* torch_dtype (or dtype) and the token ids every family has. */
+static aw_status parse_common_tail(const char *path, json_t *root, aw_model_config *c);
+
+static aw_status parse_opt(const char *path, json_t *root, aw_model_config *c);
+static aw_status parse_llama(const char *path, json_t *root, aw_model_config *c);
+
 static aw_status parse_config(const char *path, json_t *root, aw_model_config *c)
 {
     AW_RETURN_IF(!json_is_object(root), AW_ERR_CONFIG, "%s: top level is not a JSON object",
@@ -102,30 +122,92 @@ static aw_status parse_config(const char *path, json_t *root, aw_model_config *c
     AW_RETURN_IF(!mt, AW_ERR_CONFIG, "%s: required key \"model_type\" is missing", path);
     AW_RETURN_IF(!json_is_string(mt), AW_ERR_CONFIG, "%s: key \"model_type\" must be a string",
                  path);
-    AW_RETURN_IF(strcmp(json_string_value(mt), "opt") != 0, AW_ERR_UNSUPPORTED,
-                 "%s: model_type '%s' is not supported (this version quantizes OPT models only)",
-                 path, json_string_value(mt));
-    snprintf(c->model_type, sizeof c->model_type, "opt");
+    const char *type = json_string_value(mt);
+    if (strcmp(type, "opt") == 0) c->family = AW_FAMILY_OPT;
+    else if (strcmp(type, "llama") == 0) c->family = AW_FAMILY_LLAMA;
+    else
+        return AW_FAIL(AW_ERR_UNSUPPORTED,
+                       "%s: model_type '%s' is not supported (this version quantizes the opt and llama "
+                       "families)",
+                       path, type);
+    snprintf(c->model_type, sizeof c->model_type, "%s", aw_family_name(c->family));
 
     AW_TRY(get_int(path, root, "hidden_size", 1, AW_CAP_HIDDEN, &c->hidden_size, NULL));
     AW_TRY(get_int(path, root, "num_hidden_layers", 1, AW_CAP_LAYERS, &c->num_hidden_layers,
                    NULL));
     AW_TRY(get_int(path, root, "num_attention_heads", 1, AW_CAP_HEADS, &c->num_attention_heads,
                    NULL));
-    AW_TRY(get_int(path, root, "ffn_dim", 1, AW_CAP_FFN, &c->ffn_dim, NULL));
     AW_TRY(get_int(path, root, "vocab_size", 1, AW_CAP_VOCAB, &c->vocab_size, NULL));
     AW_TRY(get_int(path, root, "max_position_embeddings", 1, AW_CAP_MAX_POS,
                    &c->max_position_embeddings, NULL));
     AW_RETURN_IF(c->hidden_size % c->num_attention_heads != 0, AW_ERR_CONFIG,
                  "%s: hidden_size %d is not divisible by num_attention_heads %d", path,
                  c->hidden_size, c->num_attention_heads);
+    c->head_dim = c->hidden_size / c->num_attention_heads;
+    c->num_key_value_heads = c->num_attention_heads;
+    c->word_embed_proj_dim = c->hidden_size;
+    c->do_layer_norm_before = 1;
+    c->tie_word_embeddings = 1;
+    AW_TRY(c->family == AW_FAMILY_LLAMA ? parse_llama(path, root, c) : parse_opt(path, root, c));
+    return parse_common_tail(path, root, c);
+}
+
+static aw_status parse_llama(const char *path, json_t *root, aw_model_config *c)
+{
+    AW_TRY(get_int(path, root, "intermediate_size", 1, AW_CAP_FFN, &c->ffn_dim, NULL));
+    int have = 0;
+    AW_TRY(get_int(path, root, "num_key_value_heads", 1, AW_CAP_HEADS, &c->num_key_value_heads, &have));
+    if (!have) c->num_key_value_heads = c->num_attention_heads;
+    AW_RETURN_IF(c->num_attention_heads % c->num_key_value_heads != 0, AW_ERR_UNSUPPORTED,
+                 "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path,
+                 c->num_attention_heads, c->num_key_value_heads);
+    json_t *hd = json_object_get(root, "head_dim");
+    if (hd && !json_is_null(hd)) {
+        int h = 0;
+        AW_TRY(get_int(path, root, "head_dim", 1, AW_CAP_HIDDEN, &h, NULL));
+        AW_RETURN_IF(h != c->head_dim, AW_ERR_UNSUPPORTED,
+                     "%s: head_dim %d != hidden_size / num_attention_heads = %d is not supported", path,
+                     h, c->head_dim);
+    }
+    snprintf(c->activation_function, sizeof c->activation_function, "silu");
+    json_t *act = json_object_get(root, "hidden_act");
+    if (act) {
+        AW_RETURN_IF(!json_is_string(act), AW_ERR_CONFIG, "%s: key \"hidden_act\" must be a string", path);
+        AW_RETURN_IF(strcmp(json_string_value(act), "silu") != 0, AW_ERR_UNSUPPORTED,
+                     "%s: hidden_act '%s' is not supported (only silu)", path, json_string_value(act));
+    }
+    json_t *rs = json_object_get(root, "rope_scaling");
+    if (rs && !json_is_null(rs)) {
+        json_t *ty = json_is_object(rs) ? json_object_get(rs, "rope_type") : NULL;
+        if (!ty && json_is_object(rs)) ty = json_object_get(rs, "type");
+        const char *t = ty && json_is_string(ty) ? json_string_value(ty) : "?";
+        /* "default" is plain RoPE under another name */
+        AW_RETURN_IF(strcmp(t, "default") != 0, AW_ERR_UNSUPPORTED,
+                     "%s: rope_scaling of type '%s' is not supported (plain RoPE only)", path, t);
+    }
+    c->rope_theta = 10000.0;
+    c->rms_norm_eps = 1e-6; /* transformers' LlamaConfig defaults */
+    AW_TRY(get_real(path, root, "rope_theta", 1.0, 1e12, &c->rope_theta));
+    AW_TRY(get_real(path, root, "rms_norm_eps", 0.0, 1.0, &c->rms_norm_eps));
+    c->tie_word_embeddings = 0;
+    AW_TRY(get_bool(path, root, "tie_word_embeddings", &c->tie_word_embeddings));
+    AW_TRY(get_bool(path, root, "attention_bias", &c->attention_bias));
+    AW_TRY(get_bool(path, root, "mlp_bias", &c->mlp_bias));
+    c->pad_token_id = -1;
+    c->bos_token_id = 1;
+    c->eos_token_id = 2;
+    return AW_OK;
+}
+
+static aw_status parse_opt(const char *path, json_t *root, aw_model_config *c)
+{
+    AW_TRY(get_int(path, root, "ffn_dim", 1, AW_CAP_FFN, &c->ffn_dim, NULL));
 
     /* Defaults below are those of transformers' OPTConfig. */
     int have_wp = 0;
     AW_TRY(get_int(path, root, "word_embed_proj_dim", 1, AW_CAP_HIDDEN, &c->word_embed_proj_dim,
                    &have_wp));
     if (!have_wp) c->word_embed_proj_dim = c->hidden_size;
-    c->do_layer_norm_before = 1;
     c->enable_bias = 1;
     AW_TRY(get_bool(path, root, "do_layer_norm_before", &c->do_layer_norm_before));
     AW_TRY(get_bool(path, root, "enable_bias", &c->enable_bias));
@@ -152,7 +234,14 @@ static aw_status parse_config(const char *path, json_t *root, aw_model_config *c
                      "%s: activation_function '%s' is not supported (only relu)", path, s);
         snprintf(c->activation_function, sizeof c->activation_function, "%s", s);
     }
+    c->pad_token_id = 1;
+    c->bos_token_id = 2;
+    c->eos_token_id = 2;
+    return AW_OK;
+}
 
+static aw_status parse_common_tail(const char *path, json_t *root, aw_model_config *c)
+{
     /* transformers >= 4.56 writes "dtype"; older versions "torch_dtype". */
     c->torch_dtype = AW_DT_F32;
     const char *dkey = "torch_dtype";
@@ -167,9 +256,6 @@ static aw_status parse_config(const char *path, json_t *root, aw_model_config *c
         AW_TRY(parse_dtype(path, dkey, json_string_value(dt), &c->torch_dtype));
     }
 
-    c->pad_token_id = 1;
-    c->bos_token_id = 2;
-    c->eos_token_id = 2;
     AW_TRY(get_token_id(path, root, "pad_token_id", c->vocab_size, &c->pad_token_id));
     AW_TRY(get_token_id(path, root, "bos_token_id", c->vocab_size, &c->bos_token_id));
     AW_TRY(get_token_id(path, root, "eos_token_id", c->vocab_size, &c->eos_token_id));
@@ -222,8 +308,14 @@ aw_status aw_config_check_supported(const aw_model_config *c, const char *label)
             if (k > 0) n += (size_t)k;                                                     \
         }                                                                                  \
     } while (0)
-    if (strcmp(c->model_type, "opt") != 0)
-        AW_WHY("model_type '%s' (only OPT models)", c->model_type);
+    if (c->family != AW_FAMILY_OPT && c->family != AW_FAMILY_LLAMA)
+        AW_WHY("model family %d (only opt and llama)", (int)c->family);
+    if (c->family == AW_FAMILY_LLAMA && strcmp(c->activation_function, "silu") != 0)
+        AW_WHY("hidden_act '%s' (only silu)", c->activation_function);
+    if (c->num_key_value_heads <= 0 || c->num_attention_heads % c->num_key_value_heads != 0)
+        AW_WHY("%d attention heads over %d key/value heads", c->num_attention_heads,
+               c->num_key_value_heads);
+    if (c->family == AW_FAMILY_LLAMA) goto dtype_check;
     if (!c->do_layer_norm_before)
         AW_WHY("post-LayerNorm blocks (do_layer_norm_before=false, as in OPT-350m)");
     if (c->word_embed_proj_dim != c->hidden_size)
@@ -233,14 +325,16 @@ aw_status aw_config_check_supported(const aw_model_config *c, const char *label)
     if (strcmp(c->activation_function, "relu") != 0)
         AW_WHY("activation_function '%s' (only relu)", c->activation_function);
     if (!c->enable_bias) AW_WHY("linear layers without bias (enable_bias=false)");
+dtype_check:
     if (c->torch_dtype != AW_DT_F16 && c->torch_dtype != AW_DT_BF16 &&
         c->torch_dtype != AW_DT_F32)
         AW_WHY("torch_dtype %s (only float16, bfloat16, float32)",
                (unsigned)c->torch_dtype < AW_DT_COUNT ? aw_dtype_name(c->torch_dtype) : "?");
     if (c->hidden_size <= 0 || c->num_attention_heads <= 0 ||
-        c->hidden_size % c->num_attention_heads != 0)
-        AW_WHY("hidden_size %d with %d attention heads", c->hidden_size,
-               c->num_attention_heads);
+        c->hidden_size % c->num_attention_heads != 0 ||
+        c->head_dim * c->num_attention_heads != c->hidden_size)
+        AW_WHY("hidden_size %d with %d attention heads of %d", c->hidden_size,
+               c->num_attention_heads, c->head_dim);
 #undef AW_WHY
     AW_RETURN_IF(n > 0, AW_ERR_UNSUPPORTED, "%s: unsupported: %s", label, why);
     return AW_OK;
@@ -289,10 +383,47 @@ aw_status aw_config_write(const char *path, const aw_model_config *c, const char
 
     root = json_object();
     arch = json_array();
-    AW_GOTO_IF(!root || !arch || json_array_append_new(arch, json_string("OPTForCausalLM")) != 0,
+    int llama = c->family == AW_FAMILY_LLAMA;
+    AW_GOTO_IF(!root || !arch ||
+                   json_array_append_new(arch, json_string(llama ? "LlamaForCausalLM" : "OPTForCausalLM")) != 0,
                AW_ERR_NOMEM, "%s: out of memory building config", path);
-    /* Same keys and fixed values as transformers' OPTConfig.save_pretrained. */
     int ok = 1;
+    if (llama) {
+        /* Same keys and fixed values as transformers' LlamaConfig.save_pretrained. */
+        if (c->name[0]) ok &= set(root, "_name_or_path", json_string(c->name));
+        ok &= set(root, "architectures", arch);
+        arch = NULL;
+        ok &= set(root, "attention_bias", json_boolean(c->attention_bias));
+        ok &= set(root, "attention_dropout", json_real(0.0));
+        ok &= set(root, "bos_token_id", token_id(c->bos_token_id));
+        ok &= set(root, "eos_token_id", token_id(c->eos_token_id));
+        ok &= set(root, "head_dim", json_integer(c->head_dim));
+        ok &= set(root, "hidden_act", json_string(c->activation_function));
+        ok &= set(root, "hidden_size", json_integer(c->hidden_size));
+        ok &= set(root, "initializer_range", json_real(0.02));
+        ok &= set(root, "intermediate_size", json_integer(c->ffn_dim));
+        ok &= set(root, "max_position_embeddings", json_integer(c->max_position_embeddings));
+        ok &= set(root, "mlp_bias", json_boolean(c->mlp_bias));
+        ok &= set(root, "model_type", json_string("llama"));
+        ok &= set(root, "num_attention_heads", json_integer(c->num_attention_heads));
+        ok &= set(root, "num_hidden_layers", json_integer(c->num_hidden_layers));
+        ok &= set(root, "num_key_value_heads", json_integer(c->num_key_value_heads));
+        if (c->pad_token_id >= 0) ok &= set(root, "pad_token_id", json_integer(c->pad_token_id));
+        ok &= set(root, "pretraining_tp", json_integer(1));
+        if (quant) {
+            ok &= set(root, "quantization_config", quant);
+            quant = NULL;
+        }
+        ok &= set(root, "rms_norm_eps", json_real(c->rms_norm_eps));
+        ok &= set(root, "rope_scaling", json_null());
+        ok &= set(root, "rope_theta", json_real(c->rope_theta));
+        ok &= set(root, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
+        ok &= set(root, "torch_dtype", json_string(dt));
+        ok &= set(root, "use_cache", json_true());
+        ok &= set(root, "vocab_size", json_integer(c->vocab_size));
+        goto serialise;
+    }
+    /* Same keys and fixed values as transformers' OPTConfig.save_pretrained. */
     if (c->name[0]) ok &= set(root, "_name_or_path", json_string(c->name));
     ok &= set(root, "activation_dropout", json_real(0.0));
     ok &= set(root, "activation_function", json_string(c->activation_function));
@@ -323,6 +454,7 @@ aw_status aw_config_write(const char *path, const aw_model_config *c, const char
     ok &= set(root, "use_cache", json_true());
     ok &= set(root, "vocab_size", json_integer(c->vocab_size));
     ok &= set(root, "word_embed_proj_dim", json_integer(c->word_embed_proj_dim));
+serialise:
     /* json_string() also fails on a string that is not UTF-8. */
     AW_GOTO_IF(!ok, AW_ERR_NOMEM, "%s: cannot build config (out of memory or a name not UTF-8)",
                path);
@@ -356,6 +488,18 @@ fail:
         .vocab_size = 50272, .max_position_embeddings = 2048, .word_embed_proj_dim = wp,   \
         .do_layer_norm_before = pre_ln, .enable_bias = 1, .torch_dtype = AW_DT_F16,        \
         .pad_token_id = 1, .bos_token_id = 2, .eos_token_id = 2,                           \
+        .num_key_value_heads = heads, .head_dim = (d) / (heads), .tie_word_embeddings = 1,  \
+    }
+
+#define AW_LLAMA_SHAPE(nm, d, layers, heads, kv, ffn, vocab, max_pos, theta, tie, bos, eos, dt) \
+    {                                                                                            \
+        .name = nm, .model_type = "llama", .family = AW_FAMILY_LLAMA,                            \
+        .activation_function = "silu", .hidden_size = d, .num_hidden_layers = layers,           \
+        .num_attention_heads = heads, .num_key_value_heads = kv, .head_dim = (d) / (heads),     \
+        .ffn_dim = ffn, .vocab_size = vocab, .max_position_embeddings = max_pos,                 \
+        .word_embed_proj_dim = d, .do_layer_norm_before = 1, .torch_dtype = dt,                  \
+        .pad_token_id = -1, .bos_token_id = bos, .eos_token_id = eos,                            \
+        .tie_word_embeddings = tie, .rms_norm_eps = 1e-5, .rope_theta = theta,                   \
     }
 
 /* The published facebook/opt-* configs. */
@@ -369,13 +513,24 @@ static const aw_model_config aw_shapes[] = {
     AW_OPT_SHAPE("opt-30b", 7168, 48, 56, 28672, 7168, 1),
     AW_OPT_SHAPE("opt-66b", 9216, 64, 72, 36864, 9216, 1),
     AW_OPT_SHAPE("opt-175b", 12288, 96, 96, 49152, 12288, 1),
+    /* The published meta-llama configs (LLaMA 3 and 3.1: their llama3
+     * rope_scaling is not part of a shape; a folder with it is refused). */
+    AW_LLAMA_SHAPE("llama-3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.0, 0, 128000, 128001, AW_DT_BF16),
+    AW_LLAMA_SHAPE("llama-3-70b", 8192, 80, 64, 8, 28672, 128256, 8192, 500000.0, 0, 128000, 128001, AW_DT_BF16),
+    AW_LLAMA_SHAPE("llama-3-405b", 16384, 126, 128, 8, 53248, 128256, 131072, 500000.0, 0, 128000, 128001,
+                   AW_DT_BF16),
+    AW_LLAMA_SHAPE("llama-2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.0, 0, 1, 2, AW_DT_F16),
+    /* generated models: a LLaMA of OPT-125m's width, grouped-query attention */
+    AW_LLAMA_SHAPE("llama-160m", 768, 12, 12, 4, 2048, 32000, 2048, 10000.0, 0, 1, 2, AW_DT_F16),
 };
 #undef AW_OPT_SHAPE
+#undef AW_LLAMA_SHAPE
 
 const aw_model_config *aw_shape_find(const char *name)
 {
     if (!name) return NULL;
     if (strncasecmp(name, "facebook/", 9) == 0) name += 9;
+    if (strncasecmp(name, "meta-llama/", 11) == 0) name += 11;
     for (size_t i = 0; i < aw_shape_count(); i++)
         if (strcasecmp(name, aw_shapes[i].name) == 0) return &aw_shapes[i];
     return NULL;
@@ -391,120 +546,7 @@ const aw_model_config *aw_shape_at(size_t i)
     return i < aw_shape_count() ? &aw_shapes[i] : NULL;
 }
 
-/* ---- parameter counts ------------------------------------------------------ */
-
-uint64_t aw_config_block_params(const aw_model_config *c)
+const char *aw_family_name(aw_family f)
 {
-    uint64_t d = (uint64_t)c->hidden_size, f = (uint64_t)c->ffn_dim;
-    uint64_t b = c->enable_bias ? 1 : 0;
-    return 4 * d * d + 4 * d * b  /* q, k, v, out_proj */
-           + 2 * d * f + (f + d) * b /* fc1 [f, d], fc2 [d, f] */
-           + 4 * d;                  /* two LayerNorms, weight and bias */
-}
-
-uint64_t aw_config_param_count(const aw_model_config *c)
-{
-    uint64_t d = (uint64_t)c->hidden_size, wp = (uint64_t)c->word_embed_proj_dim;
-    uint64_t n = (uint64_t)c->vocab_size * wp /* embed_tokens, tied with lm_head */
-                 + ((uint64_t)c->max_position_embeddings + AW_OPT_POS_OFFSET) * d
-                 + (uint64_t)c->num_hidden_layers * aw_config_block_params(c);
-    /* HF OPTDecoder has a final LayerNorm only when pre-LN (not OPT-350m). */
-    if (c->do_layer_norm_before) n += 2 * d;
-    /* project_in [d, wp] and project_out [wp, d], no bias. */
-    if (wp != d) n += 2 * d * wp;
-    return n;
-}
-
-/* ---- tensor names and shapes ------------------------------------------------ */
-
-static const char *const aw_block_suffix[AW_BT_COUNT] = {
-    [AW_BT_Q_W] = "self_attn.q_proj.weight",
-    [AW_BT_Q_B] = "self_attn.q_proj.bias",
-    [AW_BT_K_W] = "self_attn.k_proj.weight",
-    [AW_BT_K_B] = "self_attn.k_proj.bias",
-    [AW_BT_V_W] = "self_attn.v_proj.weight",
-    [AW_BT_V_B] = "self_attn.v_proj.bias",
-    [AW_BT_O_W] = "self_attn.out_proj.weight",
-    [AW_BT_O_B] = "self_attn.out_proj.bias",
-    [AW_BT_LN1_W] = "self_attn_layer_norm.weight",
-    [AW_BT_LN1_B] = "self_attn_layer_norm.bias",
-    [AW_BT_FC1_W] = "fc1.weight",
-    [AW_BT_FC1_B] = "fc1.bias",
-    [AW_BT_FC2_W] = "fc2.weight",
-    [AW_BT_FC2_B] = "fc2.bias",
-    /* HF OPT names the block's second LayerNorm final_layer_norm. */
-    [AW_BT_LN2_W] = "final_layer_norm.weight",
-    [AW_BT_LN2_B] = "final_layer_norm.bias",
-};
-_Static_assert(sizeof aw_block_suffix / sizeof aw_block_suffix[0] == AW_BT_COUNT,
-               "every block tensor needs a name");
-
-static const char *const aw_model_names[AW_MT_COUNT] = {
-    [AW_MT_EMBED_TOKENS] = "model.decoder.embed_tokens.weight",
-    [AW_MT_EMBED_POSITIONS] = "model.decoder.embed_positions.weight",
-    [AW_MT_FINAL_LN_W] = "model.decoder.final_layer_norm.weight",
-    [AW_MT_FINAL_LN_B] = "model.decoder.final_layer_norm.bias",
-};
-_Static_assert(sizeof aw_model_names / sizeof aw_model_names[0] == AW_MT_COUNT,
-               "every model tensor needs a name");
-
-int aw_block_tensor_name(int layer, aw_block_tensor which, char *buf, size_t cap)
-{
-    if (layer < 0 || (unsigned)which >= AW_BT_COUNT || !buf) return -1;
-    int n = snprintf(buf, cap, "model.decoder.layers.%d.%s", layer, aw_block_suffix[which]);
-    if (n < 0 || (size_t)n >= cap) {
-        if (cap) buf[0] = '\0';
-        return -1;
-    }
-    return n;
-}
-
-void aw_block_tensor_shape(const aw_model_config *c, aw_block_tensor which, int *ndim,
-                           int64_t shape[2])
-{
-    int64_t d = c->hidden_size, f = c->ffn_dim;
-    shape[0] = shape[1] = 0;
-    *ndim = 2;
-    switch (which) {
-    case AW_BT_Q_W:
-    case AW_BT_K_W:
-    case AW_BT_V_W:
-    case AW_BT_O_W: shape[0] = d, shape[1] = d; return; /* [out, in] as nn.Linear */
-    case AW_BT_FC1_W: shape[0] = f, shape[1] = d; return;
-    case AW_BT_FC2_W: shape[0] = d, shape[1] = f; return;
-    case AW_BT_FC1_B: *ndim = 1, shape[0] = f; return;
-    case AW_BT_Q_B:
-    case AW_BT_K_B:
-    case AW_BT_V_B:
-    case AW_BT_O_B:
-    case AW_BT_LN1_W:
-    case AW_BT_LN1_B:
-    case AW_BT_FC2_B:
-    case AW_BT_LN2_W:
-    case AW_BT_LN2_B: *ndim = 1, shape[0] = d; return;
-    default: *ndim = 0; return;
-    }
-}
-
-const char *aw_model_tensor_name(aw_model_tensor which)
-{
-    return (unsigned)which < AW_MT_COUNT ? aw_model_names[which] : NULL;
-}
-
-void aw_model_tensor_shape(const aw_model_config *c, aw_model_tensor which, int *ndim,
-                           int64_t shape[2])
-{
-    shape[0] = shape[1] = 0;
-    switch (which) {
-    case AW_MT_EMBED_TOKENS:
-        *ndim = 2, shape[0] = c->vocab_size, shape[1] = c->word_embed_proj_dim;
-        return;
-    case AW_MT_EMBED_POSITIONS:
-        *ndim = 2, shape[0] = (int64_t)c->max_position_embeddings + AW_OPT_POS_OFFSET;
-        shape[1] = c->hidden_size;
-        return;
-    case AW_MT_FINAL_LN_W:
-    case AW_MT_FINAL_LN_B: *ndim = 1, shape[0] = c->hidden_size; return;
-    default: *ndim = 0; return;
-    }
+    return f == AW_FAMILY_LLAMA ? "llama" : "opt";
 }

@@ -94,10 +94,10 @@ static aw_status load_weight(const aw_model_files *mf, const char *name, aw_qlin
 aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_qblock *q)
 {
     char name[160], base[128];
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < q->n_lin; l++) {
         aw_qlinear *ql = &q->lin[l];
         /* "<module>" of "<module>.weight" */
-        int n = aw_block_tensor_name(layer, aw_linear_weight_tensor[l], base, sizeof base);
+        int n = aw_arch_tensor_name(c, layer, (aw_tensor_ref){AW_T_LIN_W, l}, base, sizeof base);
         AW_RETURN_IF(n < 0, AW_ERR_ARG, "layer %d: tensor name too long", layer);
         base[n - (int)strlen(".weight")] = '\0';
         snprintf(name, sizeof name, "%s.weight", base);
@@ -106,24 +106,22 @@ aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int
         AW_TRY(load_scale(mf, name, &ql->w_step));
         snprintf(name, sizeof name, "%s.input_scale", base);
         AW_TRY(load_scale(mf, name, &ql->x_step));
-        aw_block_tensor_name(layer, aw_linear_bias_tensor[l], name, sizeof name);
-        AW_TRY(load_vec(mf, name, ql->bias, ql->out));
+        snprintf(name, sizeof name, "%s.bias", base);
+        if (aw_arch_has_linear_bias(c, l)) AW_TRY(load_vec(mf, name, ql->bias, ql->out));
+        else memset(ql->bias, 0, (size_t)ql->out * sizeof(float));
         /* no uncorrected bias is known from a checkpoint; the forward uses bias */
         memcpy(ql->bias_plain, ql->bias, (size_t)ql->out * sizeof(float));
     }
-    const struct {
-        aw_block_tensor t;
-        float *dst;
-    } lns[4] = {{AW_BT_LN1_W, q->ln1_g}, {AW_BT_LN1_B, q->ln1_b}, {AW_BT_LN2_W, q->ln2_g}, {AW_BT_LN2_B, q->ln2_b}};
-    for (int i = 0; i < 4; i++) {
-        aw_block_tensor_name(layer, lns[i].t, name, sizeof name);
-        AW_TRY(load_vec(mf, name, lns[i].dst, c->hidden_size));
+    for (int i = 0; i < 2 * AW_NORM_COUNT; i++) {
+        if (i % 2 && !aw_arch_has_norm_bias(c)) continue;
+        aw_arch_tensor_name(c, layer, (aw_tensor_ref){i % 2 ? AW_T_NORM_B : AW_T_NORM_W, i / 2}, name, sizeof name);
+        AW_TRY(load_vec(mf, name, i % 2 ? q->norm_b[i / 2] : q->norm_g[i / 2], c->hidden_size));
     }
-    /* equalization is folded into LayerNorms and weights of the checkpoint:
+    /* equalization is folded into norms and weights of the checkpoint:
      * factors of 1 say the stored coordinates are the model's own */
-    int tap_in[AW_TAP_COUNT] = {c->hidden_size, c->hidden_size, c->hidden_size, c->ffn_dim};
     for (int t = 0; t < AW_TAP_COUNT; t++)
-        for (int j = 0; j < tap_in[t]; j++) q->s[t][j] = 1.0f;
+        for (int j = 0; j < aw_arch_tap_width(c, (aw_tap_id)t); j++) q->s[t][j] = 1.0f;
+    aw_qblock_set_out_scales(c, q);
     return AW_OK;
 }
 

@@ -1,4 +1,4 @@
-/* aw_forward.c - the OPT block forward as kernel calls (see aw_forward.h). */
+/* aw_forward.c - the pieces of a block forward, and the model ends (see aw_forward.h). */
 #include "aw_forward.h"
 
 #include <math.h>
@@ -23,8 +23,8 @@ static void ws_sizes(const aw_model_config *c, int max_n_seq, int L, size_t att,
                      size_t *n_i32, size_t *n_i8)
 {
     size_t T = (size_t)max_n_seq * (size_t)L, d = (size_t)c->hidden_size, f = (size_t)c->ffn_dim;
-    size_t wide = f > d ? f : d;
-    *n_float = 5 * T * d + T * f + T * wide + att + (wconv ? d * f : 0);
+    size_t wide = f > d ? f : d, kv = (size_t)aw_arch_dim(c, AW_DIM_KV);
+    *n_float = 3 * T * d + 2 * T * kv + T * f + T * wide + att + (wconv ? aw_arch_max_linear(c) : 0);
     *n_i32 = T * wide;
     *n_i8 = T * wide;
 }
@@ -47,7 +47,7 @@ aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_model_config *c, int 
 {
     memset(ws, 0, sizeof *ws);
     size_t T = (size_t)max_n_seq * (size_t)L, d = (size_t)c->hidden_size, f = (size_t)c->ffn_dim;
-    size_t wide = f > d ? f : d;
+    size_t wide = f > d ? f : d, kv = (size_t)aw_arch_dim(c, AW_DIM_KV);
     ws->heads_per_chunk = pick_heads_per_chunk(c->num_attention_heads, L);
     size_t att = ops->vt->attention_workspace(L, ws->heads_per_chunk);
     size_t nf, ni, nb;
@@ -60,13 +60,13 @@ aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_model_config *c, int 
     float *p = ws->arena;
     ws->x = p, p += T * d;
     ws->q = p, p += T * d;
-    ws->k = p, p += T * d;
-    ws->v = p, p += T * d;
+    ws->k = p, p += T * kv;
+    ws->v = p, p += T * kv;
     ws->a = p, p += T * d;
     ws->f = p, p += T * f;
     ws->y = p, p += T * wide;
     ws->att_ws = p, p += att;
-    if (ops->wscratch) ws->wconv = p, p += d * f;
+    if (ops->wscratch) ws->wconv = p, p += aw_arch_max_linear(c);
     ws->acc = (int32_t *)p;
     ws->xq = (int8_t *)(ws->acc + T * wide);
     ws->max_T = (int)T;
@@ -86,7 +86,7 @@ void aw_fwd_ws_destroy(aw_fwd_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
-aw_status aw_linear_w8a8_ops(const aw_ops *o, const aw_qblock *q, aw_linear_id l, const float *x,
+aw_status aw_linear_w8a8_ops(const aw_ops *o, const aw_qblock *q, int l, const float *x,
                              float *y, int T, int8_t *xq, int32_t *acc)
 {
     const aw_qlinear *ql = &q->lin[l];
@@ -95,15 +95,14 @@ aw_status aw_linear_w8a8_ops(const aw_ops *o, const aw_qblock *q, aw_linear_id l
     return o->vt->dequant_acc(o, acc, ql->bias, ql->x_step, ql->w_step, y, T, ql->out);
 }
 
-void aw_linear_w8a8(const aw_qblock *q, aw_linear_id l, const float *x, float *y, int T,
+void aw_linear_w8a8(const aw_qblock *q, int l, const float *x, float *y, int T,
                     int8_t *xq, int32_t *acc)
 {
     (void)aw_linear_w8a8_ops(aw_ops_cpu(), q, l, x, y, T, xq, acc); /* cannot fail on the CPU */
 }
 
-/* y = linear l of x: floating point from b, or W8A8 from q. */
-static aw_status linear(const aw_block *b, const aw_qblock *q, aw_linear_id l, const float *x, float *y,
-                        int T, aw_fwd_ws *ws)
+aw_status aw_fwd_linear(const aw_block *b, const aw_qblock *q, int l, const float *x, float *y, int T,
+                        aw_fwd_ws *ws)
 {
     const aw_ops *o = ws->ops;
     if (q) return aw_linear_w8a8_ops(o, q, l, x, y, T, ws->xq, ws->acc);
@@ -111,41 +110,39 @@ static aw_status linear(const aw_block *b, const aw_qblock *q, aw_linear_id l, c
     return o->vt->linear(o, x, ln->w, b->wdt, ln->b, y, T, ln->in, ln->out, ws->wconv);
 }
 
+/* The family's norm of x with gain g (and bias beta for LayerNorm). */
+static aw_status norm(const aw_ops *o, const aw_model_config *c, const float *g, const float *beta,
+                      const float *x, float *y, int T)
+{
+    if (aw_arch_of(c)->norm == AW_NORM_RMS) return o->vt->rmsnorm(o, x, g, y, T, c->hidden_size, (float)c->rms_norm_eps);
+    return o->vt->layernorm(o, x, g, beta, y, T, c->hidden_size, AW_LN_EPS);
+}
+
+aw_status aw_fwd_norm(const aw_model_config *c, const aw_block *b, const aw_qblock *q, int n, const float *x,
+                      float *y, int T, aw_fwd_ws *ws)
+{
+    const float *g = q ? q->norm_g[n] : b->norm_g[n], *beta = q ? q->norm_b[n] : b->norm_b[n];
+    return norm(ws->ops, c, g, beta, x, y, T);
+}
+
+aw_status aw_fwd_attention(const aw_model_config *c, int n_seq, int L, aw_fwd_ws *ws)
+{
+    const aw_ops *o = ws->ops;
+    return o->vt->attention(o, ws->q, ws->k, ws->v, ws->a, n_seq, L, c->num_attention_heads,
+                            c->num_key_value_heads, c->hidden_size, 1.0f / sqrtf((float)c->head_dim),
+                            ws->heads_per_chunk, ws->att_ws);
+}
+
 aw_status aw_block_forward(const aw_model_config *c, const aw_block *b, const aw_qblock *q, float *h,
                            int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx)
 {
-    const aw_ops *o = ws->ops;
-    /* LayerNorms: the folded ones of a quantized block */
-    const float *ln1_g = q ? q->ln1_g : b->ln1_g, *ln1_b = q ? q->ln1_b : b->ln1_b;
-    const float *ln2_g = q ? q->ln2_g : b->ln2_g, *ln2_b = q ? q->ln2_b : b->ln2_b;
-    int T = n_seq * L, d = c->hidden_size, f = c->ffn_dim;
-    int hd = d / c->num_attention_heads;
-    size_t Td = (size_t)T * d;
-
-    AW_TRY(o->vt->layernorm(o, h, ln1_g, ln1_b, ws->x, T, d, AW_LN_EPS));
-    if (fn) AW_TRY(fn(ctx, AW_TAP_QKV, ws->x, T, d));
-    AW_TRY(linear(b, q, AW_LIN_Q, ws->x, ws->q, T, ws));
-    AW_TRY(linear(b, q, AW_LIN_K, ws->x, ws->k, T, ws));
-    AW_TRY(linear(b, q, AW_LIN_V, ws->x, ws->v, T, ws));
-    AW_TRY(o->vt->attention(o, ws->q, ws->k, ws->v, ws->a, n_seq, L, c->num_attention_heads, d,
-                            1.0f / sqrtf((float)hd), ws->heads_per_chunk, ws->att_ws));
-    if (fn) AW_TRY(fn(ctx, AW_TAP_O, ws->a, T, d));
-    AW_TRY(linear(b, q, AW_LIN_O, ws->a, ws->y, T, ws));
-    AW_TRY(o->vt->add(o, h, ws->y, Td));
-
-    AW_TRY(o->vt->layernorm(o, h, ln2_g, ln2_b, ws->x, T, d, AW_LN_EPS));
-    if (fn) AW_TRY(fn(ctx, AW_TAP_FC1, ws->x, T, d));
-    AW_TRY(linear(b, q, AW_LIN_FC1, ws->x, ws->f, T, ws));
-    AW_TRY(o->vt->relu(o, ws->f, (size_t)T * f));
-    if (fn) AW_TRY(fn(ctx, AW_TAP_FC2, ws->f, T, f));
-    AW_TRY(linear(b, q, AW_LIN_FC2, ws->f, ws->y, T, ws));
-    return o->vt->add(o, h, ws->y, Td);
+    return aw_arch_of(c)->forward(c, b, q, h, n_seq, L, ws, fn, ctx);
 }
 
 aw_status aw_model_embed_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                              const uint32_t *tokens, int n_seq, int L, float *h)
 {
-    return o->vt->embed(o, tokens, n_seq, L, e->embed, e->pos, c->hidden_size, h);
+    return o->vt->embed(o, tokens, n_seq, L, e->embed, e->pos, aw_arch_of(c)->pos_offset, c->hidden_size, h);
 }
 
 void aw_model_embed(const aw_model_config *c, const aw_model_ends *e, const uint32_t *tokens,
@@ -157,8 +154,8 @@ void aw_model_embed(const aw_model_config *c, const aw_model_ends *e, const uint
 aw_status aw_model_logits_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                               const float *h, float *x, float *logits, int T)
 {
-    AW_TRY(o->vt->layernorm(o, h, e->lnf_g, e->lnf_b, x, T, c->hidden_size, AW_LN_EPS));
-    return o->vt->linear(o, x, e->embed, AW_DT_F32, NULL, logits, T, c->hidden_size, c->vocab_size, NULL);
+    AW_TRY(norm(o, c, e->lnf_g, e->lnf_b, h, x, T));
+    return o->vt->linear(o, x, e->head, AW_DT_F32, NULL, logits, T, c->hidden_size, c->vocab_size, NULL);
 }
 
 void aw_model_logits(const aw_model_config *c, const aw_model_ends *e, const float *h, float *x,

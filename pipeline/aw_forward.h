@@ -1,19 +1,13 @@
 /*
- * aw_forward.h - the OPT decoder block forward over a block of samples,
- * written as kernel calls, with the four taps where linear inputs are
- * observed; and the model's ends (embedding, final LayerNorm, tied head).
- *
- *   x1 = LN1(h)                      tap QKV  (input of q/k/v_proj)
- *   a  = attn(q_proj(x1) , k_proj(x1), v_proj(x1))
- *                                    tap O    (input of out_proj)
- *   h  = h + out_proj(a)
- *   x2 = LN2(h)                      tap FC1
- *   f  = relu(fc1(x2))               tap FC2
- *   h  = h + fc2(f)
+ * aw_forward.h - the decoder block forward over a block of samples: the
+ * family's own sequence of kernel calls (aw_arch.h), with the four taps
+ * where linear inputs are observed; the pieces every family's forward is
+ * written with (a linear, a norm, attention); and the model's ends
+ * (embedding with or without positions, final norm, head).
  *
  * With a quantized block, every linear is W8A8: its input is quantized with
  * the layer's static step, multiplied as int8 x int8 -> int32, dequantized,
- * and the corrected bias added; LayerNorms are the folded ones.
+ * and the corrected bias added; norms are the folded ones.
  */
 #ifndef AW_FORWARD_H
 #define AW_FORWARD_H
@@ -25,12 +19,13 @@
 
 /* Scratch for one block of up to max_T = n_seq * L tokens; one allocation
  * in the memory of ops (the backend every forward on it runs with). */
-typedef struct {
+typedef struct aw_fwd_ws {
     const aw_ops *ops;
     void *arena;
     int max_T, L;
     float *x;      /* (T, d) LayerNorm output */
-    float *q, *k, *v, *a; /* (T, d) */
+    float *q, *a;  /* (T, d) */
+    float *k, *v;  /* (T, kv width) */
     float *f;      /* (T, ffn) */
     float *y;      /* (T, max(d, ffn)) a linear's output */
     float *att_ws; /* attention workspace */
@@ -51,10 +46,9 @@ uint64_t aw_fwd_ws_bytes(const aw_model_config *c, int max_n_seq, int L);
 uint64_t aw_fwd_ws_bytes_ops(const aw_model_config *c, int max_n_seq, int L, int wconv);
 void aw_fwd_ws_destroy(aw_fwd_ws *ws);
 
-/* Called at each tap with the tap's input x (T, in), in the block's own
- * coordinates (equalized ones for a quantized block), in the memory of the
- * forward's ops. A failure stops the forward. */
-typedef aw_status (*aw_tap_fn)(void *ctx, aw_tap_id tap, const float *x, int T, int in);
+/* aw_tap_fn (aw_arch.h) is called at each tap with the tap's input x
+ * (T, in), in the block's own coordinates (equalized ones for a quantized
+ * block), in the memory of the forward's ops. A failure stops the forward. */
 
 /* h (n_seq*L, d) <- block(h), with ws->ops; b, q and h in its memory
  * (aw_block_to_dev). q NULL: floating point with b; else W8A8 with q (b is
@@ -62,19 +56,30 @@ typedef aw_status (*aw_tap_fn)(void *ctx, aw_tap_id tap, const float *x, int T, 
 aw_status aw_block_forward(const aw_model_config *c, const aw_block *b, const aw_qblock *q, float *h,
                            int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx);
 
+/* The pieces of a family's forward, with ws->ops: y = linear l (floating
+ * point from b, or W8A8 from q when q is not NULL); y = norm n of x (the
+ * folded one of q); ws->a = causal attention of ws->q, ws->k, ws->v (grouped
+ * when c has fewer KV heads). */
+aw_status aw_fwd_linear(const aw_block *b, const aw_qblock *q, int l, const float *x, float *y, int T,
+                        aw_fwd_ws *ws);
+aw_status aw_fwd_norm(const aw_model_config *c, const aw_block *b, const aw_qblock *q, int n, const float *x,
+                      float *y, int T, aw_fwd_ws *ws);
+aw_status aw_fwd_attention(const aw_model_config *c, int n_seq, int L, aw_fwd_ws *ws);
+
 /* One W8A8 linear: y (T, out) from x (T, in) with layer l of q; xq and acc
  * are scratch of T*in int8 and T*out int32. */
-aw_status aw_linear_w8a8_ops(const aw_ops *o, const aw_qblock *q, aw_linear_id l, const float *x,
+aw_status aw_linear_w8a8_ops(const aw_ops *o, const aw_qblock *q, int l, const float *x,
                              float *y, int T, int8_t *xq, int32_t *acc);
-void aw_linear_w8a8(const aw_qblock *q, aw_linear_id l, const float *x, float *y, int T,
+void aw_linear_w8a8(const aw_qblock *q, int l, const float *x, float *y, int T,
                     int8_t *xq, int32_t *acc);
 
-/* h (n_seq*L, d) = token + position embeddings of tokens (n_seq*L ids). */
+/* h (n_seq*L, d) = token (+ position, where the family has a table)
+ * embeddings of tokens (n_seq*L ids). */
 aw_status aw_model_embed_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                              const uint32_t *tokens, int n_seq, int L, float *h);
 void aw_model_embed(const aw_model_config *c, const aw_model_ends *e, const uint32_t *tokens,
                     int n_seq, int L, float *h);
-/* logits (T, vocab) = LN_f(h) E^T; x (T, d) is scratch. */
+/* logits (T, vocab) = norm_f(h) head^T; x (T, d) is scratch. */
 aw_status aw_model_logits_ops(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e,
                               const float *h, float *x, float *logits, int T);
 void aw_model_logits(const aw_model_config *c, const aw_model_ends *e, const float *h, float *x,

@@ -38,17 +38,24 @@ static aw_status check_one(const aw_model_files *mf, const char *name, int ndim,
 
 aw_status aw_checkpoint_check(const aw_model_config *c, const aw_model_files *mf)
 {
-    char name[128];
+    const aw_arch *a = aw_arch_of(c);
+    char name[160];
     int ndim;
     int64_t shape[2];
-    for (int m = 0; m < AW_MT_COUNT; m++) {
-        aw_model_tensor_shape(c, (aw_model_tensor)m, &ndim, shape);
-        AW_TRY(check_one(mf, aw_model_tensor_name((aw_model_tensor)m), ndim, shape));
+    for (int m = 0; m < a->n_end_tensors; m++) {
+        aw_tensor_ref r = a->end_tensors[m];
+        if (r.kind == AW_T_HEAD && c->tie_word_embeddings) continue;
+        aw_arch_tensor_name(c, -1, r, name, sizeof name);
+        aw_arch_tensor_shape(c, r, &ndim, shape);
+        AW_TRY(check_one(mf, name, ndim, shape));
     }
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        for (int b = 0; b < AW_BT_COUNT; b++) {
-            aw_block_tensor_name(l, (aw_block_tensor)b, name, sizeof name);
-            aw_block_tensor_shape(c, (aw_block_tensor)b, &ndim, shape);
+        for (int b = 0; b < a->n_block_tensors; b++) {
+            aw_tensor_ref r = a->block_tensors[b];
+            if (r.kind == AW_T_LIN_B && !aw_arch_has_linear_bias(c, r.index)) continue;
+            if (r.kind == AW_T_NORM_B && !aw_arch_has_norm_bias(c)) continue;
+            aw_arch_tensor_name(c, l, r, name, sizeof name);
+            aw_arch_tensor_shape(c, r, &ndim, shape);
             AW_TRY(check_one(mf, name, ndim, shape));
         }
     }
@@ -267,7 +274,8 @@ static aw_status inspect_quantized(const aw_model_config *c, const aw_model_file
     const char *gran = json_is_integer(json_object_get(w, "group_size")) ? "group"
                        : args_is(w, "strategy", "channel", "tensor")     ? "channel"
                                                                          : "tensor";
-    int n_lin = c->num_hidden_layers * AW_LIN_COUNT, shared = 1;
+    const aw_arch *a = aw_arch_of(c);
+    int nl_ = a->n_lin, n_lin = c->num_hidden_layers * nl_, shared = 1;
     float *ws = malloc((size_t)(n_lin ? n_lin : 1) * 2 * sizeof(float));
     AW_RETURN_IF(!ws, AW_ERR_NOMEM, "out of memory");
     float *xs = ws + n_lin;
@@ -275,9 +283,9 @@ static aw_status inspect_quantized(const aw_model_config *c, const aw_model_file
     fprintf(out, "%5s  %-9s %-7s %-6s %-5s %-11s %13s %13s\n", "layer", "linear", "scheme", "weight", "bits",
             "granularity", "weight_scale", "input_scale");
     for (int l = 0; l < c->num_hidden_layers && st == AW_OK; l++) {
-        for (int j = 0; j < AW_LIN_COUNT && st == AW_OK; j++) {
+        for (int j = 0; j < nl_ && st == AW_OK; j++) {
             char name[160], base[128];
-            int n = aw_block_tensor_name(l, aw_linear_weight_tensor[j], base, sizeof base);
+            int n = aw_arch_tensor_name(c, l, (aw_tensor_ref){AW_T_LIN_W, j}, base, sizeof base);
             base[n - (int)strlen(".weight")] = '\0';
             const aw_st_file *f = NULL;
             const aw_st_tensor *t = NULL;
@@ -287,18 +295,16 @@ static aw_status inspect_quantized(const aw_model_config *c, const aw_model_file
                 st = AW_FAIL(AW_ERR_DTYPE, "%s: tensor '%s' has dtype %s; a quantized weight is I8", aw_st_label(f),
                              name, aw_dtype_name(t->dtype));
             snprintf(name, sizeof name, "%s.weight_scale", base);
-            if (st == AW_OK) st = read_scale(mf, name, &ws[l * AW_LIN_COUNT + j]);
+            if (st == AW_OK) st = read_scale(mf, name, &ws[l * nl_ + j]);
             snprintf(name, sizeof name, "%s.input_scale", base);
-            if (st == AW_OK) st = read_scale(mf, name, &xs[l * AW_LIN_COUNT + j]);
+            if (st == AW_OK) st = read_scale(mf, name, &xs[l * nl_ + j]);
             if (st != AW_OK) break;
-            const char *sn = strrchr(aw_linear_names[j], '.');
-            fprintf(out, "%5d  %-9s %-7s %-6s %-5s %-11s %13.6g %13.6g\n", l, sn ? sn + 1 : aw_linear_names[j], scheme,
-                    aw_dtype_name(t->dtype), "8/8", gran, (double)ws[l * AW_LIN_COUNT + j],
-                    (double)xs[l * AW_LIN_COUNT + j]);
+            fprintf(out, "%5d  %-9s %-7s %-6s %-5s %-11s %13.6g %13.6g\n", l, aw_arch_linear_short(a, j), scheme,
+                    aw_dtype_name(t->dtype), "8/8", gran, (double)ws[l * nl_ + j], (double)xs[l * nl_ + j]);
         }
         if (st == AW_OK)
-            shared &= xs[l * AW_LIN_COUNT + AW_LIN_Q] == xs[l * AW_LIN_COUNT + AW_LIN_K] &&
-                      xs[l * AW_LIN_COUNT + AW_LIN_Q] == xs[l * AW_LIN_COUNT + AW_LIN_V];
+            for (int j = 1; j < nl_; j++) /* the linears fed by the first tap: q, k, v */
+                if (a->lin[j].tap == AW_TAP_ATTN_IN) shared &= xs[l * nl_ + j] == xs[l * nl_];
     }
     if (st == AW_OK && n_lin > 0) {
         for (int pass = 0; pass < 2; pass++) {
@@ -354,18 +360,18 @@ aw_status aw_inspect(const char *dir, FILE *out, int scan_values)
         int is_scale = (nl > 13 && !strcmp(t->name + nl - 13, ".weight_scale")) ||
                        (nl > 12 && !strcmp(t->name + nl - 12, ".input_scale"));
         if (is_scale) scales += aw_st_numel(t);
-        else if (strcmp(t->name, "lm_head.weight") != 0) params += aw_st_numel(t);
+        else if (!cfg.tie_word_embeddings || strcmp(t->name, "lm_head.weight") != 0) params += aw_st_numel(t);
     }
     char pbuf[32], cbuf[32];
     fmt_count(params, pbuf, sizeof pbuf);
     fmt_count(aw_config_param_count(&cfg), cbuf, sizeof cbuf);
-    fprintf(out, "\nmodel: %s%s%s, OPT, d=%d, layers=%d, heads=%d, ffn=%d, vocab=%d, positions=%d, dtype %s\n",
-            dir, cfg.name[0] ? " " : "", cfg.name, cfg.hidden_size, cfg.num_hidden_layers,
-            cfg.num_attention_heads, cfg.ffn_dim, cfg.vocab_size, cfg.max_position_embeddings,
-            aw_dtype_name(cfg.torch_dtype));
+    fprintf(out, "\nmodel: %s%s%s, %s, d=%d, layers=%d, heads=%d, ffn=%d, vocab=%d, positions=%d, kv_heads=%d, dtype %s\n",
+            dir, cfg.name[0] ? " " : "", cfg.name, cfg.family == AW_FAMILY_LLAMA ? "LLaMA" : "OPT", cfg.hidden_size,
+            cfg.num_hidden_layers, cfg.num_attention_heads, cfg.ffn_dim, cfg.vocab_size, cfg.max_position_embeddings,
+            cfg.num_key_value_heads, aw_dtype_name(cfg.torch_dtype));
     fprintf(out, "tensors: %zu in %zu file(s), %.1f MB\n", aw_mf_count(mf), aw_mf_shard_count(mf),
             aw_mf_total_bytes(mf) / 1e6);
-    fprintf(out, "parameters: %s (%.1fM, tied LM head counted once); config.json implies %s\n", pbuf,
+    fprintf(out, "parameters: %s (%.1fM, a tied LM head counted once); config.json implies %s\n", pbuf,
             params / 1e6, cbuf);
     qc = quant_config(cfg_path, &root);
     if (qc) {

@@ -5,50 +5,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const aw_linear_names[AW_LIN_COUNT] = {
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "fc1", "fc2"};
-const aw_block_tensor aw_linear_weight_tensor[AW_LIN_COUNT] = {AW_BT_Q_W, AW_BT_K_W, AW_BT_V_W,
-                                                                AW_BT_O_W, AW_BT_FC1_W, AW_BT_FC2_W};
-const aw_block_tensor aw_linear_bias_tensor[AW_LIN_COUNT] = {AW_BT_Q_B, AW_BT_K_B, AW_BT_V_B,
-                                                             AW_BT_O_B, AW_BT_FC1_B, AW_BT_FC2_B};
-const char *const aw_tap_names[AW_TAP_COUNT] = {"ln1->qkv", "v->out_proj", "ln2->fc1", "fc1->fc2"};
+aw_tap_id aw_linear_tap(const aw_model_config *c, int l) { return aw_arch_of(c)->lin[l].tap; }
 
-aw_tap_id aw_linear_tap(aw_linear_id l)
+const float *aw_qblock_out_scale(const aw_qblock *q, int l) { return q->out_s[l]; }
+
+static void linear_dims(const aw_model_config *c, int l, int *in, int *out)
 {
-    static const aw_tap_id taps[AW_LIN_COUNT] = {AW_TAP_QKV, AW_TAP_QKV, AW_TAP_QKV,
-                                                 AW_TAP_O,   AW_TAP_FC1, AW_TAP_FC2};
-    return taps[l];
+    const aw_arch *a = aw_arch_of(c);
+    *in = aw_arch_dim(c, a->lin[l].in);
+    *out = aw_arch_dim(c, a->lin[l].out);
 }
 
-const float *aw_qblock_out_scale(const aw_qblock *q, aw_linear_id l)
-{
-    if (l == AW_LIN_V) return q->s[AW_TAP_O];
-    if (l == AW_LIN_FC1) return q->s[AW_TAP_FC2];
-    return NULL;
-}
+static size_t block_weights(const aw_model_config *c) { return (size_t)aw_arch_linear_params(c); }
 
-static void linear_dims(const aw_model_config *c, aw_linear_id l, int *in, int *out)
+/* Linear output widths summed: the biases of a block. */
+static size_t block_bias(const aw_model_config *c)
 {
-    int d = c->hidden_size, f = c->ffn_dim;
-    *in = l == AW_LIN_FC2 ? f : d;
-    *out = l == AW_LIN_FC1 ? f : d;
-}
-
-static size_t block_weights(const aw_model_config *c)
-{
+    const aw_arch *a = aw_arch_of(c);
     size_t n = 0;
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
-        int in, out;
-        linear_dims(c, (aw_linear_id)l, &in, &out);
-        n += (size_t)in * out;
-    }
+    for (int l = 0; l < a->n_lin; l++) n += (size_t)aw_arch_dim(c, a->lin[l].out);
     return n;
 }
 
-/* f32 values of a block besides its weights: biases and two LayerNorms */
+/* f32 values of a block besides its weights: biases and two norms */
 static size_t block_small(const aw_model_config *c)
 {
-    return 9 * (size_t)c->hidden_size + (size_t)c->ffn_dim;
+    return block_bias(c) + 2 * AW_NORM_COUNT * (size_t)c->hidden_size;
 }
 
 uint64_t aw_block_bytes(const aw_model_config *c, aw_dtype wdt)
@@ -62,21 +44,22 @@ static void block_carve(const aw_model_config *c, aw_dtype wdt, void *arena, aw_
     size_t esz = aw_dtype_size(wdt);
     b->arena = arena;
     b->wdt = wdt;
+    b->n_lin = aw_arch_of(c)->n_lin;
     int d = c->hidden_size;
     /* floats first: their alignment then holds for the weights after them */
     float *p = arena;
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < b->n_lin; l++) {
         aw_linear *ln = &b->lin[l];
-        linear_dims(c, (aw_linear_id)l, &ln->in, &ln->out);
+        linear_dims(c, l, &ln->in, &ln->out);
         ln->b = p;
         p += ln->out;
     }
-    b->ln1_g = p, p += d;
-    b->ln1_b = p, p += d;
-    b->ln2_g = p, p += d;
-    b->ln2_b = p, p += d;
+    for (int n = 0; n < AW_NORM_COUNT; n++) {
+        b->norm_g[n] = p, p += d;
+        b->norm_b[n] = p, p += d;
+    }
     uint8_t *w = (uint8_t *)p;
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < b->n_lin; l++) {
         b->lin[l].w = w;
         w += (size_t)b->lin[l].in * b->lin[l].out * esz;
     }
@@ -87,7 +70,8 @@ aw_status aw_block_create(const aw_model_config *c, aw_dtype wdt, aw_block *b)
     memset(b, 0, sizeof *b);
     AW_RETURN_IF(wdt != AW_DT_F32 && wdt != AW_DT_F16 && wdt != AW_DT_BF16, AW_ERR_DTYPE,
                  "block weights in %s: expected F32, F16 or BF16", aw_dtype_name(wdt));
-    void *arena = malloc(aw_block_bytes(c, wdt));
+    /* zeroed: the biases and norm biases a family has not stay 0 */
+    void *arena = calloc(1, aw_block_bytes(c, wdt));
     AW_RETURN_IF(!arena, AW_ERR_NOMEM, "out of memory for a block of %zu parameters", block_weights(c));
     block_carve(c, wdt, arena, b);
     return AW_OK;
@@ -100,7 +84,7 @@ void aw_block_destroy(aw_block *b)
     memset(b, 0, sizeof *b);
 }
 
-const float *aw_linear_f32(const aw_block *b, aw_linear_id l, float *scratch)
+const float *aw_linear_f32(const aw_block *b, int l, float *scratch)
 {
     const aw_linear *ln = &b->lin[l];
     if (b->wdt == AW_DT_F32) return ln->w;
@@ -111,7 +95,7 @@ const float *aw_linear_f32(const aw_block *b, aw_linear_id l, float *scratch)
 
 aw_status aw_block_convert(aw_block *dst, const aw_block *src)
 {
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < src->n_lin; l++) {
         const aw_linear *s = &src->lin[l];
         aw_linear *d = &dst->lin[l];
         size_t n = (size_t)s->in * s->out;
@@ -126,11 +110,11 @@ aw_status aw_block_convert(aw_block *dst, const aw_block *src)
             AW_TRY(aw_convert_from_f32(dst->wdt, s->w, d->w, n));
         }
     }
-    size_t d = (size_t)(src->ln1_b - src->ln1_g);
-    memcpy(dst->ln1_g, src->ln1_g, d * sizeof(float));
-    memcpy(dst->ln1_b, src->ln1_b, d * sizeof(float));
-    memcpy(dst->ln2_g, src->ln2_g, d * sizeof(float));
-    memcpy(dst->ln2_b, src->ln2_b, d * sizeof(float));
+    size_t d = (size_t)(src->norm_b[0] - src->norm_g[0]);
+    for (int n = 0; n < AW_NORM_COUNT; n++) {
+        memcpy(dst->norm_g[n], src->norm_g[n], d * sizeof(float));
+        memcpy(dst->norm_b[n], src->norm_b[n], d * sizeof(float));
+    }
     return AW_OK;
 }
 
@@ -151,30 +135,28 @@ static aw_status load_tensor(const aw_model_files *mf, const char *name, float *
 
 aw_status aw_block_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_block *b)
 {
-    char name[128];
-    size_t max_w = 0;
-    for (int l = 0; l < AW_LIN_COUNT; l++)
-        if ((size_t)b->lin[l].in * b->lin[l].out > max_w) max_w = (size_t)b->lin[l].in * b->lin[l].out;
+    const aw_arch *a = aw_arch_of(c);
+    char name[160];
     /* weights pass through one f32 scratch (checked for NaN/Inf there) */
-    float *tmp = malloc(max_w * sizeof(float));
+    float *tmp = malloc(aw_arch_max_linear(c) * sizeof(float));
     AW_RETURN_IF(!tmp, AW_ERR_NOMEM, "layer %d: out of memory", layer);
     aw_status st = AW_OK;
-    for (int l = 0; l < AW_LIN_COUNT && st == AW_OK; l++) {
-        aw_linear *ln = &b->lin[l];
-        size_t n = (size_t)ln->in * ln->out;
-        aw_block_tensor_name(layer, aw_linear_weight_tensor[l], name, sizeof name);
-        st = load_tensor(mf, name, tmp, n);
-        if (st == AW_OK) st = aw_convert_from_f32(b->wdt, tmp, ln->w, n);
-        aw_block_tensor_name(layer, aw_linear_bias_tensor[l], name, sizeof name);
-        if (st == AW_OK) st = load_tensor(mf, name, ln->b, (size_t)ln->out);
-    }
-    const struct {
-        aw_block_tensor t;
-        float *dst;
-    } lns[4] = {{AW_BT_LN1_W, b->ln1_g}, {AW_BT_LN1_B, b->ln1_b}, {AW_BT_LN2_W, b->ln2_g}, {AW_BT_LN2_B, b->ln2_b}};
-    for (int i = 0; i < 4 && st == AW_OK; i++) {
-        aw_block_tensor_name(layer, lns[i].t, name, sizeof name);
-        st = load_tensor(mf, name, lns[i].dst, (size_t)c->hidden_size);
+    for (int i = 0; i < a->n_block_tensors && st == AW_OK; i++) {
+        aw_tensor_ref r = a->block_tensors[i];
+        if (r.kind == AW_T_LIN_B && !aw_arch_has_linear_bias(c, r.index)) continue;
+        if (r.kind == AW_T_NORM_B && !aw_arch_has_norm_bias(c)) continue;
+        aw_arch_tensor_name(c, layer, r, name, sizeof name);
+        if (r.kind == AW_T_LIN_W) {
+            aw_linear *ln = &b->lin[r.index];
+            size_t n = (size_t)ln->in * ln->out;
+            st = load_tensor(mf, name, tmp, n);
+            if (st == AW_OK) st = aw_convert_from_f32(b->wdt, tmp, ln->w, n);
+        } else if (r.kind == AW_T_LIN_B) {
+            st = load_tensor(mf, name, b->lin[r.index].b, (size_t)b->lin[r.index].out);
+        } else {
+            float *dst = r.kind == AW_T_NORM_W ? b->norm_g[r.index] : b->norm_b[r.index];
+            st = load_tensor(mf, name, dst, (size_t)c->hidden_size);
+        }
     }
     free(tmp);
     return st;
@@ -182,43 +164,63 @@ aw_status aw_block_load(const aw_model_config *c, const aw_model_files *mf, int 
 
 uint64_t aw_qblock_bytes(const aw_model_config *c)
 {
-    size_t n_f = 2 * (5 * (size_t)c->hidden_size + (size_t)c->ffn_dim) /* bias, bias_plain */
-                 + 4 * (size_t)c->hidden_size                          /* LayerNorms */
-                 + 3 * (size_t)c->hidden_size + (size_t)c->ffn_dim;    /* s per tap */
+    size_t n_f = 3 * block_bias(c)                                  /* bias, bias_plain, out_s */
+                 + 2 * AW_NORM_COUNT * (size_t)c->hidden_size;       /* norms */
+    for (int t = 0; t < AW_TAP_COUNT; t++) n_f += (size_t)aw_arch_tap_width(c, (aw_tap_id)t); /* s */
     return n_f * sizeof(float) + block_weights(c);
 }
 
 static void qblock_carve(const aw_model_config *c, void *arena, aw_qblock *q)
 {
+    const aw_arch *a = aw_arch_of(c);
     q->arena = arena;
+    q->n_lin = a->n_lin;
     int d = c->hidden_size;
     float *pf = arena;
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < q->n_lin; l++) {
         aw_qlinear *ql = &q->lin[l];
-        linear_dims(c, (aw_linear_id)l, &ql->in, &ql->out);
+        linear_dims(c, l, &ql->in, &ql->out);
+        ql->tap = a->lin[l].tap;
         ql->bias = pf, pf += ql->out;
         ql->bias_plain = pf, pf += ql->out;
     }
-    q->ln1_g = pf, pf += d;
-    q->ln1_b = pf, pf += d;
-    q->ln2_g = pf, pf += d;
-    q->ln2_b = pf, pf += d;
-    int tap_in[AW_TAP_COUNT] = {d, d, d, c->ffn_dim};
+    for (int n = 0; n < AW_NORM_COUNT; n++) {
+        q->norm_g[n] = pf, pf += d;
+        q->norm_b[n] = pf, pf += d;
+    }
     for (int t = 0; t < AW_TAP_COUNT; t++) {
         q->s[t] = pf;
-        pf += tap_in[t];
+        pf += aw_arch_tap_width(c, (aw_tap_id)t);
+    }
+    for (int l = 0; l < q->n_lin; l++) {
+        q->out_s[l] = NULL;
+        for (int t = 0; t < AW_TAP_COUNT; t++)
+            if (a->tap[t].fold == AW_FOLD_ROWS && a->tap[t].producer == l) q->out_s[l] = pf;
+        pf += q->lin[l].out;
     }
     int8_t *pi = (int8_t *)pf;
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < q->n_lin; l++) {
         q->lin[l].wq = pi;
         pi += (size_t)q->lin[l].in * q->lin[l].out;
+    }
+}
+
+void aw_qblock_set_out_scales(const aw_model_config *c, aw_qblock *q)
+{
+    const aw_arch *a = aw_arch_of(c);
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        if (a->tap[t].fold != AW_FOLD_ROWS) continue;
+        float *out = q->out_s[a->tap[t].producer];
+        int w = aw_arch_tap_width(c, (aw_tap_id)t);
+        /* every tap channel of a producer row carries that row's factor */
+        for (int j = w - 1; j >= 0; j--) out[aw_arch_row_of(c, (aw_tap_id)t, j)] = q->s[t][j];
     }
 }
 
 aw_status aw_qblock_create(const aw_model_config *c, aw_qblock *q)
 {
     memset(q, 0, sizeof *q);
-    void *arena = malloc(aw_qblock_bytes(c));
+    void *arena = calloc(1, aw_qblock_bytes(c));
     AW_RETURN_IF(!arena, AW_ERR_NOMEM, "out of memory for a quantized block");
     qblock_carve(c, arena, q);
     return AW_OK;
@@ -231,11 +233,16 @@ void aw_qblock_destroy(aw_qblock *q)
     memset(q, 0, sizeof *q);
 }
 
+static size_t pos_rows(const aw_model_config *c)
+{
+    const aw_arch *a = aw_arch_of(c);
+    return a->end_name[AW_T_POS] ? (size_t)c->max_position_embeddings + (size_t)a->pos_offset : 0;
+}
+
 static size_t ends_floats(const aw_model_config *c)
 {
     size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
-    size_t p = (size_t)c->max_position_embeddings + AW_OPT_POS_OFFSET;
-    return v * d + p * d + 2 * d;
+    return v * d * (c->tie_word_embeddings ? 1 : 2) + pos_rows(c) * d + 2 * d;
 }
 
 uint64_t aw_ends_bytes(const aw_model_config *c) { return ends_floats(c) * sizeof(float); }
@@ -243,26 +250,34 @@ uint64_t aw_ends_bytes(const aw_model_config *c) { return ends_floats(c) * sizeo
 static void ends_carve(const aw_model_config *c, float *arena, aw_model_ends *e)
 {
     size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
-    size_t p = (size_t)c->max_position_embeddings + AW_OPT_POS_OFFSET;
     e->arena = arena;
     e->embed = arena;
-    e->pos = e->embed + v * d;
-    e->lnf_g = e->pos + p * d;
-    e->lnf_b = e->lnf_g + d;
+    float *p = e->embed + v * d;
+    e->head = e->embed;
+    if (!c->tie_word_embeddings) e->head = p, p += v * d;
+    e->pos = pos_rows(c) ? p : NULL;
+    p += pos_rows(c) * d;
+    e->lnf_g = p;
+    e->lnf_b = p + d;
 }
 
 aw_status aw_ends_load(const aw_model_config *c, const aw_model_files *mf, aw_model_ends *e)
 {
+    const aw_arch *a = aw_arch_of(c);
     memset(e, 0, sizeof *e);
     size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
-    size_t p = (size_t)c->max_position_embeddings + AW_OPT_POS_OFFSET;
-    float *arena = malloc(ends_floats(c) * sizeof(float));
+    float *arena = calloc(ends_floats(c), sizeof(float));
     AW_RETURN_IF(!arena, AW_ERR_NOMEM, "out of memory for the embeddings (%zu x %zu)", v, d);
     ends_carve(c, arena, e);
-    aw_status st = load_tensor(mf, aw_model_tensor_name(AW_MT_EMBED_TOKENS), e->embed, v * d);
-    if (st == AW_OK) st = load_tensor(mf, aw_model_tensor_name(AW_MT_EMBED_POSITIONS), e->pos, p * d);
-    if (st == AW_OK) st = load_tensor(mf, aw_model_tensor_name(AW_MT_FINAL_LN_W), e->lnf_g, d);
-    if (st == AW_OK) st = load_tensor(mf, aw_model_tensor_name(AW_MT_FINAL_LN_B), e->lnf_b, d);
+    aw_status st = AW_OK;
+    for (int i = 0; i < a->n_end_tensors && st == AW_OK; i++) {
+        aw_tensor_kind k = a->end_tensors[i].kind;
+        float *dst = k == AW_T_EMBED ? e->embed : k == AW_T_POS ? e->pos : k == AW_T_FINAL_W ? e->lnf_g
+                   : k == AW_T_FINAL_B ? e->lnf_b : e->head;
+        size_t n = k == AW_T_EMBED || k == AW_T_HEAD ? v * d : k == AW_T_POS ? pos_rows(c) * d : d;
+        if (k == AW_T_HEAD && c->tie_word_embeddings) continue;
+        st = load_tensor(mf, a->end_name[k], dst, n);
+    }
     if (st != AW_OK) aw_ends_destroy(e);
     return st;
 }
@@ -293,9 +308,9 @@ aw_status aw_block_to_dev(const aw_ops *o, const aw_model_config *c, const aw_bl
         st = o->vt->to_dev(o, dev->lin[0].w, host->lin[0].w, block_weights(c) * aw_dtype_size(wdt));
     } else if (st == AW_OK) {
         /* widened linear by linear through one host buffer */
-        float *tmp = malloc((size_t)c->hidden_size * (size_t)c->ffn_dim * sizeof(float));
+        float *tmp = malloc(aw_arch_max_linear(c) * sizeof(float));
         if (!tmp) st = AW_FAIL(AW_ERR_NOMEM, "out of memory widening a block");
-        for (int l = 0; l < AW_LIN_COUNT && st == AW_OK; l++) {
+        for (int l = 0; l < host->n_lin && st == AW_OK; l++) {
             size_t n = (size_t)host->lin[l].in * host->lin[l].out;
             st = aw_convert_to_f32(host->wdt, host->lin[l].w, tmp, n);
             if (st == AW_OK) st = o->vt->to_dev(o, dev->lin[l].w, tmp, n * sizeof(float));
@@ -325,7 +340,7 @@ aw_status aw_qblock_to_dev(const aw_ops *o, const aw_model_config *c, const aw_q
         return AW_OK;
     }
     qblock_carve(c, arena, dev);
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < dev->n_lin; l++) {
         dev->lin[l].w_step = host->lin[l].w_step;
         dev->lin[l].x_step = host->lin[l].x_step;
     }

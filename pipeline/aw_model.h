@@ -1,5 +1,5 @@
 /*
- * aw_model.h - an OPT model's parameters in memory (f32), block by block,
+ * aw_model.h - a model's parameters in memory (f32), block by block,
  * and what quantization makes of a block. One allocation per block's
  * tensors, carved into views. A rank holds only the blocks it owns.
  */
@@ -8,39 +8,33 @@
 
 #include <stdint.h>
 
+#include "aw_arch.h"
 #include "aw_config.h"
 #include "aw_model_files.h"
 #include "aw_ops.h"
 #include "aw_status.h"
 
-/* The six linear layers of an OPT block. */
-typedef enum { AW_LIN_Q = 0, AW_LIN_K, AW_LIN_V, AW_LIN_O, AW_LIN_FC1, AW_LIN_FC2, AW_LIN_COUNT } aw_linear_id;
-/* The four places where linear inputs are observed (and equalized). */
-typedef enum { AW_TAP_QKV = 0, AW_TAP_O, AW_TAP_FC1, AW_TAP_FC2, AW_TAP_COUNT } aw_tap_id;
-
-extern const char *const aw_linear_names[AW_LIN_COUNT]; /* "self_attn.q_proj", ... "fc2" */
-extern const char *const aw_tap_names[AW_TAP_COUNT];    /* "ln1->qkv", ... */
-/* The checkpoint tensors of each linear's weight and bias (aw_config.h). */
-extern const aw_block_tensor aw_linear_weight_tensor[AW_LIN_COUNT];
-extern const aw_block_tensor aw_linear_bias_tensor[AW_LIN_COUNT];
-/* The tap that feeds a linear layer. */
-aw_tap_id aw_linear_tap(aw_linear_id l);
+/* A linear is an index into its family's descriptor (aw_arch.h); taps are
+ * aw_tap_id. Every block has AW_NORM_COUNT norms. */
+/* The tap that feeds linear l of c's family. */
+aw_tap_id aw_linear_tap(const aw_model_config *c, int l);
 
 typedef struct {
     void *w;      /* (out, in) in the block's weight dtype */
-    float *b;     /* (out) */
+    float *b;     /* (out); zeros where the checkpoint has no bias */
     int in, out;
 } aw_linear;
 
 /* Parameters of one decoder block (views into arena): linear weights in
  * wdt (the checkpoint's dtype, 2 bytes a value for F16/BF16; F32 for the
  * equalized block that exists only while its layer is quantized), biases
- * and LayerNorms in f32. */
-typedef struct {
+ * and norms in f32 (a norm bias is zeros where the family has none). */
+typedef struct aw_block {
     void *arena;
     aw_dtype wdt;
-    aw_linear lin[AW_LIN_COUNT];
-    float *ln1_g, *ln1_b, *ln2_g, *ln2_b; /* (d) */
+    int n_lin;
+    aw_linear lin[AW_LIN_MAX];
+    float *norm_g[AW_NORM_COUNT], *norm_b[AW_NORM_COUNT]; /* (d) */
 } aw_block;
 
 /* One W8A8 linear of a quantized block. */
@@ -50,31 +44,40 @@ typedef struct {
     float *bias_plain; /* (out) the bias without correction, as it would be written */
     float w_step, x_step; /* weight step, static input step */
     int in, out;
+    aw_tap_id tap;     /* the tap feeding it */
 } aw_qlinear;
 
-/* A block after equalization and INT8: folded LayerNorms, INT8 weights,
+/* A block after equalization and INT8: folded norms, INT8 weights,
  * steps, corrected biases and the equalization factors. Non-quantized
  * values are rounded to the checkpoint dtype, so that what is validated is
  * exactly what is written. About 1 byte per weight. */
-typedef struct {
+typedef struct aw_qblock {
     void *arena;
-    aw_qlinear lin[AW_LIN_COUNT];
-    float *ln1_g, *ln1_b, *ln2_g, *ln2_b; /* (d) folded */
-    float *s[AW_TAP_COUNT];               /* equalization factors (in) per tap; 1 where none */
+    int n_lin;
+    aw_qlinear lin[AW_LIN_MAX];
+    float *norm_g[AW_NORM_COUNT], *norm_b[AW_NORM_COUNT]; /* (d) folded */
+    float *s[AW_TAP_COUNT];   /* equalization factors (in) per tap; 1 where none */
+    float *out_s[AW_LIN_MAX]; /* (out) the factors a row-fold producer's rows were
+                                 divided by (from s, aw_qblock_set_out_scales); NULL
+                                 for the other linears */
 } aw_qblock;
 
-/* Model-level parameters: embeddings (the head is tied) and the final LN. */
+/* Model-level parameters: embeddings, positions (where the family has a
+ * table), the final norm and the head (the embedding when tied). */
 typedef struct {
     float *arena;
     float *embed;      /* (vocab, d) */
-    float *pos;        /* (max_pos + 2, d) */
-    float *lnf_g, *lnf_b;
+    float *pos;        /* (max_pos + pos_offset, d), or NULL */
+    float *lnf_g, *lnf_b; /* lnf_b zeros where the family has none */
+    float *head;       /* (vocab, d): embed when tied */
 } aw_model_ends;
 
-/* The equalization factors a layer's output rows were divided by (the fold
- * into v_proj and fc1 of the next tap), or NULL: multiplying the W8A8
- * output by them gives the layer's output in the model's own coordinates. */
-const float *aw_qblock_out_scale(const aw_qblock *q, aw_linear_id l);
+/* The equalization factors a layer's output rows were divided by (the row
+ * folds), or NULL: multiplying the W8A8 output by them gives the layer's
+ * output in the model's own coordinates. */
+const float *aw_qblock_out_scale(const aw_qblock *q, int l);
+/* Fill q->out_s from q->s (after quantizing, or reading s from a file). */
+void aw_qblock_set_out_scales(const aw_model_config *c, aw_qblock *q);
 
 
 /* Allocate a block for shape c with weights in wdt (F32, F16 or BF16;
@@ -85,7 +88,7 @@ void aw_block_destroy(aw_block *b);
 aw_status aw_block_convert(aw_block *dst, const aw_block *src);
 /* Linear l's weights as f32: the block's own array when wdt is F32, else
  * converted into scratch (in * out floats). */
-const float *aw_linear_f32(const aw_block *b, aw_linear_id l, float *scratch);
+const float *aw_linear_f32(const aw_block *b, int l, float *scratch);
 /* Bytes a block of shape c takes with weights in wdt (for plans). */
 uint64_t aw_block_bytes(const aw_model_config *c, aw_dtype wdt);
 uint64_t aw_qblock_bytes(const aw_model_config *c);

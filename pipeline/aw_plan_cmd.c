@@ -16,6 +16,24 @@
 
 static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
+/* Channels of a block's taps (the statistics' sums). */
+static uint64_t stat_values(const aw_model_config *c)
+{
+    uint64_t n = 0;
+    for (int t = 0; t < AW_TAP_COUNT; t++) n += (uint64_t)aw_arch_tap_width(c, (aw_tap_id)t);
+    return n;
+}
+
+/* Validation sums of a block: two per linear, the token count, the
+ * linears' output columns. */
+static uint64_t val_values(const aw_model_config *c)
+{
+    const aw_arch *a = aw_arch_of(c);
+    uint64_t n = 2 * (uint64_t)a->n_lin + 1;
+    for (int l = 0; l < a->n_lin; l++) n += (uint64_t)aw_arch_dim(c, a->lin[l].out);
+    return n;
+}
+
 aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, uint32_t calib_seqs,
                             uint32_t holdout_seqs, aw_plan_costs *out)
 {
@@ -27,8 +45,10 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
                  0x7fffffff / seq_len);
     AW_RETURN_IF(calib_seqs < 1, AW_ERR_ARG, "no calibration sequences");
     memset(out, 0, sizeof *out);
-    uint64_t d = (uint64_t)c->hidden_size, f = (uint64_t)c->ffn_dim, V = (uint64_t)c->vocab_size;
-    uint64_t P = (uint64_t)c->max_position_embeddings + AW_OPT_POS_OFFSET, L = (uint64_t)seq_len;
+    uint64_t d = (uint64_t)c->hidden_size, V = (uint64_t)c->vocab_size;
+    const aw_arch *a = aw_arch_of(c);
+    uint64_t P = a->end_name[AW_T_POS] ? (uint64_t)c->max_position_embeddings + (uint64_t)a->pos_offset : 0;
+    uint64_t L = (uint64_t)seq_len;
     uint64_t T = (uint64_t)batch * L; /* tokens of one block of samples */
     uint64_t wsz = aw_dtype_size(c->torch_dtype);
     uint64_t calib_blocks = ceil_div(calib_seqs, (uint64_t)batch);
@@ -37,18 +57,19 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
     /* Resident per block: fp weights in the checkpoint dtype, the W8A8
      * block, and the larger of two sets of sums that are never alive
      * together: calibration statistics (aw_stats_create: totals and one
-     * part of 3d+ffn doubles, the running max in floats, plus one part kept
-     * per block of samples so that replicas' parts are added in block
-     * order), freed once the layer is quantized, and validation sums
-     * (aw_layer_val_create: total and part of 13 + 5d + ffn doubles, plus
-     * one per held-out block). */
-    uint64_t n_stat = 3 * d + f, n_val = 2 * 6 + 1 + 5 * d + f;
+     * part of the taps' widths (3d+ffn for OPT) in doubles, the running max
+     * in floats, plus one part kept per block of samples so that replicas'
+     * parts are added in block order), freed once the layer is quantized,
+     * and validation sums (aw_layer_val_create: total and part of 2 per
+     * linear + 1 + the linears' output widths in doubles, plus one per
+     * held-out block). */
+    uint64_t n_stat = stat_values(c), n_val = val_values(c);
     uint64_t stats = (2 * n_stat + 1) * 8 + n_stat * 4 + (n_stat + 1) * 8 * calib_blocks;
     uint64_t val = 2 * n_val * 8 + n_val * 8 * hold_blocks;
     out->n_layers = c->num_hidden_layers;
     out->block_bytes = aw_block_bytes(c, c->torch_dtype) + aw_qblock_bytes(c) + (stats > val ? stats : val);
     /* embeddings, positions and the final LN live in f32 on the ranks */
-    uint64_t ends_values = V * d + P * d + 2 * d;
+    uint64_t ends_values = V * d * (c->tie_word_embeddings ? 1 : 2) + P * d + 2 * d;
     out->ends_bytes = ends_values * sizeof(float);
     /* last stage: LN output and fp + W8A8 logits of one chunk of rows */
     out->head_ws_bytes = AW_PLAN_LOGIT_CHUNK * (d + 2 * V) * sizeof(float);
@@ -65,12 +86,11 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
     out->rank_fixed_bytes = 4 * T * d * sizeof(float) + phase;
     out->block_read_bytes = aw_config_block_params(c) * wsz;
     out->ends_read_bytes = ends_values * wsz;
-    /* per token: 2 FLOP per weight (4d^2 attention projections, 2 d ffn MLP)
-     * plus attention QK^T and PV, 2 x 2 x L x d (causal half not skipped);
+    /* per token: 2 FLOP per weight of the linears plus attention QK^T and
+     * PV, 2 x 2 x L x d (causal half not skipped);
      * calibration runs the fp block once, validation three times (fp
      * stream, W8A8 stream, the per-layer W8A8 checks at the taps) */
-    double per_token = 2.0 * (4.0 * (double)d * (double)d + 2.0 * (double)d * (double)f) +
-                       4.0 * (double)L * (double)d;
+    double per_token = 2.0 * (double)aw_arch_linear_params(c) + 4.0 * (double)L * (double)d;
     double calib_tokens = (double)calib_seqs * (double)L, hold_tokens = (double)holdout_seqs * (double)L;
     out->block_flops = per_token * (calib_tokens + 3.0 * hold_tokens);
     /* the tied head for the fp and the W8A8 logits of every held-out token */
@@ -87,13 +107,13 @@ aw_status aw_gpu_costs_for(const aw_model_config *c, int seq_len, int batch, aw_
 {
     AW_RETURN_IF(seq_len < 1 || batch < 1, AW_ERR_ARG, "aw_gpu_costs_for: empty block of samples");
     memset(out, 0, sizeof *out);
-    uint64_t d = (uint64_t)c->hidden_size, f = (uint64_t)c->ffn_dim, V = (uint64_t)c->vocab_size;
+    uint64_t d = (uint64_t)c->hidden_size, V = (uint64_t)c->vocab_size;
     uint64_t T = (uint64_t)batch * (uint64_t)seq_len;
     /* weights: F16 stays F16 (tensor cores), BF16 is widened to F32 */
     aw_dtype wdt = c->torch_dtype == AW_DT_F16 ? AW_DT_F16 : AW_DT_F32;
     /* sums mirrored on the device: statistics (max in f32, one block's sums
      * in f64, a counter) while calibrating, then validation sums */
-    uint64_t n_stat = 3 * d + f, n_val = 2 * 6 + 1 + 5 * d + f;
+    uint64_t n_stat = stat_values(c), n_val = val_values(c);
     uint64_t stats = n_stat * (4 + 8) + 8, val = n_val * 8;
     out->block = aw_block_bytes(c, wdt) + aw_qblock_bytes(c) + (stats > val ? stats : val);
     /* the hand-off blocks (fp and W8A8 streams, double-buffered), the
@@ -151,8 +171,8 @@ aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config
     char t1[32], t2[32], t3[32];
     uint64_t params = aw_config_param_count(c);
     size_t wsz = aw_dtype_size(c->torch_dtype);
-    fprintf(out, "plan: %s: OPT d=%d layers=%d heads=%d ffn=%d vocab=%d, %.2fB parameters (%.1f GB in %s)\n",
-            model_name ? model_name : "model", c->hidden_size, c->num_hidden_layers, c->num_attention_heads,
+    fprintf(out, "plan: %s: %s d=%d layers=%d heads=%d ffn=%d vocab=%d, %.2fB parameters (%.1f GB in %s)\n",
+            model_name ? model_name : "model", c->family == AW_FAMILY_LLAMA ? "LLaMA" : "OPT", c->hidden_size, c->num_hidden_layers, c->num_attention_heads,
             c->ffn_dim, c->vocab_size, (double)params / 1e9, gbytes(params * wsz), aw_dtype_name(c->torch_dtype));
     fprintf(out, "world: %d rank%s = %d stage%s x %d replica%s (rank = stage x %d + replica)\n", p->world,
             p->world == 1 ? "" : "s", p->stages, p->stages == 1 ? "" : "s", p->replicas,

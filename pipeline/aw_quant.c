@@ -20,11 +20,11 @@ aw_status aw_method_parse(const char *s, aw_method_kind *out)
     return AW_FAIL(AW_ERR_ARG, "--method '%s': expected aweq, smoothquant or rtn", s);
 }
 
-int aw_method_uses_tap(const aw_method *m, aw_tap_id t)
+int aw_method_uses_tap(const aw_method *m, const aw_model_config *c, aw_tap_id t)
 {
     switch (m->kind) {
     case AW_METHOD_AWEQ: return 1;
-    case AW_METHOD_SMOOTHQUANT: return t == AW_TAP_QKV || t == AW_TAP_FC1;
+    case AW_METHOD_SMOOTHQUANT: return aw_arch_of(c)->tap[t].smoothquant;
     default: return 0;
     }
 }
@@ -41,10 +41,9 @@ static void stats_on_host(aw_stats *s)
 aw_status aw_stats_create(const aw_model_config *c, aw_stats *s)
 {
     memset(s, 0, sizeof *s);
-    int d = c->hidden_size;
-    int in[AW_TAP_COUNT] = {d, d, d, c->ffn_dim};
+    int in[AW_TAP_COUNT];
     size_t n = 0;
-    for (int t = 0; t < AW_TAP_COUNT; t++) n += (size_t)in[t];
+    for (int t = 0; t < AW_TAP_COUNT; t++) n += (size_t)(in[t] = aw_arch_tap_width(c, (aw_tap_id)t));
     s->arena = calloc(1, (2 * n + 1) * sizeof(double) + n * sizeof(float));
     AW_RETURN_IF(!s->arena, AW_ERR_NOMEM, "out of memory for statistics");
     s->n_sum = n;
@@ -105,7 +104,7 @@ aw_status aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int 
     aw_stats *s = ctx;
     const aw_ops *o = s->ops;
     size_t off = (size_t)(s->sum[tap] - s->sum_all);
-    if (tap == AW_TAP_QKV) s->part[s->n_sum] += (double)T; /* the token count stays on the host */
+    if (tap == AW_TAP_ATTN_IN) s->part[s->n_sum] += (double)T; /* the token count stays on the host */
     return o->vt->stats_accum(o, x, T, in, s->d_absmax + off, s->d_part + off, s->d_nonfinite);
 }
 
@@ -165,8 +164,8 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* See fold_tap: s_j >= rowmax_j / M, M = max over live channels of
- * rowmax_j / s_j. rx (n) are the channel ranges, s (n) the factors. */
+/* See fold_tap: s_r >= rowmax_r / M, M = max over live rows of
+ * rowmax_r / s_r. rx (n) are the rows' ranges, s (n) the factors. */
 static void clamp_row_fold(const aw_linear *p, const float *rx, float *s, int n)
 {
     float *tmp = malloc((size_t)n * sizeof *tmp);
@@ -186,72 +185,94 @@ static void clamp_row_fold(const aw_linear *p, const float *rx, float *s, int n)
     free(tmp);
 }
 
-/* The linears a tap feeds; returns their count (1 or 3). */
-static int tap_consumers(const aw_block *e, aw_tap_id tap, const aw_linear *consumers[3])
+/* The linears a tap feeds; returns their count. */
+static int tap_consumers(const aw_model_config *c, const aw_block *e, aw_tap_id tap,
+                         const aw_linear *consumers[AW_LIN_MAX])
 {
+    const aw_arch *a = aw_arch_of(c);
     int n_cons = 0;
-    switch (tap) {
-    case AW_TAP_QKV:
-        consumers[n_cons++] = &e->lin[AW_LIN_Q];
-        consumers[n_cons++] = &e->lin[AW_LIN_K];
-        consumers[n_cons++] = &e->lin[AW_LIN_V];
-        break;
-    case AW_TAP_O: consumers[n_cons++] = &e->lin[AW_LIN_O]; break;
-    case AW_TAP_FC1: consumers[n_cons++] = &e->lin[AW_LIN_FC1]; break;
-    default: consumers[n_cons++] = &e->lin[AW_LIN_FC2]; break;
-    }
+    for (int l = 0; l < a->n_lin; l++)
+        if (a->lin[l].tap == tap) consumers[n_cons++] = &e->lin[l];
     return n_cons;
 }
 
-aw_status aw_tap_col_absmax(const aw_block *b, aw_tap_id tap, float *rw)
+aw_status aw_tap_col_absmax(const aw_model_config *c, const aw_block *b, aw_tap_id tap, float *rw)
 {
     AW_RETURN_IF(b->wdt != AW_DT_F32, AW_ERR_DTYPE, "column ranges need an F32 block");
-    const aw_linear *consumers[3];
-    int n_cons = tap_consumers(b, tap, consumers);
+    const aw_linear *consumers[AW_LIN_MAX];
+    int n_cons = tap_consumers(c, b, tap, consumers);
     col_absmax(consumers, n_cons, rw);
     return AW_OK;
 }
 
-/* Compute and apply the fold of one tap to the f32 block e; s gets the factors. */
-static void fold_tap(const aw_model_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
-                     aw_block *e, float *s)
+/* Factors of a row fold whose producer has fewer rows than the tap has
+ * channels (grouped-query attention): one per producer row r, from the
+ * largest range and column over the tap channels j that read row r. */
+static aw_status fold_rows_grouped(const aw_model_config *c, aw_tap_id tap, const float *rx_tap,
+                                   const float *rw_tap, float alpha, const aw_linear *p, float *s)
 {
+    int in = aw_arch_tap_width(c, tap), rows = aw_arch_fold_rows(c, tap);
+    float *rx = calloc(2 * (size_t)rows, sizeof *rx), *rw = rx + rows;
+    AW_RETURN_IF(!rx, AW_ERR_NOMEM, "out of memory for a fold");
+    for (int j = 0; j < in; j++) {
+        int r = aw_arch_row_of(c, tap, j);
+        rx[r] = rx_tap[j] > rx[r] ? rx_tap[j] : rx[r];
+        rw[r] = rw_tap[j] > rw[r] ? rw_tap[j] : rw[r];
+    }
+    float *sr = malloc((size_t)rows * sizeof *sr);
+    if (!sr) {
+        free(rx);
+        return AW_FAIL(AW_ERR_NOMEM, "out of memory for a fold");
+    }
+    for (int r = 0; r < rows; r++) sr[r] = aw_eq_factor(rx[r], rw[r], alpha);
+    clamp_row_fold(p, rx, sr, rows);
+    for (int j = 0; j < in; j++) s[j] = sr[aw_arch_row_of(c, tap, j)];
+    aw_k_div_rows((float *)p->w, p->b, p->out, p->in, sr);
+    free(sr);
+    free(rx);
+    return AW_OK;
+}
+
+/* Compute and apply the fold of one tap to the f32 block e; s gets the factors. */
+static aw_status fold_tap(const aw_model_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
+                          aw_block *e, float *s)
+{
+    const aw_arch_tap *at = &aw_arch_of(c)->tap[tap];
     int in = st->in[tap];
-    const aw_linear *consumers[3];
-    int n_cons = tap_consumers(e, tap, consumers);
+    const aw_linear *consumers[AW_LIN_MAX];
+    int n_cons = tap_consumers(c, e, tap, consumers);
     col_absmax(consumers, n_cons, s); /* s holds rw for now */
-    for (int j = 0; j < in; j++) s[j] = aw_eq_factor(st->absmax[tap][j], s[j], alpha);
-    if (tap == AW_TAP_O || tap == AW_TAP_FC2) {
-        /* The producer here is a quantized linear whose row j is divided by
-         * s_j. A nearly silent channel (a ReLU that rarely fires) gets a tiny
-         * s_j, and its row would become the largest of the producer and set
-         * its per-tensor INT8 step for every other row. So no row may end up
-         * larger than the largest row of the live channels after the fold
-         * (live: range at least 1/16 of the median channel's). */
-        const aw_linear *p = tap == AW_TAP_O ? &e->lin[AW_LIN_V] : &e->lin[AW_LIN_FC1];
-        clamp_row_fold(p, st->absmax[tap], s, in);
+    if (at->fold == AW_FOLD_ROWS && aw_arch_fold_rows(c, tap) != in) {
+        float *rw = malloc((size_t)in * sizeof *rw);
+        AW_RETURN_IF(!rw, AW_ERR_NOMEM, "out of memory for a fold");
+        memcpy(rw, s, (size_t)in * sizeof *rw);
+        aw_status r = fold_rows_grouped(c, tap, st->absmax[tap], rw, alpha, &e->lin[at->producer], s);
+        free(rw);
+        AW_TRY(r);
+    } else {
+        for (int j = 0; j < in; j++) s[j] = aw_eq_factor(st->absmax[tap][j], s[j], alpha);
+        if (at->fold == AW_FOLD_ROWS) {
+            /* The producer here is a quantized linear whose row j is divided by
+             * s_j. A nearly silent channel (a ReLU that rarely fires) gets a
+             * tiny s_j, and its row would become the largest of the producer
+             * and set its per-tensor INT8 step for every other row. So no row
+             * may end up larger than the largest row of the live channels after
+             * the fold (live: range at least 1/16 of the median channel's). */
+            aw_linear *p = &e->lin[at->producer];
+            clamp_row_fold(p, st->absmax[tap], s, in);
+            /* the producer's rows get 1/s: attention is linear in V, ReLU
+             * positive-homogeneous, the SwiGLU product linear in up (s > 0) */
+            aw_k_div_rows((float *)p->w, p->b, p->out, p->in, s);
+        } else {
+            aw_k_div_vec(e->norm_g[at->producer], in, s);
+            aw_k_div_vec(e->norm_b[at->producer], in, s);
+        }
     }
     for (int k = 0; k < n_cons; k++) {
         aw_linear *l = (aw_linear *)consumers[k];
         aw_k_scale_cols((float *)l->w, l->out, l->in, s);
     }
-    /* the producer of x gets 1/s: x' = x / s */
-    switch (tap) {
-    case AW_TAP_QKV:
-        aw_k_div_vec(e->ln1_g, in, s);
-        aw_k_div_vec(e->ln1_b, in, s);
-        break;
-    case AW_TAP_O: /* attention is linear in V, per channel */
-        aw_k_div_rows((float *)e->lin[AW_LIN_V].w, e->lin[AW_LIN_V].b, c->hidden_size, c->hidden_size, s);
-        break;
-    case AW_TAP_FC1:
-        aw_k_div_vec(e->ln2_g, in, s);
-        aw_k_div_vec(e->ln2_b, in, s);
-        break;
-    default: /* ReLU is positive-homogeneous and s > 0 */
-        aw_k_div_rows((float *)e->lin[AW_LIN_FC1].w, e->lin[AW_LIN_FC1].b, c->ffn_dim, c->hidden_size, s);
-        break;
-    }
+    return AW_OK;
 }
 
 aw_status aw_equalize_block(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
@@ -262,7 +283,7 @@ aw_status aw_equalize_block(const aw_model_config *c, const aw_block *fp, const 
     for (int t = 0; t < AW_TAP_COUNT; t++)
         for (int j = 0; j < st->in[t]; j++) s[t][j] = 1.0f;
     for (int t = 0; t < AW_TAP_COUNT; t++)
-        if (aw_method_uses_tap(m, (aw_tap_id)t)) fold_tap(c, (aw_tap_id)t, st, m->alpha, eq, s[t]);
+        if (aw_method_uses_tap(m, c, (aw_tap_id)t)) AW_TRY(fold_tap(c, (aw_tap_id)t, st, m->alpha, eq, s[t]));
     return AW_OK;
 }
 
@@ -277,23 +298,24 @@ aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block 
     AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "layer %d: no calibration tokens observed", layer);
     aw_block eq;
     AW_TRY(aw_block_create(c, AW_DT_F32, &eq));
-    size_t max_in = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
+    size_t max_in = (size_t)aw_arch_max_width(c);
     double *mean = malloc(max_in * sizeof *mean);
     aw_status status = mean ? AW_OK : AW_FAIL(AW_ERR_NOMEM, "layer %d: out of memory", layer);
     if (status == AW_OK) status = aw_equalize_block(c, fp, st, m, &eq, q->s);
     if (status == AW_OK) {
         /* LayerNorms are stored in the checkpoint dtype: validate what is written */
         int d = c->hidden_size;
-        copy_rounded(q->ln1_g, eq.ln1_g, d, m->param_dtype);
-        copy_rounded(q->ln1_b, eq.ln1_b, d, m->param_dtype);
-        copy_rounded(q->ln2_g, eq.ln2_g, d, m->param_dtype);
-        copy_rounded(q->ln2_b, eq.ln2_b, d, m->param_dtype);
+        for (int n = 0; n < AW_NORM_COUNT; n++) {
+            copy_rounded(q->norm_g[n], eq.norm_g[n], d, m->param_dtype);
+            copy_rounded(q->norm_b[n], eq.norm_b[n], d, m->param_dtype);
+        }
+        aw_qblock_set_out_scales(c, q);
     }
-    for (int l = 0; l < AW_LIN_COUNT && status == AW_OK; l++) {
+    for (int l = 0; l < eq.n_lin && status == AW_OK; l++) {
         const aw_linear *ln = &eq.lin[l];
         const float *w = ln->w;
         aw_qlinear *ql = &q->lin[l];
-        aw_tap_id tap = aw_linear_tap((aw_linear_id)l);
+        aw_tap_id tap = aw_linear_tap(c, l);
         const float *s = q->s[tap];
         /* activation range and mean after the fold */
         float rx = 0.0f;
@@ -306,7 +328,7 @@ aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block 
         ql->w_step = aw_round_to_dtype(aw_k_int8_step(aw_k_absmax(w, (size_t)ln->in * ln->out)), m->scale_dtype);
         if (!isfinite(ql->x_step) || !isfinite(ql->w_step) || ql->x_step <= 0 || ql->w_step <= 0) {
             status = AW_FAIL(AW_ERR_NONFINITE, "layer %d %s: quantization step is not finite (weights %g, input %g)",
-                             layer, aw_linear_names[l], ql->w_step, ql->x_step);
+                             layer, aw_arch_of(c)->lin[l].name, ql->w_step, ql->x_step);
             break;
         }
         aw_k_quantize_i8(w, (size_t)ln->in * ln->out, ql->w_step, ql->wq);

@@ -1,19 +1,21 @@
 /*
  * aw_quant.h - calibration statistics of a block, and what the methods make
  * of them: AWEQ (equalization at all four fold points + bias correction),
- * SmoothQuant (LayerNorm fold points only) and RTN (none), then per-tensor
- * symmetric INT8 of weights and static activation steps.
+ * SmoothQuant (the norm fold points only) and RTN (none), then per-tensor
+ * symmetric INT8 of weights and static activation steps. The fold points are
+ * the family's (aw_arch.h); this file names none.
  *
- * Equalization factor per input channel j of a tap (DESIGN.md):
+ * Equalization factor per input channel j of a tap (docs/design.md):
  *   s_j = rx_j^a / rw_j^(1-a), rx_j = max|x_j|, rw_j = max_i |W_ij|
- * (over q, k and v together at the LN1 tap), 1 for a dead or non-finite
- * channel, clamped to [1e-5, 1e5] so folded fp16 values stay representable.
- * At the two row folds (v_proj -> out_proj, fc1 -> fc2) the producer's row j
- * is divided by s_j; a nearly silent channel (a ReLU that rarely fires) would
- * get a tiny s_j and its row would set the producer's whole INT8 range, so
- * s_j >= rowmax_j / M, M the largest folded row of the live channels.
- * Folds, in this order: LN1 -> q/k/v, v_proj rows -> out_proj, LN2 -> fc1,
- * fc1 rows -> fc2; all are applied before any layer is quantized.
+ * (over every linear the tap feeds, e.g. q, k and v together), 1 for a dead
+ * or non-finite channel, clamped to [1e-5, 1e5] so folded fp16 values stay
+ * representable. At the row folds (v_proj -> out_proj, fc1 -> fc2, up ->
+ * down) the producer's row j is divided by s_j; a nearly silent channel (a
+ * ReLU that rarely fires) would get a tiny s_j and its row would set the
+ * producer's whole INT8 range, so s_j >= rowmax_j / M, M the largest folded
+ * row of the live channels. With grouped-query attention the factor of a v
+ * row is taken over every query-head channel reading it (max of ranges and
+ * columns). Folds, in tap order, all before any layer is quantized.
  * Bias correction: b' = b - (Q(W') - W') E[x'], E[x'] = mean(x) / s.
  */
 #ifndef AW_QUANT_H
@@ -76,8 +78,8 @@ typedef struct {
 extern const char *const aw_method_names[AW_METHOD_COUNT]; /* "rtn", "smoothquant", "aweq" */
 /* "rtn" | "smoothquant" | "aweq" -> kind; AW_ERR_ARG otherwise. */
 aw_status aw_method_parse(const char *s, aw_method_kind *out);
-/* 1 if the method equalizes at this tap. */
-int aw_method_uses_tap(const aw_method *m, aw_tap_id t);
+/* 1 if the method equalizes at this tap of c's family. */
+int aw_method_uses_tap(const aw_method *m, const aw_model_config *c, aw_tap_id t);
 
 /* Equalization factor of one channel (see above). */
 float aw_eq_factor(float rx, float rw, float alpha);
@@ -98,7 +100,7 @@ aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block 
  * feeds (q, k and v together at the LN1 tap), of an F32 block (the
  * equalized one, or an F32 copy of the loaded one); rw has in[tap] floats.
  * AW_ERR_DTYPE unless b is F32. */
-aw_status aw_tap_col_absmax(const aw_block *b, aw_tap_id tap, float *rw);
+aw_status aw_tap_col_absmax(const aw_model_config *c, const aw_block *b, aw_tap_id tap, float *rw);
 
 /* Round a value to what dtype can hold (F16, BF16; F32 unchanged). */
 float aw_round_to_dtype(float v, aw_dtype dt);

@@ -8,7 +8,7 @@
 
 int aw_range_tap_in(const aw_model_config *c, aw_tap_id t)
 {
-    return t == AW_TAP_FC2 ? c->ffn_dim : c->hidden_size;
+    return aw_arch_tap_width(c, t);
 }
 
 int aw_range_per_bin(int in) { return in <= AW_RANGE_BINS ? 1 : (in + AW_RANGE_BINS - 1) / AW_RANGE_BINS; }
@@ -81,7 +81,7 @@ static void bin_max(const float *v, int in, float *out)
 aw_status aw_range_detail(const aw_model_config *c, const aw_block *fp, const aw_stats *st, const aw_method *m,
                           float *out)
 {
-    int max_in = c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size;
+    int max_in = aw_arch_max_width(c);
     aw_block eq;
     memset(&eq, 0, sizeof eq);
     /* per tap: w before, w after, x after, then the factors (all taps) */
@@ -100,10 +100,10 @@ aw_status aw_range_detail(const aw_model_config *c, const aw_block *fp, const aw
     xa = p;
     aw_status st_ = aw_block_create(c, AW_DT_F32, &eq);
     if (st_ == AW_OK) st_ = aw_block_convert(&eq, fp);
-    for (int t = 0; t < AW_TAP_COUNT && st_ == AW_OK; t++) st_ = aw_tap_col_absmax(&eq, (aw_tap_id)t, wb[t]);
+    for (int t = 0; t < AW_TAP_COUNT && st_ == AW_OK; t++) st_ = aw_tap_col_absmax(c, &eq, (aw_tap_id)t, wb[t]);
     /* the same folds as quantization: same block, statistics and method */
     if (st_ == AW_OK) st_ = aw_equalize_block(c, fp, st, m, &eq, s);
-    for (int t = 0; t < AW_TAP_COUNT && st_ == AW_OK; t++) st_ = aw_tap_col_absmax(&eq, (aw_tap_id)t, wa[t]);
+    for (int t = 0; t < AW_TAP_COUNT && st_ == AW_OK; t++) st_ = aw_tap_col_absmax(c, &eq, (aw_tap_id)t, wa[t]);
     aw_block_destroy(&eq);
     float *o = out;
     for (int t = 0; t < AW_TAP_COUNT && st_ == AW_OK; t++) {
@@ -185,7 +185,6 @@ static json_t *series(const float *v, int n)
     return a;
 }
 
-static const char *const tap_consumers[AW_TAP_COUNT] = {"q_proj, k_proj, v_proj", "out_proj", "fc1", "fc2"};
 static const char *const depth_names[AW_DEPTH_N] = {"x_max_before", "x_max_after", "x_median_before",
                                                     "x_median_after", "factor_min", "factor_max"};
 
@@ -202,9 +201,9 @@ json_t *aw_range_json(const aw_model_config *c, const aw_method *m, int n_layers
     json_t *taps = json_array();
     for (int t = 0; t < AW_TAP_COUNT; t++) {
         json_t *tj = json_object();
-        json_object_set_new(tj, "tap", json_string(aw_tap_names[t]));
-        json_object_set_new(tj, "feeds", json_string(tap_consumers[t]));
-        json_object_set_new(tj, "equalized", json_boolean(aw_method_uses_tap(m, (aw_tap_id)t)));
+        json_object_set_new(tj, "tap", json_string(aw_arch_of(c)->tap[t].name));
+        json_object_set_new(tj, "feeds", json_string(aw_arch_of(c)->tap[t].consumers));
+        json_object_set_new(tj, "equalized", json_boolean(aw_method_uses_tap(m, c, (aw_tap_id)t)));
         json_array_append_new(taps, tj);
     }
     json_object_set_new(eq, "taps", taps);
@@ -216,7 +215,7 @@ json_t *aw_range_json(const aw_model_config *c, const aw_method *m, int n_layers
             json_t *tj = json_object();
             const float *v = depth + (size_t)l * AW_DEPTH_LEN + t * AW_DEPTH_N;
             for (int k = 0; k < AW_DEPTH_N; k++) json_object_set_new(tj, depth_names[k], rounded(v[k], 6));
-            json_object_set_new(lj, aw_tap_names[t], tj);
+            json_object_set_new(lj, aw_arch_of(c)->tap[t].name, tj);
         }
         json_array_append_new(dep, lj);
     }
@@ -231,7 +230,7 @@ json_t *aw_range_json(const aw_model_config *c, const aw_method *m, int n_layers
         for (int t = 0; t < AW_TAP_COUNT; t++) {
             int in = aw_range_tap_in(c, (aw_tap_id)t), nb = aw_range_bins(in);
             json_t *tj = json_object();
-            json_object_set_new(tj, "tap", json_string(aw_tap_names[t]));
+            json_object_set_new(tj, "tap", json_string(aw_arch_of(c)->tap[t].name));
             json_object_set_new(tj, "channels", json_integer(in));
             json_object_set_new(tj, "channels_per_bin", json_integer(aw_range_per_bin(in)));
             json_object_set_new(tj, "x_before", series(o, nb));

@@ -74,11 +74,12 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
         json_object_set_new(ev, "top1_agreement", num(aw_e2e_top1(&r->eval_e2e)));
         json_object_set_new(root, "eval_text", ev);
     }
+    const aw_arch *a = aw_arch_of(&r->cfg);
     for (int l = 0; l < r->n_layers; l++) {
-        for (int k = 0; k < AW_LIN_COUNT; k++) {
-            const aw_layer_metrics *m = &r->layers[l * AW_LIN_COUNT + k];
-            char name[96];
-            snprintf(name, sizeof name, "model.decoder.layers.%d.%s", l, aw_linear_names[k]);
+        for (int k = 0; k < a->n_lin; k++) {
+            const aw_layer_metrics *m = &r->layers[l * a->n_lin + k];
+            char name[128];
+            snprintf(name, sizeof name, "%s.%d.%s", a->layers_prefix, l, a->lin[k].name);
             json_t *j = json_object();
             json_object_set_new(j, "name", json_string(name));
             json_object_set_new(j, "rel_error", num(m->rel_err));
@@ -169,17 +170,16 @@ void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
     fprintf(out, "\nW8A8 validation on %u held-out sequences x %u tokens (method %s%s, alpha %.2f)\n",
             r->holdout_seqs, r->seq_len, aw_method_names[o->method.kind],
             o->method.bias_correction ? " + bias correction" : "", o->method.alpha);
+    const aw_arch *a = aw_arch_of(&r->cfg);
+    int nl = a->n_lin;
     fprintf(out, "%-6s", "layer");
-    for (int k = 0; k < AW_LIN_COUNT; k++) {
-        const char *n = strrchr(aw_linear_names[k], '.');
-        fprintf(out, " %11s", n ? n + 1 : aw_linear_names[k]);
-    }
+    for (int k = 0; k < nl; k++) fprintf(out, " %11s", aw_arch_linear_short(a, k));
     fprintf(out, "   (relative error | SQNR dB)\n");
     for (int l = 0; l < r->n_layers; l++) {
         fprintf(out, "%-6d", l);
-        for (int k = 0; k < AW_LIN_COUNT; k++) fprintf(out, " %11.4f", r->layers[l * AW_LIN_COUNT + k].rel_err);
+        for (int k = 0; k < nl; k++) fprintf(out, " %11.4f", r->layers[l * nl + k].rel_err);
         fprintf(out, "   |");
-        for (int k = 0; k < AW_LIN_COUNT; k++) fprintf(out, " %5.1f", r->layers[l * AW_LIN_COUNT + k].sqnr_db);
+        for (int k = 0; k < nl; k++) fprintf(out, " %5.1f", r->layers[l * nl + k].sqnr_db);
         fprintf(out, "\n");
     }
     fprintf(out, "worst layer: %s (relative error %.4f)\n", r->worst_layer, r->worst_rel_err);

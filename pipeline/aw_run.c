@@ -806,7 +806,7 @@ static void layer_metrics(const run_state *s, int l, aw_layer_metrics *out)
 {
     const aw_layer_val *v = &s->val[l];
     double tokens = v->total[AW_VAL_TOKENS];
-    for (int k = 0; k < AW_LIN_COUNT; k++) {
+    for (int k = 0; k < s->q[l].n_lin; k++) {
         aw_layer_metrics *lm = &out[k];
         const aw_qlinear *ql = &s->q[l].lin[k];
         double se = v->total[AW_VAL_SQ_ERR(k)], sr = v->total[AW_VAL_SQ_REF(k)];
@@ -816,7 +816,7 @@ static void layer_metrics(const run_state *s, int l, aw_layer_metrics *out)
         lm->x_step = ql->x_step;
         /* mean output error per channel, with the bias written and with the
          * bias the layer would have had without correction */
-        const float *so = aw_qblock_out_scale(&s->q[l], (aw_linear_id)k);
+        const float *so = aw_qblock_out_scale(&s->q[l], k);
         const double *col = v->total + v->col_off[k];
         double bc = 0, nobc = 0;
         for (int i = 0; i < ql->out; i++) {
@@ -833,18 +833,18 @@ static void layer_metrics(const run_state *s, int l, aw_layer_metrics *out)
 static aw_status gather_metrics(const run_state *s, const topo *t, aw_run_result *r)
 {
     const aw_comm *w = t->w;
-    int n_layers = s->cfg.num_hidden_layers;
-    size_t per = AW_LIN_COUNT * sizeof(aw_layer_metrics);
-    aw_layer_metrics *mine = calloc((size_t)(t->nl ? t->nl : 1) * AW_LIN_COUNT, sizeof *mine);
+    int n_layers = s->cfg.num_hidden_layers, n_lin = aw_arch_of(&s->cfg)->n_lin;
+    size_t per = (size_t)n_lin * sizeof(aw_layer_metrics);
+    aw_layer_metrics *mine = calloc((size_t)(t->nl ? t->nl : 1) * (size_t)n_lin, sizeof *mine);
     int *counts = calloc((size_t)w->size, sizeof(int)), *displs = calloc((size_t)w->size, sizeof(int));
-    r->layers = calloc((size_t)n_layers * AW_LIN_COUNT, sizeof *r->layers);
+    r->layers = calloc((size_t)n_layers * (size_t)n_lin, sizeof *r->layers);
     if (!mine || !counts || !displs || !r->layers) {
         free(mine);
         free(counts);
         free(displs);
         return AW_FAIL(AW_ERR_NOMEM, "out of memory"); /* r->layers: aw_run_result_free */
     }
-    for (int l = 0; l < t->nl; l++) layer_metrics(s, l, mine + (size_t)l * AW_LIN_COUNT);
+    for (int l = 0; l < t->nl; l++) layer_metrics(s, l, mine + (size_t)l * (size_t)n_lin);
     /* replica 0 of each stage speaks for it */
     for (int rk = 0; rk < w->size; rk++) {
         int sg = aw_plan_stage_of(&t->plan, rk);
@@ -859,10 +859,11 @@ static aw_status gather_metrics(const run_state *s, const topo *t, aw_run_result
     r->n_layers = n_layers;
     r->worst_rel_err = 0;
     for (int l = 0; l < n_layers; l++)
-        for (int k = 0; k < AW_LIN_COUNT; k++)
-            if (r->layers[l * AW_LIN_COUNT + k].rel_err > r->worst_rel_err) {
-                r->worst_rel_err = r->layers[l * AW_LIN_COUNT + k].rel_err;
-                snprintf(r->worst_layer, sizeof r->worst_layer, "layers.%d.%s", l, aw_linear_names[k]);
+        for (int k = 0; k < n_lin; k++)
+            if (r->layers[l * n_lin + k].rel_err > r->worst_rel_err) {
+                r->worst_rel_err = r->layers[l * n_lin + k].rel_err;
+                snprintf(r->worst_layer, sizeof r->worst_layer, "layers.%d.%s", l,
+                         aw_arch_of(&s->cfg)->lin[k].name);
             }
     return st;
 }

@@ -67,7 +67,7 @@ typedef struct {
     aw_model_config cfg;
     aw_backend_info backend;
     int n_layers;
-    aw_layer_metrics *layers;  /* n_layers * AW_LIN_COUNT */
+    aw_layer_metrics *layers;  /* n_layers * the family's linears */
     aw_e2e e2e;
     aw_e2e eval_e2e;          /* over the eval_text windows (n_pred 0 without it) */
     uint32_t eval_windows;

@@ -1,4 +1,4 @@
-/* aw_synth.c - generated OPT checkpoints (see aw_synth.h). */
+/* aw_synth.c - generated checkpoints of any family (see aw_synth.h). */
 #include "aw_synth.h"
 
 #include <math.h>
@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aw_arch.h"
 #include "aw_fs.h"
 #include "aw_model_files.h"
 #include "aw_outdir.h"
@@ -71,7 +72,7 @@ static double outlier_gain(const aw_synth_opts *o, int channel)
 typedef struct {
     char name[96];
     int layer;              /* -1 for model-level tensors */
-    int kind;               /* aw_block_tensor, or AW_BT_COUNT + aw_model_tensor */
+    aw_tensor_ref ref;      /* what it is in the family's descriptor */
     int ndim;
     int64_t shape[2];
     uint64_t numel;
@@ -117,8 +118,9 @@ static void fill_linear(const synth_ctx *s, aw_rng *r, float *w, int64_t rows, i
     }
 }
 
-/* A few output rows of v_proj / fc1 grow 5-10x: milder outlier channels at
- * the inputs of out_proj and fc2, different in each block. */
+/* A few output rows of a row-fold producer (v_proj, fc1, up_proj) grow
+ * 5-10x: milder outlier channels at the inputs of the output projection and
+ * the MLP's last linear, different in each block. */
 static void grow_some_rows(const synth_ctx *s, const synth_tensor *t, float *w, float *b)
 {
     char key[128];
@@ -137,80 +139,69 @@ static void grow_some_rows(const synth_ctx *s, const synth_tensor *t, float *w, 
 /* Generate one tensor's values as f32 into x (numel floats). Weight and bias
  * of a layer are generated together (a bias follows its weight's row growth),
  * so a weight is generated into x and its bias into bias_out when asked. */
+static int is_row_producer(const aw_arch *a, int l)
+{
+    for (int t = 0; t < AW_TAP_COUNT; t++)
+        if (a->tap[t].fold == AW_FOLD_ROWS && a->tap[t].producer == l) return 1;
+    return 0;
+}
+
+/* Weight scale of linear l: gain / sqrt(fan-in), with fan-in halved at the
+ * MLP's last linear (half of a ReLU's inputs are zero). */
+static double linear_std(const aw_arch *a, const aw_model_config *c, int l)
+{
+    const aw_arch_linear *ln = &a->lin[l];
+    double in = aw_arch_dim(c, ln->in);
+    if (ln->tap == AW_TAP_MLP_MID) return 0.5 / sqrt(in / 2.0);
+    /* the output projection and the producers of the row folds are smaller */
+    if (ln->tap == AW_TAP_ATTN_OUT || (is_row_producer(a, l) && ln->tap == AW_TAP_ATTN_IN)) return 0.5 / sqrt(in);
+    return 1.0 / sqrt(in);
+}
+
+/* Generate one tensor's values as f32 into x (numel floats). A row-fold
+ * producer's bias grows with its weight's rows (same row choice). */
 static void gen_tensor(const synth_ctx *s, const synth_tensor *t, float *x)
 {
     const aw_model_config *c = &s->o->cfg;
+    const aw_arch *a = aw_arch_of(c);
     aw_rng r;
     aw_rng_seed(&r, s->o->seed, t->name);
-    double d = c->hidden_size, f = c->ffn_dim;
+    double d = c->hidden_size;
     double g;
-    if (t->layer < 0) {
-        switch (t->kind - AW_BT_COUNT) {
-        case AW_MT_EMBED_TOKENS: /* tied head: logits of a few units of spread */
-            fill_normal(&r, x, t->numel, 0.0, 2.5 / sqrt(c->word_embed_proj_dim));
-            return;
-        case AW_MT_EMBED_POSITIONS:
-            fill_normal(&r, x, t->numel, 0.0, 0.75 / sqrt(d));
-            return;
-        case AW_MT_FINAL_LN_W:
-            fill_normal(&r, x, t->numel, 1.0, 0.1);
-            return;
-        case AW_MT_FINAL_LN_B:
-            fill_normal(&r, x, t->numel, 0.0, 0.02);
-            return;
-        }
+    int l = t->ref.index;
+    switch (t->ref.kind) {
+    case AW_T_EMBED:
+    case AW_T_HEAD: /* logits of a few units of spread */
+        fill_normal(&r, x, t->numel, 0.0, 2.5 / sqrt(c->word_embed_proj_dim));
         return;
-    }
-    switch ((aw_block_tensor)t->kind) {
-    case AW_BT_LN1_W:
-    case AW_BT_LN2_W:
+    case AW_T_POS: fill_normal(&r, x, t->numel, 0.0, 0.75 / sqrt(d)); return;
+    case AW_T_FINAL_W: fill_normal(&r, x, t->numel, 1.0, 0.1); return;
+    case AW_T_FINAL_B: fill_normal(&r, x, t->numel, 0.0, 0.02); return;
+    case AW_T_NORM_W:
         fill_normal(&r, x, t->numel, 1.0, 0.1);
         for (uint64_t j = 0; j < t->numel; j++)
             if (is_outlier(s, (int)j, &g)) x[j] = (float)(g * (0.9 + 0.2 * aw_rng_uniform(&r)));
         return;
-    case AW_BT_LN1_B:
-    case AW_BT_LN2_B:
+    case AW_T_NORM_B:
         /* outlier channels also carry a large mean: what bias correction is for */
         fill_normal(&r, x, t->numel, 0.0, 0.05);
         for (uint64_t j = 0; j < t->numel; j++)
             if (is_outlier(s, (int)j, &g)) x[j] = (float)(g * (0.2 + 0.3 * aw_rng_uniform(&r)));
         return;
-    case AW_BT_Q_W:
-    case AW_BT_K_W:
-        fill_linear(s, &r, x, t->shape[0], t->shape[1], 1.0 / sqrt(d), 1);
+    case AW_T_LIN_W:
+        /* inputs straight from a norm carry its outlier channels */
+        fill_linear(s, &r, x, t->shape[0], t->shape[1], linear_std(a, c, l),
+                    a->tap[a->lin[l].tap].fold == AW_FOLD_NORM);
+        if (is_row_producer(a, l)) grow_some_rows(s, t, x, NULL);
         return;
-    case AW_BT_V_W:
-        fill_linear(s, &r, x, t->shape[0], t->shape[1], 0.5 / sqrt(d), 1);
-        grow_some_rows(s, t, x, NULL);
-        return;
-    case AW_BT_FC1_W:
-        fill_linear(s, &r, x, t->shape[0], t->shape[1], 1.0 / sqrt(d), 1);
-        grow_some_rows(s, t, x, NULL);
-        return;
-    case AW_BT_O_W:
-        fill_linear(s, &r, x, t->shape[0], t->shape[1], 0.5 / sqrt(d), 0);
-        return;
-    case AW_BT_FC2_W:
-        fill_linear(s, &r, x, t->shape[0], t->shape[1], 0.5 / sqrt(f / 2.0), 0);
-        return;
-    case AW_BT_Q_B:
-    case AW_BT_K_B:
-    case AW_BT_O_B:
-    case AW_BT_FC2_B:
+    case AW_T_LIN_B:
         fill_normal(&r, x, t->numel, 0.0, 0.05);
-        return;
-    case AW_BT_V_B:
-    case AW_BT_FC1_B: {
-        fill_normal(&r, x, t->numel, 0.0, 0.05);
-        /* the grown rows' biases grow with them: same row choice as the weight */
-        synth_tensor wt = *t;
-        aw_block_tensor_name(t->layer, t->kind == AW_BT_V_B ? AW_BT_V_W : AW_BT_FC1_W, wt.name,
-                             sizeof wt.name);
-        wt.shape[1] = 0;
-        grow_some_rows(s, &wt, x, x);
-        return;
-    }
-    case AW_BT_COUNT:
+        if (is_row_producer(a, l)) {
+            synth_tensor wt = *t;
+            aw_arch_tensor_name(c, t->layer, (aw_tensor_ref){AW_T_LIN_W, l}, wt.name, sizeof wt.name);
+            wt.shape[1] = 0;
+            grow_some_rows(s, &wt, x, x);
+        }
         return;
     }
 }
@@ -218,24 +209,33 @@ static void gen_tensor(const synth_ctx *s, const synth_tensor *t, float *x)
 /* The tensors of the model in checkpoint order, sizes filled in. */
 static aw_status list_tensors(const aw_model_config *c, synth_tensor **out, size_t *n_out)
 {
-    size_t n = AW_MT_COUNT + (size_t)c->num_hidden_layers * AW_BT_COUNT;
+    const aw_arch *a = aw_arch_of(c);
+    size_t n = (size_t)a->n_end_tensors + (size_t)c->num_hidden_layers * (size_t)a->n_block_tensors;
     synth_tensor *t = calloc(n, sizeof *t);
     AW_RETURN_IF(!t, AW_ERR_NOMEM, "synth: out of memory listing %zu tensors", n);
     size_t k = 0;
-    for (int m = 0; m < AW_MT_COUNT; m++, k++) {
-        snprintf(t[k].name, sizeof t[k].name, "%s", aw_model_tensor_name((aw_model_tensor)m));
+    for (int m = 0; m < a->n_end_tensors; m++) {
+        aw_tensor_ref r = a->end_tensors[m];
+        if (r.kind == AW_T_HEAD && c->tie_word_embeddings) continue;
+        aw_arch_tensor_name(c, -1, r, t[k].name, sizeof t[k].name);
         t[k].layer = -1;
-        t[k].kind = AW_BT_COUNT + m;
-        aw_model_tensor_shape(c, (aw_model_tensor)m, &t[k].ndim, t[k].shape);
+        t[k].ref = r;
+        aw_arch_tensor_shape(c, r, &t[k].ndim, t[k].shape);
+        k++;
     }
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        for (int b = 0; b < AW_BT_COUNT; b++, k++) {
-            aw_block_tensor_name(l, (aw_block_tensor)b, t[k].name, sizeof t[k].name);
+        for (int b = 0; b < a->n_block_tensors; b++) {
+            aw_tensor_ref r = a->block_tensors[b];
+            if (r.kind == AW_T_LIN_B && !aw_arch_has_linear_bias(c, r.index)) continue;
+            if (r.kind == AW_T_NORM_B && !aw_arch_has_norm_bias(c)) continue;
+            aw_arch_tensor_name(c, l, r, t[k].name, sizeof t[k].name);
             t[k].layer = l;
-            t[k].kind = b;
-            aw_block_tensor_shape(c, (aw_block_tensor)b, &t[k].ndim, t[k].shape);
+            t[k].ref = r;
+            aw_arch_tensor_shape(c, r, &t[k].ndim, t[k].shape);
+            k++;
         }
     }
+    n = k;
     for (size_t i = 0; i < n; i++)
         t[i].numel = (uint64_t)t[i].shape[0] * (uint64_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
     *out = t;
@@ -258,7 +258,7 @@ static aw_status write_tokens(const aw_synth_opts *o, const char *path)
         uint32_t *row = tk.ids + s * o->calib_len;
         for (uint32_t i = 0; i < o->calib_len; i++) {
             if (i == 0) {
-                /* OPT's tokenizer starts every sequence with </s> */
+                /* a tokenizer's BOS starts every sequence (OPT's is </s>) */
                 row[i] = (uint32_t)(o->cfg.bos_token_id < o->cfg.vocab_size ? o->cfg.bos_token_id : 0);
             } else if (i > 4 && aw_rng_uniform(&r) < 0.25) {
                 /* repeat an earlier token: gives attention something to find */

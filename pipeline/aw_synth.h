@@ -1,10 +1,10 @@
 /*
- * aw_synth.h - generated OPT checkpoints: the built-in default model and
+ * aw_synth.h - generated checkpoints (OPT or LLaMA shaped): the built-in default model and
  * every test's fixture. Weights are seeded per tensor name, so the bytes do
  * not depend on generation order. They carry what makes real OPT models hard
- * to quantize: a few hidden channels whose LayerNorm outputs are 20-100x the
+ * to quantize: a few hidden channels whose norm outputs are 20-100x the
  * rest, the same channels in every block, with a non-zero mean; milder
- * outlier channels at the inputs of out_proj and fc2.
+ * outlier channels at the inputs of the output projection and the MLP's last linear.
  */
 #ifndef AW_SYNTH_H
 #define AW_SYNTH_H

@@ -11,12 +11,11 @@
 aw_status aw_layer_val_create(const aw_model_config *c, aw_layer_val *v)
 {
     memset(v, 0, sizeof *v);
-    size_t d = (size_t)c->hidden_size, f = (size_t)c->ffn_dim;
-    size_t outs[AW_LIN_COUNT] = {d, d, d, d, f, d};
+    const aw_arch *a = aw_arch_of(c);
     size_t n = AW_VAL_TOKENS + 1;
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < a->n_lin; l++) {
         v->col_off[l] = n;
-        n += outs[l];
+        n += (size_t)aw_arch_dim(c, a->lin[l].out);
     }
     v->arena = calloc(2 * n, sizeof(double));
     AW_RETURN_IF(!v->arena, AW_ERR_NOMEM, "out of memory for validation sums");
@@ -80,8 +79,8 @@ void aw_e2e_add(aw_e2e *a, const aw_e2e *b)
 
 uint64_t aw_val_ws_bytes(const aw_model_config *c, int max_T, int shares_wconv)
 {
-    size_t wide = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
-    size_t n = (size_t)max_T * wide, nw = shares_wconv ? 0 : (size_t)c->hidden_size * (size_t)c->ffn_dim;
+    size_t wide = (size_t)aw_arch_max_width(c);
+    size_t n = (size_t)max_T * wide, nw = shares_wconv ? 0 : aw_arch_max_linear(c);
     return n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float);
 }
 
@@ -89,9 +88,9 @@ aw_status aw_val_ws_create(const aw_ops *ops, const aw_model_config *c, int max_
                            aw_val_ws *w)
 {
     memset(w, 0, sizeof *w);
-    size_t wide = (size_t)(c->ffn_dim > c->hidden_size ? c->ffn_dim : c->hidden_size);
+    size_t wide = (size_t)aw_arch_max_width(c);
     size_t n = (size_t)max_T * wide;
-    size_t nw = wconv || !ops->wscratch ? 0 : (size_t)c->hidden_size * (size_t)c->ffn_dim;
+    size_t nw = wconv || !ops->wscratch ? 0 : aw_arch_max_linear(c);
     char what[96];
     snprintf(what, sizeof what, "validation scratch (%zu values)", n);
     AW_TRY(ops->vt->alloc(ops, &w->arena, n * (3 * sizeof(float) + sizeof(int32_t) + 1) + nw * sizeof(float),
@@ -121,12 +120,12 @@ aw_status aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, i
     const aw_ops *o = v->ws->ops;
     /* x' = x / s: the input the equalized W8A8 layer sees */
     AW_TRY(o->vt->div_cols(o, x, v->ws->xs, T, in, v->q->s[tap]));
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
-        if (aw_linear_tap((aw_linear_id)l) != tap) continue;
+    for (int l = 0; l < v->q->n_lin; l++) {
+        if (v->q->lin[l].tap != tap) continue;
         const aw_linear *ln = &v->fp->lin[l];
         AW_TRY(o->vt->linear(o, x, ln->w, v->fp->wdt, ln->b, v->ws->yf, T, ln->in, ln->out, v->ws->wconv));
-        AW_TRY(aw_linear_w8a8_ops(o, v->q, (aw_linear_id)l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc));
-        const float *so = aw_qblock_out_scale(v->q, (aw_linear_id)l);
+        AW_TRY(aw_linear_w8a8_ops(o, v->q, l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc));
+        const float *so = aw_qblock_out_scale(v->q, l);
         if (so) /* back to the model's coordinates */
             AW_TRY(o->vt->scale_cols(o, v->ws->yq, T, ln->out, so));
         size_t n = (size_t)T * ln->out;
@@ -134,7 +133,7 @@ aw_status aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, i
         AW_TRY(o->vt->err_sums(o, v->ws->yf, v->ws->yq, n, &part[AW_VAL_SQ_ERR(l)]));
         AW_TRY(o->vt->col_err_accum(o, v->ws->yf, v->ws->yq, T, ln->out, part + v->val->col_off[l]));
     }
-    if (tap == AW_TAP_QKV) v->val->part[AW_VAL_TOKENS] += (double)T;
+    if (tap == AW_TAP_ATTN_IN) v->val->part[AW_VAL_TOKENS] += (double)T;
     return AW_OK;
 }
 

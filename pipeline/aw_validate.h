@@ -28,14 +28,14 @@ typedef struct {
     size_t n;                      /* doubles in a part */
     double *total;                 /* (n) sums over all blocks, in block order */
     double *part;                  /* (n) the current block's sums */
-    size_t col_off[AW_LIN_COUNT];  /* offset of each linear's col_err */
+    size_t col_off[AW_LIN_MAX];  /* offset of each linear's col_err */
     const aw_ops *ops;             /* where the observer accumulates (aw_layer_val_attach) */
     double *d_part;                /* part, or its mirror in ops's memory */
 } aw_layer_val;
 
 #define AW_VAL_SQ_ERR(l) (2 * (l))
 #define AW_VAL_SQ_REF(l) (2 * (l) + 1)
-#define AW_VAL_TOKENS (2 * AW_LIN_COUNT)
+#define AW_VAL_TOKENS (2 * AW_LIN_MAX)
 
 aw_status aw_layer_val_create(const aw_model_config *c, aw_layer_val *v);
 void aw_layer_val_destroy(aw_layer_val *v);

@@ -76,11 +76,35 @@ char *aw_quant_config_json(const aw_method *m)
     return s;
 }
 
+/* Whether the output has biases on the linears: the checkpoint's, or those
+ * bias correction adds to a family without them. */
+static int writes_bias(const aw_model_config *c, const aw_method *m, int l)
+{
+    return aw_arch_has_linear_bias(c, l) || m->bias_correction;
+}
+
 static size_t block_param_bytes(const aw_model_config *c, const aw_method *m)
 {
-    size_t n = 4 * (size_t)c->hidden_size;            /* two LayerNorms */
-    n += 5 * (size_t)c->hidden_size + (size_t)c->ffn_dim; /* biases */
+    size_t n = 2 * AW_NORM_COUNT * (size_t)c->hidden_size; /* norms */
+    const aw_arch *a = aw_arch_of(c);
+    for (int l = 0; l < a->n_lin; l++) n += (size_t)aw_arch_dim(c, a->lin[l].out); /* biases */
     return n * aw_dtype_size(m->param_dtype);
+}
+
+int aw_block_out_tensors(const aw_model_config *c, const aw_method *m)
+{
+    const aw_arch *a = aw_arch_of(c);
+    int n = AW_NORM_COUNT * (aw_arch_has_norm_bias(c) ? 2 : 1);
+    for (int l = 0; l < a->n_lin; l++) n += 3 + writes_bias(c, m, l);
+    return n;
+}
+
+/* The output config: the input's, declaring the biases bias correction adds. */
+static aw_model_config out_config(const aw_model_config *c, const aw_method *m)
+{
+    aw_model_config o = *c;
+    if (c->family == AW_FAMILY_LLAMA && m->bias_correction) o.attention_bias = o.mlp_bias = 1;
+    return o;
 }
 
 static aw_status block_entries(const aw_model_config *c, int layer, const aw_qblock *q,
@@ -88,27 +112,25 @@ static aw_status block_entries(const aw_model_config *c, int layer, const aw_qbl
                                uint8_t *param_buf, aw_st_entry *e)
 {
     int k = 0, d = c->hidden_size;
-    size_t psz = aw_dtype_size(m->param_dtype), ssz = aw_dtype_size(m->scale_dtype);
+    size_t psz = aw_dtype_size(m->param_dtype);
     uint8_t *pp = param_buf;
-    /* LayerNorms (folded) */
-    const struct {
-        aw_block_tensor bt;
-        const float *v;
-    } lns[4] = {{AW_BT_LN1_W, q->ln1_g}, {AW_BT_LN1_B, q->ln1_b},
-                {AW_BT_LN2_W, q->ln2_g}, {AW_BT_LN2_B, q->ln2_b}};
-    for (int i = 0; i < 4; i++, k++) {
-        aw_block_tensor_name(layer, lns[i].bt, names[k], sizeof names[k]);
-        AW_TRY(aw_convert_from_f32(m->param_dtype, lns[i].v, pp, (size_t)d));
-        e[k] = (aw_st_entry){.name = names[k], .dtype = m->param_dtype, .ndim = 1, .shape = {d}, .data = pp};
+    /* norms (folded) */
+    for (int i = 0; i < 2 * AW_NORM_COUNT; i++) {
+        if (i % 2 && !aw_arch_has_norm_bias(c)) continue;
+        aw_tensor_ref r = {i % 2 ? AW_T_NORM_B : AW_T_NORM_W, i / 2};
+        const float *v = i % 2 ? q->norm_b[i / 2] : q->norm_g[i / 2];
+        aw_arch_tensor_name(c, layer, r, names[k], sizeof names[k]);
+        AW_TRY(aw_convert_from_f32(m->param_dtype, v, pp, (size_t)d));
+        e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->param_dtype, .ndim = 1, .shape = {d}, .data = pp};
         pp += (size_t)d * psz;
     }
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < q->n_lin; l++) {
         const aw_qlinear *ln = &q->lin[l];
-        /* "<module>" of "<module>.weight": OPT names are far below 96 bytes,
-         * so every "<module>.<param>" fits the 128-byte name slots */
+        /* "<module>" of "<module>.weight": the families' names are far below
+         * 96 bytes, so every "<module>.<param>" fits the 128-byte name slots */
         char base[96];
-        AW_RETURN_IF(aw_block_tensor_name(layer, aw_linear_weight_tensor[l], base, sizeof base) < 0, AW_ERR_ARG,
-                     "layer %d: tensor name too long", layer);
+        AW_RETURN_IF(aw_arch_tensor_name(c, layer, (aw_tensor_ref){AW_T_LIN_W, l}, base, sizeof base) < 0,
+                     AW_ERR_ARG, "layer %d: tensor name too long", layer);
         base[strlen(base) - strlen(".weight")] = '\0';
 
         snprintf(names[k], sizeof names[k], "%s.weight", base);
@@ -118,12 +140,12 @@ static aw_status block_entries(const aw_model_config *c, int layer, const aw_qbl
         uint8_t *ws = scale_buf + (size_t)(2 * l) * 4, *xs = scale_buf + (size_t)(2 * l + 1) * 4;
         AW_TRY(aw_convert_from_f32(m->scale_dtype, &ln->w_step, ws, 1));
         AW_TRY(aw_convert_from_f32(m->scale_dtype, &ln->x_step, xs, 1));
-        (void)ssz;
         snprintf(names[k], sizeof names[k], "%s.weight_scale", base);
         e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->scale_dtype, .ndim = 1, .shape = {1}, .data = ws};
         snprintf(names[k], sizeof names[k], "%s.input_scale", base);
         e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->scale_dtype, .ndim = 1, .shape = {1}, .data = xs};
 
+        if (!writes_bias(c, m, l)) continue;
         snprintf(names[k], sizeof names[k], "%s.bias", base);
         AW_TRY(aw_convert_from_f32(m->param_dtype, ln->bias, pp, (size_t)ln->out));
         e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->param_dtype, .ndim = 1,
@@ -211,8 +233,9 @@ void aw_out_file_name(const aw_model_config *c, int i, char *buf, size_t cap)
     snprintf(buf, cap, "model-%05d-of-%05d.safetensors", i + 1, aw_out_file_count(c));
 }
 
-/* The "aweq.*" extras of a shard. */
-#define AW_AUX_TENSORS (AW_TAP_COUNT + AW_LIN_COUNT)
+/* The "aweq.*" extras of a shard: the factors of each tap, the bias each
+ * linear would have without correction. */
+#define AW_AUX_TENSORS (AW_TAP_COUNT + AW_LIN_MAX)
 
 static void aux_name(int i, char *buf, size_t cap)
 {
@@ -224,17 +247,16 @@ aw_status aw_block_serialize(const aw_model_config *c, int layer, const aw_qbloc
                              const aw_method *m, const char *run_key, uint8_t **out, size_t *out_len)
 {
     char names[AW_BLOCK_OUT_TENSORS + AW_AUX_TENSORS][128];
-    uint8_t scales[2 * AW_LIN_COUNT * 4];
+    uint8_t scales[2 * AW_LIN_MAX * 4];
     aw_st_entry e[AW_BLOCK_OUT_TENSORS + AW_AUX_TENSORS];
     uint8_t *params = malloc(block_param_bytes(c, m));
     AW_RETURN_IF(!params, AW_ERR_NOMEM, "layer %d: out of memory", layer);
     aw_status st = block_entries(c, layer, q, m, names, scales, params, e);
-    size_t n = AW_BLOCK_OUT_TENSORS;
+    size_t n = (size_t)aw_block_out_tensors(c, m);
     if (run_key) {
-        int tap_in[AW_TAP_COUNT] = {c->hidden_size, c->hidden_size, c->hidden_size, c->ffn_dim};
-        for (int i = 0; i < AW_AUX_TENSORS; i++, n++) {
+        for (int i = 0; i < AW_TAP_COUNT + q->n_lin; i++, n++) {
             aux_name(i, names[n], sizeof names[n]);
-            int len = i < AW_TAP_COUNT ? tap_in[i] : q->lin[i - AW_TAP_COUNT].out;
+            int len = i < AW_TAP_COUNT ? aw_arch_tap_width(c, (aw_tap_id)i) : q->lin[i - AW_TAP_COUNT].out;
             const float *v = i < AW_TAP_COUNT ? q->s[i] : q->lin[i - AW_TAP_COUNT].bias_plain;
             e[n] = (aw_st_entry){.name = names[n], .dtype = AW_DT_F32, .ndim = 1, .shape = {len}, .data = v};
         }
@@ -266,18 +288,15 @@ aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t
                "%s: written by another run (options or inputs differ)", label);
     char name[160];
     int d = c->hidden_size;
-    const struct {
-        aw_block_tensor t;
-        float *dst;
-    } lns[4] = {{AW_BT_LN1_W, q->ln1_g}, {AW_BT_LN1_B, q->ln1_b}, {AW_BT_LN2_W, q->ln2_g}, {AW_BT_LN2_B, q->ln2_b}};
-    for (int i = 0; i < 4; i++) {
-        aw_block_tensor_name(layer, lns[i].t, name, sizeof name);
-        AW_CHECK(shard_f32(f, name, lns[i].dst, (size_t)d));
+    for (int i = 0; i < 2 * AW_NORM_COUNT; i++) {
+        if (i % 2 && !aw_arch_has_norm_bias(c)) continue;
+        aw_arch_tensor_name(c, layer, (aw_tensor_ref){i % 2 ? AW_T_NORM_B : AW_T_NORM_W, i / 2}, name, sizeof name);
+        AW_CHECK(shard_f32(f, name, i % 2 ? q->norm_b[i / 2] : q->norm_g[i / 2], (size_t)d));
     }
-    for (int l = 0; l < AW_LIN_COUNT; l++) {
+    for (int l = 0; l < q->n_lin; l++) {
         aw_qlinear *ql = &q->lin[l];
         char base[96];
-        aw_block_tensor_name(layer, aw_linear_weight_tensor[l], base, sizeof base);
+        aw_arch_tensor_name(c, layer, (aw_tensor_ref){AW_T_LIN_W, l}, base, sizeof base);
         base[strlen(base) - strlen(".weight")] = '\0';
         snprintf(name, sizeof name, "%s.weight", base);
         const aw_st_tensor *t = aw_st_find(f, name);
@@ -289,14 +308,15 @@ aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t
         snprintf(name, sizeof name, "%s.input_scale", base);
         AW_CHECK(shard_f32(f, name, &ql->x_step, 1));
         snprintf(name, sizeof name, "%s.bias", base);
-        AW_CHECK(shard_f32(f, name, ql->bias, (size_t)ql->out));
+        if (aw_st_find(f, name)) AW_CHECK(shard_f32(f, name, ql->bias, (size_t)ql->out));
+        else memset(ql->bias, 0, (size_t)ql->out * sizeof(float)); /* a family without biases, uncorrected */
     }
-    int tap_in[AW_TAP_COUNT] = {d, d, d, c->ffn_dim};
-    for (int i = 0; i < AW_AUX_TENSORS; i++) {
+    for (int i = 0; i < AW_TAP_COUNT + q->n_lin; i++) {
         aux_name(i, name, sizeof name);
-        if (i < AW_TAP_COUNT) AW_CHECK(shard_f32(f, name, q->s[i], (size_t)tap_in[i]));
+        if (i < AW_TAP_COUNT) AW_CHECK(shard_f32(f, name, q->s[i], (size_t)aw_arch_tap_width(c, (aw_tap_id)i)));
         else AW_CHECK(shard_f32(f, name, q->lin[i - AW_TAP_COUNT].bias_plain, (size_t)q->lin[i - AW_TAP_COUNT].out));
     }
+    aw_qblock_set_out_scales(c, q);
 fail:
     aw_st_close(f);
     return st;
@@ -404,21 +424,36 @@ fail:
     return st;
 }
 
+/* The ends' tensors the checkpoint has (a tied head is not stored). */
+static int end_tensors(const aw_model_config *c, const char *names[AW_END_TENSOR_MAX])
+{
+    const aw_arch *a = aw_arch_of(c);
+    int n = 0;
+    for (int i = 0; i < a->n_end_tensors; i++) {
+        aw_tensor_kind k = a->end_tensors[i].kind;
+        if (k == AW_T_HEAD && c->tie_word_embeddings) continue;
+        names[n++] = a->end_name[k];
+    }
+    return n;
+}
+
 aw_status aw_write_ends(const char *out_dir, const aw_model_config *c, const aw_model_files *mf)
 {
-    const aw_st_file *files[AW_MT_COUNT];
-    const aw_st_tensor *ts[AW_MT_COUNT];
-    aw_st_entry e[AW_MT_COUNT];
+    const char *tn[AW_END_TENSOR_MAX];
+    int nt = end_tensors(c, tn);
+    const aw_st_file *files[AW_END_TENSOR_MAX];
+    const aw_st_tensor *ts[AW_END_TENSOR_MAX];
+    aw_st_entry e[AW_END_TENSOR_MAX];
     uint64_t bytes = 0;
-    for (int t = 0; t < AW_MT_COUNT; t++) {
-        AW_TRY(aw_mf_find(mf, aw_model_tensor_name((aw_model_tensor)t), &files[t], &ts[t]));
+    for (int t = 0; t < nt; t++) {
+        AW_TRY(aw_mf_find(mf, tn[t], &files[t], &ts[t]));
         bytes += ts[t]->end - ts[t]->begin;
     }
     uint8_t *buf = malloc(bytes ? bytes : 1);
     AW_RETURN_IF(!buf, AW_ERR_NOMEM, "out of memory for the embeddings");
     aw_status st = AW_OK;
     uint64_t off = 0;
-    for (int t = 0; t < AW_MT_COUNT && st == AW_OK; t++) {
+    for (int t = 0; t < nt && st == AW_OK; t++) {
         uint64_t nb = ts[t]->end - ts[t]->begin;
         st = aw_st_read(files[t], ts[t], buf + off, nb);
         e[t] = (aw_st_entry){.name = ts[t]->name, .dtype = ts[t]->dtype, .ndim = ts[t]->ndim, .data = buf + off};
@@ -429,7 +464,7 @@ aw_status aw_write_ends(const char *out_dir, const aw_model_config *c, const aw_
     aw_out_file_name(c, 0, name, sizeof name);
     char *path = aw_path_join(out_dir, name);
     const aw_st_meta meta[] = {{"format", "pt"}};
-    if (st == AW_OK) st = path ? aw_st_write_file(path, e, AW_MT_COUNT, meta, 1) : AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    if (st == AW_OK) st = path ? aw_st_write_file(path, e, (size_t)nt, meta, 1) : AW_FAIL(AW_ERR_NOMEM, "out of memory");
     free(path);
     free(buf);
     return st;
@@ -440,12 +475,15 @@ aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_mod
 {
     aw_status st = AW_OK;
     int L = c->num_hidden_layers;
-    size_t n = AW_MT_COUNT + (size_t)L * AW_BLOCK_OUT_TENSORS;
+    const char *tn[AW_END_TENSOR_MAX];
+    int nt = end_tensors(c, tn), nb = aw_block_out_tensors(c, m);
+    size_t n = (size_t)nt + (size_t)L * (size_t)nb;
+    aw_model_config oc = out_config(c, m);
     char(*names)[128] = calloc(n, sizeof *names);
     char(*files)[64] = calloc((size_t)L + 1, sizeof *files);
     const char **pn = calloc(n, sizeof *pn), **pf = calloc(n, sizeof *pf);
     char *path = NULL, *qjson = NULL;
-    uint8_t scales[2 * AW_LIN_COUNT * 4];
+    uint8_t scales[2 * AW_LIN_MAX * 4];
     uint8_t *params = malloc(block_param_bytes(c, m));
     aw_qblock q;
     memset(&q, 0, sizeof q);
@@ -453,10 +491,10 @@ aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_mod
     for (int i = 0; i <= L; i++) aw_out_file_name(c, i, files[i], sizeof files[i]);
     uint64_t total = 0;
     size_t k = 0;
-    for (int t = 0; t < AW_MT_COUNT; t++, k++) {
+    for (int t = 0; t < nt; t++, k++) {
         const aw_st_file *f;
         const aw_st_tensor *ts;
-        AW_CHECK(aw_mf_find(mf, aw_model_tensor_name((aw_model_tensor)t), &f, &ts));
+        AW_CHECK(aw_mf_find(mf, tn[t], &f, &ts));
         snprintf(names[k], sizeof names[k], "%s", ts->name);
         pn[k] = names[k];
         pf[k] = files[0];
@@ -469,7 +507,7 @@ aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_mod
     for (int l = 0; l < L; l++) {
         aw_st_entry e[AW_BLOCK_OUT_TENSORS];
         AW_CHECK(block_entries(c, l, &q, m, names + k, scales, params, e));
-        for (int i = 0; i < AW_BLOCK_OUT_TENSORS; i++, k++) {
+        for (int i = 0; i < nb; i++, k++) {
             pn[k] = names[k];
             pf[k] = files[l + 1];
             uint64_t numel = 1;
@@ -481,7 +519,7 @@ aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_mod
     qjson = aw_quant_config_json(m);
     path = aw_path_join(out_dir, "config.json");
     AW_GOTO_IF(!qjson || !path, AW_ERR_NOMEM, "out of memory");
-    AW_CHECK(aw_config_write(path, c, qjson));
+    AW_CHECK(aw_config_write(path, &oc, qjson));
     AW_CHECK(copy_folder_files(model_dir, out_dir));
     if (report_json) {
         free(path);

@@ -27,7 +27,10 @@ void aw_out_file_name(const aw_model_config *c, int file_index, char *buf, size_
 /* The quantization_config JSON text for config.json (malloc'd). */
 char *aw_quant_config_json(const aw_method *m);
 
-#define AW_BLOCK_OUT_TENSORS (4 + 4 * AW_LIN_COUNT)
+/* Tensors of a block in the final checkpoint: at most AW_BLOCK_OUT_TENSORS;
+ * a family without biases gets them only when bias correction adds them. */
+#define AW_BLOCK_OUT_TENSORS (2 * AW_NORM_COUNT + 4 * AW_LIN_MAX)
+int aw_block_out_tensors(const aw_model_config *c, const aw_method *m);
 
 /* Serialise quantized block `layer` as safetensors bytes (malloc'd): the
  * final file's tensors; with run_key non-NULL (a shard), also the block's

@@ -104,11 +104,13 @@ static void print_help(FILE *out)
             "      Tokenize calibration text once (one node) into a token file for --calib:\n"
             "      --calib-samples, --calib-len, --seed, --holdout, --text-field as for a run.\n"
             "  aweq-dist synth --out DIR [--shape NAME] [dims...] [options]\n"
-            "      Write a generated OPT checkpoint (config.json, sharded safetensors,\n"
-            "      index, calibration.tokens) with the activation outliers of real OPT.\n"
-            "      --shape NAME        a built-in shape (default opt-125m; see 'shapes')\n"
+            "      Write a generated OPT- or LLaMA-shaped checkpoint (config.json, sharded\n"
+            "      safetensors, index, calibration.tokens) with the activation outliers of\n"
+            "      real OPT.\n"
+            "      --shape NAME        a built-in shape (default opt-125m; llama-160m for a\n"
+            "                          LLaMA; see 'shapes')\n"
             "      --hidden D --layers L --heads H --ffn F --vocab V --max-pos P\n"
-            "                          override dimensions (tiny test models)\n"
+            "      --kv-heads K        override dimensions (tiny test models; K < H: GQA)\n"
             "      --dtype f16|bf16|f32 storage dtype (default f16)\n"
             "      --seed N            generator seed (default 1234)\n"
             "      --max-shard-size S  shard size limit, e.g. 100M, 512K (default 100M)\n"
@@ -162,20 +164,21 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 
 static int cmd_synth(int argc, char **argv)
 {
-    enum { O_SHAPE = 1000, O_OUT, O_HIDDEN, O_LAYERS, O_HEADS, O_FFN, O_VOCAB, O_MAXPOS, O_DTYPE,
+    enum { O_SHAPE = 1000, O_OUT, O_HIDDEN, O_LAYERS, O_HEADS, O_FFN, O_VOCAB, O_MAXPOS, O_KV, O_DTYPE,
            O_SEED, O_SHARD, O_CSEQS, O_CLEN, O_OUTLIERS, O_QUIET };
     static const struct option opts[] = {
         {"shape", required_argument, 0, O_SHAPE},   {"out", required_argument, 0, O_OUT},
         {"hidden", required_argument, 0, O_HIDDEN}, {"layers", required_argument, 0, O_LAYERS},
         {"heads", required_argument, 0, O_HEADS},   {"ffn", required_argument, 0, O_FFN},
         {"vocab", required_argument, 0, O_VOCAB},   {"max-pos", required_argument, 0, O_MAXPOS},
+        {"kv-heads", required_argument, 0, O_KV},
         {"dtype", required_argument, 0, O_DTYPE},   {"seed", required_argument, 0, O_SEED},
         {"max-shard-size", required_argument, 0, O_SHARD},
         {"calib-seqs", required_argument, 0, O_CSEQS}, {"calib-len", required_argument, 0, O_CLEN},
         {"outliers", required_argument, 0, O_OUTLIERS}, {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     const char *shape = "opt-125m", *out = NULL, *dtype = NULL, *shard = NULL;
-    long dims[6] = {0}, seed = -1, cseqs = 0, clen = 0, outliers = 0;
+    long dims[7] = {0}, seed = -1, cseqs = 0, clen = 0, outliers = 0;
     int quiet = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -183,7 +186,7 @@ static int cmd_synth(int argc, char **argv)
         switch (c) {
         case O_SHAPE: shape = optarg; break;
         case O_OUT: out = optarg; break;
-        case O_HIDDEN: case O_LAYERS: case O_HEADS: case O_FFN: case O_VOCAB: case O_MAXPOS:
+        case O_HIDDEN: case O_LAYERS: case O_HEADS: case O_FFN: case O_VOCAB: case O_MAXPOS: case O_KV:
             if (parse_int(optarg, 1, 1 << 22, &v)) return usage_error("synth: bad dimension '%s'", optarg);
             dims[c - O_HIDDEN] = v;
             break;
@@ -214,9 +217,11 @@ static int cmd_synth(int argc, char **argv)
     aw_synth_opts o;
     aw_synth_defaults(&o, base);
     int custom = 0;
-    int *fields[6] = {&o.cfg.hidden_size, &o.cfg.num_hidden_layers, &o.cfg.num_attention_heads,
-                      &o.cfg.ffn_dim, &o.cfg.vocab_size, &o.cfg.max_position_embeddings};
-    for (int i = 0; i < 6; i++) {
+    int *fields[7] = {&o.cfg.hidden_size, &o.cfg.num_hidden_layers, &o.cfg.num_attention_heads,
+                      &o.cfg.ffn_dim, &o.cfg.vocab_size, &o.cfg.max_position_embeddings,
+                      &o.cfg.num_key_value_heads};
+    if (dims[2] && !dims[6]) o.cfg.num_key_value_heads = (int)dims[2]; /* --heads alone: no grouping */
+    for (int i = 0; i < 7; i++) {
         if (dims[i]) {
             *fields[i] = (int)dims[i];
             custom = 1;
@@ -227,6 +232,11 @@ static int cmd_synth(int argc, char **argv)
         o.cfg.word_embed_proj_dim = o.cfg.hidden_size;
         if (o.cfg.hidden_size % o.cfg.num_attention_heads)
             return usage_error("synth: --hidden must be a multiple of --heads%s", "");
+        o.cfg.head_dim = o.cfg.hidden_size / o.cfg.num_attention_heads;
+        if (o.cfg.family == AW_FAMILY_OPT && o.cfg.num_key_value_heads != o.cfg.num_attention_heads)
+            return usage_error("synth: --kv-heads: %s", "OPT has no grouped-query attention");
+        if (o.cfg.num_attention_heads % o.cfg.num_key_value_heads)
+            return usage_error("synth: --heads must be a multiple of --kv-heads%s", "");
         if ((int)o.calib_len > o.cfg.max_position_embeddings) o.calib_len = (uint32_t)o.cfg.max_position_embeddings;
     }
     if (dtype) {
@@ -250,8 +260,9 @@ static int cmd_synth(int argc, char **argv)
         return 1;
     }
     if (!quiet)
-        fprintf(stderr, "synth: %s: %s%sOPT d=%d layers=%d, %.1fM parameters, %u x %u calibration tokens\n",
-                out, o.cfg.name, o.cfg.name[0] ? " " : "", o.cfg.hidden_size, o.cfg.num_hidden_layers,
+        fprintf(stderr, "synth: %s: %s%s%s d=%d layers=%d, %.1fM parameters, %u x %u calibration tokens\n",
+                out, o.cfg.name, o.cfg.name[0] ? " " : "", o.cfg.family == AW_FAMILY_LLAMA ? "LLaMA" : "OPT",
+                o.cfg.hidden_size, o.cfg.num_hidden_layers,
                 aw_config_param_count(&o.cfg) / 1e6, o.calib_seqs, o.calib_len);
     return 0;
 }

@@ -1,6 +1,9 @@
-/* test_config.c - config.json reading and writing, the support check, the
- * built-in shape table, parameter counts and block tensor names/shapes. */
+/* test_config.c - config.json reading and writing (OPT and LLaMA), the
+ * refusals, the support check and the built-in shape table. io only: tensor
+ * names, shapes and parameter counts belong to the family descriptor and are
+ * tested in tests/pipeline/test_arch.c. */
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,13 +44,17 @@ static int file_exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
+/* Every field but name (only table shapes carry one; a file read leaves it ""). */
 static void assert_config_equal(const aw_model_config *a, const aw_model_config *b)
 {
     assert_string_equal(a->model_type, b->model_type);
+    assert_int_equal(a->family, b->family);
     assert_string_equal(a->activation_function, b->activation_function);
     assert_int_equal(a->hidden_size, b->hidden_size);
     assert_int_equal(a->num_hidden_layers, b->num_hidden_layers);
     assert_int_equal(a->num_attention_heads, b->num_attention_heads);
+    assert_int_equal(a->num_key_value_heads, b->num_key_value_heads);
+    assert_int_equal(a->head_dim, b->head_dim);
     assert_int_equal(a->ffn_dim, b->ffn_dim);
     assert_int_equal(a->vocab_size, b->vocab_size);
     assert_int_equal(a->max_position_embeddings, b->max_position_embeddings);
@@ -58,6 +65,44 @@ static void assert_config_equal(const aw_model_config *a, const aw_model_config 
     assert_int_equal(a->pad_token_id, b->pad_token_id);
     assert_int_equal(a->bos_token_id, b->bos_token_id);
     assert_int_equal(a->eos_token_id, b->eos_token_id);
+    assert_int_equal(a->tie_word_embeddings, b->tie_word_embeddings);
+    /* exact: both are written with 10 significant digits, enough for these */
+    assert_true(a->rms_norm_eps == b->rms_norm_eps);
+    assert_true(a->rope_theta == b->rope_theta);
+    assert_int_equal(a->attention_bias, b->attention_bias);
+    assert_int_equal(a->mlp_bias, b->mlp_bias);
+}
+
+/* A LLaMA config.json in dir: the required keys, then (key, JSON value)
+ * pairs ending with a NULL key; a pair replaces the key, a NULL value removes
+ * it. Returns the malloc'd path. */
+static char *write_llama(const char *dir, ...)
+{
+    json_t *root = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i}", "model_type", "llama",
+                             "hidden_size", 64, "num_hidden_layers", 2, "num_attention_heads", 4,
+                             "intermediate_size", 176, "vocab_size", 1000,
+                             "max_position_embeddings", 128);
+    assert_non_null(root);
+    va_list ap;
+    va_start(ap, dir);
+    for (const char *key; (key = va_arg(ap, const char *)) != NULL;) {
+        const char *value = va_arg(ap, const char *);
+        if (!value) {
+            json_object_del(root, key);
+            continue;
+        }
+        json_error_t jerr;
+        json_t *v = json_loads(value, JSON_DECODE_ANY, &jerr);
+        if (!v) fail_msg("bad test JSON for %s: %s", key, value);
+        assert_int_equal(json_object_set_new(root, key, v), 0);
+    }
+    va_end(ap);
+    char *text = json_dumps(root, JSON_INDENT(2));
+    assert_non_null(text);
+    json_decref(root);
+    char *p = write_config(dir, text);
+    free(text);
+    return p;
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -83,10 +128,17 @@ static void test_read_opt125m(void **state)
     assert_int_equal(c.pad_token_id, 1);
     assert_int_equal(c.bos_token_id, 2);
     assert_int_equal(c.eos_token_id, 2);
+    /* family fields: no GQA, tied head, nothing LLaMA-only set */
+    assert_int_equal(c.family, AW_FAMILY_OPT);
+    assert_int_equal(c.num_key_value_heads, 12);
+    assert_int_equal(c.head_dim, 64);
+    assert_int_equal(c.tie_word_embeddings, 1);
+    assert_true(c.rms_norm_eps == 0.0 && c.rope_theta == 0.0);
+    assert_int_equal(c.attention_bias, 0);
+    assert_int_equal(c.mlp_bias, 0);
     assert_int_equal(aw_config_check_supported(&c, "opt-125m.json"), AW_OK);
     /* the file and the table agree */
     assert_config_equal(&c, aw_shape_find("opt-125m"));
-    assert_int_equal(aw_config_param_count(&c), 125239296ull);
 }
 
 static void test_read_opt350m_unsupported(void **state)
@@ -128,18 +180,200 @@ static void test_read_defaults(void **state)
     assert_int_equal(aw_config_check_supported(&c, "minimal"), AW_OK);
 }
 
+/* TinyLlama-1.1B's config.json: grouped-query attention, separate head. */
 static void test_read_llama(void **state)
 {
     (void)state;
     aw_model_config c;
-    char *p = fixture("llama.json");
-    char want[1024];
-    snprintf(want, sizeof want,
-             "%s: model_type 'llama' is not supported (this version quantizes OPT models only)", p);
-    aw_status st = aw_config_read(p, &c);
-    aw_assert_status(st, AW_ERR_UNSUPPORTED, NULL);
-    assert_string_equal(aw_err_message(), want);
+    read_fixture("llama.json", &c);
+    assert_string_equal(c.name, "");
+    assert_string_equal(c.model_type, "llama");
+    assert_int_equal(c.family, AW_FAMILY_LLAMA);
+    assert_string_equal(aw_family_name(c.family), "llama");
+    assert_string_equal(c.activation_function, "silu");
+    assert_int_equal(c.hidden_size, 2048);
+    assert_int_equal(c.num_hidden_layers, 22);
+    assert_int_equal(c.num_attention_heads, 32);
+    assert_int_equal(c.num_key_value_heads, 4);
+    assert_int_equal(c.head_dim, 64);
+    assert_int_equal(c.ffn_dim, 5632); /* intermediate_size */
+    assert_int_equal(c.vocab_size, 32000);
+    assert_int_equal(c.max_position_embeddings, 2048);
+    assert_int_equal(c.word_embed_proj_dim, 2048);
+    assert_int_equal(c.do_layer_norm_before, 1);
+    assert_int_equal(c.enable_bias, 0);
+    assert_int_equal(c.torch_dtype, AW_DT_BF16);
+    assert_int_equal(c.pad_token_id, -1);
+    assert_int_equal(c.bos_token_id, 1);
+    assert_int_equal(c.eos_token_id, 2);
+    assert_int_equal(c.tie_word_embeddings, 0);
+    assert_true(c.rms_norm_eps == 1e-5);
+    assert_true(c.rope_theta == 10000.0);
+    assert_int_equal(c.attention_bias, 0);
+    assert_int_equal(c.mlp_bias, 0);
+    assert_int_equal(aw_config_check_supported(&c, "llama.json"), AW_OK);
+}
+
+/* Keys absent: transformers' LlamaConfig defaults. */
+static void test_read_llama_defaults(void **state)
+{
+    (void)state;
+    char *dir = aw_test_tmpdir();
+    aw_model_config c;
+    char *p = write_llama(dir, NULL);
+    assert_int_equal(aw_config_read(p, &c), AW_OK);
     free(p);
+    assert_string_equal(c.model_type, "llama");
+    assert_int_equal(c.family, AW_FAMILY_LLAMA);
+    assert_string_equal(c.activation_function, "silu");
+    assert_int_equal(c.hidden_size, 64);
+    assert_int_equal(c.num_hidden_layers, 2);
+    assert_int_equal(c.num_attention_heads, 4);
+    assert_int_equal(c.num_key_value_heads, 4); /* no GQA */
+    assert_int_equal(c.head_dim, 16);
+    assert_int_equal(c.ffn_dim, 176);
+    assert_int_equal(c.vocab_size, 1000);
+    assert_int_equal(c.max_position_embeddings, 128);
+    assert_int_equal(c.word_embed_proj_dim, 64);
+    assert_int_equal(c.torch_dtype, AW_DT_F32);
+    assert_int_equal(c.pad_token_id, -1);
+    assert_int_equal(c.bos_token_id, 1);
+    assert_int_equal(c.eos_token_id, 2);
+    assert_int_equal(c.tie_word_embeddings, 0);
+    assert_true(c.rms_norm_eps == 1e-6);
+    assert_true(c.rope_theta == 10000.0);
+    assert_int_equal(c.attention_bias, 0);
+    assert_int_equal(c.mlp_bias, 0);
+    assert_int_equal(aw_config_check_supported(&c, "llama-minimal"), AW_OK);
+
+    aw_test_rmtree(dir);
+    free(dir);
+}
+
+/* What a LLaMA config may say and still be read. */
+static void test_read_llama_variants(void **state)
+{
+    (void)state;
+    char *dir = aw_test_tmpdir();
+    aw_model_config c;
+
+    /* tied head, biases, GQA, LLaMA 3's theta, ids and dtype */
+    char *p = write_llama(dir, "tie_word_embeddings", "true", "attention_bias", "true", "mlp_bias",
+                          "true", "num_key_value_heads", "2", "rope_theta", "500000.0",
+                          "rms_norm_eps", "1e-05", "bos_token_id", "0", "eos_token_id", "999",
+                          "pad_token_id", "3", "torch_dtype", "\"float16\"", "hidden_act",
+                          "\"silu\"", NULL);
+    assert_int_equal(aw_config_read(p, &c), AW_OK);
+    free(p);
+    assert_int_equal(c.tie_word_embeddings, 1);
+    assert_int_equal(c.attention_bias, 1);
+    assert_int_equal(c.mlp_bias, 1);
+    assert_int_equal(c.num_attention_heads, 4);
+    assert_int_equal(c.num_key_value_heads, 2);
+    assert_int_equal(c.head_dim, 16);
+    assert_true(c.rope_theta == 500000.0);
+    assert_true(c.rms_norm_eps == 1e-5);
+    assert_int_equal(c.bos_token_id, 0);
+    assert_int_equal(c.eos_token_id, 999);
+    assert_int_equal(c.pad_token_id, 3);
+    assert_int_equal(c.torch_dtype, AW_DT_F16);
+    assert_int_equal(aw_config_check_supported(&c, "tied"), AW_OK);
+
+    /* multi-query attention: one KV head */
+    p = write_llama(dir, "num_key_value_heads", "1", NULL);
+    assert_int_equal(aw_config_read(p, &c), AW_OK);
+    free(p);
+    assert_int_equal(c.num_key_value_heads, 1);
+
+    /* explicit tie false, head_dim consistent or null, plain RoPE spelled
+     * out, null ids, newer "dtype" */
+    static const char *const ok[][2] = {
+        {"tie_word_embeddings", "false"},
+        {"head_dim", "16"},
+        {"head_dim", "null"},
+        {"num_key_value_heads", "4"},
+        {"rope_scaling", "null"},
+        {"rope_scaling", "{\"rope_type\": \"default\"}"},
+        {"rope_scaling", "{\"type\": \"default\"}"},
+        {"pad_token_id", "null"},
+        {"dtype", "\"bfloat16\""},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        p = write_llama(dir, ok[i][0], ok[i][1], NULL);
+        aw_status st = aw_config_read(p, &c);
+        if (st != AW_OK) fail_msg("%s = %s: %s", ok[i][0], ok[i][1], aw_err_message());
+        free(p);
+        assert_int_equal(c.family, AW_FAMILY_LLAMA);
+        assert_int_equal(c.num_key_value_heads, 4);
+        assert_int_equal(c.head_dim, 16);
+        assert_int_equal(c.tie_word_embeddings, 0);
+    }
+    assert_int_equal(c.torch_dtype, AW_DT_BF16); /* the last case */
+
+    aw_test_rmtree(dir);
+    free(dir);
+}
+
+/* Refusals of what this project cannot run or what is not a config: the
+ * status, and a message naming the file and the key. */
+static void test_read_llama_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key, *value; /* value NULL: the key removed */
+        aw_status want;
+        const char *needle;
+    } cases[] = {
+        {"model_type", "\"gpt2\"", AW_ERR_UNSUPPORTED, "model_type 'gpt2' is not supported"},
+        {"model_type", "\"mistral\"", AW_ERR_UNSUPPORTED, "model_type 'mistral'"},
+        /* LLaMA 3.1's scaled RoPE */
+        {"rope_scaling",
+         "{\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
+         " \"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}",
+         AW_ERR_UNSUPPORTED, "rope_scaling of type 'llama3'"},
+        {"rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}", AW_ERR_UNSUPPORTED,
+         "rope_scaling of type 'linear'"},
+        {"rope_scaling", "{\"factor\": 2.0}", AW_ERR_UNSUPPORTED, "rope_scaling"},
+        {"hidden_act", "\"gelu\"", AW_ERR_UNSUPPORTED, "hidden_act 'gelu'"},
+        {"hidden_act", "7", AW_ERR_CONFIG, "\"hidden_act\" must be a string"},
+        {"num_key_value_heads", "3", AW_ERR_UNSUPPORTED,
+         "num_attention_heads 4 is not a multiple of num_key_value_heads 3"},
+        {"num_key_value_heads", "8", AW_ERR_UNSUPPORTED,
+         "num_attention_heads 4 is not a multiple of num_key_value_heads 8"},
+        {"num_key_value_heads", "0", AW_ERR_CONFIG, "\"num_key_value_heads\" is 0"},
+        {"num_attention_heads", "5", AW_ERR_CONFIG,
+         "hidden_size 64 is not divisible by num_attention_heads 5"},
+        {"head_dim", "32", AW_ERR_UNSUPPORTED, "head_dim 32"},
+        {"head_dim", "\"16\"", AW_ERR_CONFIG, "\"head_dim\" must be an integer"},
+        {"intermediate_size", NULL, AW_ERR_CONFIG, "\"intermediate_size\" is missing"},
+        {"intermediate_size", "-1", AW_ERR_CONFIG, "\"intermediate_size\" is -1"},
+        {"tie_word_embeddings", "1", AW_ERR_CONFIG,
+         "\"tie_word_embeddings\" must be true or false"},
+        {"attention_bias", "\"no\"", AW_ERR_CONFIG, "\"attention_bias\" must be true or false"},
+        {"mlp_bias", "0", AW_ERR_CONFIG, "\"mlp_bias\" must be true or false"},
+        {"rms_norm_eps", "\"1e-5\"", AW_ERR_CONFIG, "\"rms_norm_eps\" must be a number"},
+        {"rms_norm_eps", "2.0", AW_ERR_CONFIG, "\"rms_norm_eps\" is 2"},
+        {"rope_theta", "0", AW_ERR_CONFIG, "\"rope_theta\" is 0"},
+        {"eos_token_id", "1000", AW_ERR_CONFIG, "\"eos_token_id\" is 1000"},
+        {"torch_dtype", "\"int8\"", AW_ERR_CONFIG, "torch_dtype 'int8'"},
+    };
+    char *dir = aw_test_tmpdir();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *p = write_llama(dir, cases[i].key, cases[i].value, NULL);
+        aw_model_config c;
+        aw_err_clear();
+        aw_status st = aw_config_read(p, &c);
+        if (st != cases[i].want)
+            fail_msg("%s = %s: status %s, want %s (%s)", cases[i].key,
+                     cases[i].value ? cases[i].value : "(absent)", aw_status_name(st),
+                     aw_status_name(cases[i].want), aw_err_message());
+        aw_assert_status(st, cases[i].want, cases[i].needle);
+        aw_assert_status(st, cases[i].want, p);            /* names the file */
+        aw_assert_status(st, cases[i].want, cases[i].key); /* and the key */
+        free(p);
+    }
+    aw_test_rmtree(dir);
+    free(dir);
 }
 
 static void test_read_broken(void **state)
@@ -285,6 +519,26 @@ static void test_check_supported(void **state)
     aw_assert_status(st, AW_ERR_UNSUPPORTED, "custom: unsupported: ");
     aw_assert_status(st, AW_ERR_UNSUPPORTED, "activation_function 'gelu' (only relu); linear");
     aw_assert_status(st, AW_ERR_UNSUPPORTED, "enable_bias=false");
+
+    /* LLaMA: no biases and no OPT-only keys is its normal; the activation and
+     * the head layout are checked */
+    c = *aw_shape_find("llama-3-8b");
+    assert_int_equal(c.enable_bias, 0);
+    assert_int_equal(aw_config_check_supported(&c, "llama-3-8b"), AW_OK);
+    snprintf(c.activation_function, sizeof c.activation_function, "gelu");
+    c.num_key_value_heads = 5;
+    st = aw_config_check_supported(&c, "custom-llama");
+    aw_assert_status(st, AW_ERR_UNSUPPORTED, "custom-llama: unsupported: ");
+    aw_assert_status(st, AW_ERR_UNSUPPORTED, "hidden_act 'gelu' (only silu)");
+    aw_assert_status(st, AW_ERR_UNSUPPORTED, "32 attention heads over 5 key/value heads");
+    c = *aw_shape_find("llama-3-8b");
+    c.num_key_value_heads = 0;
+    aw_assert_status(aw_config_check_supported(&c, "kv0"), AW_ERR_UNSUPPORTED,
+                     "32 attention heads over 0 key/value heads");
+    c = *aw_shape_find("llama-3-8b");
+    c.head_dim = 64;
+    aw_assert_status(aw_config_check_supported(&c, "hd"), AW_ERR_UNSUPPORTED,
+                     "hidden_size 4096 with 32 attention heads of 64");
 }
 
 /* ---- writing ---------------------------------------------------------------- */
@@ -314,8 +568,12 @@ static void test_write_round_trip(void **state)
     assert_int_equal(aw_config_read(p, &back), AW_OK);
     assert_config_equal(&back, &c);
 
-    /* the fixture, read, written and read again */
+    /* the fixtures, read, written and read again */
     read_fixture("opt-125m.json", &c);
+    assert_int_equal(aw_config_write(p, &c, NULL), AW_OK);
+    assert_int_equal(aw_config_read(p, &back), AW_OK);
+    assert_config_equal(&back, &c);
+    read_fixture("llama.json", &c);
     assert_int_equal(aw_config_write(p, &c, NULL), AW_OK);
     assert_int_equal(aw_config_read(p, &back), AW_OK);
     assert_config_equal(&back, &c);
@@ -375,6 +633,83 @@ static void test_write_shape(void **state)
     free(p);
 }
 
+/* A LLaMA config with every field off its default survives write + read;
+ * the file has LlamaConfig's keys and none of OPT's. */
+static void test_write_llama(void **state)
+{
+    (void)state;
+    char *dir = aw_test_tmpdir();
+    char *p = write_config(dir, "");
+    aw_model_config c = *aw_shape_find("llama-160m"), back;
+    assert_int_equal(c.family, AW_FAMILY_LLAMA);
+    c.num_key_value_heads = 2;
+    c.tie_word_embeddings = 1;
+    c.attention_bias = 1;
+    c.mlp_bias = 1;
+    c.rms_norm_eps = 1e-6;
+    c.rope_theta = 1000000.0;
+    c.pad_token_id = 0;
+    c.bos_token_id = 31999;
+    c.eos_token_id = 5;
+    c.torch_dtype = AW_DT_BF16;
+    const char *q = "{\"quant_method\": \"aweq\", \"bits\": 4}";
+    assert_int_equal(aw_config_write(p, &c, q), AW_OK);
+    assert_int_equal(aw_config_read(p, &back), AW_OK);
+    assert_config_equal(&back, &c);
+    assert_string_equal(back.name, "");
+
+    size_t n;
+    uint8_t *text = aw_test_read_bytes(p, &n);
+    assert_true(strncmp((char *)text, "{\n  \"_name_or_path\": \"llama-160m\",\n", 35) == 0);
+    assert_true(n >= 3 && memcmp(text + n - 3, "\n}\n", 3) == 0);
+    json_error_t jerr;
+    json_t *root = json_loadb((char *)text, n, JSON_REJECT_DUPLICATES, &jerr);
+    assert_non_null(root);
+    json_t *arch = json_object_get(root, "architectures");
+    assert_int_equal(json_array_size(arch), 1);
+    assert_string_equal(json_string_value(json_array_get(arch, 0)), "LlamaForCausalLM");
+    assert_string_equal(json_string_value(json_object_get(root, "model_type")), "llama");
+    assert_string_equal(json_string_value(json_object_get(root, "hidden_act")), "silu");
+    assert_string_equal(json_string_value(json_object_get(root, "torch_dtype")), "bfloat16");
+    assert_int_equal(json_integer_value(json_object_get(root, "intermediate_size")), 2048);
+    assert_int_equal(json_integer_value(json_object_get(root, "num_key_value_heads")), 2);
+    assert_int_equal(json_integer_value(json_object_get(root, "head_dim")), 64);
+    assert_int_equal(json_integer_value(json_object_get(root, "pad_token_id")), 0);
+    assert_true(json_is_null(json_object_get(root, "rope_scaling")));
+    assert_true(json_real_value(json_object_get(root, "rope_theta")) == 1000000.0);
+    assert_true(json_real_value(json_object_get(root, "rms_norm_eps")) == 1e-6);
+    assert_true(json_is_true(json_object_get(root, "tie_word_embeddings")));
+    assert_true(json_is_true(json_object_get(root, "attention_bias")));
+    assert_true(json_is_true(json_object_get(root, "mlp_bias")));
+    assert_true(json_is_object(json_object_get(root, "quantization_config")));
+    static const char *const opt_only[] = {"ffn_dim", "word_embed_proj_dim", "enable_bias",
+                                           "do_layer_norm_before", "activation_function", "prefix"};
+    for (size_t i = 0; i < sizeof opt_only / sizeof opt_only[0]; i++)
+        if (json_object_get(root, opt_only[i])) fail_msg("LLaMA config has OPT key %s", opt_only[i]);
+    json_decref(root);
+    free(text);
+
+    /* no pad token: the key is left out, and read back as -1 */
+    c.pad_token_id = -1;
+    c.tie_word_embeddings = 0;
+    c.num_key_value_heads = c.num_attention_heads;
+    assert_int_equal(aw_config_write(p, &c, NULL), AW_OK);
+    text = aw_test_read_bytes(p, &n);
+    root = json_loadb((char *)text, n, JSON_REJECT_DUPLICATES, &jerr);
+    assert_non_null(root);
+    assert_null(json_object_get(root, "pad_token_id"));
+    assert_null(json_object_get(root, "quantization_config"));
+    assert_true(json_is_false(json_object_get(root, "tie_word_embeddings")));
+    json_decref(root);
+    free(text);
+    assert_int_equal(aw_config_read(p, &back), AW_OK);
+    assert_config_equal(&back, &c);
+
+    aw_test_rmtree(dir);
+    free(dir);
+    free(p);
+}
+
 static void test_write_bad_args(void **state)
 {
     (void)state;
@@ -393,26 +728,37 @@ static void test_write_bad_args(void **state)
     free(dir);
 }
 
-/* ---- shape table and parameter counts ------------------------------------- */
+/* ---- shape table ------------------------------------------------------------ */
 
 static void test_shape_table(void **state)
 {
     (void)state;
+    /* The published facebook/opt-* and meta-llama configs (LLaMA 3 70b/8b at
+     * 8192 positions, 3.1 405b at 131072); llama-160m is the generated one. */
     static const struct {
         const char *name;
-        int d, layers, heads, ffn, wp, pre_ln;
-        uint64_t block, total;
+        aw_family family;
+        int d, layers, heads, kv, ffn, vocab, max_pos, wp, pre_ln, tie;
+        aw_dtype dt;
     } want[] = {
-        /* totals match the Hugging Face checkpoints' parameter counts */
-        {"opt-125m", 768, 12, 12, 3072, 768, 1, 7087872ull, 125239296ull},
-        {"opt-350m", 1024, 24, 16, 4096, 512, 0, 12596224ull, 331196416ull},
-        {"opt-1.3b", 2048, 24, 32, 8192, 2048, 1, 50358272ull, 1315758080ull},
-        {"opt-2.7b", 2560, 32, 32, 10240, 2560, 1, 78676480ull, 2651596800ull},
-        {"opt-6.7b", 4096, 32, 32, 16384, 4096, 1, 201379840ull, 6658473984ull},
-        {"opt-13b", 5120, 40, 40, 20480, 5120, 1, 314639360ull, 12853473280ull},
-        {"opt-30b", 7168, 48, 56, 28672, 7168, 1, 616655872ull, 29974540288ull},
-        {"opt-66b", 9216, 64, 72, 36864, 9216, 1, 1019335680ull, 65719701504ull},
-        {"opt-175b", 12288, 96, 96, 49152, 12288, 1, 1812099072ull, 174604468224ull},
+        {"opt-125m", AW_FAMILY_OPT, 768, 12, 12, 12, 3072, 50272, 2048, 768, 1, 1, AW_DT_F16},
+        {"opt-350m", AW_FAMILY_OPT, 1024, 24, 16, 16, 4096, 50272, 2048, 512, 0, 1, AW_DT_F16},
+        {"opt-1.3b", AW_FAMILY_OPT, 2048, 24, 32, 32, 8192, 50272, 2048, 2048, 1, 1, AW_DT_F16},
+        {"opt-2.7b", AW_FAMILY_OPT, 2560, 32, 32, 32, 10240, 50272, 2048, 2560, 1, 1, AW_DT_F16},
+        {"opt-6.7b", AW_FAMILY_OPT, 4096, 32, 32, 32, 16384, 50272, 2048, 4096, 1, 1, AW_DT_F16},
+        {"opt-13b", AW_FAMILY_OPT, 5120, 40, 40, 40, 20480, 50272, 2048, 5120, 1, 1, AW_DT_F16},
+        {"opt-30b", AW_FAMILY_OPT, 7168, 48, 56, 56, 28672, 50272, 2048, 7168, 1, 1, AW_DT_F16},
+        {"opt-66b", AW_FAMILY_OPT, 9216, 64, 72, 72, 36864, 50272, 2048, 9216, 1, 1, AW_DT_F16},
+        {"opt-175b", AW_FAMILY_OPT, 12288, 96, 96, 96, 49152, 50272, 2048, 12288, 1, 1, AW_DT_F16},
+        {"llama-3-8b", AW_FAMILY_LLAMA, 4096, 32, 32, 8, 14336, 128256, 8192, 4096, 1, 0,
+         AW_DT_BF16},
+        {"llama-3-70b", AW_FAMILY_LLAMA, 8192, 80, 64, 8, 28672, 128256, 8192, 8192, 1, 0,
+         AW_DT_BF16},
+        {"llama-3-405b", AW_FAMILY_LLAMA, 16384, 126, 128, 8, 53248, 128256, 131072, 16384, 1, 0,
+         AW_DT_BF16},
+        {"llama-2-7b", AW_FAMILY_LLAMA, 4096, 32, 32, 32, 11008, 32000, 4096, 4096, 1, 0,
+         AW_DT_F16},
+        {"llama-160m", AW_FAMILY_LLAMA, 768, 12, 12, 4, 2048, 32000, 2048, 768, 1, 0, AW_DT_F16},
     };
     assert_int_equal(aw_shape_count(), sizeof want / sizeof want[0]);
     for (size_t i = 0; i < aw_shape_count(); i++) {
@@ -420,22 +766,47 @@ static void test_shape_table(void **state)
         assert_non_null(s);
         assert_string_equal(s->name, want[i].name);
         assert_ptr_equal(aw_shape_find(want[i].name), s);
-        assert_string_equal(s->model_type, "opt");
-        assert_string_equal(s->activation_function, "relu");
+        assert_int_equal(s->family, want[i].family);
+        assert_string_equal(s->model_type, aw_family_name(want[i].family));
+        assert_string_equal(s->activation_function,
+                            want[i].family == AW_FAMILY_OPT ? "relu" : "silu");
         assert_int_equal(s->hidden_size, want[i].d);
         assert_int_equal(s->num_hidden_layers, want[i].layers);
         assert_int_equal(s->num_attention_heads, want[i].heads);
+        assert_int_equal(s->num_key_value_heads, want[i].kv);
+        assert_int_equal(s->head_dim * s->num_attention_heads, s->hidden_size);
         assert_int_equal(s->ffn_dim, want[i].ffn);
+        assert_int_equal(s->vocab_size, want[i].vocab);
+        assert_int_equal(s->max_position_embeddings, want[i].max_pos);
         assert_int_equal(s->word_embed_proj_dim, want[i].wp);
         assert_int_equal(s->do_layer_norm_before, want[i].pre_ln);
-        assert_int_equal(s->vocab_size, 50272);
-        assert_int_equal(s->max_position_embeddings, 2048);
-        assert_int_equal(s->enable_bias, 1);
-        assert_int_equal(s->torch_dtype, AW_DT_F16);
+        assert_int_equal(s->tie_word_embeddings, want[i].tie);
+        assert_int_equal(s->torch_dtype, want[i].dt);
         assert_int_equal(s->hidden_size % s->num_attention_heads, 0);
-        assert_int_equal(aw_config_block_params(s), want[i].block);
-        assert_int_equal(aw_config_param_count(s), want[i].total);
+        assert_int_equal(s->num_attention_heads % s->num_key_value_heads, 0);
+        if (want[i].family == AW_FAMILY_OPT) {
+            assert_int_equal(s->enable_bias, 1);
+            assert_int_equal(s->pad_token_id, 1);
+            assert_int_equal(s->bos_token_id, 2);
+            assert_int_equal(s->eos_token_id, 2);
+        } else {
+            assert_int_equal(s->attention_bias, 0);
+            assert_int_equal(s->mlp_bias, 0);
+            assert_true(s->rms_norm_eps == 1e-5);
+            assert_int_equal(s->pad_token_id, -1);
+        }
     }
+    /* LLaMA 3's tokenizer and RoPE base; LLaMA 2's */
+    for (size_t i = 0; i < 3; i++) {
+        const aw_model_config *s = aw_shape_find(want[9 + i].name);
+        assert_true(s->rope_theta == 500000.0);
+        assert_int_equal(s->bos_token_id, 128000);
+        assert_int_equal(s->eos_token_id, 128001);
+    }
+    const aw_model_config *l2 = aw_shape_find("llama-2-7b");
+    assert_true(l2->rope_theta == 10000.0);
+    assert_int_equal(l2->bos_token_id, 1);
+    assert_int_equal(l2->eos_token_id, 2);
     assert_null(aw_shape_at(aw_shape_count()));
 }
 
@@ -454,137 +825,18 @@ static void test_shape_find(void **state)
     assert_null(aw_shape_find("opt-125"));
     assert_null(aw_shape_find(""));
     assert_null(aw_shape_find(NULL));
-}
 
-static void test_param_count(void **state)
-{
-    (void)state;
-    const aw_model_config *s = aw_shape_find("opt-125m");
-    /* 4*768*768 + 4*768 + 2*768*3072 + 3072 + 768 + 4*768 */
-    assert_int_equal(aw_config_block_params(s), 7087872ull);
-    /* 50272*768 + 2050*768 + 12*7,087,872 + 1536 */
-    assert_int_equal(aw_config_param_count(s), 125239296ull);
-
-    s = aw_shape_find("opt-175b");
-    /* block: 4*12288^2 = 603,979,776; 2*12288*49152 = 1,207,959,552;
-     * 4d + ffn + d + 4d = 49,152 + 49,152 + 12,288 + 49,152 = 159,744;
-     * sum 1,812,099,072 */
-    assert_int_equal(aw_config_block_params(s), 1812099072ull);
-    /* 50272*12288 = 617,742,336; 2050*12288 = 25,190,400;
-     * 96 * 1,812,099,072 = 173,961,510,912; final LN 24,576 */
-    assert_int_equal(aw_config_param_count(s), 174604468224ull);
-    assert_true(aw_config_param_count(s) > 174000000000ull &&
-                aw_config_param_count(s) < 176000000000ull);
-
-    /* opt-350m: no final LN (post-LN), project_in/out 2*1024*512 */
-    s = aw_shape_find("opt-350m");
-    assert_int_equal(aw_config_param_count(s),
-                     50272ull * 512 + 2050ull * 1024 + 24ull * 12596224 + 2ull * 1024 * 512);
-}
-
-/* ---- tensor names and shapes -------------------------------------------------- */
-
-static void test_block_tensors(void **state)
-{
-    (void)state;
-    static const char *const names[AW_BT_COUNT] = {
-        "model.decoder.layers.11.self_attn.q_proj.weight",
-        "model.decoder.layers.11.self_attn.q_proj.bias",
-        "model.decoder.layers.11.self_attn.k_proj.weight",
-        "model.decoder.layers.11.self_attn.k_proj.bias",
-        "model.decoder.layers.11.self_attn.v_proj.weight",
-        "model.decoder.layers.11.self_attn.v_proj.bias",
-        "model.decoder.layers.11.self_attn.out_proj.weight",
-        "model.decoder.layers.11.self_attn.out_proj.bias",
-        "model.decoder.layers.11.self_attn_layer_norm.weight",
-        "model.decoder.layers.11.self_attn_layer_norm.bias",
-        "model.decoder.layers.11.fc1.weight",
-        "model.decoder.layers.11.fc1.bias",
-        "model.decoder.layers.11.fc2.weight",
-        "model.decoder.layers.11.fc2.bias",
-        "model.decoder.layers.11.final_layer_norm.weight",
-        "model.decoder.layers.11.final_layer_norm.bias",
-    };
-    static const struct {
-        int ndim;
-        int64_t s0, s1;
-    } shapes[AW_BT_COUNT] = {
-        {2, 768, 768}, {1, 768, 0}, {2, 768, 768}, {1, 768, 0},
-        {2, 768, 768}, {1, 768, 0}, {2, 768, 768}, {1, 768, 0},
-        {1, 768, 0},   {1, 768, 0}, {2, 3072, 768}, {1, 3072, 0},
-        {2, 768, 3072}, {1, 768, 0}, {1, 768, 0},  {1, 768, 0},
-    };
-    const aw_model_config *c = aw_shape_find("opt-125m");
-    char buf[128];
-    uint64_t sum = 0;
-    for (int i = 0; i < AW_BT_COUNT; i++) {
-        int n = aw_block_tensor_name(11, (aw_block_tensor)i, buf, sizeof buf);
-        assert_int_equal(n, (int)strlen(names[i]));
-        assert_string_equal(buf, names[i]);
-        int ndim;
-        int64_t shape[2];
-        aw_block_tensor_shape(c, (aw_block_tensor)i, &ndim, shape);
-        assert_int_equal(ndim, shapes[i].ndim);
-        assert_int_equal(shape[0], shapes[i].s0);
-        if (ndim == 2) assert_int_equal(shape[1], shapes[i].s1);
-        sum += (uint64_t)shape[0] * (uint64_t)(ndim == 2 ? shape[1] : 1);
-    }
-    /* the 16 tensors add up to the block count */
-    assert_int_equal(sum, aw_config_block_params(c));
-
-    assert_int_equal(aw_block_tensor_name(0, AW_BT_Q_W, buf, sizeof buf),
-                     (int)strlen("model.decoder.layers.0.self_attn.q_proj.weight"));
-    assert_string_equal(buf, "model.decoder.layers.0.self_attn.q_proj.weight");
-    /* does not fit: -1, never a truncated name */
-    assert_int_equal(aw_block_tensor_name(0, AW_BT_Q_W, buf, 20), -1);
-    assert_int_equal(aw_block_tensor_name(0, AW_BT_Q_W, buf,
-                                          strlen("model.decoder.layers.0.self_attn.q_proj.weight")),
-                     -1);
-    assert_int_equal(aw_block_tensor_name(-1, AW_BT_Q_W, buf, sizeof buf), -1);
-    assert_int_equal(aw_block_tensor_name(0, AW_BT_COUNT, buf, sizeof buf), -1);
-
-    /* fc1/fc2 of a model where ffn != 4d would catch a swapped shape */
-    aw_model_config odd = *c;
-    odd.ffn_dim = 1000;
-    int ndim;
-    int64_t shape[2];
-    aw_block_tensor_shape(&odd, AW_BT_FC1_W, &ndim, shape);
-    assert_true(ndim == 2 && shape[0] == 1000 && shape[1] == 768);
-    aw_block_tensor_shape(&odd, AW_BT_FC2_W, &ndim, shape);
-    assert_true(ndim == 2 && shape[0] == 768 && shape[1] == 1000);
-}
-
-static void test_model_tensors(void **state)
-{
-    (void)state;
-    assert_string_equal(aw_model_tensor_name(AW_MT_EMBED_TOKENS),
-                        "model.decoder.embed_tokens.weight");
-    assert_string_equal(aw_model_tensor_name(AW_MT_EMBED_POSITIONS),
-                        "model.decoder.embed_positions.weight");
-    assert_string_equal(aw_model_tensor_name(AW_MT_FINAL_LN_W),
-                        "model.decoder.final_layer_norm.weight");
-    assert_string_equal(aw_model_tensor_name(AW_MT_FINAL_LN_B),
-                        "model.decoder.final_layer_norm.bias");
-    assert_null(aw_model_tensor_name(AW_MT_COUNT));
-
-    int ndim;
-    int64_t shape[2];
-    const aw_model_config *c = aw_shape_find("opt-125m");
-    aw_model_tensor_shape(c, AW_MT_EMBED_TOKENS, &ndim, shape);
-    assert_true(ndim == 2 && shape[0] == 50272 && shape[1] == 768);
-    aw_model_tensor_shape(c, AW_MT_EMBED_POSITIONS, &ndim, shape);
-    assert_true(ndim == 2 && shape[0] == 2050 && shape[1] == 768);
-    aw_model_tensor_shape(c, AW_MT_FINAL_LN_W, &ndim, shape);
-    assert_true(ndim == 1 && shape[0] == 768);
-    aw_model_tensor_shape(c, AW_MT_FINAL_LN_B, &ndim, shape);
-    assert_true(ndim == 1 && shape[0] == 768);
-
-    /* embed_tokens is [vocab, word_embed_proj_dim], positions use d */
-    c = aw_shape_find("opt-350m");
-    aw_model_tensor_shape(c, AW_MT_EMBED_TOKENS, &ndim, shape);
-    assert_true(ndim == 2 && shape[0] == 50272 && shape[1] == 512);
-    aw_model_tensor_shape(c, AW_MT_EMBED_POSITIONS, &ndim, shape);
-    assert_true(ndim == 2 && shape[0] == 2050 && shape[1] == 1024);
+    s = aw_shape_find("llama-3-8b");
+    assert_non_null(s);
+    assert_ptr_equal(aw_shape_find("meta-llama/llama-3-8b"), s);
+    assert_ptr_equal(aw_shape_find("Meta-Llama/Llama-3-8B"), s);
+    assert_non_null(aw_shape_find("meta-llama/llama-3-70b"));
+    assert_non_null(aw_shape_find("llama-3-405b"));
+    assert_non_null(aw_shape_find("meta-llama/llama-2-7b"));
+    assert_non_null(aw_shape_find("llama-160m"));
+    assert_null(aw_shape_find("llama-3"));
+    assert_null(aw_shape_find("meta-llama/"));
+    assert_null(aw_shape_find("llama-3-8b-instruct"));
 }
 
 int main(void)
@@ -594,17 +846,18 @@ int main(void)
         cmocka_unit_test(test_read_opt350m_unsupported),
         cmocka_unit_test(test_read_defaults),
         cmocka_unit_test(test_read_llama),
+        cmocka_unit_test(test_read_llama_defaults),
+        cmocka_unit_test(test_read_llama_variants),
+        cmocka_unit_test(test_read_llama_refused),
         cmocka_unit_test(test_read_broken),
         cmocka_unit_test(test_read_variants),
         cmocka_unit_test(test_check_supported),
         cmocka_unit_test(test_write_round_trip),
         cmocka_unit_test(test_write_shape),
+        cmocka_unit_test(test_write_llama),
         cmocka_unit_test(test_write_bad_args),
         cmocka_unit_test(test_shape_table),
         cmocka_unit_test(test_shape_find),
-        cmocka_unit_test(test_param_count),
-        cmocka_unit_test(test_block_tensors),
-        cmocka_unit_test(test_model_tensors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

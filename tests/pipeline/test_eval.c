@@ -168,14 +168,16 @@ static void test_qblock_load(void **state)
     aw_qblock q;
     aw_assert_status(aw_qblock_create(&c, &q), AW_OK, NULL);
     aw_assert_status(aw_qblock_load(&c, mf, 1, &q), AW_OK, NULL);
-    for (int k = 0; k < AW_LIN_COUNT; k++) {
-        const aw_layer_metrics *m = &f->r.layers[1 * AW_LIN_COUNT + k];
+    int n_lin = aw_arch_of(&c)->n_lin;
+    assert_int_equal(q.n_lin, n_lin);
+    for (int k = 0; k < n_lin; k++) {
+        const aw_layer_metrics *m = &f->r.layers[1 * n_lin + k];
         assert_true(q.lin[k].w_step == m->w_step);
         assert_true(q.lin[k].x_step == m->x_step);
         assert_memory_equal(q.lin[k].bias, q.lin[k].bias_plain, (size_t)q.lin[k].out * sizeof(float));
     }
     for (int t = 0; t < AW_TAP_COUNT; t++)
-        for (int j = 0; j < (t == AW_TAP_FC2 ? c.ffn_dim : c.hidden_size); j++) assert_true(q.s[t][j] == 1.0f);
+        for (int j = 0; j < aw_arch_tap_width(&c, (aw_tap_id)t); j++) assert_true(q.s[t][j] == 1.0f);
     aw_qblock_destroy(&q);
     aw_mf_close(mf);
     free(cfg_path);

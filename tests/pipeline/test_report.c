@@ -226,7 +226,8 @@ static void fake_result(const aw_model_config *c, aw_run_result *r)
     memset(r, 0, sizeof *r);
     r->cfg = *c;
     r->n_layers = c->num_hidden_layers;
-    r->layers = calloc((size_t)r->n_layers * AW_LIN_COUNT, sizeof *r->layers);
+    int n_lin = aw_arch_of(c)->n_lin;
+    r->layers = calloc((size_t)r->n_layers * n_lin, sizeof *r->layers);
     r->depth = malloc((size_t)r->n_layers * AW_DEPTH_LEN * sizeof(float));
     r->n_shown = aw_range_default_layers(r->n_layers, r->shown);
     size_t per = aw_range_detail_len(c);
@@ -235,7 +236,7 @@ static void fake_result(const aw_model_config *c, aw_run_result *r)
     assert_non_null(r->depth);
     assert_non_null(r->detail);
     unsigned rng = 11;
-    for (int i = 0; i < r->n_layers * AW_LIN_COUNT; i++) {
+    for (int i = 0; i < r->n_layers * n_lin; i++) {
         aw_layer_metrics *m = &r->layers[i];
         m->rel_err = 0.02 * jitter(&rng, 0.5);
         m->sqnr_db = -20 * log10(m->rel_err);

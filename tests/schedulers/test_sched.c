@@ -371,7 +371,7 @@ static void test_costs_of_opt_shapes(void **state)
     assert_true(k.block_bytes < k.block_read_bytes * 3 / 2 + 200000000ull);
     assert_int_equal(k.sample_blocks, 128);
     /* 96 blocks' arithmetic over the calibration tokens is 2 x params x tokens
-     * (DESIGN.md: 9.2e16 for the model), plus attention and validation */
+     * (docs/design.md: 9.2e16 for the model), plus attention and validation */
     double calib_only = 96 * (2.0 * (4 * d * d + 2 * d * f)) * 128 * 2048;
     assert_true(calib_only > 9.0e16 && calib_only < 9.4e16);
     assert_true(96 * k.block_flops > calib_only * 1.375 && 96 * k.block_flops < calib_only * 1.5);
