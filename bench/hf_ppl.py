@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""WikiText-2 perplexity of a Hugging Face OPT folder, computed by transformers.
+"""WikiText-2 perplexity of a Hugging Face OPT or LLaMA folder, computed by transformers.
 
 The reference for `aweq-dist eval --text`: the same protocol, step by step.
 
@@ -9,10 +9,17 @@ The reference for `aweq-dist eval --text`: the same protocol, step by step.
      without "\\n" is kept if it is not empty.
   3. Join the rows with "\\n\\n" (the usual `"\\n\\n".join(test["text"])`).
   4. Tokenize once with AutoTokenizer(model) and its default
-     add_special_tokens: an OPT-style folder prepends its BOS token.
+     add_special_tokens: OPT and LLaMA folders prepend their BOS token.
+     With --tokenizer json, tokenizer.json through `tokenizers` instead (its
+     own post-processor adds BOS): transformers 5 rebuilds a LlamaTokenizer
+     folder's pipeline (Metaspace in place of the file's normalizer), which
+     differs from the file on a text that starts with a space; aweq-dist
+     reads the file. A folder with tokenizer.json is encoded both ways and a
+     difference is reported on stderr.
   5. n = len(ids) // L non-overlapping windows ids[i*L:(i+1)*L] (the tail
      shorter than L is dropped); optionally only the first K.
-  6. Logits of OPTForCausalLM (float32, eval mode, no_grad) per window; the
+  6. Logits of AutoModelForCausalLM (OPTForCausalLM, LlamaForCausalLM; float32,
+     eval mode, no_grad) per window; the
      NLL is the sum over the window's L-1 predicted tokens (positions 1..L-1,
      each from the logits of the position before) of -log softmax.
   7. ppl = exp(total NLL / (n * (L - 1))).
@@ -23,6 +30,7 @@ aweq-dist writes); transformers then applies the checkpoint's quantization
 (weights and the static input scales) as the package implements it.
 
     python bench/hf_ppl.py --model DIR --text FILE [--seq-len 2048] [--max-windows K]
+                           [--tokenizer auto|json]
 
 Needs torch and transformers (a venv: see bench/trained-model.md).
 """
@@ -53,8 +61,38 @@ def protocol_text(path):
 
 
 def tokenize(tokenizer, text):
-    """One call, default special tokens (OPT folders: BOS first)."""
+    """One call, default special tokens (OPT and LLaMA folders: BOS first).
+    tokenizer: a transformers tokenizer or a `tokenizers.Tokenizer`."""
+    from tokenizers import Tokenizer
+
+    if isinstance(tokenizer, Tokenizer):  # tokenizer.json's own pipeline, post-processor included
+        return tokenizer.encode(text).ids
     return tokenizer(text, verbose=False)["input_ids"]
+
+
+def json_tokenizer(path):
+    """(tokenizers.Tokenizer of DIR/tokenizer.json, the BOS id its
+    post-processor adds, or None), or (None, None) without the file."""
+    import os
+
+    from tokenizers import Tokenizer
+
+    f = os.path.join(path, "tokenizer.json")
+    if not os.path.isfile(f):
+        return None, None
+    tok = Tokenizer.from_file(f)
+    tok.no_truncation()
+    tok.no_padding()
+    pre = tok.encode("").ids  # what the post-processor adds to nothing
+    return tok, (pre[0] if pre else None)
+
+
+def first_difference(a, b):
+    """Index of the first position where two id lists differ, or None."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
 
 
 def window_nll(model, ids, seq_len, max_windows=None, progress=None):
@@ -80,25 +118,29 @@ def window_nll(model, ids, seq_len, max_windows=None, progress=None):
 
 def load_model(path):
     import torch
-    from transformers import OPTForCausalLM
+    from transformers import AutoModelForCausalLM
 
     import transformers
 
     # transformers 5 names it dtype; 4.x (before 4.56) only knows torch_dtype
     key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    model = OPTForCausalLM.from_pretrained(path, **{key: torch.float32})
+    # the config's model_type picks the class: OPTForCausalLM, LlamaForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(path, **{key: torch.float32})
     model.eval()
     return model
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="Hugging Face OPT folder (float or compressed-tensors)")
+    ap.add_argument("--model", required=True,
+                    help="Hugging Face OPT or LLaMA folder (float or compressed-tensors)")
     ap.add_argument("--text", required=True, help="text file, e.g. wikitext-2 wiki.test.raw")
     ap.add_argument("--seq-len", type=int, default=2048, help="window length L (default 2048)")
     ap.add_argument("--max-windows", type=int, default=None, help="only the first K windows")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    ap.add_argument("--tokenizer", choices=("auto", "json"), default="auto",
+                    help="auto: AutoTokenizer (default); json: the folder's tokenizer.json through `tokenizers`")
     a = ap.parse_args(argv)
     if a.seq_len < 2:
         ap.error("--seq-len must be at least 2")
@@ -110,11 +152,27 @@ def main(argv=None):
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    tok = AutoTokenizer.from_pretrained(a.model)
     text, n_rows = protocol_text(a.text)
-    ids = tokenize(tok, text)
+    if a.tokenizer == "json":
+        tj, bos = json_tokenizer(a.model)
+        if tj is None:
+            sys.exit(f"hf_ppl: --tokenizer json: {a.model} has no tokenizer.json")
+        ids = tokenize(tj, text)
+    else:
+        tok = AutoTokenizer.from_pretrained(a.model)
+        ids, bos = tokenize(tok, text), tok.bos_token_id
+        try:  # only a note: the ids stay AutoTokenizer's
+            tj, _ = json_tokenizer(a.model)
+            k = first_difference(ids, tokenize(tj, text)) if tj is not None else None
+        except Exception as e:  # a file transformers reads but `tokenizers` does not
+            tj, k = None, None
+            print(f"hf_ppl: note: tokenizer.json not readable by tokenizers ({e}); not compared",
+                  file=sys.stderr)
+        if k is not None:
+            print(f"hf_ppl: note: AutoTokenizer and tokenizer.json differ from id {k} on; "
+                  f"--tokenizer json follows the file", file=sys.stderr)
     print(f"tokens: {len(ids)} ({n_rows} rows, {len(text)} characters after joining; "
-          f"first id {ids[0] if ids else None}, BOS {tok.bos_token_id})")
+          f"first id {ids[0] if ids else None}, BOS {bos})")
     if len(ids) < a.seq_len:
         sys.exit(f"hf_ppl: {a.text}: {len(ids)} tokens, fewer than one window of {a.seq_len}")
     model = load_model(a.model)
