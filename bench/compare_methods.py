@@ -7,7 +7,8 @@ Runs rtn, smoothquant (alpha 0.5), aweq without bias correction and aweq,
 each writing its checkpoint and aweq_report.json under WORK_DIR, and prints
 a markdown table. With --check it also asserts the claims of the single-rank
 AWEQ issue and exits non-zero if one fails:
-  - on every layer, AWEQ's relative error on q/k/v_proj and fc1 is at least
+  - on every layer, AWEQ's relative error on the linears fed by a norm
+    (q/k/v_proj and fc1 for OPT; q/k/v, gate and up for LLaMA) is at least
     5x lower than RTN's;
   - AWEQ's end-to-end KL is lower than RTN's and SmoothQuant's;
   - bias correction lowers the mean output error per channel on every layer.
@@ -24,7 +25,8 @@ RUNS = [
     ("AWEQ, no bias corr.", ["--method", "aweq", "--no-bias-correction"]),
     ("AWEQ", ["--method", "aweq"]),
 ]
-FED = ("q_proj", "k_proj", "v_proj", "fc1")
+# the linears fed by a norm, where the outlier channels are (OPT, LLaMA)
+FED = ("q_proj", "k_proj", "v_proj", "fc1", "gate_proj", "up_proj")
 
 
 def run(exe, model, out, args):
@@ -48,7 +50,7 @@ def main():
     exe, model, work = sys.argv[1:4]
     check = "--check" in sys.argv[4:]
     reps = {}
-    print("| method | q/k/v/fc1 rel. error (mean) | worst layer rel. error | KL(fp‖W8A8) | top-1 agreement | W8A8 / fp perplexity | time |")
+    print("| method | norm-fed linears' rel. error (mean) | worst layer rel. error | KL(fp‖W8A8) | top-1 agreement | W8A8 / fp perplexity | time |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for i, (name, args) in enumerate(RUNS):
         rep, secs = run(exe, model, os.path.join(work, "out%d" % i), args)
@@ -75,7 +77,7 @@ def main():
     for other, rep in (("RTN", rtn), ("SmoothQuant", sq)):
         if not aw["end_to_end"]["kl_divergence"] < rep["end_to_end"]["kl_divergence"]:
             bad.append("AWEQ KL not below %s's" % other)
-    print("\nsmallest RTN/AWEQ error ratio on q/k/v/fc1 over all layers: %.1fx" % worst_ratio)
+    print("\nsmallest RTN/AWEQ error ratio on the norm-fed linears over all layers: %.1fx" % worst_ratio)
     for b in bad:
         print("FAILED: " + b)
     print("%d passed, %d failed" % (1 if not bad else 0, 1 if bad else 0))
