@@ -182,7 +182,7 @@ aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config
             gbytes(k->block_bytes), aw_dtype_name(c->torch_dtype));
     fprintf(out, "  %6.2f GB on every rank (activations, workspaces, the f32 block being quantized)\n",
             gbytes(k->rank_fixed_bytes));
-    fprintf(out, "  %+6.2f GB on the first and the last stage (embeddings, positions, final LayerNorm in f32)\n",
+    fprintf(out, "  %+6.2f GB on the first and the last stage (embeddings, positions or head, final norm in f32)\n",
             gbytes(k->ends_bytes));
     fprintf(out, "  %+6.2f GB on the last stage (logits, %d rows at a time)\n", gbytes(k->head_ws_bytes),
             AW_PLAN_LOGIT_CHUNK);

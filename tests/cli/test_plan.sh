@@ -89,6 +89,19 @@ expect_fail "more stages than blocks" "50 stages for 40 decoder blocks: at most 
     "$EXE" plan --model opt-13b -n 50 --mem-per-rank 80 --stages 50
 expect_fail "block larger than the budget" "one decoder block needs" "$EXE" plan --model opt-175b -n 96 --mem-per-rank 8
 
+# LLaMA shapes plan like OPT's: every layer placed, the head counted
+for case in "llama-3-8b 8 32" "llama-3-70b 8 80" "llama-3-405b 32 126"; do
+    set -- $case
+    if "$EXE" plan --model "$1" -n "$2" --mem-per-rank 80 >"$WORK/l.txt" 2>"$WORK/le.txt"; then
+        grep -q "LLaMA" "$WORK/l.txt" && grep -q "total .*$3 layers\|$3 layers\|layers=$3" "$WORK/l.txt" \
+            && ok "$1 on $2 x 80 GB: $(head -1 "$WORK/l.txt")" || bad "$1: $(head -3 "$WORK/l.txt")"
+    else
+        bad "$1 on $2 ranks: $(cat "$WORK/le.txt")"
+    fi
+done
+expect_fail "llama-3-405b does not fit 8 ranks" "needs at least 22 ranks" \
+    "$EXE" plan --model meta-llama/llama-3-405b -n 8 --mem-per-rank 80
+
 # usage errors exit 2
 for args in "--model opt-175b -n 8" "-n 8 --mem-per-rank 80" "--model opt-175b --mem-per-rank 80" \
             "--model opt-175b -n 8 --mem-per-rank 80X" "--model opt-175b -n 0 --mem-per-rank 80" \
