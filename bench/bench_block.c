@@ -12,16 +12,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "aw_clock.h"
 #include "aw_forward.h"
 #include "aw_model.h"
 #include "aw_rng.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void fill(float *x, size_t n, aw_rng *r, float scale)
 {
@@ -65,15 +59,15 @@ int main(int argc, char **argv)
     double best_blk = 1e30, best_gemm = 1e30;
     for (int rep = 0; rep < 3; rep++) {
         for (size_t i = 0; i < (size_t)T * d; i++) h[i] = h0[i];
-        double t0 = now();
+        double t0 = aw_now();
         aw_block_forward(&c, &b, NULL, h, n_seq, L, &ws, NULL, NULL);
-        double t1 = now();
+        double t1 = aw_now();
         for (int l = 0; l < fp32.n_lin; l++) {
             const aw_linear *ln = &fp32.lin[l];
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, ln->out, ln->in, 1.0f, x, ln->in,
                         ln->w, ln->in, 0.0f, y, ln->out);
         }
-        double t2 = now();
+        double t2 = aw_now();
         if (t1 - t0 < best_blk) best_blk = t1 - t0;
         if (t2 - t1 < best_gemm) best_gemm = t2 - t1;
     }

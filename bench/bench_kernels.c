@@ -21,15 +21,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "aw_clock.h"
 #include "aw_kernels.h"
 #include "aw_rng.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Keeps results alive so the compiler cannot drop a timed call's effect. */
 static volatile double g_sink;
@@ -80,9 +74,9 @@ static double best_time(int reps, void (*fn)(void *), void *arg)
 {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = aw_now();
         fn(arg);
-        double dt = now_s() - t0;
+        double dt = aw_now() - t0;
         if (dt < best) best = dt;
     }
     return best;
@@ -186,9 +180,9 @@ static void min_median(double *t, int n, double *mn, double *med)
 
 static double time_once(void (*fn)(void *), void *arg)
 {
-    double t0 = now_s();
+    double t0 = aw_now();
     fn(arg);
-    return now_s() - t0;
+    return aw_now() - t0;
 }
 
 /* The int8 product on OPT-125m shapes: the path aw_k_gemm_i8 chose (oneDNN
@@ -320,9 +314,9 @@ int main(int argc, char **argv)
         fill_act(v, L, d, 8);
         double best = 1e30;
         for (int r = 0; r < 2; r++) {
-            double t0 = now_s();
+            double t0 = aw_now();
             aw_k_attention(q, k, v, o, 1, L, H, H, d, 0.125f, hpc, ws);
-            double dt = now_s() - t0;
+            double dt = aw_now() - t0;
             best = dt < best ? dt : best;
         }
         g_sink += o[7];

@@ -13,15 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "aw_clock.h"
 #include "aw_fs.h"
 #include "aw_tokenizer.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -59,9 +53,9 @@ int main(int argc, char **argv)
     aw_idvec ids = {0};
     for (int r = 0; r < runs; r++) {
         ids.n = 0;
-        double t0 = now_s();
+        double t0 = aw_now();
         aw_status st = aw_tokenizer_encode(tk, text, len, add_special, &ids);
-        double dt = now_s() - t0;
+        double dt = aw_now() - t0;
         if (st != AW_OK) {
             fprintf(stderr, "bench_tokenize: %s: %s\n", file, aw_err_message());
             return 1;

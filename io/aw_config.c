@@ -526,11 +526,22 @@ static const aw_model_config aw_shapes[] = {
 #undef AW_OPT_SHAPE
 #undef AW_LLAMA_SHAPE
 
+/* The Hub's names of the LLaMA shapes. */
+static const struct {
+    const char *hub, *shape;
+} aw_shape_alias[] = {
+    {"Meta-Llama-3-8B", "llama-3-8b"},   {"Meta-Llama-3-70B", "llama-3-70b"},
+    {"Llama-3.1-8B", "llama-3-8b"},      {"Llama-3.1-70B", "llama-3-70b"},
+    {"Llama-3.1-405B", "llama-3-405b"},  {"Llama-2-7b-hf", "llama-2-7b"},
+};
+
 const aw_model_config *aw_shape_find(const char *name)
 {
     if (!name) return NULL;
     if (strncasecmp(name, "facebook/", 9) == 0) name += 9;
     if (strncasecmp(name, "meta-llama/", 11) == 0) name += 11;
+    for (size_t i = 0; i < sizeof aw_shape_alias / sizeof aw_shape_alias[0]; i++)
+        if (strcasecmp(name, aw_shape_alias[i].hub) == 0) name = aw_shape_alias[i].shape;
     for (size_t i = 0; i < aw_shape_count(); i++)
         if (strcasecmp(name, aw_shapes[i].name) == 0) return &aw_shapes[i];
     return NULL;

@@ -30,6 +30,13 @@ static aw_status bytes_append(bytes *b, const char *s, size_t n)
     return AW_OK;
 }
 
+uint64_t aw_holdout_count(uint64_t n_seq, double share)
+{
+    if (!(share > 0.0)) return 0;
+    long long h = llround(share * (double)n_seq);
+    return h < 1 ? 1 : (uint64_t)h;
+}
+
 uint32_t aw_holdout_windows(uint32_t n_calib, double share)
 {
     if (!(share > 0.0) || !(share < 1.0)) return 0;
@@ -38,9 +45,7 @@ uint32_t aw_holdout_windows(uint32_t n_calib, double share)
     long long m0 = llround(x);
     for (long long m = m0 - 2; m <= m0 + 2; m++) {
         if (m < 1 || m > UINT32_MAX) continue;
-        long long h = llround(share * (double)((long long)n_calib + m));
-        if (h < 1) h = 1;
-        if (h == m) return (uint32_t)m;
+        if ((long long)aw_holdout_count((uint64_t)n_calib + (uint64_t)m, share) == m) return (uint32_t)m;
     }
     return m0 < 1 ? 1 : (uint32_t)m0; /* not reached for shares in (0, 1) */
 }

@@ -34,6 +34,10 @@ typedef struct {
     int quiet;                /* no progress line on stderr */
 } aw_calib_text_opts;
 
+/* The one holdout rule (a run's split of a token file, `eval --holdout`,
+ * and the draw below): of n_seq sequences the last llround(share * n_seq)
+ * are held out, at least one when share > 0; 0 for share 0. */
+uint64_t aw_holdout_count(uint64_t n_seq, double share);
 /* Held-out windows to draw beside n_calib calibration windows so that a
  * run given the token file and --holdout share holds out exactly these:
  * the M with M == max(1, llround(share * (n_calib + M))) (0 for share 0),

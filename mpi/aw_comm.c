@@ -149,3 +149,53 @@ aw_status aw_comm_split(const aw_comm *c, int color, int key, MPI_Comm *out)
     AW_TRY(AW_MPI(MPI_Comm_split(c->world, color, key, out)));
     return AW_MPI(MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN));
 }
+
+void aw_comm_abort(const aw_comm *c, int code) { MPI_Abort(c->world, code); }
+
+int aw_comm_node_size(const aw_comm *c)
+{
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    return local > 0 ? local : 1;
+}
+
+aw_status aw_comm_node_count_same(const aw_comm *c, unsigned long long key, int *count)
+{
+    MPI_Comm node;
+    int n = 1;
+    *count = 0;
+    AW_TRY(AW_MPI(MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node)));
+    aw_status st = AW_MPI(MPI_Comm_size(node, &n));
+    unsigned long long *keys = st == AW_OK ? malloc((size_t)n * sizeof *keys) : NULL;
+    if (st == AW_OK && !keys) st = AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    if (st == AW_OK)
+        st = AW_MPI(MPI_Allgather(&key, 1, MPI_UNSIGNED_LONG_LONG, keys, 1, MPI_UNSIGNED_LONG_LONG, node));
+    for (int i = 0; st == AW_OK && i < n; i++) *count += keys[i] == key;
+    free(keys);
+    MPI_Comm_free(&node);
+    return st;
+}
+
+aw_status aw_pipe_open(const aw_comm *c, int stage, int replica, int stages, int replicas, aw_pipe *p)
+{
+    memset(p, 0, sizeof *p);
+    p->w = c;
+    p->stage_comm = p->chain_comm = MPI_COMM_NULL;
+    p->stage = stage;
+    p->replica = replica;
+    p->stages = stages;
+    p->replicas = replicas;
+    AW_TRY(aw_comm_split(c, stage, replica, &p->stage_comm));
+    return aw_comm_split(c, replica, stage, &p->chain_comm);
+}
+
+void aw_pipe_close(aw_pipe *p)
+{
+    if (!p->w) return; /* never opened */
+    if (p->stage_comm != MPI_COMM_NULL) MPI_Comm_free(&p->stage_comm);
+    if (p->chain_comm != MPI_COMM_NULL) MPI_Comm_free(&p->chain_comm);
+}

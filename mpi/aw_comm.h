@@ -48,6 +48,33 @@ aw_status aw_comm_bcast_bytes(const aw_comm *c, int root, aw_status root_status,
  * own status on those that did). */
 aw_status aw_comm_agree(const aw_comm *c, aw_status local);
 
+/* End the whole job now (MPI_Abort with the exit code): the program's top
+ * calls it once the failure is printed. Does not return on a real MPI. */
+void aw_comm_abort(const aw_comm *c, int code);
+
+/* Collective: how many ranks share this rank's node (1 if MPI cannot say). */
+int aw_comm_node_size(const aw_comm *c);
+/* Collective over the ranks of this node: how many of them (this one
+ * included) pass the same key (e.g. a GPU's PCI ids). */
+aw_status aw_comm_node_count_same(const aw_comm *c, unsigned long long key, int *count);
+
+/* The pipeline's sub-communicators: rank = stage * R + replica; the
+ * replicas of one stage (ordered by replica) reduce their statistics, the
+ * stages of one replica chain (ordered by stage) hand blocks on. */
+typedef struct {
+    const aw_comm *w;
+    MPI_Comm stage_comm; /* my stage's replicas */
+    MPI_Comm chain_comm; /* my replica's stages */
+    int stage, replica;
+    int stages, replicas;
+} aw_pipe;
+
+/* Collective over c: split it into p's two communicators (p is reset
+ * first, so that aw_pipe_close is safe after a failure). */
+aw_status aw_pipe_open(const aw_comm *c, int stage, int replica, int stages, int replicas, aw_pipe *p);
+/* Free p's communicators (either may be missing). */
+void aw_pipe_close(aw_pipe *p);
+
 /* Wrap an MPI return code. */
 aw_status aw_mpi_check(int rc, const char *call, const char *src_file, int src_line);
 #define AW_MPI(call) aw_mpi_check((call), #call, __FILE__, __LINE__)

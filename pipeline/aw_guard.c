@@ -1,6 +1,8 @@
 /* aw_guard.c - see aw_guard.h. */
 #include "aw_guard.h"
 
+#include "aw_clock.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -18,13 +20,6 @@ static int aw_guard_rank, aw_guard_size;
 static double aw_hang_timeout;
 static char aw_phase_now[16] = "start";
 static int aw_fail_visits;
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void on_sigterm(int sig)
 {
@@ -56,7 +51,7 @@ static void *watch(void *arg)
     (void)arg;
     while (atomic_load(&aw_watch_on)) {
         usleep(200 * 1000);
-        double idle = mono() - atomic_load(&aw_last_progress);
+        double idle = aw_now() - atomic_load(&aw_last_progress);
         if (idle > aw_hang_timeout) {
             /* A peer is hung or dead and this rank waits on it: end this
              * process; the launcher (mpirun, srun) then ends the job. */
@@ -77,7 +72,7 @@ void aw_guard_start(int rank, int size, double hang_timeout_s)
     aw_guard_size = size;
     aw_hang_timeout = hang_timeout_s;
     aw_fail_visits = 0;
-    atomic_store(&aw_last_progress, mono());
+    atomic_store(&aw_last_progress, aw_now());
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigterm;
@@ -99,7 +94,7 @@ void aw_guard_stop(void)
 
 aw_status aw_guard_step(const char *phase, const aw_fail_at *fail)
 {
-    atomic_store(&aw_last_progress, mono());
+    atomic_store(&aw_last_progress, aw_now());
     snprintf(aw_phase_now, sizeof aw_phase_now, "%s", phase);
     if (fail && fail->mode != AW_FAIL_NONE && fail->rank == aw_guard_rank && !strcmp(fail->phase, phase) &&
         ++aw_fail_visits == 2) {

@@ -366,7 +366,7 @@ aw_status aw_inspect(const char *dir, FILE *out, int scan_values)
     fmt_count(params, pbuf, sizeof pbuf);
     fmt_count(aw_config_param_count(&cfg), cbuf, sizeof cbuf);
     fprintf(out, "\nmodel: %s%s%s, %s, d=%d, layers=%d, heads=%d, ffn=%d, vocab=%d, positions=%d, kv_heads=%d, dtype %s\n",
-            dir, cfg.name[0] ? " " : "", cfg.name, cfg.family == AW_FAMILY_LLAMA ? "LLaMA" : "OPT", cfg.hidden_size,
+            dir, cfg.name[0] ? " " : "", cfg.name, aw_arch_of(&cfg)->label, cfg.hidden_size,
             cfg.num_hidden_layers, cfg.num_attention_heads, cfg.ffn_dim, cfg.vocab_size, cfg.max_position_embeddings,
             cfg.num_key_value_heads, aw_dtype_name(cfg.torch_dtype));
     fprintf(out, "tensors: %zu in %zu file(s), %.1f MB\n", aw_mf_count(mf), aw_mf_shard_count(mf),

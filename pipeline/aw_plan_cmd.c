@@ -172,7 +172,7 @@ aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config
     uint64_t params = aw_config_param_count(c);
     size_t wsz = aw_dtype_size(c->torch_dtype);
     fprintf(out, "plan: %s: %s d=%d layers=%d heads=%d ffn=%d vocab=%d, %.2fB parameters (%.1f GB in %s)\n",
-            model_name ? model_name : "model", c->family == AW_FAMILY_LLAMA ? "LLaMA" : "OPT", c->hidden_size, c->num_hidden_layers, c->num_attention_heads,
+            model_name ? model_name : "model", aw_arch_of(c)->label, c->hidden_size, c->num_hidden_layers, c->num_attention_heads,
             c->ffn_dim, c->vocab_size, (double)params / 1e9, gbytes(params * wsz), aw_dtype_name(c->torch_dtype));
     fprintf(out, "world: %d rank%s = %d stage%s x %d replica%s (rank = stage x %d + replica)\n", p->world,
             p->world == 1 ? "" : "s", p->stages, p->stages == 1 ? "" : "s", p->replicas,

@@ -1,7 +1,7 @@
 /*
  * aw_run.h - the quantization job: load, calibrate, quantize, validate,
- * write. Phases are functions over the layers a rank holds; this file's
- * aw_run() runs them all on one rank.
+ * write. Phases are functions over the layers a rank holds (pipeline/run/,
+ * aw_run_int.h); aw_run_comm() runs them all over the ranks of a world.
  */
 #ifndef AW_RUN_H
 #define AW_RUN_H
@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "aw_backend.h"
+#include "aw_clock.h"
 #include "aw_comm.h"
 #include "aw_guard.h"
 #include "aw_config.h"
@@ -121,20 +122,8 @@ void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out);
 struct json_t;
 struct json_t *aw_report_times_json(const aw_run_result *r);
 
-/* The one-line error a user sees, on stderr:
- *   aweq-dist: [rank R of N: ]error: <what> (<STATUS>) [src.c:line]
- * (the rank part when size > 1). */
-void aw_print_error(aw_status st, int rank, int size);
-/* The preemption line: stopped after SIGTERM, rerun with --resume. */
-void aw_print_interrupted(int rank, int size, const char *out_dir);
-
-/* Collective: how many ranks share this rank's node (1 if MPI cannot say). */
-int aw_node_ranks(const aw_comm *w);
 /* OpenBLAS threads: this node's cores shared by its `local` ranks, unless
  * OPENBLAS_NUM_THREADS says otherwise. */
 void aw_set_blas_threads(int local);
-
-/* Monotonic seconds. */
-double aw_now(void);
 
 #endif

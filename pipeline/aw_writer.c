@@ -103,7 +103,7 @@ int aw_block_out_tensors(const aw_model_config *c, const aw_method *m)
 static aw_model_config out_config(const aw_model_config *c, const aw_method *m)
 {
     aw_model_config o = *c;
-    if (c->family == AW_FAMILY_LLAMA && m->bias_correction) o.attention_bias = o.mlp_bias = 1;
+    if (m->bias_correction) o.attention_bias = o.mlp_bias = 1; /* keys of the families that have them */
     return o;
 }
 

@@ -90,10 +90,12 @@ typedef aw_status (*aw_tap_fn)(void *ctx, aw_tap_id tap, const float *x, int T, 
 
 typedef struct aw_arch {
     aw_family family;
+    const char *label;         /* "OPT", "LLaMA": for messages */
     const char *layers_prefix; /* "model.decoder.layers" */
     int n_lin;
     aw_arch_linear lin[AW_LIN_MAX];
     aw_arch_tap tap[AW_TAP_COUNT];
+    int grouped_kv;            /* 1: fewer KV heads than heads may be configured */
     aw_norm_kind norm;
     const char *norm_name[AW_NORM_COUNT]; /* "self_attn_layer_norm", ... */
     /* a block's tensors and the ends', in the family's file order; biases of

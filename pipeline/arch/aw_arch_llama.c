@@ -56,6 +56,7 @@ static aw_status llama_forward(const aw_model_config *c, const aw_block *b, cons
 
 const aw_arch aw_arch_llama = {
     .family = AW_FAMILY_LLAMA,
+    .label = "LLaMA",
     .layers_prefix = "model.layers",
     .n_lin = N_LIN,
     .lin = {
@@ -73,6 +74,7 @@ const aw_arch aw_arch_llama = {
         [AW_TAP_MLP_IN] = {"post_attn_norm->gate/up", "gate_proj, up_proj", AW_DIM_MODEL, AW_FOLD_NORM, 1, 1},
         [AW_TAP_MLP_MID] = {"up->down", "down_proj", AW_DIM_FFN, AW_FOLD_ROWS, UP, 0},
     },
+    .grouped_kv = 1,
     .norm = AW_NORM_RMS,
     .norm_name = {"input_layernorm", "post_attention_layernorm"},
     .n_block_tensors = 16,

@@ -51,6 +51,7 @@ static aw_status opt_forward(const aw_model_config *c, const aw_block *b, const 
 
 const aw_arch aw_arch_opt = {
     .family = AW_FAMILY_OPT,
+    .label = "OPT",
     .layers_prefix = "model.decoder.layers",
     .n_lin = N_LIN,
     .lin = {

@@ -1,5 +1,5 @@
 /*
- * test_eval.c - the independent checkpoint evaluator (pipeline/aw_eval.c):
+ * test_eval.c - the independent checkpoint evaluator (pipeline/eval/):
  *   - on the checkpoint aw_run() wrote, with the same held-out sequences and
  *     blocks of samples, it reproduces the pipeline's W8A8 perplexity (F16
  *     and BF16 models), from config.json, the safetensors and the tokens only;

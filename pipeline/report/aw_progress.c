@@ -9,7 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "aw_run.h"
+#include "aw_clock.h"
 
 /* A terminal bar is redrawn at most this often (seconds). */
 #define AW_BAR_EVERY_S 0.2

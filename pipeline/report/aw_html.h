@@ -35,11 +35,4 @@
 aw_status aw_html_render(json_t *const *reports, json_t *const *runs, const char *const *names, int n,
                          char **html);
 
-/* `aweq-dist report OUT [OUT2 ...] [--out FILE]` (argv[0] is "report"):
- * reads each OUT/aweq_report.json (or a .json file named directly) and
- * OUT/aweq_run.json if present, writes the page (default: OUT/report.html
- * for one folder, ./report.html for several). Returns the exit code: 0, 1
- * after one error line, 2 for a usage error. */
-int aw_cmd_report(int argc, char **argv);
-
 #endif

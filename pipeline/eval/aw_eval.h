@@ -54,8 +54,8 @@ aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int
 aw_status aw_check_quant_config(const char *config_path);
 
 /* Evaluate the W8A8 checkpoint in model_dir on the token file tokens_path:
- * holdout 0 takes every sequence, else the last llround(holdout * n_seq) (at
- * least 1), as aw_run() holds them out; blocks of `batch` sequences. Progress
+ * holdout 0 takes every sequence, else the last aw_holdout_count(n_seq,
+ * holdout) (llround(holdout * n_seq), at least 1), as aw_run() holds them out; blocks of `batch` sequences. Progress
  * lines on stderr unless quiet. r is zeroed first and filled on success. */
 aw_status aw_eval(const char *model_dir, const char *tokens_path, double holdout, int batch,
                   int quiet, aw_eval_result *r);
@@ -91,10 +91,5 @@ typedef struct {
  * added in window order on every rank: the result does not depend on the
  * rank count. Collective over world. */
 aw_status aw_eval_text(const aw_eval_text_opts *o, const aw_comm *world, aw_eval_text_result *r);
-
-/* The `aweq-dist eval` command (argv[0] is "eval"): prints the perplexity line
- * on stdout; returns the exit code: 0, 1 after one error line on stderr, 2
- * for a usage error. */
-int aw_cmd_eval(int argc, char **argv);
 
 #endif

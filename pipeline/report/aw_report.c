@@ -148,23 +148,6 @@ aw_status aw_run_json(const aw_run_opts *o, const aw_run_result *r, char **out)
     return AW_OK;
 }
 
-void aw_print_error(aw_status st, int rank, int size)
-{
-    char who[48] = "";
-    if (size > 1) snprintf(who, sizeof who, "rank %d of %d: ", rank, size);
-    fprintf(stderr, "aweq-dist: %serror: %s (%s) [%s]\n", who,
-            aw_err_message()[0] ? aw_err_message() : aw_strerror(st), aw_status_name(st), aw_err_where());
-    fflush(stderr);
-}
-
-void aw_print_interrupted(int rank, int size, const char *out_dir)
-{
-    fprintf(stderr, "aweq-dist: rank %d of %d: interrupted by SIGTERM (%s); blocks already quantized are "
-            "kept in %s.work: rerun the same command with --resume\n", rank, size, aw_err_message(),
-            out_dir ? out_dir : "(no --out)");
-    fflush(stderr);
-}
-
 void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
 {
     fprintf(out, "\nW8A8 validation on %u held-out sequences x %u tokens (method %s%s, alpha %.2f)\n",

@@ -1,5 +1,6 @@
-/* aw_tokenize_cmd.c - the `tokenize` command (see aw_tokenize_cmd.h). */
-#include "aw_tokenize_cmd.h"
+/* aw_cmd_tokenize.c - the `tokenize` command: calibration text into a token
+ * file, once, for --calib (see aw_cli.h). */
+#include "aw_cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -10,19 +11,10 @@
 #include "aw_config.h"
 #include "aw_fs.h"
 #include "aw_resolve.h"
-#include "aw_run.h"
 #include "aw_textdata.h"
 #include "aw_tokenizer.h"
 
 #define AW_TOK_MAX_FILES 64
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "aweq-dist: tokenize: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'aweq-dist tokenize --help'.\n");
-    return 2;
-}
 
 static void print_help(FILE *out)
 {
@@ -42,16 +34,6 @@ static void print_help(FILE *out)
             "  --holdout H          share of all windows held out for validation (default 0.2;\n"
             "                       give the run the same --holdout)\n"
             "  --quiet              no progress line\n");
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
 }
 
 int aw_cmd_tokenize(int argc, char **argv)
@@ -74,34 +56,34 @@ int aw_cmd_tokenize(int argc, char **argv)
         switch (c) {
         case O_MODEL: model = optarg; break;
         case O_TEXT:
-            if (n_files == AW_TOK_MAX_FILES) return usage_error("--text: at most %s files", "64");
+            if (n_files == AW_TOK_MAX_FILES) return aw_usage_error("tokenize", "--text: at most %s files", "64");
             files[n_files++] = optarg;
             break;
         case O_FIELD: field = optarg; break;
         case O_OUT: out = optarg; break;
         case O_SAMPLES:
-            if (parse_long(optarg, 1, 1 << 24, &samples)) return usage_error("--calib-samples '%s': expected 1..16777216", optarg);
+            if (aw_cli_parse_int(optarg, 1, 1 << 24, &samples)) return aw_usage_error("tokenize", "--calib-samples '%s': expected 1..16777216", optarg);
             break;
         case O_LEN:
-            if (parse_long(optarg, 2, 1 << 20, &len)) return usage_error("--calib-len '%s': expected 2..1048576", optarg);
+            if (aw_cli_parse_int(optarg, 2, 1 << 20, &len)) return aw_usage_error("tokenize", "--calib-len '%s': expected 2..1048576", optarg);
             break;
         case O_SEED:
-            if (parse_long(optarg, 0, 0x7fffffffL, &seed)) return usage_error("--seed '%s': expected 0..2147483647", optarg);
+            if (aw_cli_parse_int(optarg, 0, 0x7fffffffL, &seed)) return aw_usage_error("tokenize", "--seed '%s': expected 0..2147483647", optarg);
             break;
         case O_HOLDOUT:
             holdout = strtod(optarg, &end);
             if (*end || end == optarg || !(holdout >= 0.0 && holdout < 1.0))
-                return usage_error("--holdout '%s': expected a share in [0, 1)", optarg);
+                return aw_usage_error("tokenize", "--holdout '%s': expected a share in [0, 1)", optarg);
             break;
         case O_QUIET: quiet = 1; break;
         case 'h': print_help(stdout); return 0;
-        default: return usage_error("%s", "bad option");
+        default: return aw_usage_error("tokenize", "%s", "bad option");
         }
     }
-    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
-    if (!model) return usage_error("%s", "--model DIR is required");
-    if (!n_files) return usage_error("%s", "--text FILE is required");
-    if (!out) return usage_error("%s", "--out FILE is required");
+    if (optind < argc) return aw_usage_error("tokenize", "unexpected argument '%s'", argv[optind]);
+    if (!model) return aw_usage_error("tokenize", "%s", "--model DIR is required");
+    if (!n_files) return aw_usage_error("tokenize", "%s", "--text FILE is required");
+    if (!out) return aw_usage_error("tokenize", "%s", "--out FILE is required");
 
     char *dir = NULL, *cfg_path = NULL;
     aw_tokenizer *tk = NULL;
