@@ -489,7 +489,7 @@ static void tap(block *B, int t, const float *x, int c, int on)
     if (on) AW(aw_kc_stats_accum(g_kc, x, B->T, c, B->absmax[t], B->sum[t], B->bad));
 }
 
-// The OPT block forward of pipeline/aw_forward.c, on the GPU.
+// The OPT block forward of pipeline/arch/aw_arch_opt.c, on the GPU.
 static void calib_run(void *p)
 {
     fwd_arg *a = (fwd_arg *)p;

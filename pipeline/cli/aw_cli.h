@@ -42,7 +42,7 @@ int aw_cmd_backend(int argc, char **argv);
 int aw_cmd_eval(int argc, char **argv);
 int aw_cmd_report(int argc, char **argv);
 int aw_cmd_tokenize(int argc, char **argv);
-int aw_cmd_plan(int argc, char **argv); /* pipeline/aw_plan_cmd.c */
+int aw_cmd_plan(int argc, char **argv);
 
 /* Option values: "100M", "512K", "2G", "12345" -> bytes (decimal units);
  * a decimal integer in [lo, hi]. 0 on success, -1 if malformed. */

@@ -12,7 +12,7 @@
 
 #include "aw_fs.h"
 #include "aw_inspect.h"
-#include "aw_plan_cmd.h"
+#include "aw_plan.h"
 #include "aw_textdata.h"
 
 /* ---- options ----------------------------------------------------------------- */

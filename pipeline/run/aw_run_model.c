@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aw_plan_cmd.h"
+#include "aw_plan.h"
 
 void run_dev_free(const run_topo *t, run_model *m, run_stream *s, int failed)
 {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aw_plan_cmd.h"
+#include "aw_plan.h"
 
 typedef enum { PASS_CALIB, PASS_VALID, PASS_EVAL } pass_kind;
 

@@ -1,12 +1,12 @@
 /*
- * aw_plan_cmd.h - the `plan` command: what one rank of a run pays for a
+ * aw_plan.h - the plan a run (and `aweq-dist plan`, pipeline/cli/) makes: what one rank of a run pays for a
  * model (bytes from the same functions that allocate, FLOPs of the block
  * forward and of validation), the planner's layout for a world and memory
  * budget, and its printout. Nothing is read but config.json (or a built-in
  * shape): plans for OPT-175B are made without its weights.
  */
-#ifndef AW_PLAN_CMD_H
-#define AW_PLAN_CMD_H
+#ifndef AW_PLAN_H
+#define AW_PLAN_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@
 
 /* Costs of a run of shape c with sequences of seq_len tokens in blocks of
  * batch sequences, calib_seqs calibration and holdout_seqs held-out
- * sequences (see aw_plan_cmd.c for each term). AW_ERR_ARG for a length
+ * sequences (see aw_plan.c for each term). AW_ERR_ARG for a length
  * outside 1..max positions, batch or calib_seqs < 1. */
 aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, uint32_t calib_seqs,
                             uint32_t holdout_seqs, aw_plan_costs *out);
@@ -27,7 +27,7 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
 #define AW_GPU_LOGIT_CHUNK 512
 
 /* Device memory of one rank on the CUDA backend, the part of the plan the
- * GPU holds (see aw_plan_cmd.c for each term; aw_run checks it against
+ * GPU holds (see aw_plan.c for each term; aw_run checks it against
  * cudaMemGetInfo before loading). */
 typedef struct {
     uint64_t block;   /* per decoder block: fp weights (F16, or F32 for BF16/F32 checkpoints), W8A8 block, sums */
@@ -48,8 +48,5 @@ aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config
 /* AW_ERR_PLAN naming the first stage whose GPU memory exceeds gpu_mem. */
 aw_status aw_plan_check_gpu(const aw_model_config *c, const aw_plan *p, const aw_plan_costs *k, uint64_t gpu_mem);
 
-/* `aweq-dist plan ...` (argv[0] is "plan"): 0 success, 1 failure (one error
- * line on stderr), 2 usage error. */
-int aw_cmd_plan(int argc, char **argv);
 
 #endif
