@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "aw_config.h"
-#include "aw_plan_cmd.h"
+#include "aw_plan.h"
 #include "aw_sched.h"
 #include "testutil.h"
 
