@@ -8,9 +8,9 @@ DIR is the float folder the run quantized, OUT the run's output folder
 (compressed-tensors checkpoint and aweq_report.json), FILE the token file the
 run calibrated on (--calib FILE; docs/token-file.md) and --holdout the run's
 --holdout. The run validates on the last llround(H * n_seq) sequences of the
-file (at least one when H > 0; pipeline/aw_run.c split()), and scores every
+file (at least one when H > 0; io/aw_textdata.c aw_holdout_count()), and scores every
 position of each sequence but the last, which predicts nothing it holds
-(pipeline/aw_validate.c e2e_rows): n_hold x (seq_len - 1) predicted tokens.
+(pipeline/quant/aw_validate.c e2e_rows): n_hold x (seq_len - 1) predicted tokens.
 
 The float model loads with AutoModelForCausalLM in float32; the quantized one
 with AutoModelForCausalLM.from_pretrained(OUT), transformers' default
@@ -83,7 +83,7 @@ def read_tokens(path):
 
 
 def heldout_count(n_seq, holdout):
-    """pipeline/aw_run.c split(): llround(H * n_seq), at least 1 when H > 0."""
+    """io/aw_textdata.c aw_holdout_count(): llround(H * n_seq), at least 1 when H > 0."""
     x = holdout * n_seq
     h = int(math.floor(x + 0.5)) if x >= 0 else 0  # llround: half away from zero
     if holdout > 0 and h == 0:

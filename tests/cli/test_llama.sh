@@ -70,6 +70,20 @@ else
 fi
 cmp -s "$STORIES/tokenizer.json" "$WORK/sq/tokenizer.json" && ok "tokenizer.json copied to the output" \
     || bad "tokenizer.json not copied"
+# the real model from a token file, in stage and replica layouts: same bytes
+"$EXE" tokenize --model "$STORIES" --text "$WORK/calib.txt" --calib-samples 24 --calib-len 128 --holdout 0.25 \
+    --out "$WORK/st.tok" >/dev/null 2>&1 || bad "tokenize stories"
+"$EXE" --model "$STORIES" --calib "$WORK/st.tok" --holdout 0.25 --out "$WORK/st1" --quiet >/dev/null 2>&1 \
+    || bad "stories260K from tokens, one rank"
+for layout in "3 3 1" "2 1 2"; do
+    set -- $layout
+    out="$WORK/st_${1}_${2}_${3}"
+    "${MPIRUN[@]}" -n "$1" "$EXE" --model "$STORIES" --calib "$WORK/st.tok" --holdout 0.25 --out "$out" --quiet \
+        --stages "$2" --replicas "$3" >"$out.txt" 2>&1 || bad "stories260K mpirun -n $1: $(tail -3 "$out.txt")"
+    diff <(sums "$out") <(sums "$WORK/st1") >/dev/null \
+        && ok "stories260K, mpirun -n $1 ($2 stages x $3 replicas): same bytes as one rank" \
+        || bad "stories260K -n $1 ($2 x $3): $(diff <(sums "$out") <(sums "$WORK/st1") | head -3)"
+done
 
 # bad LLaMA configs: one line naming the file and the field
 bad_cfg() {
