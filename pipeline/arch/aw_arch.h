@@ -52,6 +52,9 @@ typedef enum {
 typedef enum { AW_NORM_LAYER = 0, AW_NORM_RMS } aw_norm_kind;
 typedef enum { AW_FOLD_NORM = 0, AW_FOLD_ROWS } aw_fold_kind;
 
+/* Linears 0-3 of every family are q, k, v and the output projection (the
+ * attention half of a block is shared: aw_fwd_attention_half); the MLP's
+ * follow. */
 typedef struct {
     const char *name; /* "self_attn.q_proj": the tensor is <block>.<name>.weight */
     aw_dim in, out;
@@ -96,6 +99,7 @@ typedef struct aw_arch {
     aw_arch_linear lin[AW_LIN_MAX];
     aw_arch_tap tap[AW_TAP_COUNT];
     int grouped_kv;            /* 1: fewer KV heads than heads may be configured */
+    int rope;                  /* 1: RoPE on q and k (rope_theta), else learned positions */
     aw_norm_kind norm;
     const char *norm_name[AW_NORM_COUNT]; /* "self_attn_layer_norm", ... */
     /* a block's tensors and the ends', in the family's file order; biases of

@@ -28,19 +28,7 @@ static aw_status llama_forward(const aw_model_config *c, const aw_block *b, cons
     int T = n_seq * L, d = c->hidden_size, f = c->ffn_dim;
     size_t Td = (size_t)T * d;
 
-    AW_TRY(aw_fwd_norm(c, b, q, 0, h, ws->x, T, ws));
-    if (fn) AW_TRY(fn(ctx, AW_TAP_ATTN_IN, ws->x, T, d));
-    AW_TRY(aw_fwd_linear(b, q, Q, ws->x, ws->q, T, ws));
-    AW_TRY(aw_fwd_linear(b, q, K, ws->x, ws->k, T, ws));
-    AW_TRY(aw_fwd_linear(b, q, V, ws->x, ws->v, T, ws));
-    float theta = (float)c->rope_theta;
-    AW_TRY(o->vt->rope(o, ws->q, n_seq, L, c->num_attention_heads, c->head_dim, theta));
-    AW_TRY(o->vt->rope(o, ws->k, n_seq, L, c->num_key_value_heads, c->head_dim, theta));
-    AW_TRY(aw_fwd_attention(c, n_seq, L, ws));
-    if (fn) AW_TRY(fn(ctx, AW_TAP_ATTN_OUT, ws->a, T, d));
-    AW_TRY(aw_fwd_linear(b, q, O, ws->a, ws->y, T, ws));
-    AW_TRY(o->vt->add(o, h, ws->y, Td));
-
+    AW_TRY(aw_fwd_attention_half(c, b, q, h, n_seq, L, ws, fn, ctx));
     AW_TRY(aw_fwd_norm(c, b, q, 1, h, ws->x, T, ws));
     if (fn) AW_TRY(fn(ctx, AW_TAP_MLP_IN, ws->x, T, d));
     AW_TRY(aw_fwd_linear(b, q, GATE, ws->x, ws->f, T, ws));
@@ -75,6 +63,7 @@ const aw_arch aw_arch_llama = {
         [AW_TAP_MLP_MID] = {"up->down", "down_proj", AW_DIM_FFN, AW_FOLD_ROWS, UP, 0},
     },
     .grouped_kv = 1,
+    .rope = 1,
     .norm = AW_NORM_RMS,
     .norm_name = {"input_layernorm", "post_attention_layernorm"},
     .n_block_tensors = 16,

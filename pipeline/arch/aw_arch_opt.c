@@ -27,16 +27,7 @@ static aw_status opt_forward(const aw_model_config *c, const aw_block *b, const 
     int T = n_seq * L, d = c->hidden_size, f = c->ffn_dim;
     size_t Td = (size_t)T * d;
 
-    AW_TRY(aw_fwd_norm(c, b, q, 0, h, ws->x, T, ws));
-    if (fn) AW_TRY(fn(ctx, AW_TAP_ATTN_IN, ws->x, T, d));
-    AW_TRY(aw_fwd_linear(b, q, Q, ws->x, ws->q, T, ws));
-    AW_TRY(aw_fwd_linear(b, q, K, ws->x, ws->k, T, ws));
-    AW_TRY(aw_fwd_linear(b, q, V, ws->x, ws->v, T, ws));
-    AW_TRY(aw_fwd_attention(c, n_seq, L, ws));
-    if (fn) AW_TRY(fn(ctx, AW_TAP_ATTN_OUT, ws->a, T, d));
-    AW_TRY(aw_fwd_linear(b, q, O, ws->a, ws->y, T, ws));
-    AW_TRY(o->vt->add(o, h, ws->y, Td));
-
+    AW_TRY(aw_fwd_attention_half(c, b, q, h, n_seq, L, ws, fn, ctx));
     AW_TRY(aw_fwd_norm(c, b, q, 1, h, ws->x, T, ws));
     if (fn) AW_TRY(fn(ctx, AW_TAP_MLP_IN, ws->x, T, d));
     AW_TRY(aw_fwd_linear(b, q, FC1, ws->x, ws->f, T, ws));

@@ -133,6 +133,28 @@ aw_status aw_fwd_attention(const aw_model_config *c, int n_seq, int L, aw_fwd_ws
                             ws->heads_per_chunk, ws->att_ws);
 }
 
+aw_status aw_fwd_attention_half(const aw_model_config *c, const aw_block *b, const aw_qblock *q, float *h,
+                                int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx)
+{
+    enum { Q = 0, K, V, O };
+    const aw_ops *o = ws->ops;
+    int T = n_seq * L, d = c->hidden_size;
+    AW_TRY(aw_fwd_norm(c, b, q, 0, h, ws->x, T, ws));
+    if (fn) AW_TRY(fn(ctx, AW_TAP_ATTN_IN, ws->x, T, d));
+    AW_TRY(aw_fwd_linear(b, q, Q, ws->x, ws->q, T, ws));
+    AW_TRY(aw_fwd_linear(b, q, K, ws->x, ws->k, T, ws));
+    AW_TRY(aw_fwd_linear(b, q, V, ws->x, ws->v, T, ws));
+    if (aw_arch_of(c)->rope) {
+        float theta = (float)c->rope_theta;
+        AW_TRY(o->vt->rope(o, ws->q, n_seq, L, c->num_attention_heads, c->head_dim, theta));
+        AW_TRY(o->vt->rope(o, ws->k, n_seq, L, c->num_key_value_heads, c->head_dim, theta));
+    }
+    AW_TRY(aw_fwd_attention(c, n_seq, L, ws));
+    if (fn) AW_TRY(fn(ctx, AW_TAP_ATTN_OUT, ws->a, T, d));
+    AW_TRY(aw_fwd_linear(b, q, O, ws->a, ws->y, T, ws));
+    return o->vt->add(o, h, ws->y, (size_t)T * d);
+}
+
 aw_status aw_block_forward(const aw_model_config *c, const aw_block *b, const aw_qblock *q, float *h,
                            int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx)
 {

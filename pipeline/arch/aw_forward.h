@@ -65,6 +65,14 @@ aw_status aw_fwd_linear(const aw_block *b, const aw_qblock *q, int l, const floa
 aw_status aw_fwd_norm(const aw_model_config *c, const aw_block *b, const aw_qblock *q, int n, const float *x,
                       float *y, int T, aw_fwd_ws *ws);
 aw_status aw_fwd_attention(const aw_model_config *c, int n_seq, int L, aw_fwd_ws *ws);
+/* The attention half every family's block shares (linears 0-3 are q, k, v,
+ * the output projection: aw_arch.h):
+ *   x = norm 0 (h)                     tap ATTN_IN
+ *   a = attn(q(x), k(x), v(x))         RoPE on q and k where the family has it
+ *                                      tap ATTN_OUT
+ *   h = h + o(a) */
+aw_status aw_fwd_attention_half(const aw_model_config *c, const aw_block *b, const aw_qblock *q, float *h,
+                                int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx);
 
 /* One W8A8 linear: y (T, out) from x (T, in) with layer l of q; xq and acc
  * are scratch of T*in int8 and T*out int32. */

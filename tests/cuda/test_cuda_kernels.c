@@ -45,6 +45,7 @@
 #include "cuda/aw_cuda.h"
 #include "cuda/aw_kernels_cuda.h"
 #include "cuda/aw_nccl.h"
+#include "kernels_ref.h"
 
 #define TOL_F32 1e-5
 #define TOL_LIBM 1e-6
@@ -125,24 +126,6 @@ static void dev_to(void *dst, const void *src, size_t n)
 
 /* ---- data ---------------------------------------------------------------------------- */
 
-/* x (rows, cols): normal values; about one column in 10 (at least one when
- * cols >= 3) scaled 50-100x; every 29th value an exact +0 or -0. */
-static void fill_outliers(float *x, int rows, int cols, uint64_t seed, const char *key)
-{
-    aw_rng r;
-    aw_rng_seed(&r, seed, key);
-    float *cs = xmalloc((size_t)cols * sizeof(float));
-    for (int j = 0; j < cols; j++) {
-        int outlier = cols >= 3 && (j % 10 == 3 || j == cols - 2);
-        cs[j] = outlier ? (float)(50.0 + 50.0 * aw_rng_uniform(&r)) : 1.0f;
-    }
-    for (size_t i = 0; i < (size_t)rows * cols; i++) {
-        x[i] = (float)aw_rng_normal(&r) * cs[i % (size_t)cols];
-        if (i % 29 == 11) x[i] = (i / 29) % 2 ? -0.0f : 0.0f;
-    }
-    free(cs);
-}
-
 static void fill_normal(float *x, size_t n, double sigma, uint64_t seed, const char *key)
 {
     aw_rng r;
@@ -206,8 +189,8 @@ static void check_linear(int T, int in, int out, int with_bias, int f16w, uint64
     float *x = xmalloc(nx * 4), *w = xmalloc(nw * 4), *b = xmalloc((size_t)out * 4);
     float *y = xmalloc(ny * 4), *yc = xmalloc(ny * 4);
     uint16_t *wh = xmalloc(nw * 2);
-    fill_outliers(x, T, in, seed, "x");
-    fill_outliers(w, out, in, seed, "w");
+    aw_ref_fill_outliers(x, T, in, seed, "x");
+    aw_ref_fill_outliers(w, out, in, seed, "w");
     fill_normal(b, (size_t)out, 3.0, seed, "b");
     if (f16w) {
         /* the weights as the model stores them; the CPU reference gets the
@@ -244,7 +227,7 @@ static void check_layernorm(int T, int d, uint64_t seed)
     size_t n = (size_t)T * d;
     float *x = xmalloc(n * 4), *g = xmalloc((size_t)d * 4), *be = xmalloc((size_t)d * 4);
     float *y = xmalloc(n * 4), *y2 = xmalloc(n * 4), *yc = xmalloc(n * 4);
-    fill_outliers(x, T, d, seed, "x");
+    aw_ref_fill_outliers(x, T, d, seed, "x");
     for (int j = 0; j < d; j++) x[j] += 1000.0f; /* a large common offset */
     if (T > 2)
         for (int j = 0; j < d; j++) x[(size_t)2 * d + j] = 4.0f; /* a constant row */
@@ -274,7 +257,7 @@ static void check_rmsnorm(int T, int d, uint64_t seed)
     size_t n = (size_t)T * d;
     float *x = xmalloc(n * 4), *g = xmalloc((size_t)d * 4);
     float *y = xmalloc(n * 4), *y2 = xmalloc(n * 4), *yc = xmalloc(n * 4);
-    fill_outliers(x, T, d, seed, "x");
+    aw_ref_fill_outliers(x, T, d, seed, "x");
     for (int j = 0; j < d; j++) x[j] += 1000.0f; /* a large common offset */
     if (T > 2) {
         for (int j = 0; j < d; j++) x[(size_t)2 * d + j] = -4.0f; /* a constant row */
@@ -302,7 +285,7 @@ static void check_relu_add(size_t n, uint64_t seed)
 {
     g_ok = 1;
     float *x = xmalloc(n * 4), *y = xmalloc(n * 4), *r = xmalloc(n * 4), *c = xmalloc(n * 4);
-    fill_outliers(x, 1, (int)n, seed, "x");
+    aw_ref_fill_outliers(x, 1, (int)n, seed, "x");
     fill_normal(y, n, 2.0, seed, "y");
     if (n > 7) x[7] = NAN, x[5] = -0.0f;
     float *dx = dev_from(x, n * 4), *dy = dev_from(y, n * 4);
@@ -327,8 +310,8 @@ static void check_swiglu(size_t n, uint64_t seed)
     g_ok = 1;
     float *g = xmalloc(n * 4), *u = xmalloc(n * 4), *y = xmalloc(n * 4), *ya = xmalloc(n * 4);
     float *yb = xmalloc(n * 4), *yc = xmalloc(n * 4);
-    fill_outliers(g, 1, (int)n, seed, "gate");
-    fill_outliers(u, 1, (int)n, seed, "up");
+    aw_ref_fill_outliers(g, 1, (int)n, seed, "gate");
+    aw_ref_fill_outliers(u, 1, (int)n, seed, "up");
     /* the ends: exp(-g) overflows the double below -709, silu(g) = g above
      * ~17 (no NaN: rel_err counts a NaN output as an infinite error) */
     const float ends[] = {1e30f, -1e30f, -800.0f, -88.0f, 20.0f, -20.0f, 1e-30f, -1e-30f};
@@ -358,7 +341,7 @@ static void check_rope(int n_seq, int L, int n_heads, int hd, float theta, uint6
     int T = n_seq * L, d = n_heads * hd;
     size_t n = (size_t)T * d;
     float *x = xmalloc(n * 4), *y = xmalloc(n * 4), *yc = xmalloc(n * 4);
-    fill_outliers(x, T, d, seed, "x");
+    aw_ref_fill_outliers(x, T, d, seed, "x");
     float *dx = dev_from(x, n * 4);
     if (g_ok) DEV(aw_kc_rope(g_kc, dx, n_seq, L, n_heads, hd, theta));
     dev_to(y, dx, n * 4);
@@ -382,8 +365,8 @@ static void check_embed(int n_seq, int L, int V, int d, int pos_offset, uint64_t
     float *E = xmalloc((size_t)V * d * 4), *P = xmalloc((size_t)(L + off) * d * 4);
     uint32_t *tok = xmalloc((size_t)n_seq * L * 4);
     float *h = xmalloc(nh * 4), *hc = xmalloc(nh * 4);
-    fill_outliers(E, V, d, seed, "E");
-    fill_outliers(P, L + off, d, seed, "P");
+    aw_ref_fill_outliers(E, V, d, seed, "E");
+    aw_ref_fill_outliers(P, L + off, d, seed, "P");
     aw_rng r;
     aw_rng_seed(&r, seed, "tok");
     for (int i = 0; i < n_seq * L; i++) tok[i] = (uint32_t)aw_rng_below(&r, (uint64_t)V);
@@ -414,7 +397,7 @@ static void check_attention(int n_seq, int L, int n_heads, int n_kv, int d, int 
     float *o = xmalloc(n * 4), *oc = xmalloc(n * 4);
     fill_normal(q, n, 1.0, seed, "q");
     fill_normal(k, nkv, 1.0, seed, "k");
-    fill_outliers(v, n_seq * L, n_kv * (d / n_heads), seed, "v");
+    aw_ref_fill_outliers(v, n_seq * L, n_kv * (d / n_heads), seed, "v");
     for (size_t i = 3; i < n; i += 17) q[i] *= 8.0f; /* some peaked rows */
     size_t ws = aw_k_attention_workspace(L, hpc);
     float *wc = xmalloc(ws * 4);
@@ -447,8 +430,8 @@ static void check_stats(int T, int d, int with_bad, uint64_t seed)
     float *am = xmalloc((size_t)d * 4), *amc = xmalloc((size_t)d * 4), *am2 = xmalloc((size_t)d * 4);
     double *s = xmalloc((size_t)d * 8), *sc = xmalloc((size_t)d * 8), *s2 = xmalloc((size_t)d * 8);
     double *mag = xmalloc((size_t)d * 8);
-    fill_outliers(x, T, d, seed, "x");
-    fill_outliers(x2, T, d, seed, "x2");
+    aw_ref_fill_outliers(x, T, d, seed, "x");
+    aw_ref_fill_outliers(x2, T, d, seed, "x2");
     if (with_bad) {
         x[n / 3] = NAN, x[n / 2] = INFINITY, x[n - 1] = -INFINITY;
         x2[0] = NAN;
@@ -520,7 +503,7 @@ static void check_folds(int rows, int cols, uint64_t seed)
     float *w = xmalloc(n * 4), *wc = xmalloc(n * 4), *r = xmalloc(n * 4);
     float *b = xmalloc((size_t)rows * 4), *bc = xmalloc((size_t)rows * 4), *br = xmalloc((size_t)rows * 4);
     float *sc = xmalloc((size_t)cols * 4), *sr = xmalloc((size_t)rows * 4);
-    fill_outliers(w, rows, cols, seed, "w");
+    aw_ref_fill_outliers(w, rows, cols, seed, "w");
     fill_normal(b, (size_t)rows, 1.0, seed, "b");
     fill_scales(sc, cols, seed);
     fill_scales(sr, rows, seed + 1);
@@ -576,7 +559,7 @@ static void check_int8(size_t n, size_t off, int nan_case, uint64_t seed)
     size_t nt = n + off;
     float *x = xmalloc(nt * 4), *xr = xmalloc(nt * 4), *xc = xmalloc(nt * 4);
     int8_t *q = xmalloc(nt), *qc = xmalloc(nt);
-    fill_outliers(x, 1, (int)nt, seed, "x");
+    aw_ref_fill_outliers(x, 1, (int)nt, seed, "x");
     float amc = aw_k_absmax(x + off, n);
     float step = aw_k_int8_step(amc);
     /* rounding ties and clamps: exact half steps, beyond the range, Inf */
@@ -672,7 +655,7 @@ static void check_err(int T, int out, uint64_t seed)
     size_t n = (size_t)T * out;
     float *yr = xmalloc(n * 4), *y = xmalloc(n * 4);
     double *ce = xmalloc((size_t)out * 8), *cec = xmalloc((size_t)out * 8);
-    fill_outliers(yr, T, out, seed, "yr");
+    aw_ref_fill_outliers(yr, T, out, seed, "yr");
     fill_normal(y, n, 0.05, seed, "noise");
     for (size_t i = 0; i < n; i++) y[i] += yr[i];
     for (int j = 0; j < out; j++) cec[j] = 0.25 * j;

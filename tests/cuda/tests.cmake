@@ -3,7 +3,8 @@
 # prints "skipped: no CUDA device (<reason>)" and exits 77, which CTest shows
 # as skipped. Not built with AWEQ_CUDA=OFF (the sanitizer build).
 if(TARGET aweq_kernels_cuda)
-  add_executable(test_cuda_kernels cuda/test_cuda_kernels.c)
+  add_executable(test_cuda_kernels cuda/test_cuda_kernels.c kernels/kernels_ref.c)
+  target_include_directories(test_cuda_kernels PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
   target_link_libraries(test_cuda_kernels PRIVATE aweq_kernels_cuda aweq_kernels aweq_common)
   add_test(NAME test_cuda_kernels COMMAND test_cuda_kernels
            WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})

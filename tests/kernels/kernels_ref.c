@@ -1,6 +1,8 @@
 /* kernels_ref.c - float64 scalar references (see kernels_ref.h). */
 #include "kernels_ref.h"
 
+#include "aw_rng.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -210,4 +212,22 @@ double aw_logprob_row_ref(const float *logits, const float *ref, int V, uint32_t
         *kl = (double)s;
     }
     return (double)(logits[target] - lse);
+}
+
+void aw_ref_fill_outliers(float *x, int rows, int cols, uint64_t seed, const char *key)
+{
+    aw_rng r;
+    aw_rng_seed(&r, seed, key);
+    float cs_small[64];
+    float *cs = cols <= 64 ? cs_small : malloc((size_t)cols * sizeof(float));
+    if (!cs) abort();
+    for (int j = 0; j < cols; j++) {
+        int outlier = cols >= 3 && (j % 10 == 3 || j == cols - 2);
+        cs[j] = outlier ? (float)(50.0 + 50.0 * aw_rng_uniform(&r)) : 1.0f;
+    }
+    for (size_t i = 0; i < (size_t)rows * cols; i++) {
+        x[i] = (float)aw_rng_normal(&r) * cs[i % (size_t)cols];
+        if (i % 29 == 11) x[i] = (i / 29) % 2 ? -0.0f : 0.0f;
+    }
+    if (cs != cs_small) free(cs);
 }

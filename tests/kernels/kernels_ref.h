@@ -54,4 +54,9 @@ void aw_gemm_i8_ref(const int8_t *xq, const int8_t *wq, int64_t *acc, int T, int
 double aw_logprob_row_ref(const float *logits, const float *ref, int V, uint32_t target, double *kl,
                           int *argmax);
 
+/* Test data: x (rows, cols) normal values; about one column in 10 (at least
+ * one when cols >= 3) scaled 50-100x; every 29th value an exact +0 or -0.
+ * Seeded by (seed, key): the same values in every test that asks. */
+void aw_ref_fill_outliers(float *x, int rows, int cols, uint64_t seed, const char *key);
+
 #endif

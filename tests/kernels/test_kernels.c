@@ -38,25 +38,6 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-/* x (rows, cols): normal values; about one column in 10 (at least one when
- * cols >= 3) scaled by 50-100x; every 29th value an exact +0 or -0. */
-static void fill_outliers(float *x, int rows, int cols, uint64_t seed, const char *key)
-{
-    aw_rng r;
-    aw_rng_seed(&r, seed, key);
-    float *colscale = xcalloc((size_t)cols, sizeof(float));
-    for (int j = 0; j < cols; j++) {
-        int outlier = cols >= 3 && (j % 10 == 3 || j == cols - 2);
-        colscale[j] = outlier ? (float)(50.0 + 50.0 * aw_rng_uniform(&r)) : 1.0f;
-    }
-    for (size_t i = 0; i < (size_t)rows * cols; i++) {
-        int j = (int)(i % (size_t)cols);
-        x[i] = (float)aw_rng_normal(&r) * colscale[j];
-        if (i % 29 == 11) x[i] = (i / 29) % 2 ? -0.0f : 0.0f;
-    }
-    free(colscale);
-}
-
 static void fill_normal(float *x, size_t n, double sigma, uint64_t seed, const char *key)
 {
     aw_rng r;
@@ -103,8 +84,8 @@ static void run_linear(int T, int in, int out, int with_bias, uint64_t seed)
     float *b = xcalloc((size_t)out, sizeof(float));
     float *y = xcalloc((size_t)T * out, sizeof(float));
     double *yr = xcalloc((size_t)T * out, sizeof(double));
-    fill_outliers(x, T, in, seed, "x");
-    fill_outliers(w, out, in, seed, "w");
+    aw_ref_fill_outliers(x, T, in, seed, "x");
+    aw_ref_fill_outliers(w, out, in, seed, "w");
     fill_normal(b, (size_t)out, 3.0, seed, "b");
     for (size_t i = 0; i < (size_t)T * out; i++) y[i] = NAN; /* must be overwritten */
     aw_k_linear(x, w, with_bias ? b : NULL, y, T, in, out);
@@ -139,7 +120,7 @@ static void test_layernorm(void **state)
         float *be = xcalloc((size_t)d, sizeof(float));
         float *y = xcalloc((size_t)T * d, sizeof(float));
         double *yr = xcalloc((size_t)T * d, sizeof(double));
-        fill_outliers(x, T, d, 30 + s, "x");
+        aw_ref_fill_outliers(x, T, d, 30 + s, "x");
         /* a large common offset: the two-pass variance must not lose it */
         for (int j = 0; j < d; j++) x[j] += 1000.0f;
         if (T > 2)
@@ -160,7 +141,7 @@ static void test_relu(void **state)
 {
     (void)state;
     float x[19];
-    fill_outliers(x, 1, 19, 40, "relu");
+    aw_ref_fill_outliers(x, 1, 19, 40, "relu");
     x[5] = -0.0f;
     x[7] = NAN;
     float y[19];
@@ -186,7 +167,7 @@ static void test_rmsnorm(void **state)
         float *g = xcalloc((size_t)d, sizeof(float));
         float *y = xcalloc(n, sizeof(float));
         double *yr = xcalloc(n, sizeof(double));
-        fill_outliers(x, T, d, 170 + s, "x");
+        aw_ref_fill_outliers(x, T, d, 170 + s, "x");
         /* a large common offset (no centring: it dominates the mean square) */
         for (int j = 0; j < d; j++) x[j] += 1000.0f;
         if (T > 2) {
@@ -226,8 +207,8 @@ static void test_swiglu(void **state)
         double *yr = xcalloc(n, sizeof(double));
         /* gate: outlier columns reach +-300 (silu saturates to g, or to a
          * float that underflows); up: the same kind of data */
-        fill_outliers(g, 1, (int)n, 180 + s, "gate");
-        fill_outliers(u, 1, (int)n, 180 + s, "up");
+        aw_ref_fill_outliers(g, 1, (int)n, 180 + s, "gate");
+        aw_ref_fill_outliers(u, 1, (int)n, 180 + s, "up");
         /* the ends of the range: exp(-g) overflows the double for g < -709;
          * silu(g) = g above ~17 in float */
         const float ends[] = {1e30f, -1e30f, -800.0f, -88.0f, 20.0f, -20.0f, 1e-30f, -1e-30f};
@@ -276,8 +257,8 @@ static void test_embed(void **state)
         uint32_t *tok = xcalloc((size_t)n_seq * L, sizeof(uint32_t));
         float *h = xcalloc((size_t)n_seq * L * d, sizeof(float));
         double *hr = xcalloc((size_t)n_seq * L * d, sizeof(double));
-        fill_outliers(E, V, d, 50 + c, "E");
-        fill_outliers(P, L + 2, d, 50 + c, "P");
+        aw_ref_fill_outliers(E, V, d, 50 + c, "E");
+        aw_ref_fill_outliers(P, L + 2, d, 50 + c, "P");
         aw_rng r;
         aw_rng_seed(&r, 50 + c, "tok");
         for (int i = 0; i < n_seq * L; i++) tok[i] = (uint32_t)aw_rng_below(&r, (uint64_t)V);
@@ -308,7 +289,7 @@ static void run_rope(int n_seq, int L, int n_heads, int hd, float theta, uint64_
     size_t n = (size_t)T * d;
     float *x = xcalloc(n, sizeof(float)), *y = xcalloc(n, sizeof(float));
     double *yr = xcalloc(n, sizeof(double));
-    fill_outliers(x, T, d, seed, "x");
+    aw_ref_fill_outliers(x, T, d, seed, "x");
     memcpy(y, x, n * sizeof(float));
     aw_k_rope(y, n_seq, L, n_heads, hd, theta);
     aw_rope_ref(x, yr, n_seq, L, n_heads, hd, theta);
@@ -376,9 +357,9 @@ static att_in att_make(int n_seq, int L, int n_heads, int n_kv, int d, uint64_t 
     a.q = xcalloc(n, sizeof(float));
     a.k = xcalloc(nkv, sizeof(float));
     a.v = xcalloc(nkv, sizeof(float));
-    fill_outliers(a.q, n_seq * L, d, seed, "q");
-    fill_outliers(a.k, n_seq * L, dkv, seed, "k");
-    fill_outliers(a.v, n_seq * L, dkv, seed, "v");
+    aw_ref_fill_outliers(a.q, n_seq * L, d, seed, "q");
+    aw_ref_fill_outliers(a.k, n_seq * L, dkv, seed, "k");
+    aw_ref_fill_outliers(a.v, n_seq * L, dkv, seed, "v");
     for (size_t i = 0; i < n; i++) a.q[i] *= 0.05f;
     for (size_t i = 0; i < nkv; i++) a.k[i] *= 0.05f;
     return a;
@@ -490,7 +471,7 @@ static void test_attention_gqa_repeat(void **state)
 static void run_stats(int T, int d, uint64_t seed, int with_nonfinite)
 {
     float *x = xcalloc((size_t)T * d, sizeof(float));
-    fill_outliers(x, T, d, seed, "stats");
+    aw_ref_fill_outliers(x, T, d, seed, "stats");
     /* last column: magnitudes 1e-8..1e8, so that double sums depend on the
      * order of the rows (the contract is rows in order) */
     aw_rng r;
@@ -545,7 +526,7 @@ static void test_absmax(void **state)
     float *x = xcalloc(4099, sizeof(float));
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         size_t n = sizes[s];
-        fill_outliers(x, 1, (int)(n ? n : 1), 100 + s, "absmax");
+        aw_ref_fill_outliers(x, 1, (int)(n ? n : 1), 100 + s, "absmax");
         if (n > 2) x[n - 2] = -1e4f; /* the largest magnitude is negative */
         assert_true(same_bits(aw_k_absmax(x, n), aw_absmax_ref(x, n)));
         if (n == 0) assert_true(same_bits(aw_k_absmax(x, 0), 0.0f));
@@ -560,7 +541,7 @@ static void test_absmax(void **state)
             x[(where[w] + 1) % n] = INFINITY; /* NaN wins over Inf */
             assert_true(isnan(aw_k_absmax(x, n)) || n == 1);
             x[where[w]] = keep;
-            fill_outliers(x, 1, (int)n, 100 + s, "absmax");
+            aw_ref_fill_outliers(x, 1, (int)n, 100 + s, "absmax");
         }
     }
     free(x);
@@ -590,7 +571,7 @@ static void test_quantize_random(void **state)
     int8_t *q = xcalloc(4099, 1);
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         size_t n = sizes[s];
-        fill_outliers(x, 1, (int)n, 110 + s, "quant");
+        aw_ref_fill_outliers(x, 1, (int)n, 110 + s, "quant");
         float am = aw_k_absmax(x, n);
         /* the tensor's own grid, and grids 10x and 1000x too fine (clamping) */
         float steps[] = {aw_k_int8_step(am), aw_k_int8_step(am) / 10.0f,
@@ -783,7 +764,7 @@ static void test_dequant_acc(void **state)
     for (int i = 0; i < T * OUT; i++)
         acc[i] = (int32_t)((int64_t)aw_rng_below(&r, 4000000001ull) - 2000000000);
     acc[0] = INT32_MAX, acc[1] = INT32_MIN + 1, acc[2] = 0, acc[3] = 16777217;
-    fill_outliers(b, 1, OUT, 130, "b");
+    aw_ref_fill_outliers(b, 1, OUT, 130, "b");
     const float xs = 0.0123f, ws = 3.1e-4f;
     for (int with_b = 0; with_b < 2; with_b++) {
         aw_k_dequant_acc(acc, with_b ? b : NULL, xs, ws, y, T, OUT);
@@ -808,7 +789,7 @@ static void test_folds(void **state)
     (void)state;
     enum { R = 7, C = 13 };
     float w[R * C], w0[R * C], b[R], b0[R], sc[C], sr[R];
-    fill_outliers(w0, R, C, 140, "w");
+    aw_ref_fill_outliers(w0, R, C, 140, "w");
     fill_normal(b0, R, 2.0, 140, "b");
     for (int j = 0; j < C; j++) sc[j] = 0.1f + (float)j * 0.37f;
     for (int i = 0; i < R; i++) sr[i] = 0.3f + (float)i * 1.7f;
@@ -842,7 +823,7 @@ static void test_err_sums(void **state)
         int T = shapes[s][0], out = shapes[s][1];
         size_t n = (size_t)T * out;
         float *yr = xcalloc(n, sizeof(float)), *y = xcalloc(n, sizeof(float));
-        fill_outliers(yr, T, out, 150 + s, "yr");
+        aw_ref_fill_outliers(yr, T, out, 150 + s, "yr");
         for (size_t i = 0; i < n; i++) y[i] = yr[i] * 1.001f + 0.01f;
         double se, sr;
         aw_k_err_sums(yr, y, n, &se, &sr);
@@ -879,7 +860,7 @@ static void test_logprob(void **state)
     float *l = xcalloc(50272, sizeof(float)), *ref = xcalloc(50272, sizeof(float));
     for (size_t s = 0; s < sizeof Vs / sizeof Vs[0]; s++) {
         int V = Vs[s];
-        fill_outliers(l, 1, V, 160 + s, "logits");
+        aw_ref_fill_outliers(l, 1, V, 160 + s, "logits");
         for (int j = 0; j < V; j++) l[j] *= 0.1f; /* outliers become 5-10 nats above */
         aw_rng r;
         aw_rng_seed(&r, 160 + s, "noise");

@@ -16,6 +16,7 @@
 #include "aw_kernels.h"
 #include "aw_ops.h"
 #include "aw_rng.h"
+#include "kernels_ref.h"
 #include "testutil.h"
 
 static void *xcalloc(size_t n, size_t size)
@@ -23,24 +24,6 @@ static void *xcalloc(size_t n, size_t size)
     void *p = calloc(n ? n : 1, size);
     assert_non_null(p);
     return p;
-}
-
-/* x (rows, cols): normal values, about one column in 10 scaled 50-100x,
- * every 29th value an exact +0 or -0 (test_kernels.c's fill_outliers). */
-static void fill_outliers(float *x, int rows, int cols, uint64_t seed, const char *key)
-{
-    aw_rng r;
-    aw_rng_seed(&r, seed, key);
-    float *cs = xcalloc((size_t)cols, sizeof(float));
-    for (int j = 0; j < cols; j++) {
-        int outlier = cols >= 3 && (j % 10 == 3 || j == cols - 2);
-        cs[j] = outlier ? (float)(50.0 + 50.0 * aw_rng_uniform(&r)) : 1.0f;
-    }
-    for (size_t i = 0; i < (size_t)rows * cols; i++) {
-        x[i] = (float)aw_rng_normal(&r) * cs[i % (size_t)cols];
-        if (i % 29 == 11) x[i] = (i / 29) % 2 ? -0.0f : 0.0f;
-    }
-    free(cs);
 }
 
 /* A "device" copy of n bytes of host memory in o's memory. */
@@ -83,9 +66,9 @@ static void test_ops_rmsnorm_swiglu(void **state)
     enum { T = 5, D = 301 };
     size_t n = (size_t)T * D;
     float *x = xcalloc(n, 4), *g = xcalloc(D, 4), *u = xcalloc(n, 4), *want = xcalloc(n, 4);
-    fill_outliers(x, T, D, 200, "x");
-    fill_outliers(g, 1, D, 200, "g");
-    fill_outliers(u, T, D, 200, "u");
+    aw_ref_fill_outliers(x, T, D, 200, "x");
+    aw_ref_fill_outliers(g, 1, D, 200, "g");
+    aw_ref_fill_outliers(u, T, D, 200, "u");
     for (int t = 0; t < 2; t++) {
         const aw_ops *o = table(t);
         float *dx = up(o, x, n * 4), *dg = up(o, g, D * 4), *du = up(o, u, n * 4);
@@ -112,8 +95,8 @@ static void test_ops_embed_rope(void **state)
     float *E = xcalloc((size_t)V * D, 4), *P = xcalloc((size_t)(L + 2) * D, 4);
     float *want = xcalloc(n, 4);
     uint32_t tok[NSEQ * L];
-    fill_outliers(E, V, D, 210, "E");
-    fill_outliers(P, L + 2, D, 210, "P");
+    aw_ref_fill_outliers(E, V, D, 210, "E");
+    aw_ref_fill_outliers(P, L + 2, D, 210, "P");
     aw_rng r;
     aw_rng_seed(&r, 210, "tok");
     for (int i = 0; i < NSEQ * L; i++) tok[i] = (uint32_t)aw_rng_below(&r, V);
@@ -148,9 +131,9 @@ static void test_ops_attention_gqa(void **state)
     enum { NSEQ = 2, L = 19, H = 6, KV = 2, HD = 8, D = H * HD, DKV = KV * HD, HPC = 4 };
     size_t n = (size_t)NSEQ * L * D, nkv = (size_t)NSEQ * L * DKV;
     float *q = xcalloc(n, 4), *k = xcalloc(nkv, 4), *v = xcalloc(nkv, 4), *want = xcalloc(n, 4);
-    fill_outliers(q, NSEQ * L, D, 220, "q");
-    fill_outliers(k, NSEQ * L, DKV, 220, "k");
-    fill_outliers(v, NSEQ * L, DKV, 220, "v");
+    aw_ref_fill_outliers(q, NSEQ * L, D, 220, "q");
+    aw_ref_fill_outliers(k, NSEQ * L, DKV, 220, "k");
+    aw_ref_fill_outliers(v, NSEQ * L, DKV, 220, "v");
     for (size_t i = 0; i < n; i++) q[i] *= 0.05f;
     for (size_t i = 0; i < nkv; i++) k[i] *= 0.05f;
     float scale = 1.0f / sqrtf((float)HD);

@@ -4,7 +4,7 @@ aweq_add_test(test_kernels SOURCES kernels/test_kernels.c kernels/kernels_ref.c
 
 # The LLaMA entries of the CPU kernel tables (aw_ops.h), plain and staged,
 # against the aw_k_* kernels they wrap (see kernels/test_kernels_ops.c).
-aweq_add_test(test_kernels_ops SOURCES kernels/test_kernels_ops.c
+aweq_add_test(test_kernels_ops SOURCES kernels/test_kernels_ops.c kernels/kernels_ref.c
               LIBS aweq_kernels LABELS kernels)
 
 # The same tests on the baseline x86-64 code: aw_kernels.c compiled again
