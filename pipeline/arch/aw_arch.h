@@ -102,8 +102,10 @@ typedef struct aw_arch {
     int rope;                  /* 1: RoPE on q and k (rope_theta), else learned positions */
     aw_norm_kind norm;
     const char *norm_name[AW_NORM_COUNT]; /* "self_attn_layer_norm", ... */
-    /* a block's tensors and the ends', in the family's file order; biases of
-     * linears are listed only where the config says they exist */
+    /* a block's tensors and the ends', in the family's file order; the
+     * biases listed are present only where the config says so
+     * (aw_arch_has_linear_bias, aw_arch_has_norm_bias), a tied head only in
+     * the embedding */
     int n_block_tensors;
     aw_tensor_ref block_tensors[AW_BLOCK_TENSOR_MAX];
     int n_end_tensors;

@@ -65,10 +65,18 @@ aw_status aw_resolve_model(const char *arg, char **dir)
         AW_RETURN_IF(!*dir, AW_ERR_NOMEM, "out of memory");
         return AW_OK;
     }
-    /* "facebook/opt-125m" or "opt-125m" */
-    const char *name = strncmp(arg, "facebook/", 9) == 0 ? arg + 9 : arg;
-    AW_RETURN_IF(!*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, "."), AW_ERR_CONFIG,
-                 "model '%s': no such folder", arg);
+    /* "ORG/NAME" ("meta-llama/Llama-2-7b-hf"), or a bare NAME: facebook's */
+    const char *slash = strchr(arg, '/'), *name = slash ? slash + 1 : arg;
+    char org[96] = "facebook";
+    if (slash) {
+        size_t n_org = (size_t)(slash - arg);
+        AW_RETURN_IF(n_org == 0 || n_org >= sizeof org, AW_ERR_CONFIG, "model '%s': no such folder", arg);
+        memcpy(org, arg, n_org);
+        org[n_org] = '\0';
+    }
+    AW_RETURN_IF(!*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, ".") || !strcmp(org, "..") ||
+                     !strcmp(org, "."),
+                 AW_ERR_CONFIG, "model '%s': no such folder", arg);
     char *first = NULL, *path = NULL;
     const char *models = getenv("AWEQ_MODELS");
     if (models && *models) {
@@ -81,9 +89,9 @@ aw_status aw_resolve_model(const char *arg, char **dir)
     }
     const char *cache = getenv("HF_HUB_CACHE"), *home = getenv("HF_HOME"), *user = getenv("HOME");
     int n;
-    if (cache && *cache) n = asprintf(&path, "%s/models--facebook--%s", cache, name);
-    else if (home && *home) n = asprintf(&path, "%s/hub/models--facebook--%s", home, name);
-    else n = asprintf(&path, "%s/.cache/huggingface/hub/models--facebook--%s", user ? user : "", name);
+    if (cache && *cache) n = asprintf(&path, "%s/models--%s--%s", cache, org, name);
+    else if (home && *home) n = asprintf(&path, "%s/hub/models--%s--%s", home, org, name);
+    else n = asprintf(&path, "%s/.cache/huggingface/hub/models--%s--%s", user ? user : "", org, name);
     if (n < 0) {
         free(first);
         return AW_FAIL(AW_ERR_NOMEM, "out of memory");

@@ -2,8 +2,9 @@
  * aw_resolve.h - `--model NAME_OR_DIR`: a folder as given, else a name
  * looked up in $AWEQ_MODELS/NAME and in the Hugging Face cache
  * ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub):
- * models--facebook--NAME/snapshots/<rev>/ (the revision refs/main names,
- * else the only or the last one holding a config.json).
+ * models--ORG--NAME/snapshots/<rev>/ for "ORG/NAME" (a bare NAME is
+ * facebook's, as OPT's are), the revision refs/main names, else the only or
+ * the last one holding a config.json.
  */
 #ifndef AW_RESOLVE_H
 #define AW_RESOLVE_H

@@ -85,6 +85,14 @@ for layout in "3 3 1" "2 1 2"; do
         || bad "stories260K -n $1 ($2 x $3): $(diff <(sums "$out") <(sums "$WORK/st1") | head -3)"
 done
 
+# a Hub name found in the Hugging Face cache: models--ORG--NAME/snapshots/REV
+mkdir -p "$WORK/hub/models--meta-llama--stories260K/snapshots/abc123" "$WORK/hub/models--meta-llama--stories260K/refs"
+cp "$STORIES"/* "$WORK/hub/models--meta-llama--stories260K/snapshots/abc123/"
+echo abc123 >"$WORK/hub/models--meta-llama--stories260K/refs/main"
+HF_HUB_CACHE="$WORK/hub" "$EXE" tokenize --model meta-llama/stories260K --text "$WORK/calib.txt" --calib-samples 4 \
+    --calib-len 64 --out "$WORK/hub.tok" >"$WORK/hub.txt" 2>&1 \
+    && ok "meta-llama/stories260K found in the Hugging Face cache" || bad "Hub name: $(tail -2 "$WORK/hub.txt")"
+
 # bad LLaMA configs: one line naming the file and the field
 bad_cfg() {
     local name=$1 needle=$2 edit=$3
