@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Fixed size of a relayed error message: fits aw_err_message()'s buffer. */
 #define AW_COMM_MSG 1024
@@ -150,7 +151,17 @@ aw_status aw_comm_split(const aw_comm *c, int color, int key, MPI_Comm *out)
     return AW_MPI(MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN));
 }
 
-void aw_comm_abort(const aw_comm *c, int code) { MPI_Abort(c->world, code); }
+void aw_comm_abort(const aw_comm *c, int code)
+{
+    /* The launcher forwards a rank's output through a pipe and stops reading
+     * it once the abort reaches it: the error line just printed is lost if
+     * the abort overtakes it (seen under load). Flushed, it gets a moment. */
+    fflush(stdout);
+    fflush(stderr);
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    MPI_Abort(c->world, code);
+}
 
 int aw_comm_node_size(const aw_comm *c)
 {

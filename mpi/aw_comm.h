@@ -49,7 +49,8 @@ aw_status aw_comm_bcast_bytes(const aw_comm *c, int root, aw_status root_status,
 aw_status aw_comm_agree(const aw_comm *c, aw_status local);
 
 /* End the whole job now (MPI_Abort with the exit code): the program's top
- * calls it once the failure is printed. Does not return on a real MPI. */
+ * calls it once the failure is printed; the output is flushed and given
+ * 0.3 s to reach the launcher first. Does not return on a real MPI. */
 void aw_comm_abort(const aw_comm *c, int code);
 
 /* Collective: how many ranks share this rank's node (1 if MPI cannot say). */
