@@ -1,6 +1,6 @@
 /*
  * aw_inspect.h - checking a model folder against its config (every tensor
- * the OPT blocks need, with the shape config.json implies and a float dtype)
+ * the family's blocks need, with the shape config.json implies and a float dtype)
  * and the `inspect` command's listing.
  */
 #ifndef AW_INSPECT_H
@@ -13,7 +13,7 @@
 #include "aw_model_files.h"
 #include "aw_status.h"
 
-/* AW_OK if mf holds every tensor of an OPT model of shape c with the right
+/* AW_OK if mf holds every tensor of a model of shape c (its family's) with the right
  * shape and a float dtype (F16, BF16, F32). AW_ERR_MISSING_TENSOR,
  * AW_ERR_ST_SHAPE or AW_ERR_DTYPE naming the file and the tensor otherwise. */
 aw_status aw_checkpoint_check(const aw_model_config *c, const aw_model_files *mf);

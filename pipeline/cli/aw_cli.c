@@ -68,7 +68,7 @@ int aw_cli_parse_int(const char *s, long lo, long hi, long *out)
 void aw_cli_help(FILE *out)
 {
     fprintf(out,
-            "aweq-dist %s - AWEQ post-training quantization of OPT models across MPI ranks\n"
+            "aweq-dist %s - AWEQ post-training quantization of OPT and LLaMA models across MPI ranks\n"
             "\n"
             "Usage:\n"
             "  aweq-dist --model DIR [--calib FILE] [--out DIR] [options]\n"
@@ -154,7 +154,7 @@ void aw_cli_help(FILE *out)
             "      several folders, the methods side by side (default FILE: OUT/report.html\n"
             "      for one folder, ./report.html for several).\n"
             "  aweq-dist shapes\n"
-            "      The built-in OPT shapes and their parameter counts.\n"
+            "      The built-in shapes (OPT, LLaMA) and their parameter counts.\n"
             "  aweq-dist backend [--backend auto|cpu|cuda]\n"
             "      Say which compute backend this process would use.\n"
             "  aweq-dist --help | --version\n",

@@ -143,12 +143,12 @@ int aw_cmd_shapes(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    printf("%-10s %6s %7s %6s %7s %8s %16s %s\n", "shape", "d", "layers", "heads", "ffn", "vocab",
+    printf("%-12s %6s %7s %6s %7s %8s %16s %s\n", "shape", "d", "layers", "heads", "ffn", "vocab",
            "parameters", "supported");
     for (size_t i = 0; i < aw_shape_count(); i++) {
         const aw_model_config *c = aw_shape_at(i);
         aw_status st = aw_config_check_supported(c, c->name);
-        printf("%-10s %6d %7d %6d %7d %8d %16llu %s\n", c->name, c->hidden_size, c->num_hidden_layers,
+        printf("%-12s %6d %7d %6d %7d %8d %16llu %s\n", c->name, c->hidden_size, c->num_hidden_layers,
                c->num_attention_heads, c->ffn_dim, c->vocab_size,
                (unsigned long long)aw_config_param_count(c), st == AW_OK ? "yes" : aw_err_message());
     }
