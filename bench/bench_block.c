@@ -4,7 +4,10 @@
  * bare OpenBLAS sgemm of the same six linear shapes, measured in one run.
  * GFLOP/s counts the six linears only, so the ratio is the share of the
  * sgemm rate the whole block keeps (LayerNorms, attention, ReLU, weight
- * widening and the residual adds are the overhead).
+ * widening and the residual adds are the overhead). Best of 5 repetitions
+ * each; the ratio of process CPU times is printed too: with one thread
+ * (OPENBLAS_NUM_THREADS=1) it is the same ratio, but far less disturbed by
+ * other work on a shared machine.
  * usage: bench_block [d ffn heads L n_seq]   (default: OPT-125m, 64 x 128)
  */
 #include <cblas.h>
@@ -16,6 +19,14 @@
 #include "aw_forward.h"
 #include "aw_model.h"
 #include "aw_rng.h"
+
+/* Process CPU time in seconds (all threads). */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static void fill(float *x, size_t n, aw_rng *r, float scale)
 {
@@ -56,25 +67,27 @@ int main(int argc, char **argv)
     fill(x, (size_t)T * f, &r, 1.0f);
     double flops = 0; /* the linears' multiply-adds: 2 T (4 d^2 + 2 d ffn) for OPT */
     for (int l = 0; l < fp32.n_lin; l++) flops += 2.0 * T * fp32.lin[l].in * fp32.lin[l].out;
-    double best_blk = 1e30, best_gemm = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
+    double best_blk = 1e30, best_gemm = 1e30, cpu_blk = 1e30, cpu_gemm = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
         for (size_t i = 0; i < (size_t)T * d; i++) h[i] = h0[i];
-        double t0 = aw_now();
+        double c0 = cpu_now(), t0 = aw_now();
         aw_block_forward(&c, &b, NULL, h, n_seq, L, &ws, NULL, NULL);
-        double t1 = aw_now();
+        double t1 = aw_now(), c1 = cpu_now();
         for (int l = 0; l < fp32.n_lin; l++) {
             const aw_linear *ln = &fp32.lin[l];
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, ln->out, ln->in, 1.0f, x, ln->in,
                         ln->w, ln->in, 0.0f, y, ln->out);
         }
-        double t2 = aw_now();
+        double t2 = aw_now(), c2 = cpu_now();
         if (t1 - t0 < best_blk) best_blk = t1 - t0;
         if (t2 - t1 < best_gemm) best_gemm = t2 - t1;
+        if (c1 - c0 < cpu_blk) cpu_blk = c1 - c0;
+        if (c2 - c1 < cpu_gemm) cpu_gemm = c2 - c1;
     }
     printf("block forward d=%d ffn=%d heads=%d, %d x %d tokens: %.1f ms, %.1f GFLOP/s; bare sgemm of the "
-           "%d linears: %.1f ms, %.1f GFLOP/s; ratio %.2f\n",
+           "%d linears: %.1f ms, %.1f GFLOP/s; ratio %.2f (CPU time: %.1f / %.1f ms, ratio %.2f)\n",
            d, f, c.num_attention_heads, n_seq, L, best_blk * 1e3, flops / best_blk / 1e9, fp32.n_lin, best_gemm * 1e3,
-           flops / best_gemm / 1e9, best_gemm / best_blk);
+           flops / best_gemm / 1e9, best_gemm / best_blk, cpu_blk * 1e3, cpu_gemm * 1e3, cpu_gemm / cpu_blk);
     free(h);
     free(h0);
     free(x);

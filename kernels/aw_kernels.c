@@ -11,6 +11,9 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aw_kernels_inline.h"
@@ -42,6 +45,25 @@
 #define AW_INLINE
 #endif
 
+/* Threads of the loops below that split independent work (rows, heads):
+ * OMP_NUM_THREADS when set, else as many as OpenBLAS uses (the pipeline sets
+ * that per rank), as aw_gemm_i8.c does for the int8 product. The split
+ * never changes what a thread computes or the order of any sum, so results
+ * do not depend on it. */
+static pthread_once_t g_thr_once = PTHREAD_ONCE_INIT;
+static int g_omp_user;
+static void read_thr_env(void)
+{
+    const char *e = getenv("OMP_NUM_THREADS");
+    g_omp_user = e && *e;
+}
+static int k_threads(void)
+{
+    pthread_once(&g_thr_once, read_thr_env);
+    int n = g_omp_user ? omp_get_max_threads() : openblas_get_num_threads();
+    return n > 0 ? n : 1;
+}
+
 /* ---- linear ------------------------------------------------------------- */
 
 void aw_k_linear(const float *x, const float *w, const float *b, float *y, int T, int in, int out)
@@ -59,31 +81,100 @@ void aw_k_linear(const float *x, const float *w, const float *b, float *y, int T
                 b ? 1.0f : 0.0f, y, out);
 }
 
+/* ---- weight widening ------------------------------------------------------ */
+
+/* One binary16 as the bits of its binary32 value, branch-free, so that the
+ * loop vectorises (aw_f16_to_f32 of aw_dtype.h renormalises subnormals in a
+ * loop): the same bits for all 65536 inputs (tests/kernels checks every
+ * one). Normal: exponent rebiased 15 -> 127; Inf and NaN: exponent all ones,
+ * payload kept (no quieting); zero and subnormal: m * 2^-24 is exact in
+ * float, so an int -> float conversion and a power-of-two product make it
+ * (m = 0 gives +0, the sign is or-ed in after). */
+static inline AW_INLINE uint32_t f16_bits(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    uint32_t normal = ((e + 112u) << 23) | (m << 13);
+    uint32_t special = 0x7f800000u | (m << 13);
+    uint32_t sub = aw_f2u((float)(int32_t)m * 0x1p-24f);
+    /* selects as masks: written with ?: gcc branches and does not vectorise */
+    uint32_t is_special = 0u - (uint32_t)(e == 0x1fu), is_sub = 0u - (uint32_t)(e == 0);
+    uint32_t r = (normal & ~(is_special | is_sub)) | (special & is_special) | (sub & is_sub);
+    return sign | r;
+}
+
+AW_CLONES void aw_k_f16_to_f32(const uint16_t *src, float *dst, size_t n)
+{
+    uint32_t *d = (uint32_t *)(void *)dst;
+    for (size_t i = 0; i < n; i++) d[i] = f16_bits(src[i]);
+}
+
+AW_CLONES void aw_k_bf16_to_f32(const uint16_t *src, float *dst, size_t n)
+{
+    uint32_t *d = (uint32_t *)(void *)dst;
+    for (size_t i = 0; i < n; i++) d[i] = (uint32_t)src[i] << 16;
+}
+
 /* ---- layernorm ---------------------------------------------------------- */
+
+/* LayerNorm of rows r0..r0+nr-1 (nr <= LN_ROWS) of x. Per row exactly the
+ * scalar two-pass form of aw_k_layernorm's contract: s = sum x (double, j in
+ * order), mean = s / d, v = sum (x - mean)^2 (double, j in order), rstd =
+ * 1 / sqrt(v / d + eps), y = (float)((x - mean) * rstd) * gamma + beta. The
+ * rows' sums run side by side so that LN_ROWS independent add chains hide
+ * the latency of each; no row's order changes. Two passes in double: exact
+ * enough that outlier channels (100x the others) do not cancel the variance
+ * of the rest. */
+enum { LN_ROWS = 4 };
+static void layernorm_rows(const float *x, const float *gamma, const float *beta, float *y, int nr,
+                           int d, float eps)
+{
+    double s[LN_ROWS] = {0}, mean[LN_ROWS], v[LN_ROWS] = {0}, rstd[LN_ROWS];
+    if (nr == LN_ROWS) {
+        for (int j = 0; j < d; j++)
+            for (int r = 0; r < LN_ROWS; r++) s[r] += x[(size_t)r * d + j];
+    } else {
+        for (int j = 0; j < d; j++)
+            for (int r = 0; r < nr; r++) s[r] += x[(size_t)r * d + j];
+    }
+    for (int r = 0; r < nr; r++) mean[r] = s[r] / d;
+    if (nr == LN_ROWS) {
+        for (int j = 0; j < d; j++)
+            for (int r = 0; r < LN_ROWS; r++) {
+                double c = x[(size_t)r * d + j] - mean[r];
+                v[r] += c * c;
+            }
+    } else {
+        for (int j = 0; j < d; j++)
+            for (int r = 0; r < nr; r++) {
+                double c = x[(size_t)r * d + j] - mean[r];
+                v[r] += c * c;
+            }
+    }
+    for (int r = 0; r < nr; r++) rstd[r] = 1.0 / sqrt(v[r] / d + (double)eps);
+    /* centred in double too: a mean far from 0 relative to the spread
+     * would lose digits if rounded to float first. Element-wise only, each
+     * row read before it is written, so y may alias x. */
+    for (int r = 0; r < nr; r++) {
+        const float *xr = x + (size_t)r * d;
+        float *yr = y + (size_t)r * d;
+        double mu = mean[r], rs = rstd[r];
+        for (int j = 0; j < d; j++) yr[j] = (float)(((double)xr[j] - mu) * rs) * gamma[j] + beta[j];
+    }
+}
 
 void aw_k_layernorm(const float *x, const float *gamma, const float *beta, float *y, int T, int d,
                     float eps)
 {
-    if (d <= 0) return;
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * d;
-        float *yr = y + (size_t)t * d;
-        /* two passes in double: exact enough that outlier channels (100x the
-         * others) do not cancel the variance of the rest */
-        double s = 0.0;
-        for (int j = 0; j < d; j++) s += xr[j];
-        double mean = s / d;
-        double v = 0.0;
-        for (int j = 0; j < d; j++) {
-            double c = xr[j] - mean;
-            v += c * c;
-        }
-        double rstd = 1.0 / sqrt(v / d + (double)eps);
-        /* centred in double too: a mean far from 0 relative to the spread
-         * would lose digits if rounded to float first. Element-wise only, so
-         * y may alias x. */
-        for (int j = 0; j < d; j++)
-            yr[j] = (float)(((double)xr[j] - mean) * rstd) * gamma[j] + beta[j];
+    if (d <= 0 || T <= 0) return;
+    int ng = (T + LN_ROWS - 1) / LN_ROWS;
+    /* rows are independent: groups of rows over the threads (a few rows
+     * per thread are not worth a fork) */
+    int nt = ng >= 64 ? k_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int g = 0; g < ng; g++) {
+        int t = g * LN_ROWS, nr = T - t < LN_ROWS ? T - t : LN_ROWS;
+        layernorm_rows(x + (size_t)t * d, gamma, beta, y + (size_t)t * d, nr, d, eps);
     }
 }
 
@@ -182,6 +273,68 @@ size_t aw_k_attention_workspace(int L, int heads_per_chunk)
     return (size_t)heads_per_chunk * L * L;
 }
 
+/* Max of sr[0..n) as the scalar loop `mx = sr[j] > mx ? sr[j] : mx` from
+ * mx = sr[0] gives it, with 16 independent lanes (each a maxps chain). Max
+ * is exact in any order; what order could change: a NaN sr[0] gives NaN in
+ * every lane and stays (x > NaN is false), as in the scalar loop; a later NaN
+ * is skipped by both; and which zero (+0 or -0) wins a tie at zero, which
+ * the caller's sr[j] - mx cannot tell apart (x - +0 == x - -0 for x != 0,
+ * and expf(+-0) == 1). */
+static float row_max(const float *sr, int n)
+{
+    enum { LANES = 16 };
+    float m[LANES];
+    for (int k = 0; k < LANES; k++) m[k] = sr[0];
+    int j = 1;
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; k++) m[k] = sr[j + k] > m[k] ? sr[j + k] : m[k];
+    for (; j < n; j++) m[0] = sr[j] > m[0] ? sr[j] : m[0];
+    float mx = m[0];
+    for (int k = 1; k < LANES; k++) mx = m[k] > mx ? m[k] : mx;
+    return mx;
+}
+
+/* Softmax of rows i0..i1-1 of S (row stride L), causal: row i keys 0..i,
+ * and zeros in its columns i+1..i1-1 (they take part in the P v product).
+ * Each row is exactly the scalar
+ *     mx = max; sr[j] = expf(sr[j] - mx); sum += sr[j] (j = 0..i, in order);
+ *     sr[j] *= 1 / sum
+ * but the sums of SUM_ROWS rows run side by side (independent add chains
+ * instead of one 4-cycle chain per element): each row's sum still adds its
+ * values in order j = 0, 1, ..., and the zeros past its diagonal that the
+ * joint loop also adds leave it unchanged (sum >= +0, NaN or +Inf: s + 0 == s
+ * bit for bit). */
+enum { SUM_ROWS = 8 };
+static void softmax_causal(float *S, int L, int i0, int i1)
+{
+    for (int i = i0; i < i1; i++) {
+        float *sr = S + (size_t)i * L;
+        int n = i + 1;
+        float mx = row_max(sr, n);
+        for (int j = 0; j < n; j++) sr[j] = expf(sr[j] - mx);
+        for (int j = n; j < i1; j++) sr[j] = 0.0f;
+    }
+    for (int g = i0; g < i1; g += SUM_ROWS) {
+        int nr = i1 - g < SUM_ROWS ? i1 - g : SUM_ROWS;
+        int nmax = g + nr; /* keys of the group's last row */
+        float sum[SUM_ROWS] = {0};
+        const float *r0 = S + (size_t)g * L;
+        if (nr == SUM_ROWS) {
+            for (int j = 0; j < nmax; j++)
+                for (int r = 0; r < SUM_ROWS; r++) sum[r] += r0[(size_t)r * L + j];
+        } else {
+            for (int j = 0; j < nmax; j++)
+                for (int r = 0; r < nr; r++) sum[r] += r0[(size_t)r * L + j];
+        }
+        for (int r = 0; r < nr; r++) {
+            float *sr = S + (size_t)(g + r) * L;
+            int n = g + r + 1;
+            float inv = 1.0f / sum[r];
+            for (int j = 0; j < n; j++) sr[j] *= inv;
+        }
+    }
+}
+
 /* One head of one sequence. q, k, v, o point at the head's first column of
  * the sequence's first row (row stride d for q and o, dkv for k and v); S
  * (L, L) is the head's slot in the workspace; only its rows' first i1
@@ -196,21 +349,7 @@ static void attention_head(const float *q, const float *k, const float *v, float
         /* Sb (m, i1) = q[i0:i1] k[0:i1]^T * scale */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hd, scale, q + (size_t)i0 * d,
                     d, k, dkv, 0.0f, Sb, L);
-        for (int i = i0; i < i1; i++) {
-            float *sr = S + (size_t)i * L;
-            int n = i + 1; /* causal: keys 0..i */
-            float mx = sr[0];
-            for (int j = 1; j < n; j++) mx = sr[j] > mx ? sr[j] : mx;
-            float sum = 0.0f;
-            for (int j = 0; j < n; j++) {
-                sr[j] = expf(sr[j] - mx);
-                sum += sr[j];
-            }
-            float inv = 1.0f / sum;
-            for (int j = 0; j < n; j++) sr[j] *= inv;
-            /* masked keys inside the block take part in the product below */
-            for (int j = n; j < i1; j++) sr[j] = 0.0f;
-        }
+        softmax_causal(S, L, i0, i1);
         /* o[i0:i1] (m, hd) = P (m, i1) v[0:i1] (i1, hd) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, i1, 1.0f, Sb, L, v, dkv,
                     0.0f, o + (size_t)i0 * d, d);
@@ -227,6 +366,37 @@ void aw_k_attention(const float *q, const float *k, const float *v, float *out, 
     int group = n_heads / n_kv_heads; /* query heads per kv head */
     int dkv = n_kv_heads * hd;        /* k and v row width; d when group == 1 */
     int hpc = heads_per_chunk < 1 ? 1 : heads_per_chunk > n_heads ? n_heads : heads_per_chunk;
+    /* The heads of a chunk on our threads, each head's two products on one
+     * OpenBLAS thread: these small products (L x L x hd) split badly over
+     * OpenBLAS's threads, and its threaded calls from several threads would
+     * take turns. A head's arithmetic is the same on any thread: OpenBLAS
+     * splits a product over threads by rows and columns of the result, never
+     * by the reduction (k <= L is one block), so its bits do not depend on
+     * the thread count either. */
+    int nt = k_threads();
+    nt = nt < hpc ? nt : hpc;
+    if (nt > 1) {
+        /* one parallel region for the call (a fork per sequence costs more
+         * than a head on a busy machine); a thread takes heads of any
+         * sequence, in small dynamic batches, in its own workspace slot */
+        int blas = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        int units = n_seq * n_heads;
+#pragma omp parallel num_threads(nt)
+        {
+            float *S = workspace + (size_t)omp_get_thread_num() * L * L;
+#pragma omp for schedule(dynamic, 2)
+            for (int u = 0; u < units; u++) {
+                int s = u / n_heads, h = u % n_heads;
+                size_t base = (size_t)s * L * d, kvbase = (size_t)s * L * dkv;
+                size_t col = (size_t)h * hd, kvcol = (size_t)(h / group) * hd;
+                attention_head(q + base + col, k + kvbase + kvcol, v + kvbase + kvcol, out + base + col, L,
+                               hd, d, dkv, scale, S);
+            }
+        }
+        openblas_set_num_threads(blas);
+        return;
+    }
     for (int s = 0; s < n_seq; s++) {
         size_t base = (size_t)s * L * d, kvbase = (size_t)s * L * dkv;
         for (int h0 = 0; h0 < n_heads; h0 += hpc) {
@@ -545,6 +715,20 @@ static double logsumexp(const float *l, int V, float mx)
     return (double)mx + log(s);
 }
 
+/* Max and argmax (lowest index on ties) of a row, as aw_k_logprob_row's
+ * strict loop: the max is the same value as the ref row's plain max loop
+ * (`mr = ref[j] > mr ? ref[j] : mr`), both skip a NaN past index 0. */
+static float row_argmax(const float *l, int V, int *am_out)
+{
+    int am = 0;
+    float mx = l[0];
+    for (int j = 1; j < V; j++) {
+        if (l[j] > mx) mx = l[j], am = j; /* strict: lowest index on ties */
+    }
+    *am_out = am;
+    return mx;
+}
+
 double aw_k_logprob_row(const float *logits, const float *ref, int V, uint32_t target, double *kl,
                         int *argmax)
 {
@@ -552,11 +736,8 @@ double aw_k_logprob_row(const float *logits, const float *ref, int V, uint32_t t
         if (argmax) *argmax = -1;
         return -INFINITY;
     }
-    int am = 0;
-    float mx = logits[0];
-    for (int j = 1; j < V; j++) {
-        if (logits[j] > mx) mx = logits[j], am = j; /* strict: lowest index on ties */
-    }
+    int am;
+    float mx = row_argmax(logits, V, &am);
     if (argmax) *argmax = am;
     double lse = logsumexp(logits, V, mx);
     if (ref && kl) {
@@ -574,4 +755,53 @@ double aw_k_logprob_row(const float *logits, const float *ref, int V, uint32_t t
         *kl += acc;
     }
     return (uint32_t)V > target ? (double)logits[target] - lse : -INFINITY;
+}
+
+/* One row pair of aw_k_logprob_pairs: the same operations as
+ *   lp_fp = aw_k_logprob_row(ref, NULL, V, target, NULL, &am_fp);
+ *   lp_q = aw_k_logprob_row(l, ref, V, target, &kl (from 0), &am_q);
+ * with the ref row's max and log-sum-exp computed once: the first call's
+ * max loop and logsumexp and the second call's are the same operations on
+ * the same values (the strict max loop and the plain one pick the same
+ * value), so the second is skipped. */
+static void logprob_pair(const float *l, const float *ref, int V, uint32_t target, double *lp_fp,
+                         double *lp_q, double *kl, int *am_fp, int *am_q)
+{
+    float mr = row_argmax(ref, V, am_fp);
+    double lser = logsumexp(ref, V, mr);
+    *lp_fp = (uint32_t)V > target ? (double)ref[target] - lser : -INFINITY;
+    float mx = row_argmax(l, V, am_q);
+    double lse = logsumexp(l, V, mx);
+    double acc = 0.0;
+    for (int j = 0; j < V; j++) {
+        double lpr = (double)ref[j] - lser;
+        double lp = (double)l[j] - lse;
+        double pr = exp(lpr);
+        if (pr > 0.0) acc += pr * (lpr - lp);
+    }
+    *kl = 0.0 + acc;
+    *lp_q = (uint32_t)V > target ? (double)l[target] - lse : -INFINITY;
+}
+
+void aw_k_logprob_pairs(const float *logits, const float *ref, int V, int n, const uint32_t *targets,
+                        const uint8_t *skip, double *lp_fp, double *lp_q, double *kl, int *am_fp,
+                        int *am_q)
+{
+    if (n <= 0) return;
+    if (V <= 0) {
+        for (int r = 0; r < n; r++) {
+            lp_fp[r] = lp_q[r] = -INFINITY;
+            kl[r] = 0.0;
+            am_fp[r] = am_q[r] = -1;
+        }
+        return;
+    }
+    /* rows are independent; each row's sums in its own order */
+    int nt = n >= 2 ? k_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
+    for (int r = 0; r < n; r++) {
+        if (skip && skip[r]) continue;
+        logprob_pair(logits + (size_t)r * V, ref + (size_t)r * V, V, targets[r], &lp_fp[r], &lp_q[r],
+                     &kl[r], &am_fp[r], &am_q[r]);
+    }
 }

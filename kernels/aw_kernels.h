@@ -24,7 +24,9 @@
 void aw_k_linear(const float *x, const float *w, const float *b, float *y, int T, int in, int out);
 
 /* y (T, d) = LayerNorm(x) * gamma + beta, over the last dim, mean and
- * variance accumulated in double. y may alias x. */
+ * variance accumulated in double (two passes, each row's sums in column
+ * order). Rows are split over threads (the same count as aw_k_gemm_i8's);
+ * the result does not depend on it. y may alias x. */
 void aw_k_layernorm(const float *x, const float *gamma, const float *beta, float *y, int T, int d,
                     float eps);
 
@@ -66,11 +68,21 @@ void aw_k_rope(float *x, int n_seq, int L, int n_heads, int head_dim, float thet
  * j <= i, softmax (max-subtracted, sums in float), out = p v. Heads are
  * processed heads_per_chunk at a time per sequence; the workspace holds
  * heads_per_chunk * L * L floats (aw_k_attention_workspace), never a
- * (n_seq, heads, L, L) tensor. */
+ * (n_seq, heads, L, L) tensor. The heads of a chunk are split over threads
+ * (as aw_k_layernorm), each running OpenBLAS on one thread (the OpenBLAS
+ * thread count is set to 1 for the call and restored: not to be called
+ * while another thread of the process is inside OpenBLAS); the result does
+ * not depend on the split. */
 void aw_k_attention(const float *q, const float *k, const float *v, float *out, int n_seq, int L,
                     int n_heads, int n_kv_heads, int d, float scale, int heads_per_chunk,
                     float *workspace);
 size_t aw_k_attention_workspace(int L, int heads_per_chunk);
+
+/* dst[i] = the f32 value of binary16 (F16) or bfloat16 (BF16) src[i]; exact
+ * (the same bits as aw_dtype.h's aw_f16_to_f32 / aw_bf16_to_f32, NaN
+ * payloads kept), vectorised. */
+void aw_k_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+void aw_k_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 
 /* Per-channel running statistics over x (T, d): absmax[j] = max(absmax[j],
  * max_t |x[t,j]|), sum[j] += sum_t x[t,j] (double, rows in order t = 0..T-1,
@@ -141,5 +153,15 @@ void aw_k_col_err_accum(const float *yr, const float *y, int T, int out, double 
  * computed in double. Either ref or kl may be NULL. */
 double aw_k_logprob_row(const float *logits, const float *ref, int V, uint32_t target, double *kl,
                         int *argmax);
+/* n rows of the W8A8 logits and their fp reference rows ref (n, V): per row
+ * r not skipped (skip may be NULL), exactly the results of
+ *   lp_fp[r] = aw_k_logprob_row(ref_r, NULL, V, targets[r], NULL, &am_fp[r]);
+ *   kl[r] = 0; lp_q[r] = aw_k_logprob_row(l_r, ref_r, V, targets[r], &kl[r], &am_q[r]);
+ * with the ref row's log-sum-exp computed once instead of twice. Rows are
+ * split over threads (as aw_k_layernorm); the caller adds the per-row
+ * results in row order. Skipped rows are left unwritten. */
+void aw_k_logprob_pairs(const float *logits, const float *ref, int V, int n, const uint32_t *targets,
+                        const uint8_t *skip, double *lp_fp, double *lp_q, double *kl, int *am_fp,
+                        int *am_q);
 
 #endif

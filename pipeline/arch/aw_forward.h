@@ -17,6 +17,11 @@
 #include "aw_config.h"
 #include "aw_model.h"
 
+/* Called after each floating-point linear l of a forward with its input x
+ * (T, in) and output y (T, out), in the forward's memory; a failure stops
+ * the forward. */
+typedef aw_status (*aw_lin_fn)(void *ctx, int l, const float *x, const float *y, int T);
+
 /* Scratch for one block of up to max_T = n_seq * L tokens; one allocation
  * in the memory of ops (the backend every forward on it runs with). */
 typedef struct aw_fwd_ws {
@@ -34,6 +39,8 @@ typedef struct aw_fwd_ws {
     int8_t *xq;    /* (T, max(d, ffn)) */
     int32_t *acc;  /* (T, max(d, ffn)) */
     int heads_per_chunk;
+    aw_lin_fn lin_fn; /* NULL (as created), or called after every fp linear */
+    void *lin_ctx;
 } aw_fwd_ws;
 
 aw_status aw_fwd_ws_create(const aw_model_config *c, int max_n_seq, int L, aw_fwd_ws *ws);

@@ -114,45 +114,87 @@ void aw_val_ws_destroy(aw_val_ws *w)
     memset(w, 0, sizeof *w);
 }
 
+/* The W8A8 side of linear l from v->ws->xs (its tap's input over s),
+ * compared with the fp output yf (T, out). */
+static aw_status compare_linear(aw_val_ctx *v, int l, const float *yf, int T)
+{
+    const aw_ops *o = v->ws->ops;
+    const aw_linear *ln = &v->fp->lin[l];
+    AW_TRY(aw_linear_w8a8_ops(o, v->q, l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc));
+    const float *so = aw_qblock_out_scale(v->q, l);
+    if (so) /* back to the model's coordinates */
+        AW_TRY(o->vt->scale_cols(o, v->ws->yq, T, ln->out, so));
+    size_t n = (size_t)T * ln->out;
+    double *part = v->val->d_part;
+    AW_TRY(o->vt->err_sums(o, yf, v->ws->yq, n, &part[AW_VAL_SQ_ERR(l)]));
+    return o->vt->col_err_accum(o, yf, v->ws->yq, T, ln->out, part + v->val->col_off[l]);
+}
+
 aw_status aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
 {
     aw_val_ctx *v = ctx;
     const aw_ops *o = v->ws->ops;
     /* x' = x / s: the input the equalized W8A8 layer sees */
     AW_TRY(o->vt->div_cols(o, x, v->ws->xs, T, in, v->q->s[tap]));
-    for (int l = 0; l < v->q->n_lin; l++) {
-        if (v->q->lin[l].tap != tap) continue;
-        const aw_linear *ln = &v->fp->lin[l];
-        AW_TRY(o->vt->linear(o, x, ln->w, v->fp->wdt, ln->b, v->ws->yf, T, ln->in, ln->out, v->ws->wconv));
-        AW_TRY(aw_linear_w8a8_ops(o, v->q, l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc));
-        const float *so = aw_qblock_out_scale(v->q, l);
-        if (so) /* back to the model's coordinates */
-            AW_TRY(o->vt->scale_cols(o, v->ws->yq, T, ln->out, so));
-        size_t n = (size_t)T * ln->out;
-        double *part = v->val->d_part;
-        AW_TRY(o->vt->err_sums(o, v->ws->yf, v->ws->yq, n, &part[AW_VAL_SQ_ERR(l)]));
-        AW_TRY(o->vt->col_err_accum(o, v->ws->yf, v->ws->yq, T, ln->out, part + v->val->col_off[l]));
+    v->xs_tap = tap;
+    v->xs_of = x;
+    if (!v->deferred) {
+        for (int l = 0; l < v->q->n_lin; l++) {
+            if (v->q->lin[l].tap != tap) continue;
+            const aw_linear *ln = &v->fp->lin[l];
+            AW_TRY(o->vt->linear(o, x, ln->w, v->fp->wdt, ln->b, v->ws->yf, T, ln->in, ln->out, v->ws->wconv));
+            AW_TRY(compare_linear(v, l, v->ws->yf, T));
+        }
     }
     if (tap == AW_TAP_ATTN_IN) v->val->part[AW_VAL_TOKENS] += (double)T;
     return AW_OK;
 }
 
-/* Sums of one chunk of rows t0.. of logits already on the host. */
+aw_status aw_validate_linear(void *ctx, int l, const float *x, const float *y, int T)
+{
+    aw_val_ctx *v = ctx;
+    if (!v->deferred) return AW_OK;
+    aw_tap_id tap = v->q->lin[l].tap;
+    if (v->xs_of != x || v->xs_tap != tap) {
+        /* not the input the tap saw (a family whose linear reads another
+         * buffer): divide this one */
+        const aw_ops *o = v->ws->ops;
+        AW_TRY(o->vt->div_cols(o, x, v->ws->xs, T, v->fp->lin[l].in, v->q->s[tap]));
+        v->xs_tap = tap;
+        v->xs_of = x;
+    }
+    return compare_linear(v, l, y, T);
+}
+
+/* Sums of one chunk of rows t0.. of logits already on the host: the rows'
+ * statistics side by side (aw_k_logprob_pairs), added in row order. */
 static void e2e_rows(const uint32_t *tokens, int L, int V, int t0, int n, const float *logits_fp,
                      const float *logits_q, aw_e2e *acc)
 {
-    for (int r = 0; r < n; r++) {
-        int t = t0 + r;
-        if (t % L == L - 1) continue; /* the last position predicts nothing we hold */
-        uint32_t target = tokens[t + 1];
-        int am_fp = 0, am_q = 0;
-        double kl = 0.0;
-        const float *lf = logits_fp + (size_t)r * V, *lq = logits_q + (size_t)r * V;
-        acc->nll_fp -= aw_k_logprob_row(lf, NULL, V, target, NULL, &am_fp);
-        acc->nll_q -= aw_k_logprob_row(lq, lf, V, target, &kl, &am_q);
-        acc->kl += kl;
-        acc->top1_agree += am_fp == am_q;
-        acc->n_pred++;
+    enum { ROWS = 64 };
+    uint32_t target[ROWS];
+    uint8_t skip[ROWS];
+    double lp_fp[ROWS], lp_q[ROWS], kl[ROWS];
+    int am_fp[ROWS], am_q[ROWS];
+    for (int r0 = 0; r0 < n; r0 += ROWS) {
+        int nr = n - r0 < ROWS ? n - r0 : ROWS;
+        for (int r = 0; r < nr; r++) {
+            int t = t0 + r0 + r;
+            /* the last position predicts nothing we hold */
+            skip[r] = t % L == L - 1;
+            target[r] = skip[r] ? 0 : tokens[t + 1];
+        }
+        size_t off = (size_t)r0 * V;
+        aw_k_logprob_pairs(logits_q + off, logits_fp + off, V, nr, target, skip, lp_fp, lp_q, kl, am_fp,
+                           am_q);
+        for (int r = 0; r < nr; r++) {
+            if (skip[r]) continue;
+            acc->nll_fp -= lp_fp[r];
+            acc->nll_q -= lp_q[r];
+            acc->kl += kl[r];
+            acc->top1_agree += am_fp[r] == am_q[r];
+            acc->n_pred++;
+        }
     }
 }
 

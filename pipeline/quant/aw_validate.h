@@ -73,10 +73,21 @@ typedef struct {
     const aw_qblock *q;
     aw_layer_val *val;
     aw_val_ws *ws;
+    /* 0: the observer computes each fp linear itself at its tap; 1: it takes
+     * the forward's own fp outputs through aw_validate_linear (the same
+     * product, computed once) */
+    int deferred;
+    /* private: the tap whose input over s is in ws->xs, and that input */
+    aw_tap_id xs_tap;
+    const float *xs_of;
 } aw_val_ctx;
 
 /* An aw_tap_fn for the fp forward: ctx is an aw_val_ctx. */
 aw_status aw_validate_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
+/* An aw_lin_fn (aw_forward.h) for the same fp forward, with the same ctx:
+ * with ctx->deferred, compares fp linear l's output y (T, out) of input x
+ * with its W8A8 counterpart; else nothing. */
+aw_status aw_validate_linear(void *ctx, int l, const float *x, const float *y, int T);
 
 /* End-to-end sums over predicted tokens (all doubles: a block's part is
  * moved and added like the others; counts stay exact below 2^53). */

@@ -71,8 +71,15 @@ static aw_status compute_block(const pass_ctx *p, int k, float *h, int ns, int b
             AW_TRY(aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, NULL, NULL));
             AW_TRY(aw_block_forward(c, NULL, &m->dq[l], hq, ns, L, &s->ws, NULL, NULL));
         } else {
-            aw_val_ctx vc = {.fp = &m->dfp[l], .q = &m->dq[l], .val = &s->val[l], .ws = &s->vws};
-            AW_TRY(aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, aw_validate_observe, &vc));
+            /* on the CPU the observer takes the forward's own fp outputs (the
+             * same OpenBLAS call it would repeat, so the same bits) instead
+             * of computing every fp linear twice */
+            aw_val_ctx vc = {.fp = &m->dfp[l], .q = &m->dq[l], .val = &s->val[l], .ws = &s->vws,
+                             .deferred = o->wscratch};
+            if (vc.deferred) s->ws.lin_fn = aw_validate_linear, s->ws.lin_ctx = &vc;
+            aw_status st = aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, aw_validate_observe, &vc);
+            s->ws.lin_fn = NULL, s->ws.lin_ctx = NULL;
+            AW_TRY(st);
             AW_TRY(aw_block_forward(c, NULL, &m->dq[l], hq, ns, L, &s->ws, NULL, NULL));
             AW_TRY(aw_layer_val_take_part(&s->val[l], s->parts[l] + (size_t)k * s->val[l].n));
         }

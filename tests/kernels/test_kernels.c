@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
+#include "aw_dtype.h"
 #include "aw_kernels.h"
 #include "aw_kernels_inline.h"
 #include "aw_rng.h"
@@ -901,6 +904,203 @@ static void test_logprob(void **state)
     free(l), free(ref);
 }
 
+/* ---- bit-exact forms of the fast paths ----------------------------------------- */
+
+/* The widening kernels against aw_dtype.h's scalar conversions, all 65536
+ * inputs, bit for bit (NaN payloads, subnormals, -0). */
+static void test_widen_exhaustive(void **state)
+{
+    (void)state;
+    enum { N = 65536 };
+    uint16_t *h = xcalloc(N, sizeof(uint16_t));
+    float *y = xcalloc(N + 1, sizeof(float));
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
+    aw_k_f16_to_f32(h, y, N);
+    for (int i = 0; i < N; i++) {
+        float w = aw_f16_to_f32(h[i]);
+        if (aw_f2u(y[i]) != aw_f2u(w))
+            fail_msg("f16 0x%04x: got 0x%08x want 0x%08x", i, aw_f2u(y[i]), aw_f2u(w));
+    }
+    aw_k_bf16_to_f32(h, y, N);
+    for (int i = 0; i < N; i++) assert_true(aw_f2u(y[i]) == aw_f2u(aw_bf16_to_f32(h[i])));
+    /* an odd count and offset (vector tails) */
+    y[N - 3] = 7.0f;
+    aw_k_f16_to_f32(h + 1, y + 1, N - 5);
+    assert_true(y[N - 3] == 7.0f);
+    free(h), free(y);
+}
+
+/* LayerNorm as one row at a time in the scalar order (the form the kernel
+ * must reproduce bit for bit whatever its row grouping and threads). */
+static void layernorm_scalar(const float *x, const float *gamma, const float *beta, float *y, int T,
+                             int d, float eps)
+{
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * d;
+        float *yr = y + (size_t)t * d;
+        double s = 0.0;
+        for (int j = 0; j < d; j++) s += xr[j];
+        double mean = s / d;
+        double v = 0.0;
+        for (int j = 0; j < d; j++) {
+            double c = xr[j] - mean;
+            v += c * c;
+        }
+        double rstd = 1.0 / sqrt(v / d + (double)eps);
+        for (int j = 0; j < d; j++)
+            yr[j] = (float)(((double)xr[j] - mean) * rstd) * gamma[j] + beta[j];
+    }
+}
+
+static void test_layernorm_exact(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{1, 5}, {3, 7}, {5, 768}, {263, 96}, {1030, 33}};
+    int blas = openblas_get_num_threads();
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int T = shapes[s][0], d = shapes[s][1];
+        size_t n = (size_t)T * d;
+        float *x = xcalloc(n, sizeof(float)), *y = xcalloc(n, sizeof(float)), *yr = xcalloc(n, sizeof(float));
+        float *g = xcalloc((size_t)d, sizeof(float)), *be = xcalloc((size_t)d, sizeof(float));
+        aw_ref_fill_outliers(x, T, d, 500 + s, "x");
+        fill_normal(g, (size_t)d, 1.0, 500 + s, "g");
+        fill_normal(be, (size_t)d, 0.5, 500 + s, "b");
+        if (T > 2) x[(size_t)2 * d] = NAN;
+        if (T > 4) x[(size_t)4 * d + 1] = INFINITY;
+        layernorm_scalar(x, g, be, yr, T, d, 1e-5f);
+        for (int thr = 1; thr <= 3; thr++) {
+            openblas_set_num_threads(thr);
+            aw_k_layernorm(x, g, be, y, T, d, 1e-5f);
+            assert_memory_equal(y, yr, n * sizeof(float));
+        }
+        free(x), free(y), free(yr), free(g), free(be);
+    }
+    openblas_set_num_threads(blas);
+}
+
+/* One head of attention in the plain scalar order: the score product, then
+ * per row max, expf and the running float sum in key order, 1 / sum, zeros
+ * past the diagonal, then the P v product; the same OpenBLAS calls as the
+ * kernel, so the kernel must match it bit for bit. */
+static void attention_scalar(const float *q, const float *k, const float *v, float *out, int n_seq, int L,
+                             int n_heads, int n_kv, int d, float scale)
+{
+    int hd = d / n_heads, group = n_heads / n_kv, dkv = n_kv * hd;
+    float *S = xcalloc((size_t)L * L, sizeof(float));
+    for (int s = 0; s < n_seq; s++)
+        for (int h = 0; h < n_heads; h++) {
+            const float *qh = q + (size_t)s * L * d + (size_t)h * hd;
+            const float *kh = k + (size_t)s * L * dkv + (size_t)(h / group) * hd;
+            const float *vh = v + (size_t)s * L * dkv + (size_t)(h / group) * hd;
+            float *oh = out + (size_t)s * L * d + (size_t)h * hd;
+            for (int i0 = 0; i0 < L; i0 += 128) {
+                int i1 = i0 + 128 < L ? i0 + 128 : L, m = i1 - i0;
+                float *Sb = S + (size_t)i0 * L;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hd, scale, qh + (size_t)i0 * d, d,
+                            kh, dkv, 0.0f, Sb, L);
+                for (int i = i0; i < i1; i++) {
+                    float *sr = S + (size_t)i * L;
+                    int nk = i + 1;
+                    float mx = sr[0];
+                    for (int j = 1; j < nk; j++) mx = sr[j] > mx ? sr[j] : mx;
+                    float sum = 0.0f;
+                    for (int j = 0; j < nk; j++) {
+                        sr[j] = expf(sr[j] - mx);
+                        sum += sr[j];
+                    }
+                    float inv = 1.0f / sum;
+                    for (int j = 0; j < nk; j++) sr[j] *= inv;
+                    for (int j = nk; j < i1; j++) sr[j] = 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, i1, 1.0f, Sb, L, vh, dkv, 0.0f,
+                            oh + (size_t)i0 * d, d);
+            }
+        }
+    free(S);
+}
+
+static void test_attention_exact(void **state)
+{
+    (void)state;
+    /* n_seq, L, n_heads, n_kv_heads, d, heads_per_chunk */
+    static const int cfg[][6] = {{2, 7, 3, 3, 12, 2}, {3, 33, 4, 4, 32, 4}, {1, 130, 2, 2, 16, 2},
+                                 {2, 128, 12, 12, 96, 12}, {2, 33, 6, 2, 48, 4}, {1, 257, 3, 3, 24, 1}};
+    int blas = openblas_get_num_threads();
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        att_in a = att_make(cfg[c][0], cfg[c][1], cfg[c][2], cfg[c][3], cfg[c][4], 600 + c);
+        size_t n = (size_t)a.n_seq * a.L * a.d;
+        /* scores of +-Inf and NaN in a few rows, and ties at a zero max */
+        if (a.L > 5) {
+            a.q[(size_t)3 * a.d] = NAN;
+            a.q[(size_t)4 * a.d + 1] = INFINITY;
+            for (int j = 0; j < a.d; j++) a.q[(size_t)5 * a.d + j] = (j & 1) ? 0.0f : -0.0f;
+        }
+        float *want = xcalloc(n, sizeof(float)), *out = xcalloc(n, sizeof(float));
+        float scale = 1.0f / sqrtf((float)(a.d / a.n_heads));
+        openblas_set_num_threads(1);
+        attention_scalar(a.q, a.k, a.v, want, a.n_seq, a.L, a.n_heads, a.n_kv, a.d, scale);
+        for (int thr = 1; thr <= 2; thr++) {
+            openblas_set_num_threads(thr);
+            memset(out, 0xff, n * sizeof(float));
+            att_run(&a, cfg[c][5], out);
+            assert_int_equal(openblas_get_num_threads(), thr); /* restored */
+            if (memcmp(out, want, n * sizeof(float)) != 0)
+                fail_msg("attention cfg %zu threads %d: not bit-identical to the scalar order", c, thr);
+        }
+        free(want), free(out);
+        att_free(&a);
+    }
+    openblas_set_num_threads(blas);
+}
+
+/* The paired row statistics against two aw_k_logprob_row calls per row, bit
+ * for bit, whatever the threads; skipped rows untouched. */
+static void test_logprob_pairs(void **state)
+{
+    (void)state;
+    enum { N = 9 };
+    static const int Vs[] = {1, 7, 5000};
+    int blas = openblas_get_num_threads();
+    for (size_t s = 0; s < sizeof Vs / sizeof Vs[0]; s++) {
+        int V = Vs[s];
+        float *l = xcalloc((size_t)N * V, sizeof(float)), *ref = xcalloc((size_t)N * V, sizeof(float));
+        aw_ref_fill_outliers(ref, N, V, 700 + s, "ref");
+        aw_rng r;
+        aw_rng_seed(&r, 700 + s, "noise");
+        for (size_t i = 0; i < (size_t)N * V; i++) ref[i] *= 0.1f, l[i] = ref[i] + (float)(0.2 * aw_rng_normal(&r));
+        memcpy(l + (size_t)1 * V, ref + (size_t)1 * V, (size_t)V * sizeof(float)); /* KL exactly 0 */
+        l[(size_t)2 * V] = NAN;
+        ref[(size_t)3 * V + V / 2] = INFINITY;
+        uint32_t tg[N];
+        uint8_t skip[N] = {0};
+        for (int i = 0; i < N; i++) tg[i] = (uint32_t)((i * 7919) % (V + 1)); /* some == V: out of range */
+        skip[6] = 1;
+        for (int thr = 1; thr <= 2; thr++) {
+            openblas_set_num_threads(thr);
+            double lf[N], lq[N], kl[N];
+            int af[N], aq[N];
+            lf[6] = lq[6] = kl[6] = 42.0, af[6] = aq[6] = 42;
+            aw_k_logprob_pairs(l, ref, V, N, tg, skip, lf, lq, kl, af, aq);
+            assert_true(lf[6] == 42.0 && lq[6] == 42.0 && kl[6] == 42.0 && af[6] == 42 && aq[6] == 42);
+            for (int i = 0; i < N; i++) {
+                if (skip[i]) continue;
+                const float *li = l + (size_t)i * V, *ri = ref + (size_t)i * V;
+                int wf, wq;
+                double k = 0.0;
+                double want_f = aw_k_logprob_row(ri, NULL, V, tg[i], NULL, &wf);
+                double want_q = aw_k_logprob_row(li, ri, V, tg[i], &k, &wq);
+                assert_memory_equal(&lf[i], &want_f, sizeof(double));
+                assert_memory_equal(&lq[i], &want_q, sizeof(double));
+                assert_memory_equal(&kl[i], &k, sizeof(double));
+                assert_int_equal(af[i], wf);
+                assert_int_equal(aq[i], wq);
+            }
+        }
+        free(l), free(ref);
+    }
+    openblas_set_num_threads(blas);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -926,6 +1126,10 @@ int main(void)
         cmocka_unit_test(test_folds),
         cmocka_unit_test(test_err_sums),
         cmocka_unit_test(test_logprob),
+        cmocka_unit_test(test_widen_exhaustive),
+        cmocka_unit_test(test_layernorm_exact),
+        cmocka_unit_test(test_attention_exact),
+        cmocka_unit_test(test_logprob_pairs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
