@@ -10,6 +10,11 @@
  *             + head_flops / R / flops_per_s         last stage
  * Replicas split the blocks of samples, so they divide the arithmetic; each
  * replica reads its stage's weights itself, so reads are not divided.
+ * With measured seconds (costs->timed, a fitted cost model):
+ *   seconds = k_s * ((calibrate + validate) / R + quantize + block_read_bytes / read_bytes_per_s)
+ *             + the same ends reads, + head / R on the last stage
+ * (each replica quantizes all of its stage's blocks), and the first
+ * replica one quantize time more per layer the report draws.
  *
  * Partition: every stage gets at least one block; blocks are uniform, so a
  * stage's cost only depends on its kind (first, middle, last, or the only
@@ -23,16 +28,69 @@
  *
  * Total time = slowest stage + pipeline fill. Fill: the first block of
  * samples crosses every stage before the last one is busy; its time in
- * stage s is the stage's arithmetic over the blocks of samples it streams,
- * (k_s * block_flops + head) / flops_per_s / sample_blocks. Validation work
- * is counted into the calibration blocks there: a small overestimate.
+ * stage s < S - 1 is the stage's arithmetic over the blocks of samples it
+ * streams, k_s * block_flops / flops_per_s / sample_blocks (0 for one
+ * stage). Validation work is counted into the calibration blocks there: a
+ * small overestimate.
  */
 #include "aw_sched.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aw_cost_cpu.h"
 #include "aw_status.h"
+
+/* ---- cost models ------------------------------------------------------------ */
+
+const aw_cost_model aw_cost_cpu = {
+    .machine = AW_COST_CPU_MACHINE,
+    .fit_threads = AW_COST_CPU_THREADS,
+    .calib_s_per_flop = AW_COST_CPU_CALIB_S_PER_FLOP,
+    .calib_s_per_value = AW_COST_CPU_CALIB_S_PER_VALUE,
+    .quant_s_per_param = AW_COST_CPU_QUANT_S_PER_PARAM,
+    .quant_s_per_param_root_d = AW_COST_CPU_QUANT_S_PER_PARAM_ROOT_D,
+    .valid_s_per_flop = AW_COST_CPU_VALID_S_PER_FLOP,
+    .valid_s_per_value = AW_COST_CPU_VALID_S_PER_VALUE,
+    .head_s_per_flop = AW_COST_CPU_HEAD_S_PER_FLOP,
+    .head_s_per_value = AW_COST_CPU_HEAD_S_PER_VALUE,
+    .parallel = {[AW_PHASE_CALIBRATE] = AW_COST_CPU_PARALLEL_CALIBRATE,
+                 [AW_PHASE_QUANTIZE] = AW_COST_CPU_PARALLEL_QUANTIZE,
+                 [AW_PHASE_VALIDATE] = AW_COST_CPU_PARALLEL_VALIDATE},
+};
+
+/* Amdahl's law: the factor on a phase measured at fit threads, run at n. */
+static double thread_factor(const aw_cost_model *m, aw_phase ph, int n)
+{
+    double p = m->parallel[ph];
+    p = p < 0 ? 0 : p > 1 ? 1 : p;
+    int f = m->fit_threads > 0 ? m->fit_threads : 1;
+    return (1.0 - p) + p * (double)f / (double)n;
+}
+
+static int work_ok(double v) { return v >= 0 && isfinite(v); }
+
+aw_status aw_cost_block_seconds(const aw_cost_model *m, const aw_block_work *w, int threads, aw_block_seconds *out)
+{
+    AW_RETURN_IF(!m || !w || !out, AW_ERR_ARG, "aw_cost_block_seconds: NULL argument");
+    AW_RETURN_IF(threads < 1, AW_ERR_ARG, "cost model: %d threads: expected at least 1", threads);
+    AW_RETURN_IF(!(work_ok(w->calib_flops) && work_ok(w->calib_values) && work_ok(w->params) &&
+                   work_ok(w->params_root_d) &&
+                   work_ok(w->valid_flops) && work_ok(w->valid_values) && work_ok(w->head_flops) &&
+                   work_ok(w->head_values)),
+                 AW_ERR_ARG, "cost model: work must be non-negative and finite");
+    double fc = thread_factor(m, AW_PHASE_CALIBRATE, threads);
+    double fq = thread_factor(m, AW_PHASE_QUANTIZE, threads);
+    double fv = thread_factor(m, AW_PHASE_VALIDATE, threads);
+    out->calibrate = (w->calib_flops * m->calib_s_per_flop + w->calib_values * m->calib_s_per_value) * fc;
+    out->quantize = (w->params * m->quant_s_per_param + w->params_root_d * m->quant_s_per_param_root_d) * fq;
+    out->validate = (w->valid_flops * m->valid_s_per_flop + w->valid_values * m->valid_s_per_value) * fv;
+    out->head = (w->head_flops * m->head_s_per_flop + w->head_values * m->head_s_per_value) * fv;
+    return AW_OK;
+}
+
+/* ---- partitions --------------------------------------------------------------- */
 
 typedef enum { KIND_FIRST = 0, KIND_MID, KIND_LAST, KIND_ONLY, KIND_COUNT } stage_kind;
 
@@ -166,6 +224,11 @@ static int partition(const aw_plan_costs *c, const aw_plan_rates *r, int S, int 
     double ends_rd = rate_time((double)c->ends_read_bytes, r->read_bytes_per_s);
     p.t_block = rate_time(c->block_flops / R, r->flops_per_s) +
                 rate_time((double)c->block_read_bytes, r->read_bytes_per_s);
+    if (c->timed) {
+        head = c->block_s.head / R;
+        p.t_block = (c->block_s.calibrate + c->block_s.validate) / R + c->block_s.quantize +
+                    rate_time((double)c->block_read_bytes, r->read_bytes_per_s);
+    }
     p.extra[KIND_FIRST] = ends_rd;
     p.extra[KIND_MID] = 0;
     p.extra[KIND_LAST] = p.extra[KIND_ONLY] = ends_rd + head;
@@ -216,22 +279,67 @@ static int partition(const aw_plan_costs *c, const aw_plan_rates *r, int S, int 
     return 1;
 }
 
+/* The report's shown layers that stage s holds. */
+static int shown_in(const aw_plan_costs *c, const aw_plan *p, int s)
+{
+    int n = 0;
+    for (int i = 0; i < c->n_shown && i < AW_PLAN_MAX_SHOWN; i++)
+        n += c->shown[i] >= p->first_layer[s] && c->shown[i] < p->first_layer[s + 1];
+    return n;
+}
+
+/* Time of stage s of p by phase (the terms of the top comment). */
+static void stage_phases(const aw_plan_costs *c, const aw_plan_rates *r, const aw_plan *p, int s,
+                         double ph[AW_PHASE_COUNT])
+{
+    stage_kind t = kind_of(s, p->stages);
+    int k = p->first_layer[s + 1] - p->first_layer[s], R = p->replicas;
+    int has_head = t == KIND_LAST || t == KIND_ONLY, has_ends = t != KIND_MID;
+    double bytes = (double)k * (double)c->block_read_bytes + (has_ends ? (double)c->ends_read_bytes : 0.0);
+    ph[AW_PHASE_LOAD] = rate_time(bytes, r->read_bytes_per_s);
+    if (c->timed) {
+        ph[AW_PHASE_CALIBRATE] = k * c->block_s.calibrate / R;
+        ph[AW_PHASE_QUANTIZE] = (k + shown_in(c, p, s)) * c->block_s.quantize;
+        ph[AW_PHASE_VALIDATE] = (k * c->block_s.validate + (has_head ? c->block_s.head : 0.0)) / R;
+    } else {
+        /* FLOPs only: quantization's arithmetic is not counted */
+        ph[AW_PHASE_CALIBRATE] = rate_time(k * c->work.calib_flops / R, r->flops_per_s);
+        ph[AW_PHASE_QUANTIZE] = 0;
+        ph[AW_PHASE_VALIDATE] =
+            rate_time((k * c->work.valid_flops + (has_head ? c->head_flops : 0.0)) / R, r->flops_per_s);
+    }
+}
+
 /* Memory and time estimates of a partitioned plan (see the top comment). */
 static void estimate(const aw_plan_costs *c, const aw_plan_rates *r, aw_plan *p)
 {
     double slowest = 0, fill = 0;
     int R = p->replicas;
+    p->phase_stage = 0;
     for (int s = 0; s < p->stages; s++) {
         stage_kind t = kind_of(s, p->stages);
         int k = p->first_layer[s + 1] - p->first_layer[s];
         int has_head = t == KIND_LAST || t == KIND_ONLY, has_ends = t != KIND_MID;
         p->mem_bytes[s] = stage_mem(c, t, k);
-        double flops = k * c->block_flops + (has_head ? c->head_flops : 0.0);
         double bytes = (double)k * (double)c->block_read_bytes + (has_ends ? (double)c->ends_read_bytes : 0.0);
-        p->seconds[s] = rate_time(flops / R, r->flops_per_s) + rate_time(bytes, r->read_bytes_per_s);
-        if (p->seconds[s] > slowest) slowest = p->seconds[s];
-        fill += rate_time(flops, r->flops_per_s) / (c->sample_blocks > 0 ? c->sample_blocks : 1);
+        if (c->timed) {
+            double ph[AW_PHASE_COUNT];
+            stage_phases(c, r, p, s, ph);
+            p->seconds[s] = ph[AW_PHASE_LOAD] + ph[AW_PHASE_CALIBRATE] + ph[AW_PHASE_QUANTIZE] + ph[AW_PHASE_VALIDATE];
+            /* the streamed phases, one rank's share of a block of samples */
+            if (s < p->stages - 1)
+                fill += k * (c->block_s.calibrate + c->block_s.validate) / (c->sample_blocks > 0 ? c->sample_blocks : 1);
+        } else {
+            double flops = k * c->block_flops + (has_head ? c->head_flops : 0.0);
+            p->seconds[s] = rate_time(flops / R, r->flops_per_s) + rate_time(bytes, r->read_bytes_per_s);
+            if (s < p->stages - 1) fill += rate_time(flops, r->flops_per_s) / (c->sample_blocks > 0 ? c->sample_blocks : 1);
+        }
+        if (p->seconds[s] > slowest) {
+            slowest = p->seconds[s];
+            p->phase_stage = s;
+        }
     }
+    stage_phases(c, r, p, p->phase_stage, p->phase_seconds);
     p->fill_seconds = fill;
     p->total_seconds = slowest + fill;
 }
@@ -289,6 +397,9 @@ static aw_status check_inputs(const aw_plan_costs *c, const aw_plan_rates *r, in
     AW_RETURN_IF(!(c->block_flops >= 0 && c->block_flops < 1e300 && c->head_flops >= 0 &&
                    c->head_flops < 1e300),
                  AW_ERR_ARG, "plan: FLOP counts must be non-negative and finite");
+    AW_RETURN_IF(c->timed && !(work_ok(c->block_s.calibrate) && work_ok(c->block_s.quantize) &&
+                               work_ok(c->block_s.validate) && work_ok(c->block_s.head)),
+                 AW_ERR_ARG, "plan: measured seconds must be non-negative and finite");
     return AW_OK;
 }
 

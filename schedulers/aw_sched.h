@@ -18,6 +18,63 @@
 #include "aw_status.h"
 
 #define AW_PLAN_MAX_STAGES 1024
+#define AW_PLAN_MAX_SHOWN 8 /* layers the report draws channel by channel */
+
+/* The phases of a run whose time a plan estimates (aweq_run.json's
+ * times_s; "write" is not estimated). */
+typedef enum {
+    AW_PHASE_LOAD = 0, /* reading the stage's weights */
+    AW_PHASE_CALIBRATE,
+    AW_PHASE_QUANTIZE,
+    AW_PHASE_VALIDATE, /* held-out tokens through fp and W8A8 blocks, and the head */
+    AW_PHASE_COUNT
+} aw_phase;
+
+/* The work of one decoder block in each phase, and of the head, from the
+ * model's shape and the run's tokens (pipeline/run/aw_plan.c fills it);
+ * a cost model turns it into seconds. */
+typedef struct {
+    double calib_flops;  /* the fp block forward over the calibration tokens */
+    double calib_values; /* calibration tokens x the taps' channels: element-wise work and statistics */
+    double params;       /* weights of the block's linears: what quantization folds, rounds, corrects */
+    double params_root_d; /* params x sqrt(hidden size): a weight costs more as the matrices outgrow the caches */
+    double valid_flops;  /* fp and W8A8 forwards and the per-layer checks over the held-out tokens */
+    double valid_values; /* held-out tokens x the taps' channels */
+    double head_flops;   /* the fp and W8A8 logits of the held-out tokens (last stage) */
+    double head_values;  /* those logits: held-out tokens x vocabulary x 2 (log-softmax, agreement) */
+} aw_block_work;
+
+/* Seconds of one decoder block in each phase on one rank (no replicas),
+ * and of the head in validation. */
+typedef struct {
+    double calibrate, quantize, validate, head;
+} aw_block_seconds;
+
+/* A cost model fitted from runs on one machine (bench/fit_costs.sh):
+ *   calibrate = calib_flops * calib_s_per_flop + calib_values * calib_s_per_value
+ *   quantize  = params * quant_s_per_param + params_root_d * quant_s_per_param_root_d
+ *   validate  = valid_flops * valid_s_per_flop + valid_values * valid_s_per_value
+ *   head      = head_flops * head_s_per_flop + head_values * head_s_per_value
+ * each at fit_threads threads; at N threads a phase's time is scaled by
+ * Amdahl's law, (1 - p) + p * fit_threads / N, with p its measured parallel
+ * share (from runs at 1 and fit_threads threads). */
+typedef struct {
+    const char *machine; /* the CPU's model name (lscpu) */
+    int fit_threads;     /* threads of the fitted runs */
+    double calib_s_per_flop, calib_s_per_value;
+    double quant_s_per_param, quant_s_per_param_root_d;
+    double valid_s_per_flop, valid_s_per_value;
+    double head_s_per_flop, head_s_per_value;
+    double parallel[AW_PHASE_COUNT]; /* parallel share of each phase, 0..1 (load: unused) */
+} aw_cost_model;
+
+/* The CPU backend's model, fitted on this project's bench machine
+ * (constants in the generated schedulers/aw_cost_cpu.h). */
+extern const aw_cost_model aw_cost_cpu;
+
+/* Seconds of one block's work w under model m with `threads` threads.
+ * AW_ERR_ARG for NULL arguments, threads < 1 or negative/non-finite work. */
+aw_status aw_cost_block_seconds(const aw_cost_model *m, const aw_block_work *w, int threads, aw_block_seconds *out);
 
 /* What one rank pays, from the model and the run's options. */
 typedef struct {
@@ -30,11 +87,24 @@ typedef struct {
     uint64_t ends_read_bytes;    /* bytes of the ends in the input checkpoint (first and last stage read them; 0: not counted) */
     double block_flops;          /* FLOPs of one block over the whole run (calibration + validation) */
     double head_flops;           /* FLOPs of the LM head over the validation */
+    aw_block_work work;          /* block_flops and head_flops split by phase, for cost models */
+    /* Measured seconds instead of FLOPs: when timed is 1 the planner's times
+     * come from block_s (a fitted cost model, aw_cost_block_seconds) and
+     * the rates' flops_per_s is not used; 0 (what aw_plan_costs_for sets):
+     * FLOPs at flops_per_s. Replicas divide calibration, validation and the
+     * head; each replica quantizes its stage's blocks. */
+    int timed;
+    aw_block_seconds block_s;
+    /* Layers whose channel ranges the report draws: quantization examines
+     * each once more (a quantize block's time again, on the stage that
+     * holds it; timed plans only, not balanced by the partition). */
+    int n_shown, shown[AW_PLAN_MAX_SHOWN];
     int sample_blocks;           /* blocks of calibration samples (replicas split these) */
     /* What the costs were computed from, for printed plans only (the
      * planner does not read them; 0 where unknown). */
     int seq_len, batch;
     uint32_t calib_seqs, holdout_seqs;
+    int threads; /* per rank, when timed */
 } aw_plan_costs;
 
 /* Rates used for time estimates. */
@@ -51,6 +121,8 @@ typedef struct {
     double total_seconds;                    /* the slowest stage, plus pipeline fill */
     double fill_seconds;                     /* the pipeline fill part of total_seconds */
     aw_plan_rates rates;                     /* the rates the estimates used */
+    int phase_stage;                         /* the slowest stage, whose phases follow */
+    double phase_seconds[AW_PHASE_COUNT];    /* its time by phase (pipeline fill not included) */
 } aw_plan;
 
 /* Make a plan. stages_req / replicas_req: 0 to choose (fewest stages whose

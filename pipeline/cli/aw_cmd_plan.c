@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "aw_cli.h"
 #include "aw_fs.h"
@@ -28,8 +29,13 @@ static void plan_usage(FILE *out)
             "  --batch B             sequences per block of samples (default 1)\n"
             "  --calib-seqs N        calibration sequences (default 128)\n"
             "  --holdout-seqs N      held-out sequences for validation (default 16)\n"
-            "  --tflops T            sustained TFLOP/s per rank (default 400: about 40% of an\n"
-            "                        H100 SXM's 989 TFLOP/s dense fp16 peak)\n"
+            "  --backend B           cuda (default) or cpu: what the time estimates are for\n"
+            "                        (memory is the same); cpu times come from a cost model\n"
+            "                        fitted on this project's bench machine (bench/fit_costs.sh),\n"
+            "                        cuda times from --tflops, an assumption not yet measured\n"
+            "  --threads N           cpu: threads per rank (default: this machine's CPUs)\n"
+            "  --tflops T            cuda: sustained TFLOP/s per rank (default 400: about 40%\n"
+            "                        of an H100 SXM's 989 TFLOP/s dense fp16 peak)\n"
             "  --read-gbps R         file-system read GB/s per rank (default 2)\n"
             "  --gpu-mem G           GPU memory per rank in GB: fail if a stage's GPU part\n"
             "                        (the GPU/rank column) does not fit\n",
@@ -83,18 +89,24 @@ static int parse_gb(const char *s, uint64_t *out)
 
 int aw_cmd_plan(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_MEM, O_STAGES, O_REPLICAS, O_SEQ, O_BATCH, O_CSEQS, O_HSEQS, O_TFLOPS, O_READ, O_GPU };
+    enum {
+        O_MODEL = 1000, O_MEM, O_STAGES, O_REPLICAS, O_SEQ, O_BATCH, O_CSEQS, O_HSEQS, O_TFLOPS, O_READ, O_GPU,
+        O_BACKEND, O_THREADS
+    };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},       {"mem-per-rank", required_argument, 0, O_MEM},
         {"stages", required_argument, 0, O_STAGES},     {"replicas", required_argument, 0, O_REPLICAS},
         {"seq-len", required_argument, 0, O_SEQ},       {"batch", required_argument, 0, O_BATCH},
         {"calib-seqs", required_argument, 0, O_CSEQS},  {"holdout-seqs", required_argument, 0, O_HSEQS},
         {"tflops", required_argument, 0, O_TFLOPS},     {"read-gbps", required_argument, 0, O_READ},
-        {"gpu-mem", required_argument, 0, O_GPU},       {"help", no_argument, 0, 'h'},
+        {"gpu-mem", required_argument, 0, O_GPU},       {"backend", required_argument, 0, O_BACKEND},
+        {"threads", required_argument, 0, O_THREADS},   {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model = NULL;
     long world = 0, stages = 0, replicas = 0, seq_len = 0, batch = 1, cseqs = 128, hseqs = 16;
     double tflops = 400, read_gbps = 2;
+    long threads = 0;
+    int cpu = 0, tflops_set = 0;
     uint64_t mem = 0, gpu_mem = 0;
     int c;
     optind = 1;
@@ -137,6 +149,16 @@ int aw_cmd_plan(int argc, char **argv)
         case O_TFLOPS:
             if (parse_pos_double(optarg, &tflops))
                 return plan_usage_error("--tflops '%s': expected a positive number", optarg);
+            tflops_set = 1;
+            break;
+        case O_BACKEND:
+            if (strcmp(optarg, "cpu") == 0) cpu = 1;
+            else if (strcmp(optarg, "cuda") == 0) cpu = 0;
+            else return plan_usage_error("--backend '%s': expected cpu or cuda", optarg);
+            break;
+        case O_THREADS:
+            if (parse_long(optarg, 1, 65536, &threads))
+                return plan_usage_error("--threads '%s': expected 1..65536", optarg);
             break;
         case O_READ:
             if (parse_pos_double(optarg, &read_gbps))
@@ -155,6 +177,14 @@ int aw_cmd_plan(int argc, char **argv)
     if (!model) return plan_usage_error("%s", "--model NAME_OR_DIR is required");
     if (!world) return plan_usage_error("%s", "-n N (ranks) is required");
     if (!mem) return plan_usage_error("%s", "--mem-per-rank G is required");
+    /* each backend's time has one source: no option that would be ignored */
+    if (cpu && tflops_set)
+        return plan_usage_error("%s", "--tflops is the cuda backend's assumed rate; --backend cpu uses measured costs");
+    if (!cpu && threads) return plan_usage_error("%s", "--threads is for --backend cpu");
+    if (cpu && !threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? n : 1;
+    }
 
     aw_model_config cfg;
     const char *label = model;
@@ -185,6 +215,11 @@ int aw_cmd_plan(int argc, char **argv)
 
     aw_plan_costs k;
     st = aw_plan_costs_for(&cfg, (int)seq_len, (int)batch, (uint32_t)cseqs, (uint32_t)hseqs, &k);
+    if (st == AW_OK && cpu) {
+        st = aw_cost_block_seconds(&aw_cost_cpu, &k.work, (int)threads, &k.block_s);
+        k.timed = 1;
+        k.threads = (int)threads;
+    }
     if (st != AW_OK) return plan_fail(st);
     aw_plan_rates rates = {.flops_per_s = tflops * 1e12, .read_bytes_per_s = read_gbps * 1e9};
     aw_plan *p = malloc(sizeof *p); /* ~20 KB: off the stack */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include "aw_forward.h"
 #include "aw_fs.h"
 #include "aw_model.h"
+#include "aw_ranges.h"
 #include "aw_validate.h"
 
 #define AW_PLAN_LOGIT_CHUNK 128 /* rows of logits at a time on the last stage (as aw_run.c) */
@@ -96,6 +98,17 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
     out->block_flops = per_token * (calib_tokens + 3.0 * hold_tokens);
     /* the tied head for the fp and the W8A8 logits of every held-out token */
     out->head_flops = 2.0 * (double)V * (double)d * hold_tokens * 2.0;
+    /* the same work split by phase, for the cost models (aw_sched.h) */
+    out->work.calib_flops = per_token * calib_tokens;
+    out->work.calib_values = calib_tokens * (double)n_stat;
+    out->work.params = (double)aw_arch_linear_params(c);
+    out->work.params_root_d = out->work.params * sqrt((double)d);
+    _Static_assert(AW_PLAN_MAX_SHOWN >= 3, "the default shown layers fit");
+    out->n_shown = aw_range_default_layers(c->num_hidden_layers, out->shown);
+    out->work.valid_flops = per_token * 3.0 * hold_tokens;
+    out->work.valid_values = hold_tokens * (double)n_stat;
+    out->work.head_flops = out->head_flops;
+    out->work.head_values = 2.0 * hold_tokens * (double)V;
     out->sample_blocks = calib_blocks > 0x7fffffff ? 0x7fffffff : (int)calib_blocks;
     out->seq_len = seq_len;
     out->batch = batch;
@@ -165,6 +178,39 @@ static const char *fmt_time(double s, char *buf, size_t cap)
     return buf;
 }
 
+/* The slowest stage's time by phase, each with where its estimate comes
+ * from: a cost model fitted on this machine (measured) or a rate nobody
+ * measured yet (assumed). */
+static void print_phases(FILE *out, const aw_plan *p, const aw_plan_costs *k)
+{
+    static const char *const names[AW_PHASE_COUNT] = {"load", "calibrate", "quantize", "validate"};
+    int s = p->phase_stage;
+    int blocks = p->first_layer[s + 1] - p->first_layer[s];
+    char measured[256], assumed[160], read[96], t[32];
+    if (k->timed) {
+        int n = snprintf(measured, sizeof measured, "measured: fitted on %s, %d thread%s", aw_cost_cpu.machine,
+                         aw_cost_cpu.fit_threads, aw_cost_cpu.fit_threads == 1 ? "" : "s");
+        if (k->threads != aw_cost_cpu.fit_threads && n > 0 && (size_t)n < sizeof measured)
+            snprintf(measured + n, sizeof measured - (size_t)n,
+                     "; scaled to %d by the measured parallel share (Amdahl)", k->threads);
+        fprintf(out, "time by phase on stage %d (the slowest: %d block%s, %d replica%s), cpu backend, "
+                     "%d thread%s per rank:\n",
+                s, blocks, blocks == 1 ? "" : "s", p->replicas, p->replicas == 1 ? "" : "s", k->threads,
+                k->threads == 1 ? "" : "s");
+    } else {
+        snprintf(assumed, sizeof assumed, "assumed: %g TFLOP/s per GPU, not yet measured", p->rates.flops_per_s / 1e12);
+        fprintf(out, "time by phase on stage %d (the slowest: %d block%s, %d replica%s), cuda backend:\n", s, blocks,
+                blocks == 1 ? "" : "s", p->replicas, p->replicas == 1 ? "" : "s");
+    }
+    snprintf(read, sizeof read, "assumed: %g GB/s file-system read, not yet measured", p->rates.read_bytes_per_s / 1e9);
+    for (int ph = 0; ph < AW_PHASE_COUNT; ph++) {
+        const char *src = ph == AW_PHASE_LOAD ? read : k->timed ? measured : assumed;
+        if (!k->timed && ph == AW_PHASE_QUANTIZE)
+            src = "assumed: not counted on the GPU, not yet measured";
+        fprintf(out, "  %-10s %10s  (%s)\n", names[ph], fmt_time(p->phase_seconds[ph], t, sizeof t), src);
+    }
+}
+
 aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config *c, const aw_plan *p,
                         const aw_plan_costs *k, uint64_t mem_per_rank)
 {
@@ -218,19 +264,34 @@ aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config
             fmt_time(p->total_seconds - p->fill_seconds, t2, sizeof t2),
             fmt_time(p->fill_seconds, t3, sizeof t3));
     double calib_tokens = (double)k->calib_seqs * k->seq_len, hold_tokens = (double)k->holdout_seqs * k->seq_len;
-    fprintf(out, "assumptions (estimates, not measurements):\n");
-    fprintf(out, "  %.0f TFLOP/s sustained per rank%s; %.1f GB/s file-system read per rank\n",
-            p->rates.flops_per_s / 1e12,
-            p->rates.flops_per_s == 400e12
-                ? " (the default: about 40% of an H100 SXM's 989 TFLOP/s dense fp16 peak)"
-                : "",
-            p->rates.read_bytes_per_s / 1e9);
+    print_phases(out, p, k);
+    fprintf(out, "%s\n", k->timed ? "inputs of the estimates:" : "assumptions (estimates, not measurements):");
+    if (k->timed) {
+        fprintf(out, "  cpu backend, %d thread%s per rank: seconds per block from a cost model fitted on %s "
+                     "with %d thread%s (bench/fit_costs.sh, bench/results/cost-model.md); %.1f GB/s "
+                     "file-system read per rank (assumed)\n",
+                k->threads, k->threads == 1 ? "" : "s", aw_cost_cpu.machine, aw_cost_cpu.fit_threads,
+                aw_cost_cpu.fit_threads == 1 ? "" : "s", p->rates.read_bytes_per_s / 1e9);
+    } else {
+        fprintf(out, "  %.0f TFLOP/s sustained per rank%s; %.1f GB/s file-system read per rank\n",
+                p->rates.flops_per_s / 1e12,
+                p->rates.flops_per_s == 400e12
+                    ? " (the default: about 40% of an H100 SXM's 989 TFLOP/s dense fp16 peak)"
+                    : "",
+                p->rates.read_bytes_per_s / 1e9);
+    }
     fprintf(out, "  %u calibration + %u held-out sequences of %d tokens (%.0f + %.0f tokens), %d per block of "
                  "samples (%d blocks)\n",
             k->calib_seqs, k->holdout_seqs, k->seq_len, calib_tokens, hold_tokens, k->batch, k->sample_blocks);
     fprintf(out, "  a block runs once per calibration token and three times per held-out token (fp, W8A8, "
                  "per-layer checks): %.3g FLOP per decoder block, %.3g FLOP for the head\n",
             k->block_flops, k->head_flops);
+    if (k->timed)
+        fprintf(out, "  work of one decoder block: calibrate %.6g FLOP + %.6g values, quantize %.6g weights + "
+                     "%.6g weights x sqrt(d) (%d blocks again for the report's ranges), validate %.6g FLOP + %.6g "
+                     "values; head %.6g FLOP + %.6g values\n",
+                k->work.calib_flops, k->work.calib_values, k->work.params, k->work.params_root_d, k->n_shown, k->work.valid_flops,
+                k->work.valid_values, k->work.head_flops, k->work.head_values);
     AW_RETURN_IF(ferror(out), AW_ERR_IO, "plan: cannot write the plan: %s", strerror(errno));
     return AW_OK;
 }

@@ -1,8 +1,8 @@
 /*
  * aw_plan.h - the plan a run (and `aweq-dist plan`, pipeline/cli/) makes: what one rank of a run pays for a
  * model (bytes from the same functions that allocate, FLOPs of the block
- * forward and of validation), the planner's layout for a world and memory
- * budget, and its printout. Nothing is read but config.json (or a built-in
+ * forward and of validation, split by phase for the cost models), the
+ * planner's layout for a world and memory budget, and its printout. Nothing is read but config.json (or a built-in
  * shape): plans for OPT-175B are made without its weights.
  */
 #ifndef AW_PLAN_H
@@ -41,8 +41,11 @@ aw_status aw_gpu_costs_for(const aw_model_config *c, int seq_len, int batch, aw_
 /* Bytes a rank of a stage holding n_layers blocks needs on its device. */
 uint64_t aw_gpu_stage_bytes(const aw_gpu_costs *g, int n_layers, int first_stage, int last_stage);
 
-/* Print plan p (made from costs k) for model_name/c and the budget on out.
- * AW_ERR_IO if out cannot be written. */
+/* Print plan p (made from costs k) for model_name/c and the budget on out:
+ * memory, the layout, and the slowest stage's time by phase, each phase
+ * labelled "measured" (k->timed: the CPU cost model fitted by
+ * bench/fit_costs.sh, aw_cost_cpu) or "assumed" (FLOPs at the rates' GPU
+ * TFLOP/s, file-system reads). AW_ERR_IO if out cannot be written. */
 aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config *c, const aw_plan *p,
                         const aw_plan_costs *k, uint64_t mem_per_rank);
 /* AW_ERR_PLAN naming the first stage whose GPU memory exceeds gpu_mem. */

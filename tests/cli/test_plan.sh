@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # plan: OPT-175B laid out over ranks of 80 GB, every supported built-in
 # shape on one rank, a model folder's config.json, forced layouts, and
-# refusals as one error line that says what would fit.
+# refusals as one error line that says what would fit; each phase's time
+# says whether it is measured (cpu) or assumed (cuda).
 . "$(dirname "$0")/lib.sh"
 
 # the sum of the "blocks" column of a plan
@@ -102,11 +103,54 @@ done
 expect_fail "llama-3-405b does not fit 8 ranks" "needs at least 22 ranks" \
     "$EXE" plan --model meta-llama/llama-3-405b -n 8 --mem-per-rank 80
 
+
+# time by phase: cuda (the default) is assumed, cpu measured; memory is the same
+"$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 >"$WORK/bc.txt" 2>&1 || bad "default backend: $(cat "$WORK/bc.txt")"
+"$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 --backend cuda >"$WORK/bc2.txt" 2>&1
+cmp -s "$WORK/bc.txt" "$WORK/bc2.txt" && ok "cuda is the default backend" || bad "default differs from --backend cuda"
+n=$(grep -cE "^  (calibrate|validate) .*\(assumed: 400 TFLOP/s per GPU, not yet measured\)$" "$WORK/bc.txt")
+[ "$n" -eq 2 ] && grep -qE "^  quantize .*\(assumed: not counted on the GPU, not yet measured\)$" "$WORK/bc.txt" \
+    && grep -qE "^  load .*\(assumed: 2 GB/s file-system read, not yet measured\)$" "$WORK/bc.txt" \
+    && ! grep -q "measured: fitted" "$WORK/bc.txt" \
+    && ok "cuda: every phase labelled assumed" || bad "cuda phases: $(cat "$WORK/bc.txt")"
+"$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 --backend cpu --seq-len 128 --batch 8 --calib-seqs 64 \
+    --holdout-seqs 16 --threads 2 >"$WORK/bp.txt" 2>&1 || bad "cpu backend: $(cat "$WORK/bp.txt")"
+n=$(grep -cE "^  (calibrate|quantize|validate) +[0-9].*\(measured: fitted on .+, [0-9]+ threads?(;.*)?\)$" "$WORK/bp.txt")
+[ "$n" -eq 3 ] && grep -qE "^  load .*\(assumed: " "$WORK/bp.txt" && ! grep -q "TFLOP/s" "$WORK/bp.txt" \
+    && grep -q "cpu backend, 2 threads per rank" "$WORK/bp.txt" \
+    && ok "cpu: calibrate, quantize, validate labelled measured: $(grep '^  calibrate' "$WORK/bp.txt")" \
+    || bad "cpu phases ($n measured): $(cat "$WORK/bp.txt")"
+"$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 --seq-len 128 --batch 8 --calib-seqs 64 --holdout-seqs 16 \
+    >"$WORK/bg.txt" 2>&1
+mem_of() {
+    grep -E "GB per decoder block|GB on every rank|GB on the first|GB on the last stage|^GPU memory per rank" "$1"
+    awk '/^ *stage  ranks/ {t = 1; next} /^total:/ {t = 0} t {print $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}' "$1"
+}
+[ "$(mem_of "$WORK/bg.txt" | wc -l)" -ge 6 ] && diff <(mem_of "$WORK/bg.txt") <(mem_of "$WORK/bp.txt") >/dev/null \
+    && ok "cpu and cuda plans: the same memory" || bad "memory differs by backend: $(diff <(mem_of "$WORK/bg.txt") <(mem_of "$WORK/bp.txt"))"
+# threads other than the fit's are scaled, and said to be
+"$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 --backend cpu --threads 64 >"$WORK/bt.txt" 2>&1 \
+    && grep -q "cpu backend, 64 threads per rank" "$WORK/bt.txt" && grep -q "scaled to 64 by the measured parallel share" "$WORK/bt.txt" \
+    && ok "--threads 64: scaled from the fit's threads" || bad "--threads 64: $(cat "$WORK/bt.txt")"
+# seconds under a minute print as "12.3 s": few enough tokens for that
+"$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 --backend cpu --seq-len 128 --batch 8 --calib-seqs 16 \
+    --holdout-seqs 16 --threads 2 >"$WORK/bp1.txt" 2>&1
+t2=$(awk '/^  calibrate/ {print $2}' "$WORK/bp1.txt")
+"$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 --backend cpu --seq-len 128 --batch 8 --calib-seqs 32 \
+    --holdout-seqs 16 --threads 2 >"$WORK/bp2.txt" 2>&1
+t4=$(awk '/^  calibrate/ {print $2}' "$WORK/bp2.txt")
+awk -v a="$t2" -v b="$t4" 'BEGIN {exit !(b > 1.9 * a && b < 2.1 * a)}' \
+    && ok "cpu: twice the calibration tokens, twice the calibration time ($t2 -> $t4 s)" \
+    || bad "calibration time does not scale with tokens: $t2 -> $t4"
+
 # usage errors exit 2
 for args in "--model opt-175b -n 8" "-n 8 --mem-per-rank 80" "--model opt-175b --mem-per-rank 80" \
             "--model opt-175b -n 8 --mem-per-rank 80X" "--model opt-175b -n 0 --mem-per-rank 80" \
             "--model no-such-model -n 1 --mem-per-rank 80" "--model opt-175b -n 1 --mem-per-rank 80 --seq-len 4096" \
-            "--model opt-175b -n 1 --mem-per-rank 80 --frobnicate" "--model opt-175b -n 1 --mem-per-rank 80 extra"; do
+            "--model opt-175b -n 1 --mem-per-rank 80 --frobnicate" "--model opt-175b -n 1 --mem-per-rank 80 extra" \
+            "--model opt-175b -n 1 --mem-per-rank 80 --backend tpu" "--model opt-175b -n 1 --mem-per-rank 80 --threads 4" \
+            "--model opt-175b -n 1 --mem-per-rank 80 --backend cpu --tflops 100" \
+            "--model opt-175b -n 1 --mem-per-rank 80 --backend cpu --threads 0"; do
     rc=0
     # shellcheck disable=SC2086
     "$EXE" plan $args >/dev/null 2>"$WORK/u.txt" || rc=$?

@@ -9,7 +9,11 @@
  *   - every refusal is AW_ERR_PLAN with a message whose suggestion is right
  *     (the suggested ranks or memory do make a plan, one less does not);
  *   - the real OPT shapes: OPT-175B on 16 ranks of 80 GB, opt-125m on one
- *     rank; the plans are printed in the test output.
+ *     rank; the plans are printed in the test output;
+ *   - the cost model: its formulas, Amdahl's scaling with threads, its
+ *     refusals; plans timed by measured seconds (stage times and phases
+ *     from the formulas of aw_sched.c, layouts balanced by them), and a
+ *     printout that says which estimates are measured and which assumed.
  */
 #include <float.h>
 #include <math.h>
@@ -485,6 +489,203 @@ static void test_every_shape_and_opt125m_on_one_rank(void **state)
     free(p);
 }
 
+/* A model whose every constant is a round number, to check the formulas. */
+static const aw_cost_model round_model = {
+    .machine = "test CPU",
+    .fit_threads = 2,
+    .calib_s_per_flop = 1e-9,
+    .calib_s_per_value = 1e-6,
+    .quant_s_per_param = 1e-3,
+    .quant_s_per_param_root_d = 1e-4,
+    .valid_s_per_flop = 2e-9,
+    .valid_s_per_value = 3e-6,
+    .head_s_per_flop = 4e-9,
+    .head_s_per_value = 1e-6,
+    .parallel = {[AW_PHASE_CALIBRATE] = 1.0, [AW_PHASE_QUANTIZE] = 0.0, [AW_PHASE_VALIDATE] = 0.5},
+};
+
+static void test_cost_model_formulas(void **state)
+{
+    (void)state;
+    aw_block_work w = {.calib_flops = 1e9, .calib_values = 1e6, .params = 1000, .params_root_d = 5000,
+                       .valid_flops = 1e9, .valid_values = 1e6, .head_flops = 1e9, .head_values = 1e6};
+    aw_block_seconds b;
+    /* at the fitted threads: the plain sums */
+    aw_assert_status(aw_cost_block_seconds(&round_model, &w, 2, &b), AW_OK, NULL);
+    assert_float_equal(b.calibrate, 1.0 + 1.0, 1e-12);
+    assert_float_equal(b.quantize, 1.0 + 0.5, 1e-12);
+    assert_float_equal(b.validate, 2.0 + 3.0, 1e-12);
+    assert_float_equal(b.head, 4.0 + 1.0, 1e-12);
+    /* 4 threads: a fully parallel phase halves, a serial one stays, a half
+     * parallel one is 0.5 + 0.5 / 2 of itself (Amdahl) */
+    aw_assert_status(aw_cost_block_seconds(&round_model, &w, 4, &b), AW_OK, NULL);
+    assert_float_equal(b.calibrate, 1.0, 1e-12);
+    assert_float_equal(b.quantize, 1.5, 1e-12);
+    assert_float_equal(b.validate, 5.0 * 0.75, 1e-12);
+    assert_float_equal(b.head, 5.0 * 0.75, 1e-12);
+    /* 1 thread: twice the parallel part */
+    aw_assert_status(aw_cost_block_seconds(&round_model, &w, 1, &b), AW_OK, NULL);
+    assert_float_equal(b.calibrate, 4.0, 1e-12);
+    assert_float_equal(b.validate, 5.0 * 1.5, 1e-12);
+    /* no work, no time */
+    aw_block_work none = {0};
+    aw_assert_status(aw_cost_block_seconds(&round_model, &none, 2, &b), AW_OK, NULL);
+    assert_true(b.calibrate == 0 && b.quantize == 0 && b.validate == 0 && b.head == 0);
+    /* refusals */
+    aw_assert_status(aw_cost_block_seconds(&round_model, &w, 0, &b), AW_ERR_ARG, "0 threads");
+    aw_block_work neg = w;
+    neg.valid_flops = -1;
+    aw_assert_status(aw_cost_block_seconds(&round_model, &neg, 2, &b), AW_ERR_ARG, "non-negative");
+    neg.valid_flops = NAN;
+    aw_assert_status(aw_cost_block_seconds(&round_model, &neg, 2, &b), AW_ERR_ARG, "non-negative");
+    aw_assert_status(aw_cost_block_seconds(NULL, &w, 2, &b), AW_ERR_ARG, NULL);
+    /* the compiled-in CPU model is a fit: positive rates, shares in [0, 1] */
+    assert_non_null(aw_cost_cpu.machine);
+    assert_true(aw_cost_cpu.machine[0] != '\0');
+    assert_true(aw_cost_cpu.fit_threads >= 1);
+    assert_true(aw_cost_cpu.calib_s_per_flop > 0 && aw_cost_cpu.valid_s_per_flop > 0);
+    /* the head's cost may fit to FLOPs, to logits or both (non-negative least squares) */
+    assert_true(aw_cost_cpu.head_s_per_flop >= 0 && aw_cost_cpu.head_s_per_value >= 0);
+    assert_true(aw_cost_cpu.head_s_per_flop + aw_cost_cpu.head_s_per_value > 0);
+    assert_true(aw_cost_cpu.quant_s_per_param >= 0);
+    for (int ph = AW_PHASE_CALIBRATE; ph < AW_PHASE_COUNT; ph++)
+        assert_true(aw_cost_cpu.parallel[ph] >= 0 && aw_cost_cpu.parallel[ph] <= 1);
+}
+
+/* The work split by phase adds up to the FLOPs the GPU estimate uses. */
+static void test_work_by_phase(void **state)
+{
+    (void)state;
+    const aw_model_config *c = aw_shape_find("opt-125m");
+    aw_plan_costs k;
+    aw_assert_status(aw_plan_costs_for(c, 128, 8, 64, 16, &k), AW_OK, NULL);
+    double d = 768, f = 3072, T = 128;
+    double lin = 4 * d * d + 2 * d * f, per_token = 2 * lin + 4 * T * d;
+    assert_float_equal(k.work.params, lin, 0);
+    assert_float_equal(k.work.params_root_d, lin * sqrt(d), 1e-3);
+    assert_float_equal(k.work.calib_flops, per_token * 64 * T, 1);
+    assert_float_equal(k.work.valid_flops, per_token * 3 * 16 * T, 1);
+    assert_float_equal(k.work.calib_values, 64 * T * (3 * d + f), 0);
+    assert_float_equal(k.work.valid_values, 16 * T * (3 * d + f), 0);
+    assert_true(fabs(k.work.calib_flops + k.work.valid_flops - k.block_flops) <= 1e-9 * k.block_flops);
+    assert_true(k.work.head_flops == k.head_flops);
+    assert_float_equal(k.work.head_values, 2 * 16 * T * 50272, 0);
+    assert_int_equal(k.timed, 0); /* a run's plan: FLOPs, as before */
+    /* the report draws the first, middle and last layer */
+    assert_int_equal(k.n_shown, 3);
+    assert_int_equal(k.shown[0], 0);
+    assert_int_equal(k.shown[1], 6);
+    assert_int_equal(k.shown[2], 11);
+}
+
+/* Plans timed by measured seconds: stage times, phases, balance. */
+static void test_timed_plans(void **state)
+{
+    (void)state;
+    aw_plan p;
+    /* 6 blocks, 2 stages x 2 replicas: calibrate 4 s, validate 2 s (split
+     * by replicas), quantize 1 s (not split), read 1 B at 1 B/s; head 6 s */
+    aw_plan_costs c = uniform(6);
+    c.block_read_bytes = 1;
+    c.timed = 1;
+    c.block_s = (aw_block_seconds){.calibrate = 4, .quantize = 1, .validate = 2, .head = 6};
+    c.sample_blocks = 2;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 1000, 2, 2, &p), AW_OK, NULL);
+    check_invariants(&p, &c, 4, 1000);
+    /* a block costs (4 + 2) / 2 + 1 + 1 = 5 s, the head 3 s: 3 + 3 blocks
+     * (15 s, 18 s) beat 4 + 2 (20 s, 13 s) */
+    assert_int_equal(blocks_of(&p, 0), 3);
+    assert_int_equal(blocks_of(&p, 1), 3);
+    assert_float_equal(p.seconds[0], 15.0, 1e-12);
+    assert_float_equal(p.seconds[1], 18.0, 1e-12);
+    assert_int_equal(p.phase_stage, 1);
+    assert_float_equal(p.phase_seconds[AW_PHASE_LOAD], 3.0, 1e-12);
+    assert_float_equal(p.phase_seconds[AW_PHASE_CALIBRATE], 3 * 4 / 2.0, 1e-12);
+    assert_float_equal(p.phase_seconds[AW_PHASE_QUANTIZE], 3.0, 1e-12);
+    assert_float_equal(p.phase_seconds[AW_PHASE_VALIDATE], (3 * 2 + 6) / 2.0, 1e-12);
+    /* fill: stage 0's streamed work per block of samples, 3 x 6 / 2 */
+    assert_float_equal(p.fill_seconds, 9.0, 1e-12);
+    assert_float_equal(p.total_seconds, 18.0 + 9.0, 1e-12);
+    /* the report's layers cost a quantize time more on the stage holding them */
+    c.n_shown = 3;
+    c.shown[0] = 0, c.shown[1] = 3, c.shown[2] = 5;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 1000, 2, 2, &p), AW_OK, NULL);
+    assert_int_equal(p.phase_stage, 1);
+    assert_float_equal(p.phase_seconds[AW_PHASE_QUANTIZE], 3.0 + 2.0, 1e-12);
+    assert_float_equal(p.seconds[1], 20.0, 1e-12);
+    assert_float_equal(p.seconds[0], 16.0, 1e-12);
+    c.n_shown = 0;
+    /* a heavier head moves a block off the last stage */
+    c.block_s.head = 20;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 4, 1000, 2, 2, &p), AW_OK, NULL);
+    assert_int_equal(blocks_of(&p, 0), 4);
+    assert_int_equal(blocks_of(&p, 1), 2);
+    /* one stage: no pipeline fill */
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 1, 1000, 0, 0, &p), AW_OK, NULL);
+    assert_float_equal(p.fill_seconds, 0.0, 0);
+    assert_float_equal(p.total_seconds, 6 * (4 + 2 + 1 + 1) + 20, 1e-9);
+    /* refused: measured seconds that are not numbers */
+    c.block_s.validate = NAN;
+    aw_assert_status(aw_plan_make(&c, &unit_rates, 1, 1000, 0, 0, &p), AW_ERR_ARG,
+                     "measured seconds");
+}
+
+/* The printout names each phase's source: measured on the CPU, assumed on the GPU. */
+static void test_printout_says_measured_or_assumed(void **state)
+{
+    (void)state;
+    const aw_model_config *c = aw_shape_find("opt-125m");
+    aw_plan *p = malloc(sizeof *p);
+    assert_non_null(p);
+    aw_plan_costs k;
+    aw_assert_status(aw_plan_costs_for(c, 128, 8, 64, 16, &k), AW_OK, NULL);
+    /* the GPU: FLOPs at the assumed rate */
+    aw_assert_status(aw_plan_make(&k, &h100, 1, 80 * GB, 0, 0, p), AW_OK, NULL);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    assert_non_null(m);
+    aw_assert_status(aw_plan_print(m, "opt-125m", c, p, &k, 80 * GB), AW_OK, NULL);
+    fclose(m);
+    assert_non_null(strstr(buf, "cuda backend"));
+    assert_non_null(strstr(buf, "  calibrate "));
+    assert_non_null(strstr(buf, "(assumed: 400 TFLOP/s per GPU, not yet measured)"));
+    assert_non_null(strstr(buf, "  quantize ")); /* shown, and said to be uncounted */
+    assert_non_null(strstr(buf, "not counted on the GPU"));
+    assert_null(strstr(buf, "measured: fitted"));
+    /* phases on the GPU: the FLOPs of each at 400 TFLOP/s */
+    assert_float_equal(p->phase_seconds[AW_PHASE_CALIBRATE], 12 * k.work.calib_flops / 400e12, 1e-15);
+    assert_float_equal(p->phase_seconds[AW_PHASE_VALIDATE], (12 * k.work.valid_flops + k.head_flops) / 400e12,
+                       1e-15);
+    free(buf);
+
+    /* the CPU: the fitted model at 2 threads */
+    k.timed = 1;
+    k.threads = 2;
+    aw_assert_status(aw_cost_block_seconds(&aw_cost_cpu, &k.work, 2, &k.block_s), AW_OK, NULL);
+    aw_assert_status(aw_plan_make(&k, &h100, 1, 80 * GB, 0, 0, p), AW_OK, NULL);
+    assert_float_equal(p->phase_seconds[AW_PHASE_CALIBRATE], 12 * k.block_s.calibrate, 1e-9);
+    assert_float_equal(p->phase_seconds[AW_PHASE_VALIDATE], 12 * k.block_s.validate + k.block_s.head, 1e-9);
+    buf = NULL;
+    m = open_memstream(&buf, &len);
+    assert_non_null(m);
+    aw_assert_status(aw_plan_print(m, "opt-125m", c, p, &k, 80 * GB), AW_OK, NULL);
+    fclose(m);
+    char want[256];
+    snprintf(want, sizeof want, "(measured: fitted on %s, %d thread", aw_cost_cpu.machine, aw_cost_cpu.fit_threads);
+    assert_non_null(strstr(buf, want));
+    assert_non_null(strstr(buf, "cpu backend, 2 threads per rank"));
+    assert_non_null(strstr(buf, "work of one decoder block: calibrate"));
+    assert_null(strstr(buf, "TFLOP/s"));
+    /* each of the three phases carries the label */
+    int n = 0;
+    for (const char *q = buf; (q = strstr(q, "(measured: fitted on")) != NULL; q++) n++;
+    assert_int_equal(n, 3);
+    printf("\n%s", buf);
+    free(buf);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +699,10 @@ int main(void)
         cmocka_unit_test(test_costs_of_opt_shapes),
         cmocka_unit_test(test_opt175b_plans),
         cmocka_unit_test(test_every_shape_and_opt125m_on_one_rank),
+        cmocka_unit_test(test_cost_model_formulas),
+        cmocka_unit_test(test_work_by_phase),
+        cmocka_unit_test(test_timed_plans),
+        cmocka_unit_test(test_printout_says_measured_or_assumed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
