@@ -729,6 +729,19 @@ static float row_argmax(const float *l, int V, int *am_out)
     return mx;
 }
 
+/* KL(p_ref || p) of two rows given their log-sum-exps, summed in column order. */
+static double kl_sum(const float *ref, double lser, const float *l, double lse, int V)
+{
+    double acc = 0.0;
+    for (int j = 0; j < V; j++) {
+        double lpr = (double)ref[j] - lser;
+        double lp = (double)l[j] - lse;
+        double pr = exp(lpr);
+        if (pr > 0.0) acc += pr * (lpr - lp);
+    }
+    return acc;
+}
+
 double aw_k_logprob_row(const float *logits, const float *ref, int V, uint32_t target, double *kl,
                         int *argmax)
 {
@@ -745,14 +758,7 @@ double aw_k_logprob_row(const float *logits, const float *ref, int V, uint32_t t
         for (int j = 1; j < V; j++) mr = ref[j] > mr ? ref[j] : mr;
         /* same function for both rows: identical rows give exactly 0 */
         double lser = logsumexp(ref, V, mr);
-        double acc = 0.0;
-        for (int j = 0; j < V; j++) {
-            double lpr = (double)ref[j] - lser;
-            double lp = (double)logits[j] - lse;
-            double pr = exp(lpr);
-            if (pr > 0.0) acc += pr * (lpr - lp);
-        }
-        *kl += acc;
+        *kl += kl_sum(ref, lser, logits, lse, V);
     }
     return (uint32_t)V > target ? (double)logits[target] - lse : -INFINITY;
 }
@@ -772,14 +778,7 @@ static void logprob_pair(const float *l, const float *ref, int V, uint32_t targe
     *lp_fp = (uint32_t)V > target ? (double)ref[target] - lser : -INFINITY;
     float mx = row_argmax(l, V, am_q);
     double lse = logsumexp(l, V, mx);
-    double acc = 0.0;
-    for (int j = 0; j < V; j++) {
-        double lpr = (double)ref[j] - lser;
-        double lp = (double)l[j] - lse;
-        double pr = exp(lpr);
-        if (pr > 0.0) acc += pr * (lpr - lp);
-    }
-    *kl = 0.0 + acc;
+    *kl = 0.0 + kl_sum(ref, lser, l, lse, V);
     *lp_q = (uint32_t)V > target ? (double)l[target] - lse : -INFINITY;
 }
 
