@@ -51,8 +51,12 @@ static aw_status cpu_linear(const aw_ops *o, const float *x, const void *w, aw_d
 {
     (void)o;
     const float *wf = w;
+    size_t n = (size_t)in * out;
     if (wdt != AW_DT_F32) {
-        AW_TRY(aw_convert_to_f32(wdt, w, wscratch, (size_t)in * out));
+        /* the vectorised widening writes the same bits as aw_convert_to_f32 */
+        if (wdt == AW_DT_F16) aw_k_f16_to_f32(w, wscratch, n);
+        else if (wdt == AW_DT_BF16) aw_k_bf16_to_f32(w, wscratch, n);
+        else AW_TRY(aw_convert_to_f32(wdt, w, wscratch, n));
         wf = wscratch;
     }
     aw_k_linear(x, wf, b, y, T, in, out);

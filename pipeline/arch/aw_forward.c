@@ -107,19 +107,7 @@ aw_status aw_fwd_linear(const aw_block *b, const aw_qblock *q, int l, const floa
     const aw_ops *o = ws->ops;
     if (q) return aw_linear_w8a8_ops(o, q, l, x, y, T, ws->xq, ws->acc);
     const aw_linear *ln = &b->lin[l];
-    const void *w = ln->w;
-    aw_dtype wdt = b->wdt;
-    if (o->wscratch && ws->wconv && (wdt == AW_DT_F16 || wdt == AW_DT_BF16)) {
-        /* a CPU table (host memory) widens into wconv itself; the vectorised
-         * widening writes the same bits as its aw_convert_to_f32, at memory
-         * speed */
-        size_t n = (size_t)ln->in * ln->out;
-        if (wdt == AW_DT_F16) aw_k_f16_to_f32(w, ws->wconv, n);
-        else aw_k_bf16_to_f32(w, ws->wconv, n);
-        w = ws->wconv;
-        wdt = AW_DT_F32;
-    }
-    AW_TRY(o->vt->linear(o, x, w, wdt, ln->b, y, T, ln->in, ln->out, ws->wconv));
+    AW_TRY(o->vt->linear(o, x, ln->w, b->wdt, ln->b, y, T, ln->in, ln->out, ws->wconv));
     return ws->lin_fn ? ws->lin_fn(ws->lin_ctx, l, x, y, T) : AW_OK;
 }
 

@@ -70,9 +70,11 @@ aw_status aw_block_create(const aw_model_config *c, aw_dtype wdt, aw_block *b)
     memset(b, 0, sizeof *b);
     AW_RETURN_IF(wdt != AW_DT_F32 && wdt != AW_DT_F16 && wdt != AW_DT_BF16, AW_ERR_DTYPE,
                  "block weights in %s: expected F32, F16 or BF16", aw_dtype_name(wdt));
-    /* zeroed: the biases and norm biases a family has not stay 0 */
-    void *arena = calloc(1, aw_block_bytes(c, wdt));
+    void *arena = malloc(aw_block_bytes(c, wdt));
     AW_RETURN_IF(!arena, AW_ERR_NOMEM, "out of memory for a block of %zu parameters", block_weights(c));
+    /* the biases and norm biases a family has not stay 0 (they lead the
+     * arena); the weights are always written whole */
+    memset(arena, 0, block_small(c) * sizeof(float));
     block_carve(c, wdt, arena, b);
     return AW_OK;
 }
@@ -266,9 +268,10 @@ aw_status aw_ends_load(const aw_model_config *c, const aw_model_files *mf, aw_mo
     const aw_arch *a = aw_arch_of(c);
     memset(e, 0, sizeof *e);
     size_t d = (size_t)c->hidden_size, v = (size_t)c->vocab_size;
-    float *arena = calloc(ends_floats(c), sizeof(float));
+    float *arena = malloc(ends_floats(c) * sizeof(float));
     AW_RETURN_IF(!arena, AW_ERR_NOMEM, "out of memory for the embeddings (%zu x %zu)", v, d);
     ends_carve(c, arena, e);
+    memset(e->lnf_b, 0, d * sizeof(float)); /* a final norm without bias; every other array is read whole */
     aw_status st = AW_OK;
     for (int i = 0; i < a->n_end_tensors && st == AW_OK; i++) {
         aw_tensor_kind k = a->end_tensors[i].kind;
