@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Fixed size of a relayed error message: fits aw_err_message()'s buffer. */
 #define AW_COMM_MSG 1024
@@ -161,6 +162,15 @@ void aw_comm_abort(const aw_comm *c, int code)
     struct timespec pause = {0, 300 * 1000 * 1000};
     nanosleep(&pause, NULL);
     MPI_Abort(c->world, code);
+}
+
+void aw_comm_leave_after_peer_failure(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    struct timespec pause = {2, 0};
+    nanosleep(&pause, NULL);
+    _exit(1);
 }
 
 int aw_comm_node_size(const aw_comm *c)

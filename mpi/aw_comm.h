@@ -53,6 +53,12 @@ aw_status aw_comm_agree(const aw_comm *c, aw_status local);
  * 0.3 s to reach the launcher first. Does not return on a real MPI. */
 void aw_comm_abort(const aw_comm *c, int code);
 
+/* Leave after a peer's failure (AW_ERR_REMOTE): without MPI's finalize,
+ * which waits for every peer; after 2 s, so that the failing rank's error
+ * line and abort reach the launcher before this rank's exit ends the job
+ * (an early exit got its line lost). Does not return. */
+void aw_comm_leave_after_peer_failure(void);
+
 /* Collective: how many ranks share this rank's node (1 if MPI cannot say). */
 int aw_comm_node_size(const aw_comm *c);
 /* Collective over the ranks of this node: how many of them (this one

@@ -64,8 +64,7 @@ static int run_text(const aw_eval_text_opts *o)
     /* as the quantization run: a failure every rank learned in a collective
      * step is printed once, by the rank that had it */
     if (st == AW_ERR_REMOTE) {
-        fflush(stderr);
-        if (w->size > 1) _exit(1);
+        if (w->size > 1) aw_comm_leave_after_peer_failure();
         return 1;
     }
     aw_print_error(st, w->rank, w->size);

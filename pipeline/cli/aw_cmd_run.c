@@ -199,9 +199,7 @@ int aw_cmd_run(int argc, char **argv)
      * without it makes the launcher end the job at once. Any other failure
      * is printed with the rank, and brings the job down with aw_comm_abort. */
     if (st == AW_ERR_REMOTE) {
-        fflush(stdout);
-        fflush(stderr);
-        if (w->size > 1) _exit(1);
+        if (w->size > 1) aw_comm_leave_after_peer_failure();
         return 1;
     }
     if (st == AW_ERR_INTERRUPTED) {
