@@ -21,8 +21,9 @@
 #include "aw_status.h"
 
 /* 3: aw_ops_vt gained rmsnorm, swiglu, rope; embed and attention new
- * arguments (the table travels through ops_create) */
-#define AW_CUDA_API_ABI 3
+ * arguments (the table travels through ops_create). 4: aw_ops_vt gained
+ * gram_accum and dequant_groups */
+#define AW_CUDA_API_ABI 4
 #define AW_CUDA_NCCL_ID_BYTES 128
 
 typedef struct {

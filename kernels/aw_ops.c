@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aw_kernels.h"
+#include "aw_lowbit.h"
 
 /* ---- memory ------------------------------------------------------------------ */
 
@@ -190,6 +191,21 @@ static aw_status cpu_col_err_accum(const aw_ops *o, const float *yr, const float
     return AW_OK;
 }
 
+static aw_status cpu_gram_accum(const aw_ops *o, const float *x, int T, int in, float *h, double *abssum)
+{
+    (void)o;
+    aw_k_gram_accum(x, T, in, h, abssum);
+    return AW_OK;
+}
+
+static aw_status cpu_dequant_groups(const aw_ops *o, const uint8_t *q, const float *step, const uint8_t *zero,
+                                    int out, int in, int G, float *w)
+{
+    (void)o;
+    aw_k_group_dequantize(q, step, zero, out, in, G, w);
+    return AW_OK;
+}
+
 static const aw_ops_vt cpu_vt = {
     .alloc = cpu_alloc,
     .release = cpu_release,
@@ -216,6 +232,8 @@ static const aw_ops_vt cpu_vt = {
     .dequant_acc = cpu_dequant_acc,
     .err_sums = cpu_err_sums,
     .col_err_accum = cpu_col_err_accum,
+    .gram_accum = cpu_gram_accum,
+    .dequant_groups = cpu_dequant_groups,
 };
 
 const aw_ops *aw_ops_cpu(void)

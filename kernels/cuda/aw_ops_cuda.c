@@ -2,6 +2,7 @@
  * aw_kernels_cuda.h kernel of the same name on the table's context. */
 #include <stdlib.h>
 
+#include "aw_kc_lowbit.h"
 #include "aw_kernels_cuda.h"
 #include "aw_ops.h"
 
@@ -128,6 +129,17 @@ static aw_status cu_col_err_accum(const aw_ops *o, const float *yr, const float 
     return aw_kc_col_err_accum(KC(o), yr, y, T, out, col_err);
 }
 
+static aw_status cu_gram_accum(const aw_ops *o, const float *x, int T, int in, float *h, double *abssum)
+{
+    return aw_kc_gram_accum(KC(o), x, T, in, h, abssum);
+}
+
+static aw_status cu_dequant_groups(const aw_ops *o, const uint8_t *q, const float *step, const uint8_t *zero,
+                                   int out, int in, int G, float *w)
+{
+    return aw_kc_dequant_groups(KC(o), q, step, zero, out, in, G, w);
+}
+
 static const aw_ops_vt cuda_vt = {
     .alloc = cu_alloc,
     .release = cu_release,
@@ -154,6 +166,8 @@ static const aw_ops_vt cuda_vt = {
     .dequant_acc = cu_dequant_acc,
     .err_sums = cu_err_sums,
     .col_err_accum = cu_col_err_accum,
+    .gram_accum = cu_gram_accum,
+    .dequant_groups = cu_dequant_groups,
 };
 
 aw_status aw_ops_cuda_create(aw_ops **out)

@@ -83,29 +83,42 @@ void aw_fwd_ws_destroy(aw_fwd_ws *ws)
 {
     if (!ws) return;
     if (ws->ops && ws->arena) ws->ops->vt->release(ws->ops, ws->arena);
+    if (ws->ops && ws->wdq_own) ws->ops->vt->release(ws->ops, ws->wdq_own);
     memset(ws, 0, sizeof *ws);
 }
 
-aw_status aw_linear_w8a8_ops(const aw_ops *o, const aw_qblock *q, int l, const float *x,
-                             float *y, int T, int8_t *xq, int32_t *acc)
+aw_status aw_fwd_ws_need_wdq(aw_fwd_ws *ws, const aw_model_config *c)
+{
+    if (ws->wdq) return AW_OK;
+    if (ws->wconv) {
+        ws->wdq = ws->wconv; /* the widening and the dequantization never overlap */
+        return AW_OK;
+    }
+    AW_TRY(ws->ops->vt->alloc(ws->ops, &ws->wdq_own, aw_arch_max_linear(c) * sizeof(float),
+                              "dequantized weights of a linear"));
+    ws->wdq = ws->wdq_own;
+    return AW_OK;
+}
+
+aw_status aw_qlinear_ops(const aw_ops *o, const aw_qblock *q, int l, const float *x, float *y, int T,
+                         int8_t *xq, int32_t *acc, float *wdq)
 {
     const aw_qlinear *ql = &q->lin[l];
+    if (ql->codes) {
+        AW_RETURN_IF(!wdq, AW_ERR_ARG, "a weight-only layer needs a dequantization buffer");
+        AW_TRY(o->vt->dequant_groups(o, ql->codes, ql->wstep, ql->wzero, ql->out, ql->in, ql->group, wdq));
+        return o->vt->linear(o, x, wdq, AW_DT_F32, ql->bias, y, T, ql->in, ql->out, NULL);
+    }
     AW_TRY(o->vt->quantize_i8(o, x, (size_t)T * ql->in, ql->x_step, xq));
     AW_TRY(o->vt->gemm_i8(o, xq, ql->wq, acc, T, ql->in, ql->out));
     return o->vt->dequant_acc(o, acc, ql->bias, ql->x_step, ql->w_step, y, T, ql->out);
-}
-
-void aw_linear_w8a8(const aw_qblock *q, int l, const float *x, float *y, int T,
-                    int8_t *xq, int32_t *acc)
-{
-    (void)aw_linear_w8a8_ops(aw_ops_cpu(), q, l, x, y, T, xq, acc); /* cannot fail on the CPU */
 }
 
 aw_status aw_fwd_linear(const aw_block *b, const aw_qblock *q, int l, const float *x, float *y, int T,
                         aw_fwd_ws *ws)
 {
     const aw_ops *o = ws->ops;
-    if (q) return aw_linear_w8a8_ops(o, q, l, x, y, T, ws->xq, ws->acc);
+    if (q) return aw_qlinear_ops(o, q, l, x, y, T, ws->xq, ws->acc, ws->wdq);
     const aw_linear *ln = &b->lin[l];
     AW_TRY(o->vt->linear(o, x, ln->w, b->wdt, ln->b, y, T, ln->in, ln->out, ws->wconv));
     return ws->lin_fn ? ws->lin_fn(ws->lin_ctx, l, x, y, T) : AW_OK;

@@ -36,6 +36,9 @@ typedef struct aw_fwd_ws {
     float *att_ws; /* attention workspace */
     float *wconv;  /* (max in*out) a linear's weights widened to f32 (NULL when
                       ops multiplies stored weights itself) */
+    float *wdq;    /* (max in*out) a weight-only linear's weights dequantized:
+                      wconv, or from aw_fwd_ws_need_wdq; NULL until needed */
+    void *wdq_own; /* wdq when allocated for it */
     int8_t *xq;    /* (T, max(d, ffn)) */
     int32_t *acc;  /* (T, max(d, ffn)) */
     int heads_per_chunk;
@@ -52,6 +55,9 @@ aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_model_config *c, int 
 uint64_t aw_fwd_ws_bytes(const aw_model_config *c, int max_n_seq, int L);
 uint64_t aw_fwd_ws_bytes_ops(const aw_model_config *c, int max_n_seq, int L, int wconv);
 void aw_fwd_ws_destroy(aw_fwd_ws *ws);
+/* Make sure ws->wdq exists (weight-only quantized blocks run on ws): wconv,
+ * or one more allocation of the largest linear in f32 in ops's memory. */
+aw_status aw_fwd_ws_need_wdq(aw_fwd_ws *ws, const aw_model_config *c);
 
 /* aw_tap_fn (aw_arch.h) is called at each tap with the tap's input x
  * (T, in), in the block's own coordinates (equalized ones for a quantized
@@ -81,12 +87,13 @@ aw_status aw_fwd_attention(const aw_model_config *c, int n_seq, int L, aw_fwd_ws
 aw_status aw_fwd_attention_half(const aw_model_config *c, const aw_block *b, const aw_qblock *q, float *h,
                                 int n_seq, int L, aw_fwd_ws *ws, aw_tap_fn fn, void *ctx);
 
-/* One W8A8 linear: y (T, out) from x (T, in) with layer l of q; xq and acc
- * are scratch of T*in int8 and T*out int32. */
-aw_status aw_linear_w8a8_ops(const aw_ops *o, const aw_qblock *q, int l, const float *x,
-                             float *y, int T, int8_t *xq, int32_t *acc);
-void aw_linear_w8a8(const aw_qblock *q, int l, const float *x, float *y, int T,
-                    int8_t *xq, int32_t *acc);
+/* One quantized linear: y (T, out) from x (T, in) with layer l of q.
+ * W8A8: x quantized to INT8 with the static step, integer product, scaled
+ * back (xq, acc: scratch of T*in int8 and T*out int32). Weight-only: the
+ * codes dequantized into wdq (in*out floats), then a float product.
+ * AW_ERR_ARG for a weight-only layer without wdq. */
+aw_status aw_qlinear_ops(const aw_ops *o, const aw_qblock *q, int l, const float *x, float *y, int T,
+                         int8_t *xq, int32_t *acc, float *wdq);
 
 /* h (n_seq*L, d) = token (+ position, where the family has a table)
  * embeddings of tokens (n_seq*L ids). */

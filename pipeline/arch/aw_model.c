@@ -164,18 +164,32 @@ aw_status aw_block_load(const aw_model_config *c, const aw_model_files *mf, int 
     return st;
 }
 
-uint64_t aw_qblock_bytes(const aw_model_config *c)
+/* Floats of a weight-only block's steps: (out, ng) per linear. */
+static size_t qblock_steps(const aw_model_config *c, const aw_scheme *sc)
+{
+    if (!aw_scheme_weight_only(sc)) return 0;
+    const aw_arch *a = aw_arch_of(c);
+    size_t n = 0;
+    for (int l = 0; l < a->n_lin; l++)
+        n += (size_t)aw_arch_dim(c, a->lin[l].out) * (size_t)aw_scheme_groups(sc, aw_arch_dim(c, a->lin[l].in));
+    return n;
+}
+
+uint64_t aw_qblock_bytes(const aw_model_config *c, const aw_scheme *sc)
 {
     size_t n_f = 3 * block_bias(c)                                  /* bias, bias_plain, out_s */
                  + 2 * AW_NORM_COUNT * (size_t)c->hidden_size;       /* norms */
     for (int t = 0; t < AW_TAP_COUNT; t++) n_f += (size_t)aw_arch_tap_width(c, (aw_tap_id)t); /* s */
-    return n_f * sizeof(float) + block_weights(c);
+    size_t steps = qblock_steps(c, sc); /* weight-only: steps (float) and zero points (byte) */
+    return (n_f + steps) * sizeof(float) + block_weights(c) + steps;
 }
 
-static void qblock_carve(const aw_model_config *c, void *arena, aw_qblock *q)
+static void qblock_carve(const aw_model_config *c, const aw_scheme *sc, void *arena, aw_qblock *q)
 {
     const aw_arch *a = aw_arch_of(c);
+    int wo = aw_scheme_weight_only(sc);
     q->arena = arena;
+    q->scheme = *sc;
     q->n_lin = a->n_lin;
     int d = c->hidden_size;
     float *pf = arena;
@@ -183,6 +197,7 @@ static void qblock_carve(const aw_model_config *c, void *arena, aw_qblock *q)
         aw_qlinear *ql = &q->lin[l];
         linear_dims(c, l, &ql->in, &ql->out);
         ql->tap = a->lin[l].tap;
+        ql->group = wo ? sc->group : 0;
         ql->bias = pf, pf += ql->out;
         ql->bias_plain = pf, pf += ql->out;
     }
@@ -200,10 +215,22 @@ static void qblock_carve(const aw_model_config *c, void *arena, aw_qblock *q)
             if (a->tap[t].fold == AW_FOLD_ROWS && a->tap[t].producer == l) q->out_s[l] = pf;
         pf += q->lin[l].out;
     }
-    int8_t *pi = (int8_t *)pf;
+    for (int l = 0; l < q->n_lin && wo; l++) {
+        aw_qlinear *ql = &q->lin[l];
+        ql->wstep = pf;
+        pf += (size_t)ql->out * aw_scheme_groups(sc, ql->in);
+    }
+    uint8_t *pi = (uint8_t *)pf;
     for (int l = 0; l < q->n_lin; l++) {
-        q->lin[l].wq = pi;
-        pi += (size_t)q->lin[l].in * q->lin[l].out;
+        aw_qlinear *ql = &q->lin[l];
+        if (wo) ql->codes = pi, ql->wq = NULL;
+        else ql->wq = (int8_t *)pi, ql->codes = NULL;
+        pi += (size_t)ql->in * ql->out;
+    }
+    for (int l = 0; l < q->n_lin && wo; l++) {
+        aw_qlinear *ql = &q->lin[l];
+        ql->wzero = pi;
+        pi += (size_t)ql->out * aw_scheme_groups(sc, ql->in);
     }
 }
 
@@ -219,12 +246,12 @@ void aw_qblock_set_out_scales(const aw_model_config *c, aw_qblock *q)
     }
 }
 
-aw_status aw_qblock_create(const aw_model_config *c, aw_qblock *q)
+aw_status aw_qblock_create(const aw_model_config *c, const aw_scheme *sc, aw_qblock *q)
 {
     memset(q, 0, sizeof *q);
-    void *arena = calloc(1, aw_qblock_bytes(c));
+    void *arena = calloc(1, aw_qblock_bytes(c, sc));
     AW_RETURN_IF(!arena, AW_ERR_NOMEM, "out of memory for a quantized block");
-    qblock_carve(c, arena, q);
+    qblock_carve(c, sc, arena, q);
     return AW_OK;
 }
 
@@ -337,17 +364,18 @@ aw_status aw_qblock_to_dev(const aw_ops *o, const aw_model_config *c, const aw_q
 {
     memset(dev, 0, sizeof *dev);
     void *arena = NULL;
-    AW_TRY(aw_ops_mirror(o, &arena, host->arena, aw_qblock_bytes(c), "a quantized block"));
+    uint64_t bytes = aw_qblock_bytes(c, &host->scheme);
+    AW_TRY(aw_ops_mirror(o, &arena, host->arena, bytes, "a quantized block"));
     if (arena == host->arena) {
         *dev = *host;
         return AW_OK;
     }
-    qblock_carve(c, arena, dev);
+    qblock_carve(c, &host->scheme, arena, dev);
     for (int l = 0; l < dev->n_lin; l++) {
         dev->lin[l].w_step = host->lin[l].w_step;
         dev->lin[l].x_step = host->lin[l].x_step;
     }
-    aw_status st = o->vt->to_dev(o, arena, host->arena, aw_qblock_bytes(c));
+    aw_status st = o->vt->to_dev(o, arena, host->arena, bytes);
     if (st != AW_OK) aw_qblock_dev_free(o, dev, host);
     return st;
 }

@@ -12,6 +12,7 @@
 #include "aw_config.h"
 #include "aw_model_files.h"
 #include "aw_ops.h"
+#include "aw_scheme.h"
 #include "aw_status.h"
 
 /* A linear is an index into its family's descriptor (aw_arch.h); taps are
@@ -37,22 +38,28 @@ typedef struct aw_block {
     float *norm_g[AW_NORM_COUNT], *norm_b[AW_NORM_COUNT]; /* (d) */
 } aw_block;
 
-/* One W8A8 linear of a quantized block. */
+/* One quantized linear of a quantized block: W8A8 (wq, w_step, x_step) or
+ * weight-only low-bit (codes, wstep, wzero; aw_scheme.h). */
 typedef struct {
-    int8_t *wq;        /* (out, in) */
+    int8_t *wq;        /* W8A8: (out, in); NULL for weight-only */
+    uint8_t *codes;    /* weight-only: (out, in) codes; NULL for W8A8 */
+    float *wstep;      /* weight-only: (out, ng) steps, as written */
+    uint8_t *wzero;    /* weight-only: (out, ng) zero points */
+    int group;         /* weight-only: inputs per step (0: the whole row) */
     float *bias;       /* (out) corrected bias, as written */
     float *bias_plain; /* (out) the bias without correction, as it would be written */
-    float w_step, x_step; /* weight step, static input step */
+    float w_step, x_step; /* W8A8: weight step, static input step */
     int in, out;
     aw_tap_id tap;     /* the tap feeding it */
 } aw_qlinear;
 
-/* A block after equalization and INT8: folded norms, INT8 weights,
- * steps, corrected biases and the equalization factors. Non-quantized
- * values are rounded to the checkpoint dtype, so that what is validated is
- * exactly what is written. About 1 byte per weight. */
+/* A block after equalization and quantization: folded norms, quantized
+ * weights, steps, corrected biases and the equalization factors. Non-
+ * quantized values are rounded to the checkpoint dtype, so that what is
+ * validated is exactly what is written. About 1 byte per weight. */
 typedef struct aw_qblock {
     void *arena;
+    aw_scheme scheme;
     int n_lin;
     aw_qlinear lin[AW_LIN_MAX];
     float *norm_g[AW_NORM_COUNT], *norm_b[AW_NORM_COUNT]; /* (d) folded */
@@ -91,12 +98,13 @@ aw_status aw_block_convert(aw_block *dst, const aw_block *src);
 const float *aw_linear_f32(const aw_block *b, int l, float *scratch);
 /* Bytes a block of shape c takes with weights in wdt (for plans). */
 uint64_t aw_block_bytes(const aw_model_config *c, aw_dtype wdt);
-uint64_t aw_qblock_bytes(const aw_model_config *c);
+uint64_t aw_qblock_bytes(const aw_model_config *c, const aw_scheme *sc);
 /* Read block `layer` from a checkpoint (weights converted to the block's
  * wdt); AW_ERR_NONFINITE naming file and tensor if a value is NaN or Inf. */
 aw_status aw_block_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_block *b);
 
-aw_status aw_qblock_create(const aw_model_config *c, aw_qblock *q);
+/* A zeroed quantized block of scheme sc. */
+aw_status aw_qblock_create(const aw_model_config *c, const aw_scheme *sc, aw_qblock *q);
 void aw_qblock_destroy(aw_qblock *q);
 
 aw_status aw_ends_load(const aw_model_config *c, const aw_model_files *mf, aw_model_ends *e);

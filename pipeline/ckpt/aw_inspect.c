@@ -211,7 +211,7 @@ static void runtime_rules(const char *cfg_path, json_t *qc, FILE *out)
     hf = hf && method && !strcmp(method, "compressed-tensors");
     fprintf(out, "  transformers: %s: quant_method %s, format %s%s\n", hf ? "yes" : "no", method ? method : "(none)",
             format ? format : "(none)", hf ? " (with the compressed-tensors package installed)" : "");
-    aw_status st = aw_check_quant_config(cfg_path);
+    aw_status st = aw_check_quant_config(cfg_path, NULL);
     fprintf(out, "  aweq-dist eval: %s%s\n", st == AW_OK ? "yes" : "no: ", st == AW_OK ? "" : aw_err_message());
 }
 
@@ -235,6 +235,30 @@ static aw_status read_scale(const aw_model_files *mf, const char *name, float *v
     AW_RETURN_IF(!isfinite(*v) || !(*v > 0), AW_ERR_NONFINITE, "%s: tensor '%s' is %g: a scale must be finite and positive",
                  aw_st_label(f), name, (double)*v);
     return AW_OK;
+}
+
+/* The largest step of a weight-only linear's weight_scale (float, any
+ * shape), or AW_ERR_* naming it. */
+static aw_status read_max_step(const aw_model_files *mf, const char *name, float *v)
+{
+    const aw_st_file *f = NULL;
+    const aw_st_tensor *t = NULL;
+    AW_TRY(aw_mf_find(mf, name, &f, &t));
+    AW_RETURN_IF(!aw_dtype_table[t->dtype].is_float, AW_ERR_DTYPE, "%s: tensor '%s' has dtype %s; a scale is a float",
+                 aw_st_label(f), name, aw_dtype_name(t->dtype));
+    size_t n = (size_t)aw_st_numel(t);
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    AW_RETURN_IF(!x, AW_ERR_NOMEM, "out of memory");
+    aw_status st = aw_st_read_f32(f, t, x, n);
+    *v = 0.0f;
+    for (size_t i = 0; i < n && st == AW_OK; i++) {
+        if (!isfinite(x[i]) || !(x[i] > 0))
+            st = AW_FAIL(AW_ERR_NONFINITE, "%s: tensor '%s' value %zu is %g: a scale must be finite and positive",
+                         aw_st_label(f), name, i, (double)x[i]);
+        *v = x[i] > *v ? x[i] : *v;
+    }
+    free(x);
+    return st;
 }
 
 /* Each layer's linears: scheme, bits, granularity and scales, with the
@@ -268,12 +292,16 @@ static aw_status inspect_quantized(const aw_model_config *c, const aw_model_file
         fprintf(out, "    input activations: %s\n", text);
         if (!w) w = json_object_get(g, "weights"), in = json_object_get(g, "input_activations");
     }
-    char scheme[16];
+    char scheme[16], bits[16], gran[24];
     long long wb = args_bits(w), ab = json_is_object(in) ? args_bits(in) : 16;
     snprintf(scheme, sizeof scheme, "W%lldA%lld", wb, ab);
-    const char *gran = json_is_integer(json_object_get(w, "group_size")) ? "group"
-                       : args_is(w, "strategy", "channel", "tensor")     ? "channel"
-                                                                         : "tensor";
+    snprintf(bits, sizeof bits, "%lld/%lld", wb, ab);
+    json_t *gs = json_object_get(w, "group_size");
+    if (json_is_integer(gs)) snprintf(gran, sizeof gran, "group %lld", (long long)json_integer_value(gs));
+    else snprintf(gran, sizeof gran, "%s", args_is(w, "strategy", "channel", "tensor") ? "channel" : "tensor");
+    /* weight-only (pack-quantized): packed I32 weights, steps per group or
+     * channel, no input scale */
+    int packed = format && !strcmp(format, "pack-quantized");
     const aw_arch *a = aw_arch_of(c);
     int nl_ = a->n_lin, n_lin = c->num_hidden_layers * nl_, shared = 1;
     float *ws = malloc((size_t)(n_lin ? n_lin : 1) * 2 * sizeof(float));
@@ -289,31 +317,37 @@ static aw_status inspect_quantized(const aw_model_config *c, const aw_model_file
             base[n - (int)strlen(".weight")] = '\0';
             const aw_st_file *f = NULL;
             const aw_st_tensor *t = NULL;
-            snprintf(name, sizeof name, "%s.weight", base);
+            snprintf(name, sizeof name, packed ? "%s.weight_packed" : "%s.weight", base);
             st = aw_mf_find(mf, name, &f, &t);
-            if (st == AW_OK && t->dtype != AW_DT_I8)
-                st = AW_FAIL(AW_ERR_DTYPE, "%s: tensor '%s' has dtype %s; a quantized weight is I8", aw_st_label(f),
-                             name, aw_dtype_name(t->dtype));
+            aw_dtype want = packed ? AW_DT_I32 : AW_DT_I8;
+            if (st == AW_OK && t->dtype != want)
+                st = AW_FAIL(AW_ERR_DTYPE, "%s: tensor '%s' has dtype %s; a quantized weight is %s", aw_st_label(f),
+                             name, aw_dtype_name(t->dtype), aw_dtype_name(want));
             snprintf(name, sizeof name, "%s.weight_scale", base);
-            if (st == AW_OK) st = read_scale(mf, name, &ws[l * nl_ + j]);
+            if (st == AW_OK) st = packed ? read_max_step(mf, name, &ws[l * nl_ + j]) : read_scale(mf, name, &ws[l * nl_ + j]);
             snprintf(name, sizeof name, "%s.input_scale", base);
-            if (st == AW_OK) st = read_scale(mf, name, &xs[l * nl_ + j]);
+            if (st == AW_OK && !packed) st = read_scale(mf, name, &xs[l * nl_ + j]);
             if (st != AW_OK) break;
-            fprintf(out, "%5d  %-9s %-7s %-6s %-5s %-11s %13.6g %13.6g\n", l, aw_arch_linear_short(a, j), scheme,
-                    aw_dtype_name(t->dtype), "8/8", gran, (double)ws[l * nl_ + j], (double)xs[l * nl_ + j]);
+            if (packed)
+                fprintf(out, "%5d  %-9s %-7s %-6s %-5s %-11s %13.6g %13s\n", l, aw_arch_linear_short(a, j), scheme,
+                        aw_dtype_name(t->dtype), bits, gran, (double)ws[l * nl_ + j], "-");
+            else
+                fprintf(out, "%5d  %-9s %-7s %-6s %-5s %-11s %13.6g %13.6g\n", l, aw_arch_linear_short(a, j), scheme,
+                        aw_dtype_name(t->dtype), bits, gran, (double)ws[l * nl_ + j], (double)xs[l * nl_ + j]);
         }
-        if (st == AW_OK)
+        if (st == AW_OK && !packed)
             for (int j = 1; j < nl_; j++) /* the linears fed by the first tap: q, k, v */
                 if (a->lin[j].tap == AW_TAP_ATTN_IN) shared &= xs[l * nl_ + j] == xs[l * nl_];
     }
     if (st == AW_OK && n_lin > 0) {
-        for (int pass = 0; pass < 2; pass++) {
+        for (int pass = 0; pass < (packed ? 1 : 2); pass++) {
             float *v = pass ? xs : ws;
             qsort(v, (size_t)n_lin, sizeof *v, cmp_float);
-            fprintf(out, "%s: %d values, min %.4g, median %.4g, max %.4g\n", pass ? "input_scale" : "weight_scale",
-                    n_lin, (double)v[0], (double)v[n_lin / 2], (double)v[n_lin - 1]);
+            fprintf(out, "%s%s: %d values, min %.4g, median %.4g, max %.4g\n", pass ? "input_scale" : "weight_scale",
+                    packed ? " (largest step of each linear)" : "", n_lin, (double)v[0], (double)v[n_lin / 2],
+                    (double)v[n_lin - 1]);
         }
-        fprintf(out, "q/k/v_proj share one input scale in every layer: %s\n", shared ? "yes" : "no");
+        if (!packed) fprintf(out, "q/k/v_proj share one input scale in every layer: %s\n", shared ? "yes" : "no");
     }
     free(ws);
     return st;

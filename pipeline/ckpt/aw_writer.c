@@ -15,6 +15,7 @@
 #include <zstd_errors.h>
 
 #include "aw_fs.h"
+#include "aw_lowbit.h"
 #include "aw_safetensors.h"
 
 /* Every regular file of the input folder travels with the checkpoint
@@ -32,6 +33,8 @@ static const char *const not_copied[] = {
     "*.pickle", "config.json", "aweq_report.json", "aweq_run.json", "report.html",
     "calibration.tokens"};
 
+/* QuantizationArgs of W8A8 (weights and inputs alike): these bytes are
+ * pinned by the CLI tests, so the keys stay as they are. */
 static json_t *quant_args(void)
 {
     json_t *a = json_object();
@@ -48,21 +51,44 @@ static json_t *quant_args(void)
     return a;
 }
 
+/* QuantizationArgs of a weight-only scheme (docs/checkpoint-format.md):
+ * strategy "group" with group_size, or "channel" (one step per row);
+ * GPTQ's act-order is compressed-tensors' actorder "weight" (columns visited
+ * in Hessian order, groups contiguous in the original order: no index
+ * tensor; 0.20 refuses "group"). */
+static json_t *wo_weight_args(const aw_method *m)
+{
+    const aw_scheme *s = &m->scheme;
+    json_t *a = json_object();
+    json_object_set_new(a, "num_bits", json_integer(s->wbits));
+    json_object_set_new(a, "type", json_string("int"));
+    json_object_set_new(a, "symmetric", json_boolean(s->sym));
+    json_object_set_new(a, "strategy", json_string(s->group > 0 ? "group" : "channel"));
+    json_object_set_new(a, "dynamic", json_false());
+    json_object_set_new(a, "group_size", s->group > 0 ? json_integer(s->group) : json_null());
+    json_object_set_new(a, "block_structure", json_null());
+    json_object_set_new(a, "actorder", m->act_order ? json_string("weight") : json_null());
+    json_object_set_new(a, "observer", json_string("minmax"));
+    json_object_set_new(a, "observer_kwargs", json_object());
+    return a;
+}
+
 char *aw_quant_config_json(const aw_method *m)
 {
-    (void)m;
+    int wo = aw_scheme_weight_only(&m->scheme);
     json_t *group = json_object();
     json_t *targets = json_array();
     json_array_append_new(targets, json_string("Linear"));
     json_object_set_new(group, "targets", targets);
-    json_object_set_new(group, "weights", quant_args());
-    json_object_set_new(group, "input_activations", quant_args());
+    json_object_set_new(group, "weights", wo ? wo_weight_args(m) : quant_args());
+    json_object_set_new(group, "input_activations", wo ? json_null() : quant_args());
     json_object_set_new(group, "output_activations", json_null());
+    if (wo) json_object_set_new(group, "format", json_string(AW_CT_PACKED_FORMAT));
     json_t *groups = json_object();
     json_object_set_new(groups, "group_0", group);
     json_t *qc = json_object();
     json_object_set_new(qc, "quant_method", json_string("compressed-tensors"));
-    json_object_set_new(qc, "format", json_string("int-quantized"));
+    json_object_set_new(qc, "format", json_string(wo ? AW_CT_PACKED_FORMAT : "int-quantized"));
     json_object_set_new(qc, "quantization_status", json_string("compressed"));
     json_object_set_new(qc, "config_groups", groups);
     json_t *ignore = json_array();
@@ -71,6 +97,9 @@ char *aw_quant_config_json(const aw_method *m)
     json_object_set_new(qc, "kv_cache_scheme", json_null());
     json_object_set_new(qc, "sparsity_config", json_object());
     json_object_set_new(qc, "global_compression_ratio", json_null());
+    /* the release whose packing the words follow (older ones packed
+     * floor(32 / b) codes per word: another layout at 3 bits) */
+    if (wo) json_object_set_new(qc, "version", json_string(AW_CT_PACKED_VERSION));
     char *s = json_dumps(qc, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(qc);
     return s;
@@ -83,19 +112,70 @@ static int writes_bias(const aw_model_config *c, const aw_method *m, int l)
     return aw_arch_has_linear_bias(c, l) || m->bias_correction;
 }
 
-static size_t block_param_bytes(const aw_model_config *c, const aw_method *m)
+/* Rounded up to 8 bytes: the regions carved from one buffer keep every
+ * element type aligned. */
+static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* 32-bit words of a weight-only linear: its packed codes (out rows of
+ * ceil(in * b / 32)) and, with zero points, the packed zero points
+ * (ceil(out * b / 32) rows of ng), as compressed-tensors lays them out. */
+static size_t wo_code_words(const aw_scheme *s, int out, int in)
 {
-    size_t n = 2 * AW_NORM_COUNT * (size_t)c->hidden_size; /* norms */
+    return (size_t)out * aw_k_packed_words((size_t)in, s->wbits);
+}
+static size_t wo_zero_words(const aw_scheme *s, int out, int in)
+{
+    return s->sym ? 0 : aw_k_packed_words((size_t)out, s->wbits) * (size_t)aw_scheme_groups(s, in);
+}
+
+/* Bytes of the region of linear (out, in) in block_entries' buffer: W8A8
+ * its two steps; weight-only its weight_shape, packed words (codes, then
+ * zero points) and steps. */
+static size_t lin_region_bytes(const aw_method *m, int out, int in)
+{
+    const aw_scheme *s = &m->scheme;
+    size_t ssz = aw_dtype_size(m->scale_dtype);
+    if (!aw_scheme_weight_only(s)) return align8(2 * ssz); /* weight and input step */
+    return 2 * sizeof(int64_t) + align8((wo_code_words(s, out, in) + wo_zero_words(s, out, in)) * 4) +
+           align8((size_t)out * (size_t)aw_scheme_groups(s, in) * ssz);
+}
+
+/* Weight-only scratch: one group's zero points down the rows, and their words. */
+static size_t zero_scratch_bytes(const aw_scheme *s, size_t max_out)
+{
+    return aw_scheme_weight_only(s) ? align8(max_out) + align8(aw_k_packed_words(max_out, s->wbits) * 4) : 0;
+}
+
+/* Bytes of the one buffer block_entries converts a block's values into:
+ * the linears' regions, the scratch, then norms and biases in the param
+ * dtype. */
+static size_t block_buf_bytes(const aw_model_config *c, const aw_method *m)
+{
     const aw_arch *a = aw_arch_of(c);
-    for (int l = 0; l < a->n_lin; l++) n += (size_t)aw_arch_dim(c, a->lin[l].out); /* biases */
-    return n * aw_dtype_size(m->param_dtype);
+    size_t np = 2 * AW_NORM_COUNT * (size_t)c->hidden_size; /* norms */
+    size_t n = 0, max_out = 0;
+    for (int l = 0; l < a->n_lin; l++) {
+        int out = aw_arch_dim(c, a->lin[l].out), in = aw_arch_dim(c, a->lin[l].in);
+        np += (size_t)out; /* bias */
+        if ((size_t)out > max_out) max_out = (size_t)out;
+        n += lin_region_bytes(m, out, in);
+    }
+    return n + zero_scratch_bytes(&m->scheme, max_out) + align8(np * aw_dtype_size(m->param_dtype));
+}
+
+static int same_scheme(const aw_scheme *a, const aw_scheme *b)
+{
+    return a->wbits == b->wbits && a->group == b->group && a->sym == b->sym && a->act == b->act;
 }
 
 int aw_block_out_tensors(const aw_model_config *c, const aw_method *m)
 {
     const aw_arch *a = aw_arch_of(c);
+    /* W8A8: weight, weight_scale, input_scale; weight-only: weight_packed,
+     * weight_scale, weight_shape and weight_zero_point when asymmetric */
+    int per = aw_scheme_weight_only(&m->scheme) ? 3 + !m->scheme.sym : 3;
     int n = AW_NORM_COUNT * (aw_arch_has_norm_bias(c) ? 2 : 1);
-    for (int l = 0; l < a->n_lin; l++) n += 3 + writes_bias(c, m, l);
+    for (int l = 0; l < a->n_lin; l++) n += per + writes_bias(c, m, l);
     return n;
 }
 
@@ -107,13 +187,87 @@ static aw_model_config out_config(const aw_model_config *c, const aw_method *m)
     return o;
 }
 
-static aw_status block_entries(const aw_model_config *c, int layer, const aw_qblock *q,
-                               const aw_method *m, char (*names)[128], uint8_t *scale_buf,
-                               uint8_t *param_buf, aw_st_entry *e)
+/* A weight-only linear's tensors (docs/checkpoint-format.md): the codes
+ * packed row by row into `weight_packed` I32 [out, ceil(in * b / 32)], the
+ * steps as `weight_scale` [out, ng], `weight_shape` I64 [2], and with zero
+ * points `weight_zero_point` I32 [ceil(out * b / 32), ng]: each group's
+ * column of zero points packed down the rows (compressed-tensors'
+ * packed_dim 0). The stored codes are the signed values shifted by 2^(b-1),
+ * which are our unsigned codes, and so are the stored zero points. The
+ * steps must already be values of the scale dtype (aw_k_group_params rounds
+ * them): what was validated is what is written. Regions come from *pb. */
+static aw_status wo_linear_entries(int layer, const char *base, const aw_qlinear *ln, const aw_scheme *sc,
+                                   const aw_method *m, uint8_t **pb, uint8_t *scratch, char (*names)[128],
+                                   aw_st_entry *e, int *k)
 {
-    int k = 0, d = c->hidden_size;
+    int b = sc->wbits, ng = aw_scheme_groups(sc, ln->in);
+    size_t wpr = aw_k_packed_words((size_t)ln->in, b), zrows = aw_k_packed_words((size_t)ln->out, b);
+    size_t nsteps = (size_t)ln->out * (size_t)ng;
+    int64_t *shape = (int64_t *)*pb;
+    shape[0] = ln->out;
+    shape[1] = ln->in;
+    uint32_t *words = (uint32_t *)(*pb + 2 * sizeof(int64_t));
+    uint32_t *zw = words + wo_code_words(sc, ln->out, ln->in);
+    uint8_t *steps = *pb + lin_region_bytes(m, ln->out, ln->in) - align8(nsteps * aw_dtype_size(m->scale_dtype));
+    *pb += lin_region_bytes(m, ln->out, ln->in);
+
+    for (int r = 0; r < ln->out; r++)
+        aw_k_pack_bits(ln->codes + (size_t)r * ln->in, (size_t)ln->in, b, words + (size_t)r * wpr);
+    snprintf(names[*k], sizeof names[*k], "%s.weight_packed", base);
+    e[*k] = (aw_st_entry){.name = names[*k], .dtype = AW_DT_I32, .ndim = 2, .shape = {ln->out, (int64_t)wpr},
+                          .data = words};
+    (*k)++;
+
+    for (size_t i = 0; i < nsteps; i++)
+        AW_RETURN_IF(aw_round_to_dtype(ln->wstep[i], m->scale_dtype) != ln->wstep[i], AW_ERR_ARG,
+                     "layer %d: %s: step %zu (%g) is not a %s value; steps are rounded before the codes are made",
+                     layer, base, i, (double)ln->wstep[i], aw_dtype_name(m->scale_dtype));
+    AW_TRY(aw_convert_from_f32(m->scale_dtype, ln->wstep, steps, nsteps));
+    snprintf(names[*k], sizeof names[*k], "%s.weight_scale", base);
+    e[*k] = (aw_st_entry){.name = names[*k], .dtype = m->scale_dtype, .ndim = 2, .shape = {ln->out, ng},
+                          .data = steps};
+    (*k)++;
+
+    snprintf(names[*k], sizeof names[*k], "%s.weight_shape", base);
+    e[*k] = (aw_st_entry){.name = names[*k], .dtype = AW_DT_I64, .ndim = 1, .shape = {2}, .data = shape};
+    (*k)++;
+
+    if (sc->sym) return AW_OK;
+    /* scratch: one group's zero points down the rows, then their words */
+    uint32_t *col_words = (uint32_t *)(scratch + align8((size_t)ln->out));
+    for (int g = 0; g < ng; g++) {
+        for (int r = 0; r < ln->out; r++) scratch[r] = ln->wzero[(size_t)r * ng + g];
+        aw_k_pack_bits(scratch, (size_t)ln->out, b, col_words);
+        for (size_t w = 0; w < zrows; w++) zw[w * (size_t)ng + (size_t)g] = col_words[w];
+    }
+    snprintf(names[*k], sizeof names[*k], "%s.weight_zero_point", base);
+    e[*k] = (aw_st_entry){.name = names[*k], .dtype = AW_DT_I32, .ndim = 2, .shape = {(int64_t)zrows, ng},
+                          .data = zw};
+    (*k)++;
+    return AW_OK;
+}
+
+/* The final file's tensors of block `layer` into e (names in names), values
+ * converted into buf (block_buf_bytes(c, m) bytes). q must have m's scheme. */
+static aw_status block_entries(const aw_model_config *c, int layer, const aw_qblock *q,
+                               const aw_method *m, char (*names)[128], uint8_t *buf, aw_st_entry *e)
+{
+    AW_RETURN_IF(!same_scheme(&q->scheme, &m->scheme), AW_ERR_ARG,
+                 "layer %d: the quantized block's scheme is not the method's", layer);
+    int k = 0, d = c->hidden_size, wo = aw_scheme_weight_only(&q->scheme);
     size_t psz = aw_dtype_size(m->param_dtype);
-    uint8_t *pp = param_buf;
+    /* the per-linear regions first (8-byte aligned), then the scratch
+     * column, then norms and biases in the param dtype */
+    uint8_t *pb = buf;
+    size_t max_out = 0;
+    for (int l = 0; l < q->n_lin; l++) {
+        pb += lin_region_bytes(m, q->lin[l].out, q->lin[l].in);
+        if ((size_t)q->lin[l].out > max_out) max_out = (size_t)q->lin[l].out;
+    }
+    uint8_t *scratch = pb;
+    pb += zero_scratch_bytes(&q->scheme, max_out);
+    uint8_t *pp = pb;
+    pb = buf;
     /* norms (folded) */
     for (int i = 0; i < 2 * AW_NORM_COUNT; i++) {
         if (i % 2 && !aw_arch_has_norm_bias(c)) continue;
@@ -121,7 +275,8 @@ static aw_status block_entries(const aw_model_config *c, int layer, const aw_qbl
         const float *v = i % 2 ? q->norm_b[i / 2] : q->norm_g[i / 2];
         aw_arch_tensor_name(c, layer, r, names[k], sizeof names[k]);
         AW_TRY(aw_convert_from_f32(m->param_dtype, v, pp, (size_t)d));
-        e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->param_dtype, .ndim = 1, .shape = {d}, .data = pp};
+        e[k] = (aw_st_entry){.name = names[k], .dtype = m->param_dtype, .ndim = 1, .shape = {d}, .data = pp};
+        k++;
         pp += (size_t)d * psz;
     }
     for (int l = 0; l < q->n_lin; l++) {
@@ -133,23 +288,30 @@ static aw_status block_entries(const aw_model_config *c, int layer, const aw_qbl
                      AW_ERR_ARG, "layer %d: tensor name too long", layer);
         base[strlen(base) - strlen(".weight")] = '\0';
 
-        snprintf(names[k], sizeof names[k], "%s.weight", base);
-        e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = AW_DT_I8, .ndim = 2,
-                               .shape = {ln->out, ln->in}, .data = ln->wq};
-
-        uint8_t *ws = scale_buf + (size_t)(2 * l) * 4, *xs = scale_buf + (size_t)(2 * l + 1) * 4;
-        AW_TRY(aw_convert_from_f32(m->scale_dtype, &ln->w_step, ws, 1));
-        AW_TRY(aw_convert_from_f32(m->scale_dtype, &ln->x_step, xs, 1));
-        snprintf(names[k], sizeof names[k], "%s.weight_scale", base);
-        e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->scale_dtype, .ndim = 1, .shape = {1}, .data = ws};
-        snprintf(names[k], sizeof names[k], "%s.input_scale", base);
-        e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->scale_dtype, .ndim = 1, .shape = {1}, .data = xs};
+        if (wo) {
+            AW_TRY(wo_linear_entries(layer, base, ln, &q->scheme, m, &pb, scratch, names, e, &k));
+        } else {
+            snprintf(names[k], sizeof names[k], "%s.weight", base);
+            e[k] = (aw_st_entry){.name = names[k], .dtype = AW_DT_I8, .ndim = 2,
+                                 .shape = {ln->out, ln->in}, .data = ln->wq};
+            k++;
+            uint8_t *ws = pb, *xs = pb + aw_dtype_size(m->scale_dtype);
+            pb += lin_region_bytes(m, ln->out, ln->in);
+            AW_TRY(aw_convert_from_f32(m->scale_dtype, &ln->w_step, ws, 1));
+            AW_TRY(aw_convert_from_f32(m->scale_dtype, &ln->x_step, xs, 1));
+            snprintf(names[k], sizeof names[k], "%s.weight_scale", base);
+            e[k] = (aw_st_entry){.name = names[k], .dtype = m->scale_dtype, .ndim = 1, .shape = {1}, .data = ws};
+            k++;
+            snprintf(names[k], sizeof names[k], "%s.input_scale", base);
+            e[k] = (aw_st_entry){.name = names[k], .dtype = m->scale_dtype, .ndim = 1, .shape = {1}, .data = xs};
+            k++;
+        }
 
         if (!writes_bias(c, m, l)) continue;
         snprintf(names[k], sizeof names[k], "%s.bias", base);
         AW_TRY(aw_convert_from_f32(m->param_dtype, ln->bias, pp, (size_t)ln->out));
-        e[k++] = (aw_st_entry){.name = names[k - 1], .dtype = m->param_dtype, .ndim = 1,
-                               .shape = {ln->out}, .data = pp};
+        e[k] = (aw_st_entry){.name = names[k], .dtype = m->param_dtype, .ndim = 1, .shape = {ln->out}, .data = pp};
+        k++;
         pp += (size_t)ln->out * psz;
     }
     return AW_OK;
@@ -247,11 +409,21 @@ aw_status aw_block_serialize(const aw_model_config *c, int layer, const aw_qbloc
                              const aw_method *m, const char *run_key, uint8_t **out, size_t *out_len)
 {
     char names[AW_BLOCK_OUT_TENSORS + AW_AUX_TENSORS][128];
-    uint8_t scales[2 * AW_LIN_MAX * 4];
     aw_st_entry e[AW_BLOCK_OUT_TENSORS + AW_AUX_TENSORS];
-    uint8_t *params = malloc(block_param_bytes(c, m));
-    AW_RETURN_IF(!params, AW_ERR_NOMEM, "layer %d: out of memory", layer);
-    aw_status st = block_entries(c, layer, q, m, names, scales, params, e);
+    /* symmetric codes are read back with z = 2^(b-1) (no zero point is
+     * stored): anything else would not survive the round trip */
+    if (aw_scheme_weight_only(&q->scheme) && q->scheme.sym)
+        for (int l = 0; l < q->n_lin; l++) {
+            const aw_qlinear *ln = &q->lin[l];
+            size_t nz = (size_t)ln->out * (size_t)aw_scheme_groups(&q->scheme, ln->in);
+            for (size_t i = 0; i < nz; i++)
+                AW_RETURN_IF(ln->wzero[i] != 1u << (q->scheme.wbits - 1), AW_ERR_ARG,
+                             "layer %d: linear %d: zero point %u of a symmetric %d-bit scheme (must be %u)", layer,
+                             l, ln->wzero[i], q->scheme.wbits, 1u << (q->scheme.wbits - 1));
+        }
+    uint8_t *buf = malloc(block_buf_bytes(c, m));
+    AW_RETURN_IF(!buf, AW_ERR_NOMEM, "layer %d: out of memory", layer);
+    aw_status st = block_entries(c, layer, q, m, names, buf, e);
     size_t n = (size_t)aw_block_out_tensors(c, m);
     if (run_key) {
         for (int i = 0; i < AW_TAP_COUNT + q->n_lin; i++, n++) {
@@ -263,7 +435,7 @@ aw_status aw_block_serialize(const aw_model_config *c, int layer, const aw_qbloc
     }
     const aw_st_meta meta[] = {{"aweq_run", run_key ? run_key : ""}, {"format", "pt"}};
     if (st == AW_OK) st = aw_st_serialize(e, n, run_key ? meta : meta + 1, run_key ? 2 : 1, out, out_len);
-    free(params);
+    free(buf);
     return st;
 }
 
@@ -277,15 +449,73 @@ static aw_status shard_f32(const aw_st_file *f, const char *name, float *dst, si
     return aw_st_read_f32(f, t, dst, n);
 }
 
+/* A weight-only linear of a shard back into ql: codes unpacked from
+ * weight_packed, steps from weight_scale, zero points unpacked from
+ * weight_zero_point (2^(b-1) when symmetric). words holds the largest
+ * packed tensor, col one column of zero points and its words. */
+static aw_status shard_wo_linear(const aw_st_file *f, const char *base, const aw_scheme *sc, aw_qlinear *ql,
+                                 uint32_t *words, uint8_t *col, uint32_t *col_words)
+{
+    char name[160];
+    int b = sc->wbits, ng = aw_scheme_groups(sc, ql->in);
+    size_t wpr = aw_k_packed_words((size_t)ql->in, b), zrows = aw_k_packed_words((size_t)ql->out, b);
+    snprintf(name, sizeof name, "%s.weight_packed", base);
+    const aw_st_tensor *t = aw_st_find(f, name);
+    AW_RETURN_IF(!t || t->dtype != AW_DT_I32 || t->ndim != 2 || t->shape[0] != ql->out || t->shape[1] != (int64_t)wpr,
+                 AW_ERR_ST_SHAPE, "%s: tensor '%s' missing or not I32 [%d, %zu]", aw_st_label(f), name, ql->out, wpr);
+    AW_TRY(aw_st_read(f, t, words, (size_t)ql->out * wpr * 4));
+    for (int r = 0; r < ql->out; r++)
+        aw_k_unpack_bits(words + (size_t)r * wpr, (size_t)ql->in, b, ql->codes + (size_t)r * ql->in);
+    snprintf(name, sizeof name, "%s.weight_scale", base);
+    AW_TRY(shard_f32(f, name, ql->wstep, (size_t)ql->out * (size_t)ng));
+    snprintf(name, sizeof name, "%s.weight_shape", base);
+    t = aw_st_find(f, name);
+    int64_t shape[2] = {0, 0};
+    if (t && t->dtype == AW_DT_I64 && aw_st_numel(t) == 2) AW_TRY(aw_st_read(f, t, shape, sizeof shape));
+    AW_RETURN_IF(shape[0] != ql->out || shape[1] != ql->in, AW_ERR_ST_SHAPE,
+                 "%s: tensor '%s' missing or not I64 {%d, %d}", aw_st_label(f), name, ql->out, ql->in);
+    size_t nz = (size_t)ql->out * (size_t)ng;
+    if (sc->sym) {
+        memset(ql->wzero, 1 << (b - 1), nz);
+        return AW_OK;
+    }
+    snprintf(name, sizeof name, "%s.weight_zero_point", base);
+    t = aw_st_find(f, name);
+    AW_RETURN_IF(!t || t->dtype != AW_DT_I32 || t->ndim != 2 || t->shape[0] != (int64_t)zrows || t->shape[1] != ng,
+                 AW_ERR_ST_SHAPE, "%s: tensor '%s' missing or not I32 [%zu, %d]", aw_st_label(f), name, zrows, ng);
+    AW_TRY(aw_st_read(f, t, words, zrows * (size_t)ng * 4));
+    for (int g = 0; g < ng; g++) {
+        for (size_t w = 0; w < zrows; w++) col_words[w] = words[w * (size_t)ng + (size_t)g];
+        aw_k_unpack_bits(col_words, (size_t)ql->out, b, col);
+        for (int r = 0; r < ql->out; r++) ql->wzero[(size_t)r * ng + g] = col[r];
+    }
+    return AW_OK;
+}
+
 aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t *bytes, size_t len,
                               const char *label, const char *run_key, aw_qblock *q)
 {
     aw_st_file *f = NULL;
     AW_TRY(aw_st_open_mem(bytes, len, label, &f));
     aw_status st = AW_OK;
+    uint32_t *words = NULL;
     const char *key = aw_st_metadata(f, "aweq_run");
     AW_GOTO_IF(!key || strcmp(key, run_key) != 0, AW_ERR_CHECKSUM,
                "%s: written by another run (options or inputs differ)", label);
+    const aw_scheme *sc = &q->scheme;
+    int wo = aw_scheme_weight_only(sc);
+    size_t max_words = 0, max_out = 0;
+    for (int l = 0; wo && l < q->n_lin; l++) {
+        const aw_qlinear *ql = &q->lin[l];
+        size_t nw = wo_code_words(sc, ql->out, ql->in), nz = wo_zero_words(sc, ql->out, ql->in);
+        if (nw > max_words) max_words = nw;
+        if (nz > max_words) max_words = nz;
+        if ((size_t)ql->out > max_out) max_out = (size_t)ql->out;
+    }
+    size_t col_words = wo ? aw_k_packed_words(max_out, sc->wbits) : 0;
+    /* one buffer: the packed words of one tensor, one column's words, then its bytes */
+    words = malloc((max_words + col_words) * 4 + max_out + 1);
+    AW_GOTO_IF(!words, AW_ERR_NOMEM, "%s: out of memory", label);
     char name[160];
     int d = c->hidden_size;
     for (int i = 0; i < 2 * AW_NORM_COUNT; i++) {
@@ -298,15 +528,20 @@ aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t
         char base[96];
         aw_arch_tensor_name(c, layer, (aw_tensor_ref){AW_T_LIN_W, l}, base, sizeof base);
         base[strlen(base) - strlen(".weight")] = '\0';
-        snprintf(name, sizeof name, "%s.weight", base);
-        const aw_st_tensor *t = aw_st_find(f, name);
-        AW_GOTO_IF(!t || t->dtype != AW_DT_I8 || aw_st_numel(t) != (uint64_t)ql->in * ql->out,
-                   AW_ERR_ST_SHAPE, "%s: tensor '%s' missing or not I8 [%d, %d]", label, name, ql->out, ql->in);
-        AW_CHECK(aw_st_read(f, t, ql->wq, (size_t)ql->in * ql->out));
-        snprintf(name, sizeof name, "%s.weight_scale", base);
-        AW_CHECK(shard_f32(f, name, &ql->w_step, 1));
-        snprintf(name, sizeof name, "%s.input_scale", base);
-        AW_CHECK(shard_f32(f, name, &ql->x_step, 1));
+        if (wo) {
+            AW_CHECK(shard_wo_linear(f, base, sc, ql, words, (uint8_t *)(words + max_words + col_words),
+                                     words + max_words));
+        } else {
+            snprintf(name, sizeof name, "%s.weight", base);
+            const aw_st_tensor *t = aw_st_find(f, name);
+            AW_GOTO_IF(!t || t->dtype != AW_DT_I8 || aw_st_numel(t) != (uint64_t)ql->in * ql->out,
+                       AW_ERR_ST_SHAPE, "%s: tensor '%s' missing or not I8 [%d, %d]", label, name, ql->out, ql->in);
+            AW_CHECK(aw_st_read(f, t, ql->wq, (size_t)ql->in * ql->out));
+            snprintf(name, sizeof name, "%s.weight_scale", base);
+            AW_CHECK(shard_f32(f, name, &ql->w_step, 1));
+            snprintf(name, sizeof name, "%s.input_scale", base);
+            AW_CHECK(shard_f32(f, name, &ql->x_step, 1));
+        }
         snprintf(name, sizeof name, "%s.bias", base);
         if (aw_st_find(f, name)) AW_CHECK(shard_f32(f, name, ql->bias, (size_t)ql->out));
         else memset(ql->bias, 0, (size_t)ql->out * sizeof(float)); /* a family without biases, uncorrected */
@@ -318,6 +553,7 @@ aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t
     }
     aw_qblock_set_out_scales(c, q);
 fail:
+    free(words);
     aw_st_close(f);
     return st;
 }
@@ -483,11 +719,10 @@ aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_mod
     char(*files)[64] = calloc((size_t)L + 1, sizeof *files);
     const char **pn = calloc(n, sizeof *pn), **pf = calloc(n, sizeof *pf);
     char *path = NULL, *qjson = NULL;
-    uint8_t scales[2 * AW_LIN_MAX * 4];
-    uint8_t *params = malloc(block_param_bytes(c, m));
+    uint8_t *buf = malloc(block_buf_bytes(c, m));
     aw_qblock q;
     memset(&q, 0, sizeof q);
-    AW_GOTO_IF(!names || !files || !pn || !pf || !params, AW_ERR_NOMEM, "out of memory");
+    AW_GOTO_IF(!names || !files || !pn || !pf || !buf, AW_ERR_NOMEM, "out of memory");
     for (int i = 0; i <= L; i++) aw_out_file_name(c, i, files[i], sizeof files[i]);
     uint64_t total = 0;
     size_t k = 0;
@@ -502,11 +737,10 @@ aw_status aw_write_meta(const char *out_dir, const char *model_dir, const aw_mod
     }
     /* the names and sizes of a block's tensors do not depend on its values:
      * list them from an empty quantized block */
-    AW_CHECK(aw_qblock_create(c, &q));
-    memset(q.arena, 0, aw_qblock_bytes(c));
+    AW_CHECK(aw_qblock_create(c, &m->scheme, &q));
     for (int l = 0; l < L; l++) {
         aw_st_entry e[AW_BLOCK_OUT_TENSORS];
-        AW_CHECK(block_entries(c, l, &q, m, names + k, scales, params, e));
+        AW_CHECK(block_entries(c, l, &q, m, names + k, buf, e));
         for (int i = 0; i < nb; i++, k++) {
             pn[k] = names[k];
             pf[k] = files[l + 1];
@@ -531,7 +765,7 @@ fail:
     aw_qblock_destroy(&q);
     free(path);
     free(qjson);
-    free(params);
+    free(buf);
     free(names);
     free(files);
     free(pn);

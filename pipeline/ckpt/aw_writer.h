@@ -1,9 +1,13 @@
 /*
  * aw_writer.h - the quantized checkpoint: a Hugging Face model folder in the
- * compressed-tensors "int-quantized" format (docs/checkpoint-format.md):
- * per quantized Linear an I8 `weight`, `weight_scale` and `input_scale`
- * (per tensor, static) and the corrected `bias`; the folded LayerNorms and
- * the untouched embeddings and final LayerNorm in the model's dtype;
+ * compressed-tensors format (docs/checkpoint-format.md). W8A8 is
+ * "int-quantized": per quantized Linear an I8 `weight`, `weight_scale` and
+ * `input_scale` (per tensor, static) and the corrected `bias`. Weight-only
+ * schemes are "pack-quantized" as compressed-tensors 0.20 writes it: the
+ * codes packed densely into I32 `weight_packed`, `weight_scale` per (row,
+ * group), `weight_shape`, and `weight_zero_point` (packed down the rows)
+ * when asymmetric, plus the bias. Either way the folded LayerNorms and the
+ * untouched embeddings and final LayerNorm in the model's dtype;
  * config.json with its quantization_config, the index, the tokenizer files
  * when present, and aweq_report.json. Built in a partial folder and renamed.
  */
@@ -24,25 +28,38 @@
 int aw_out_file_count(const aw_model_config *c);
 void aw_out_file_name(const aw_model_config *c, int file_index, char *buf, size_t cap);
 
-/* The quantization_config JSON text for config.json (malloc'd). */
+/* The compressed-tensors format of weight-only checkpoints, and the release
+ * whose bit packing they follow (config.json's "version"). */
+#define AW_CT_PACKED_FORMAT "pack-quantized"
+#define AW_CT_PACKED_VERSION "0.20.1"
+
+/* The quantization_config JSON text for config.json (malloc'd; NULL without
+ * memory), from m->scheme (W8A8: int-quantized; weight-only:
+ * pack-quantized, input_activations null) and m->act_order (actorder
+ * "weight"). */
 char *aw_quant_config_json(const aw_method *m);
 
-/* Tensors of a block in the final checkpoint: at most AW_BLOCK_OUT_TENSORS;
- * a family without biases gets them only when bias correction adds them. */
-#define AW_BLOCK_OUT_TENSORS (2 * AW_NORM_COUNT + 4 * AW_LIN_MAX)
+/* Tensors of a block in the final checkpoint: at most AW_BLOCK_OUT_TENSORS
+ * (per linear at most 5: weight_packed, weight_scale, weight_shape,
+ * weight_zero_point, bias); a family without biases gets them only when
+ * bias correction adds them. */
+#define AW_BLOCK_OUT_TENSORS (2 * AW_NORM_COUNT + 5 * AW_LIN_MAX)
 int aw_block_out_tensors(const aw_model_config *c, const aw_method *m);
 
 /* Serialise quantized block `layer` as safetensors bytes (malloc'd): the
  * final file's tensors; with run_key non-NULL (a shard), also the block's
  * equalization factors and uncorrected biases as "aweq.*" tensors (what
  * validation needs, so a resumed run can reuse the block) and the key as
- * metadata "aweq_run". */
+ * metadata "aweq_run". q must have m->scheme; AW_ERR_ARG if not, or if a
+ * weight-only step is not a value of m->scale_dtype or a symmetric zero
+ * point is not 2^(b-1) (either would not survive the round trip). */
 aw_status aw_block_serialize(const aw_model_config *c, int layer, const aw_qblock *q,
                              const aw_method *m, const char *run_key, uint8_t **out, size_t *out_len);
-/* Rebuild quantized block `layer` (created) from a shard's bytes. AW_OK only
- * if every tensor is there with its shape and the shard's "aweq_run" equals
- * run_key; AW_ERR_CHECKSUM (stale or foreign shard) or the reader's error
- * otherwise, naming label. */
+/* Rebuild quantized block `layer` (created with the scheme the shard was
+ * written with) from a shard's bytes: exactly the block serialised. AW_OK
+ * only if every tensor is there with its shape and the shard's "aweq_run"
+ * equals run_key; AW_ERR_CHECKSUM (stale or foreign shard) or the reader's
+ * error otherwise, naming label. */
 aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t *bytes, size_t len,
                               const char *label, const char *run_key, aw_qblock *q);
 

@@ -52,9 +52,11 @@ static int run_text(const aw_eval_text_opts *o)
     aw_status st = aw_eval_text(o, w, &r);
     if (st == AW_OK) {
         if (w->rank == 0) {
+            char lab[64];
+            const char *kind = !r.quantized ? "fp" : aw_scheme_weight_only(&r.scheme) ? aw_scheme_label(&r.scheme, lab, sizeof lab) : "W8A8";
             printf("eval: %s: %s wikitext2 ppl %.6f on %u windows x %u tokens (%llu predicted tokens; %llu tokens "
                    "in %s)\n",
-                   o->model_dir, r.quantized ? "W8A8" : "fp", r.ppl, r.n_windows, r.seq_len,
+                   o->model_dir, kind, r.ppl, r.n_windows, r.seq_len,
                    (unsigned long long)r.n_pred, (unsigned long long)r.text_tokens, o->text_path);
             aw_eval_progress(o->quiet, "%.2f s on %d rank(s); rank 0: %s", r.seconds, w->size, r.backend);
             fflush(stdout);
@@ -153,8 +155,9 @@ int aw_cmd_eval(int argc, char **argv)
         aw_print_error(st, 0, 1);
         return 1;
     }
-    printf("eval: %s: W8A8 perplexity %.6f on %u sequences x %u tokens (%llu predicted tokens)\n",
-           model, r.ppl, r.n_seq, r.seq_len, (unsigned long long)r.n_pred);
+    char lab[64];
+    printf("eval: %s: %s perplexity %.6f on %u sequences x %u tokens (%llu predicted tokens)\n", model,
+           aw_scheme_weight_only(&r.scheme) ? aw_scheme_label(&r.scheme, lab, sizeof lab) : "W8A8", r.ppl, r.n_seq, r.seq_len, (unsigned long long)r.n_pred);
     aw_eval_progress(quiet, "%.2f s", r.seconds);
     fflush(stdout);
     return 0;

@@ -38,7 +38,10 @@ static void plan_usage(FILE *out)
             "                        of an H100 SXM's 989 TFLOP/s dense fp16 peak)\n"
             "  --read-gbps R         file-system read GB/s per rank (default 2)\n"
             "  --gpu-mem G           GPU memory per rank in GB: fail if a stage's GPU part\n"
-            "                        (the GPU/rank column) does not fit\n",
+            "                        (the GPU/rank column) does not fit\n"
+            "  --method M            the run's method (default aweq); awq, aweq+search and gptq\n"
+            "                        keep each tap's Gram matrix, counted per block\n"
+            "  --wbits B --group G   the run's weight-only scheme (default W8A8)\n",
           out);
 }
 
@@ -91,7 +94,7 @@ int aw_cmd_plan(int argc, char **argv)
 {
     enum {
         O_MODEL = 1000, O_MEM, O_STAGES, O_REPLICAS, O_SEQ, O_BATCH, O_CSEQS, O_HSEQS, O_TFLOPS, O_READ, O_GPU,
-        O_BACKEND, O_THREADS
+        O_BACKEND, O_THREADS, O_METHOD, O_WBITS, O_GROUP
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},       {"mem-per-rank", required_argument, 0, O_MEM},
@@ -101,12 +104,16 @@ int aw_cmd_plan(int argc, char **argv)
         {"tflops", required_argument, 0, O_TFLOPS},     {"read-gbps", required_argument, 0, O_READ},
         {"gpu-mem", required_argument, 0, O_GPU},       {"backend", required_argument, 0, O_BACKEND},
         {"threads", required_argument, 0, O_THREADS},   {"help", no_argument, 0, 'h'},
+        {"method", required_argument, 0, O_METHOD},     {"wbits", required_argument, 0, O_WBITS},
+        {"group", required_argument, 0, O_GROUP},
         {0, 0, 0, 0}};
     const char *model = NULL;
     long world = 0, stages = 0, replicas = 0, seq_len = 0, batch = 1, cseqs = 128, hseqs = 16;
     double tflops = 400, read_gbps = 2;
     long threads = 0;
     int cpu = 0, tflops_set = 0;
+    aw_method method = {.kind = AW_METHOD_AWEQ, .alpha = 0.5f, .scheme = AW_SCHEME_W8A8};
+    long wbits = 0, group = 128;
     uint64_t mem = 0, gpu_mem = 0;
     int c;
     optind = 1;
@@ -168,6 +175,17 @@ int aw_cmd_plan(int argc, char **argv)
             if (parse_gb(optarg, &gpu_mem))
                 return plan_usage_error("--gpu-mem '%s': expected GB, e.g. 80 or 80GB", optarg);
             break;
+        case O_METHOD:
+            if (aw_method_parse(optarg, &method.kind) != AW_OK) return plan_usage_error("%s", aw_err_message());
+            break;
+        case O_WBITS:
+            if (parse_long(optarg, 3, 8, &wbits) || (wbits != 3 && wbits != 4 && wbits != 8))
+                return plan_usage_error("--wbits '%s': expected 3, 4 or 8", optarg);
+            break;
+        case O_GROUP:
+            if (parse_long(optarg, 0, 1L << 20, &group) || (group != 0 && group < 8))
+                return plan_usage_error("--group '%s': expected 0 or at least 8", optarg);
+            break;
         case 'h': plan_usage(stdout); return 0;
         case ':': return plan_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: return plan_usage_error("unknown option '%s'", argv[optind - 1]);
@@ -177,6 +195,9 @@ int aw_cmd_plan(int argc, char **argv)
     if (!model) return plan_usage_error("%s", "--model NAME_OR_DIR is required");
     if (!world) return plan_usage_error("%s", "-n N (ranks) is required");
     if (!mem) return plan_usage_error("%s", "--mem-per-rank G is required");
+    if (wbits) method.scheme = (aw_scheme){(int)wbits, (int)group, 1, AW_ACT_FLOAT};
+    else if (aw_method_needs_gram(&method))
+        return plan_usage_error("--method %s makes weight-only schemes: give --wbits", aw_method_names[method.kind]);
     /* each backend's time has one source: no option that would be ignored */
     if (cpu && tflops_set)
         return plan_usage_error("%s", "--tflops is the cuda backend's assumed rate; --backend cpu uses measured costs");
@@ -214,7 +235,7 @@ int aw_cmd_plan(int argc, char **argv)
     }
 
     aw_plan_costs k;
-    st = aw_plan_costs_for(&cfg, (int)seq_len, (int)batch, (uint32_t)cseqs, (uint32_t)hseqs, &k);
+    st = aw_plan_costs_method(&cfg, &method, (int)seq_len, (int)batch, (uint32_t)cseqs, (uint32_t)hseqs, &k);
     if (st == AW_OK && cpu) {
         st = aw_cost_block_seconds(&aw_cost_cpu, &k.work, (int)threads, &k.block_s);
         k.timed = 1;

@@ -19,7 +19,8 @@ int aw_cmd_run(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_CALIB, O_OUT, O_METHOD, O_ALPHA, O_NOBC, O_HOLDOUT, O_BATCH, O_MAXERR,
            O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM, O_RESUME, O_FAILAT, O_HANG, O_HANDOFF,
-           O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT, O_PEVERY, O_LOGJSON, O_RLAYERS };
+           O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT, O_PEVERY, O_LOGJSON, O_RLAYERS,
+           O_WBITS, O_GROUP, O_SYM, O_ASYM, O_ACTORDER };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"calib", required_argument, 0, O_CALIB},
         {"out", required_argument, 0, O_OUT},         {"method", required_argument, 0, O_METHOD},
@@ -37,12 +38,15 @@ int aw_cmd_run(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},       {"eval-text", required_argument, 0, O_ETEXT},
         {"progress-every", required_argument, 0, O_PEVERY}, {"log-json", required_argument, 0, O_LOGJSON},
         {"report-layers", required_argument, 0, O_RLAYERS},
+        {"wbits", required_argument, 0, O_WBITS},     {"group", required_argument, 0, O_GROUP},
+        {"sym", no_argument, 0, O_SYM},               {"asym", no_argument, 0, O_ASYM},
+        {"act-order", no_argument, 0, O_ACTORDER},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     aw_run_opts o;
     aw_run_defaults(&o);
     const char *texts[AW_MAX_TEXT_FILES];
     o.calib_texts = texts;
-    int c, nobc = 0, alpha_set = 0, draw_set = 0;
+    int c, nobc = 0, alpha_set = 0, draw_set = 0, wbits = 0, group = 128, group_set = 0, sym = -1;
     long v;
     char *end;
     optind = 1;
@@ -143,6 +147,20 @@ int aw_cmd_run(int argc, char **argv)
             }
             break;
         }
+        case O_WBITS:
+            if (aw_cli_parse_int(optarg, 3, 8, &v) || (v != 3 && v != 4 && v != 8))
+                return aw_usage_error(NULL, "--wbits '%s': expected 3, 4 or 8", optarg);
+            wbits = (int)v;
+            break;
+        case O_GROUP:
+            if (aw_cli_parse_int(optarg, 0, 1 << 20, &v) || (v != 0 && v < 8))
+                return aw_usage_error(NULL, "--group '%s': expected 0 (one step per output channel) or a group of at least 8 inputs, e.g. 128", optarg);
+            group = (int)v;
+            group_set = 1;
+            break;
+        case O_SYM: sym = 1; break;
+        case O_ASYM: sym = 0; break;
+        case O_ACTORDER: o.method.act_order = 1; break;
         case O_RESUME: o.resume = 1; break;
         case O_FAILAT: st = aw_fail_at_parse(optarg, &o.fail_at); break;
         case O_HANG:
@@ -169,11 +187,24 @@ int aw_cmd_run(int argc, char **argv)
         return 1;
     }
     o.model_dir = model_dir; /* freed below, once the run is over */
-    o.method.bias_correction = o.method.kind == AW_METHOD_AWEQ && !nobc;
-    if (nobc && o.method.kind != AW_METHOD_AWEQ)
-        return aw_usage_error(NULL, "%s", "--no-bias-correction applies to --method aweq");
-    if (alpha_set && o.method.kind == AW_METHOD_RTN)
-        return aw_usage_error(NULL, "%s", "--alpha does not apply to --method rtn");
+    aw_method_kind k = o.method.kind;
+    int corrects = k == AW_METHOD_AWEQ || k == AW_METHOD_AWEQ_SEARCH;
+    o.method.bias_correction = corrects && !nobc;
+    if (nobc && !corrects)
+        return aw_usage_error(NULL, "%s", "--no-bias-correction applies to --method aweq and aweq+search");
+    if (alpha_set && k != AW_METHOD_AWEQ && k != AW_METHOD_SMOOTHQUANT)
+        return aw_usage_error(NULL, "--alpha does not apply to --method %s", aw_method_names[k]);
+    if (wbits) {
+        o.method.scheme = (aw_scheme){wbits, group, sym != 0, AW_ACT_FLOAT};
+    } else {
+        if (group_set || sym >= 0)
+            return aw_usage_error(NULL, "%s", "--group, --sym and --asym go with --wbits (weight-only schemes)");
+        if (aw_method_needs_gram(&o.method))
+            return aw_usage_error(NULL, "--method %s makes weight-only schemes: give --wbits 3, 4 or 8",
+                                  aw_method_names[k]);
+    }
+    if (o.method.act_order && k != AW_METHOD_GPTQ)
+        return aw_usage_error(NULL, "%s", "--act-order goes with --method gptq");
 
     const aw_comm *w = aw_comm_world();
     if (!w) {

@@ -1,16 +1,19 @@
-/* aw_eval_ckpt.c - reading a compressed-tensors W8A8 checkpoint as the
- * evaluator needs it: a quantized block's tensors, and the check of
- * config.json's quantization_config (see aw_eval.h). */
+/* aw_eval_ckpt.c - reading a compressed-tensors checkpoint as the
+ * evaluator needs it: a quantized block's tensors (W8A8 int-quantized, or
+ * weight-only pack-quantized), and the check of config.json's
+ * quantization_config (see aw_eval.h). */
 #include "aw_eval_int.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aw_fs.h"
+#include "aw_lowbit.h"
 
 /* ---- tensors of a quantized block --------------------------------------- */
 
@@ -84,23 +87,178 @@ static aw_status load_weight(const aw_model_files *mf, const char *name, aw_qlin
     return aw_st_read(f, t, ql->wq, (size_t)ql->out * (size_t)ql->in);
 }
 
+/* ---- pack-quantized (weight-only) tensors -------------------------------- */
+
+/* The words of a packed I32 tensor of exactly shape [rows, cols] into
+ * words. what says what the tensor holds, for the message. */
+static aw_status load_words(const aw_model_files *mf, const char *name, int64_t rows, int64_t cols,
+                            const char *what, uint32_t *words)
+{
+    const aw_st_file *f = NULL;
+    const aw_st_tensor *t = NULL;
+    char sb[96];
+    AW_TRY(aw_mf_find(mf, name, &f, &t));
+    AW_RETURN_IF(t->dtype != AW_DT_I32, AW_ERR_DTYPE,
+                 "%s: tensor '%s' has dtype %s; packed %s must be I32", aw_st_label(f), name,
+                 aw_dtype_name(t->dtype), what);
+    AW_RETURN_IF(t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols, AW_ERR_ST_SHAPE,
+                 "%s: tensor '%s' has shape %s; config.json implies [%lld, %lld]", aw_st_label(f), name,
+                 shape_text(t, sb, sizeof sb), (long long)rows, (long long)cols);
+    return aw_st_read(f, t, words, (size_t)rows * (size_t)cols * 4);
+}
+
+/* Codes of a weight-only linear from `weight_packed` I32 [out, ceil(in * b /
+ * 32)], each row packed on its own, LSB first (compressed-tensors 0.20). The
+ * older layout (floor(32 / b) codes a word, the rest of the word unused)
+ * differs at 3 bits; its width, ceil(in / 10), is another one from 160
+ * inputs on (every real model), and refused by name. */
+static aw_status load_packed(const aw_model_files *mf, const char *name, int bits, aw_qlinear *ql,
+                             uint32_t *words)
+{
+    size_t wpr = aw_k_packed_words((size_t)ql->in, bits);
+    const aw_st_file *f = NULL;
+    const aw_st_tensor *t = NULL;
+    AW_TRY(aw_mf_find(mf, name, &f, &t));
+    int per_word = 32 / bits;
+    int64_t old_w = (ql->in + per_word - 1) / per_word;
+    AW_RETURN_IF(t->dtype == AW_DT_I32 && t->ndim == 2 && t->shape[0] == ql->out && t->shape[1] == old_w &&
+                     (size_t)old_w != wpr,
+                 AW_ERR_UNSUPPORTED,
+                 "%s: tensor '%s' has %lld words a row: %d %d-bit codes a word, the packing of older "
+                 "compressed-tensors releases; this evaluator reads the dense packing of 0.20 (%zu words a row)",
+                 aw_st_label(f), name, (long long)old_w, per_word, bits, wpr);
+    AW_TRY(load_words(mf, name, ql->out, (int64_t)wpr, "weights", words));
+    for (int r = 0; r < ql->out; r++)
+        aw_k_unpack_bits(words + (size_t)r * wpr, (size_t)ql->in, bits, ql->codes + (size_t)r * ql->in);
+    return AW_OK;
+}
+
+/* `weight_shape` [2] (I64 as the library writes it, or I32): must be
+ * {out, in}. */
+static aw_status check_weight_shape(const aw_model_files *mf, const char *name, const aw_qlinear *ql)
+{
+    const aw_st_file *f = NULL;
+    const aw_st_tensor *t = NULL;
+    char sb[96];
+    AW_TRY(aw_mf_find(mf, name, &f, &t));
+    AW_RETURN_IF(t->dtype != AW_DT_I64 && t->dtype != AW_DT_I32, AW_ERR_DTYPE,
+                 "%s: tensor '%s' has dtype %s; a weight shape must be I64 (or I32)", aw_st_label(f), name,
+                 aw_dtype_name(t->dtype));
+    AW_RETURN_IF(t->ndim != 1 || t->shape[0] != 2, AW_ERR_ST_SHAPE,
+                 "%s: tensor '%s' has shape %s; a weight shape is [2]", aw_st_label(f), name,
+                 shape_text(t, sb, sizeof sb));
+    int64_t v[2];
+    if (t->dtype == AW_DT_I64) {
+        AW_TRY(aw_st_read(f, t, v, sizeof v));
+    } else {
+        int32_t w[2];
+        AW_TRY(aw_st_read(f, t, w, sizeof w));
+        v[0] = w[0], v[1] = w[1];
+    }
+    AW_RETURN_IF(v[0] != ql->out || v[1] != ql->in, AW_ERR_ST_SHAPE,
+                 "%s: tensor '%s' says [%lld, %lld]; config.json implies [%d, %d]", aw_st_label(f), name,
+                 (long long)v[0], (long long)v[1], ql->out, ql->in);
+    return AW_OK;
+}
+
+/* Steps (out, ng) from `weight_scale`, a float tensor [out, ng], each finite
+ * and > 0. */
+static aw_status load_steps(const aw_model_files *mf, const char *name, int ng, aw_qlinear *ql)
+{
+    const aw_st_file *f = NULL;
+    const aw_st_tensor *t = NULL;
+    char sb[96];
+    AW_TRY(aw_mf_find(mf, name, &f, &t));
+    AW_RETURN_IF(t->dtype != AW_DT_F16 && t->dtype != AW_DT_BF16 && t->dtype != AW_DT_F32, AW_ERR_DTYPE,
+                 "%s: tensor '%s' has dtype %s; a scale must be F16, BF16 or F32", aw_st_label(f), name,
+                 aw_dtype_name(t->dtype));
+    AW_RETURN_IF(t->ndim != 2 || t->shape[0] != ql->out || t->shape[1] != ng, AW_ERR_ST_SHAPE,
+                 "%s: tensor '%s' has shape %s; config.json implies [%d, %d] (one step per row and group)",
+                 aw_st_label(f), name, shape_text(t, sb, sizeof sb), ql->out, ng);
+    size_t n = (size_t)ql->out * (size_t)ng;
+    AW_TRY(aw_st_read_f32(f, t, ql->wstep, n));
+    for (size_t i = 0; i < n; i++)
+        AW_RETURN_IF(!isfinite(ql->wstep[i]) || !(ql->wstep[i] > 0.0f), AW_ERR_NONFINITE,
+                     "%s: tensor '%s': element %zu is %g; a step must be finite and positive", aw_st_label(f),
+                     name, i, (double)ql->wstep[i]);
+    return AW_OK;
+}
+
+/* Zero points (out, ng) from `weight_zero_point` I32 [ceil(out * b / 32),
+ * ng]: each group's column packed down the rows. words holds the tensor,
+ * col_words and col one column. */
+static aw_status load_zeros(const aw_model_files *mf, const char *name, int bits, int ng, aw_qlinear *ql,
+                            uint32_t *words, uint32_t *col_words, uint8_t *col)
+{
+    size_t zrows = aw_k_packed_words((size_t)ql->out, bits);
+    AW_TRY(load_words(mf, name, (int64_t)zrows, ng, "zero points", words));
+    for (int g = 0; g < ng; g++) {
+        for (size_t w = 0; w < zrows; w++) col_words[w] = words[w * (size_t)ng + (size_t)g];
+        aw_k_unpack_bits(col_words, (size_t)ql->out, bits, col);
+        for (int r = 0; r < ql->out; r++) ql->wzero[(size_t)r * ng + g] = col[r];
+    }
+    return AW_OK;
+}
+
+/* Linear ql (module base) of a pack-quantized checkpoint. */
+static aw_status load_wo_linear(const aw_model_files *mf, const char *base, const aw_scheme *sc, aw_qlinear *ql,
+                                uint32_t *words, uint32_t *col_words, uint8_t *col)
+{
+    char name[160];
+    int b = sc->wbits, ng = aw_scheme_groups(sc, ql->in);
+    snprintf(name, sizeof name, "%s.weight_packed", base);
+    AW_TRY(load_packed(mf, name, b, ql, words));
+    snprintf(name, sizeof name, "%s.weight_shape", base);
+    AW_TRY(check_weight_shape(mf, name, ql));
+    snprintf(name, sizeof name, "%s.weight_scale", base);
+    AW_TRY(load_steps(mf, name, ng, ql));
+    if (sc->sym) {
+        /* stored codes are q_signed + 2^(b-1): z = 2^(b-1) */
+        memset(ql->wzero, 1 << (b - 1), (size_t)ql->out * (size_t)ng);
+        return AW_OK;
+    }
+    snprintf(name, sizeof name, "%s.weight_zero_point", base);
+    return load_zeros(mf, name, b, ng, ql, words, col_words, col);
+}
+
 aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_qblock *q)
 {
     char name[160], base[128];
+    const aw_scheme *sc = &q->scheme;
+    int wo = aw_scheme_weight_only(sc);
+    /* weight-only: one buffer for the largest packed tensor and a column */
+    size_t max_words = 0, max_out = 0;
+    for (int l = 0; wo && l < q->n_lin; l++) {
+        const aw_qlinear *ql = &q->lin[l];
+        size_t nw = (size_t)ql->out * aw_k_packed_words((size_t)ql->in, sc->wbits);
+        size_t nz = aw_k_packed_words((size_t)ql->out, sc->wbits) * (size_t)aw_scheme_groups(sc, ql->in);
+        if (nw > max_words) max_words = nw;
+        if (nz > max_words) max_words = nz;
+        if ((size_t)ql->out > max_out) max_out = (size_t)ql->out;
+    }
+    size_t col_words = wo ? aw_k_packed_words(max_out, sc->wbits) : 0;
+    uint32_t *words = wo ? malloc((max_words + col_words) * 4 + max_out) : NULL;
+    AW_RETURN_IF(wo && !words, AW_ERR_NOMEM, "layer %d: out of memory for its packed weights", layer);
+    aw_status st = AW_OK;
     for (int l = 0; l < q->n_lin; l++) {
         aw_qlinear *ql = &q->lin[l];
         /* "<module>" of "<module>.weight" */
         int n = aw_arch_tensor_name(c, layer, (aw_tensor_ref){AW_T_LIN_W, l}, base, sizeof base);
-        AW_RETURN_IF(n < 0, AW_ERR_ARG, "layer %d: tensor name too long", layer);
+        AW_GOTO_IF(n < 0, AW_ERR_ARG, "layer %d: tensor name too long", layer);
         base[n - (int)strlen(".weight")] = '\0';
-        snprintf(name, sizeof name, "%s.weight", base);
-        AW_TRY(load_weight(mf, name, ql));
-        snprintf(name, sizeof name, "%s.weight_scale", base);
-        AW_TRY(load_scale(mf, name, &ql->w_step));
-        snprintf(name, sizeof name, "%s.input_scale", base);
-        AW_TRY(load_scale(mf, name, &ql->x_step));
+        if (wo) {
+            AW_CHECK(load_wo_linear(mf, base, sc, ql, words, words + max_words,
+                                    (uint8_t *)(words + max_words + col_words)));
+        } else {
+            snprintf(name, sizeof name, "%s.weight", base);
+            AW_CHECK(load_weight(mf, name, ql));
+            snprintf(name, sizeof name, "%s.weight_scale", base);
+            AW_CHECK(load_scale(mf, name, &ql->w_step));
+            snprintf(name, sizeof name, "%s.input_scale", base);
+            AW_CHECK(load_scale(mf, name, &ql->x_step));
+        }
         snprintf(name, sizeof name, "%s.bias", base);
-        if (aw_arch_has_linear_bias(c, l)) AW_TRY(load_vec(mf, name, ql->bias, ql->out));
+        if (aw_arch_has_linear_bias(c, l)) AW_CHECK(load_vec(mf, name, ql->bias, ql->out));
         else memset(ql->bias, 0, (size_t)ql->out * sizeof(float));
         /* no uncorrected bias is known from a checkpoint; the forward uses bias */
         memcpy(ql->bias_plain, ql->bias, (size_t)ql->out * sizeof(float));
@@ -108,14 +266,16 @@ aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int
     for (int i = 0; i < 2 * AW_NORM_COUNT; i++) {
         if (i % 2 && !aw_arch_has_norm_bias(c)) continue;
         aw_arch_tensor_name(c, layer, (aw_tensor_ref){i % 2 ? AW_T_NORM_B : AW_T_NORM_W, i / 2}, name, sizeof name);
-        AW_TRY(load_vec(mf, name, i % 2 ? q->norm_b[i / 2] : q->norm_g[i / 2], c->hidden_size));
+        AW_CHECK(load_vec(mf, name, i % 2 ? q->norm_b[i / 2] : q->norm_g[i / 2], c->hidden_size));
     }
     /* equalization is folded into norms and weights of the checkpoint:
      * factors of 1 say the stored coordinates are the model's own */
     for (int t = 0; t < AW_TAP_COUNT; t++)
         for (int j = 0; j < aw_arch_tap_width(c, (aw_tap_id)t); j++) q->s[t][j] = 1.0f;
     aw_qblock_set_out_scales(c, q);
-    return AW_OK;
+fail:
+    free(words);
+    return st;
 }
 
 /* ---- quantization_config ------------------------------------------------ */
@@ -148,8 +308,9 @@ static aw_status check_args(const char *path, const char *g, const char *what, j
         bits = json_integer_value(v);
     }
     AW_RETURN_IF(bits != 8, AW_ERR_UNSUPPORTED,
-                 "%s: config_groups.%s.%s: %lld-bit quantization; this evaluator runs INT8 only", path,
-                 g, what, bits);
+                 "%s: config_groups.%s.%s: %lld-bit quantization; this evaluator runs int-quantized "
+                 "checkpoints as INT8 only (low-bit weights come pack-quantized)",
+                 path, g, what, bits);
     int bad = 0;
     const char *type = member_str(a, "type", "int", &bad);
     AW_RETURN_IF(bad, AW_ERR_CONFIG, "%s: config_groups.%s.%s.type must be a string", path, g, what);
@@ -188,6 +349,92 @@ static aw_status check_args(const char *path, const char *g, const char *what, j
     return AW_OK;
 }
 
+/* The weights' QuantizationArgs of a pack-quantized group g into *out
+ * (weight-only, aw_scheme.h). compressed-tensors' defaults for absent
+ * fields: num_bits 8, type int, symmetric true, dynamic false; strategy
+ * "group" when group_size > 0, "channel" when it is -1. actorder "weight"
+ * (or its alias "static") changes how GPTQ ran, not the format; "group"
+ * (and its alias "dynamic", or true) would need the g_idx permutation. */
+static aw_status check_wo_args(const char *path, const char *g, json_t *a, aw_scheme *out)
+{
+    AW_RETURN_IF(!json_is_object(a), AW_ERR_CONFIG,
+                 "%s: quantization_config.config_groups.%s.weights must be an object", path, g);
+    json_t *v = json_object_get(a, "num_bits");
+    long long bits = 8;
+    if (v && !json_is_null(v)) {
+        AW_RETURN_IF(!json_is_integer(v), AW_ERR_CONFIG,
+                     "%s: quantization_config.config_groups.%s.weights.num_bits must be an integer", path, g);
+        bits = json_integer_value(v);
+    }
+    AW_RETURN_IF(bits != 3 && bits != 4 && bits != 8, AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s.weights.num_bits: %lld-bit weights; this evaluator runs 3, 4 or 8 bits",
+                 path, g, bits);
+    int bad = 0;
+    const char *type = member_str(a, "type", "int", &bad);
+    AW_RETURN_IF(bad, AW_ERR_CONFIG, "%s: config_groups.%s.weights.type must be a string", path, g);
+    AW_RETURN_IF(strcmp(type, "int") != 0, AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s.weights.type \"%s\"; this evaluator runs int quantization only", path, g,
+                 type);
+    v = json_object_get(a, "symmetric");
+    AW_RETURN_IF(v && !json_is_null(v) && !json_is_boolean(v), AW_ERR_CONFIG,
+                 "%s: config_groups.%s.weights.symmetric must be true or false", path, g);
+    int sym = !(v && json_is_false(v));
+    v = json_object_get(a, "group_size");
+    long long gs = 0;
+    if (v && !json_is_null(v)) {
+        AW_RETURN_IF(!json_is_integer(v), AW_ERR_CONFIG,
+                     "%s: config_groups.%s.weights.group_size must be an integer", path, g);
+        gs = json_integer_value(v);
+    }
+    const char *strategy = member_str(a, "strategy", gs > 0 ? "group" : gs == -1 ? "channel" : "tensor", &bad);
+    AW_RETURN_IF(bad, AW_ERR_CONFIG, "%s: config_groups.%s.weights.strategy must be a string", path, g);
+    int group = 0;
+    if (strcmp(strategy, "group") == 0) {
+        AW_RETURN_IF(gs <= 0 || gs > INT32_MAX, AW_ERR_CONFIG,
+                     "%s: config_groups.%s.weights.group_size %lld: strategy \"group\" needs a positive group size",
+                     path, g, gs);
+        AW_RETURN_IF(gs < 8, AW_ERR_UNSUPPORTED,
+                     "%s: config_groups.%s.weights.group_size %lld; this evaluator runs groups of at least 8 "
+                     "inputs",
+                     path, g, gs);
+        group = (int)gs;
+    } else {
+        AW_RETURN_IF(strcmp(strategy, "channel") != 0, AW_ERR_UNSUPPORTED,
+                     "%s: config_groups.%s.weights.strategy \"%s\"; pack-quantized weights must have one step "
+                     "per group or per output channel",
+                     path, g, strategy);
+        AW_RETURN_IF(gs != 0 && gs != -1, AW_ERR_CONFIG,
+                     "%s: config_groups.%s.weights.group_size %lld with strategy \"channel\"", path, g, gs);
+    }
+    v = json_object_get(a, "block_structure");
+    AW_RETURN_IF(v && !json_is_null(v), AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s.weights.block_structure is set; steps per group or channel only", path, g);
+    v = json_object_get(a, "dynamic");
+    AW_RETURN_IF(v && !json_is_null(v) && !json_is_false(v), AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s.weights.dynamic: dynamic weights are not supported", path, g);
+    v = json_object_get(a, "actorder");
+    if (v && !json_is_null(v) && !json_is_false(v)) {
+        const char *ao = json_is_string(v) ? json_string_value(v) : NULL;
+        int plain = ao && (strcmp(ao, "weight") == 0 || strcmp(ao, "static") == 0);
+        int indexed = json_is_true(v) || (ao && (strcmp(ao, "group") == 0 || strcmp(ao, "dynamic") == 0));
+        AW_RETURN_IF(indexed, AW_ERR_UNSUPPORTED,
+                     "%s: config_groups.%s.weights.actorder %s%s%s: groups in activation order need the g_idx "
+                     "permutation, which this evaluator does not read (compressed-tensors 0.20 removed it); "
+                     "actorder \"weight\" is fine",
+                     path, g, ao ? "\"" : "", ao ? ao : "true", ao ? "\"" : "");
+        AW_RETURN_IF(!plain, AW_ERR_CONFIG,
+                     "%s: config_groups.%s.weights.actorder must be null, \"weight\" or \"group\"", path, g);
+    }
+    *out = (aw_scheme){(int)bits, group, sym, AW_ACT_FLOAT};
+    aw_status st = aw_scheme_check(out);
+    if (st != AW_OK) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", aw_err_message());
+        return AW_FAIL(AW_ERR_UNSUPPORTED, "%s: config_groups.%s.weights: %s", path, g, msg);
+    }
+    return AW_OK;
+}
+
 /* Does a group's "targets" list hold "Linear"? */
 static int targets_linear(json_t *grp)
 {
@@ -201,7 +448,13 @@ static int targets_linear(json_t *grp)
     return 0;
 }
 
-static aw_status check_qc(const char *path, json_t *root)
+static int same_scheme(const aw_scheme *a, const aw_scheme *b)
+{
+    return a->wbits == b->wbits && a->group == b->group && a->sym == b->sym && a->act == b->act;
+}
+
+/* The scheme of config.json's quantization_config (root), into *out. */
+static aw_status check_qc(const char *path, json_t *root, aw_scheme *out)
 {
     AW_RETURN_IF(!json_is_object(root), AW_ERR_CONFIG, "%s: top level is not a JSON object", path);
     json_t *qc = json_object_get(root, "quantization_config");
@@ -217,14 +470,17 @@ static aw_status check_qc(const char *path, json_t *root)
                  method);
     const char *format = member_str(qc, "format", NULL, &bad);
     AW_RETURN_IF(bad || !format, AW_ERR_UNSUPPORTED,
-                 "%s: quantization_config has no format string; expected int-quantized", path);
-    AW_RETURN_IF(strcmp(format, "int-quantized") != 0 && strcmp(format, "naive-quantized") != 0,
-                 AW_ERR_UNSUPPORTED, "%s: format \"%s\"; expected int-quantized or naive-quantized",
+                 "%s: quantization_config has no format string; expected int-quantized or pack-quantized", path);
+    int packed = strcmp(format, "pack-quantized") == 0;
+    AW_RETURN_IF(!packed && strcmp(format, "int-quantized") != 0 && strcmp(format, "naive-quantized") != 0,
+                 AW_ERR_UNSUPPORTED,
+                 "%s: format \"%s\"; expected int-quantized or naive-quantized (W8A8) or pack-quantized "
+                 "(weight-only)",
                  path, format);
-    /* other states keep float weights that only mimic INT8 */
+    /* other states keep float weights that only mimic the integers */
     const char *status = member_str(qc, "quantization_status", "compressed", &bad);
     AW_RETURN_IF(bad || strcmp(status, "compressed") != 0, AW_ERR_UNSUPPORTED,
-                 "%s: quantization_status \"%s\"; expected compressed (weights stored as INT8)", path,
+                 "%s: quantization_status \"%s\"; expected compressed (weights stored as integers)", path,
                  bad ? "?" : status);
     json_t *v = json_object_get(qc, "kv_cache_scheme");
     AW_RETURN_IF(v && !json_is_null(v), AW_ERR_UNSUPPORTED,
@@ -236,36 +492,66 @@ static aw_status check_qc(const char *path, json_t *root)
                      "%s: sparsity_config format \"%s\": sparse checkpoints are not supported", path,
                      bad ? "?" : sf);
     }
+    /* rotations (QuIP, SpinQuant) would have to be applied to the inputs */
+    v = json_object_get(qc, "transform_config");
+    AW_RETURN_IF(v && !json_is_null(v) && !(json_is_object(v) && json_object_size(v) == 0), AW_ERR_UNSUPPORTED,
+                 "%s: quantization_config.transform_config is set: transformed (rotated) weights are not supported",
+                 path);
     json_t *groups = json_object_get(qc, "config_groups");
     AW_RETURN_IF(!json_is_object(groups) || json_object_size(groups) == 0, AW_ERR_UNSUPPORTED,
                  "%s: quantization_config has no config_groups", path);
-    const char *g;
+    const char *g, *first = NULL;
     json_t *grp;
     int linear = 0;
+    aw_scheme sc = AW_SCHEME_W8A8;
     json_object_foreach(groups, g, grp)
     {
         AW_RETURN_IF(!json_is_object(grp), AW_ERR_CONFIG, "%s: config_groups.%s must be an object", path, g);
+        const char *gf = member_str(grp, "format", format, &bad);
+        AW_RETURN_IF(bad, AW_ERR_CONFIG, "%s: config_groups.%s.format must be a string", path, g);
+        AW_RETURN_IF(strcmp(gf, format) != 0, AW_ERR_UNSUPPORTED,
+                     "%s: config_groups.%s.format \"%s\" is not the checkpoint's format \"%s\": one format for "
+                     "every linear only",
+                     path, g, gf, format);
         json_t *w = json_object_get(grp, "weights");
         AW_RETURN_IF(!w || json_is_null(w), AW_ERR_UNSUPPORTED,
-                     "%s: config_groups.%s: weights are not quantized; this evaluator runs W8A8 only", path, g);
-        AW_TRY(check_args(path, g, "weights", w, 0));
-        json_t *in = json_object_get(grp, "input_activations");
-        AW_RETURN_IF(!in || json_is_null(in), AW_ERR_UNSUPPORTED,
-                     "%s: config_groups.%s: input activations are not quantized; this evaluator runs "
-                     "W8A8 (static per-tensor INT8 activations) only",
+                     "%s: config_groups.%s: weights are not quantized; this evaluator runs quantized weights only",
                      path, g);
-        AW_TRY(check_args(path, g, "input_activations", in, 1));
+        json_t *in = json_object_get(grp, "input_activations");
+        aw_scheme gs = AW_SCHEME_W8A8;
+        if (packed) {
+            AW_RETURN_IF(in && !json_is_null(in), AW_ERR_UNSUPPORTED,
+                         "%s: format \"pack-quantized\" with quantized input activations "
+                         "(config_groups.%s.input_activations); this evaluator runs pack-quantized weight-only "
+                         "checkpoints",
+                         path, g);
+            AW_TRY(check_wo_args(path, g, w, &gs));
+        } else {
+            AW_TRY(check_args(path, g, "weights", w, 0));
+            AW_RETURN_IF(!in || json_is_null(in), AW_ERR_UNSUPPORTED,
+                         "%s: config_groups.%s: input activations are not quantized; this evaluator runs "
+                         "int-quantized W8A8 (static per-tensor INT8 activations) or pack-quantized weight-only",
+                         path, g);
+            AW_TRY(check_args(path, g, "input_activations", in, 1));
+        }
         v = json_object_get(grp, "output_activations");
         AW_RETURN_IF(v && !json_is_null(v), AW_ERR_UNSUPPORTED,
                      "%s: config_groups.%s: output activation quantization is not supported", path, g);
+        AW_RETURN_IF(first && !same_scheme(&gs, &sc), AW_ERR_UNSUPPORTED,
+                     "%s: config_groups.%s quantizes otherwise than config_groups.%s: one scheme for every "
+                     "linear only",
+                     path, g, first);
+        if (!first) first = g;
+        sc = gs;
         linear |= targets_linear(grp);
     }
     AW_RETURN_IF(!linear, AW_ERR_UNSUPPORTED,
-                 "%s: no config group targets \"Linear\": every linear layer must be W8A8", path);
+                 "%s: no config group targets \"Linear\": every linear layer must be quantized", path);
+    *out = sc;
     return AW_OK;
 }
 
-aw_status aw_check_quant_config(const char *config_path)
+aw_status aw_check_quant_config(const char *config_path, aw_scheme *scheme)
 {
     AW_RETURN_IF(!config_path, AW_ERR_ARG, "aw_check_quant_config: NULL path");
     char *text = NULL;
@@ -284,8 +570,10 @@ aw_status aw_check_quant_config(const char *config_path)
     free(text);
     AW_RETURN_IF(!root, AW_ERR_CONFIG, "%s: invalid JSON at line %d column %d: %s", config_path,
                  jerr.line, jerr.column, jerr.text);
-    st = check_qc(config_path, root);
+    aw_scheme sc;
+    st = check_qc(config_path, root, &sc);
     json_decref(root);
+    if (st == AW_OK && scheme) *scheme = sc;
     return st;
 }
 

@@ -46,7 +46,8 @@ typedef struct {
     aw_model_ends ends, dends;
     int ends_dev;
     aw_block *fp, *dfp;  /* fp checkpoint: host blocks and their backend copies */
-    aw_qblock *q, *dq;   /* W8A8 checkpoint */
+    aw_qblock *q, *dq;   /* quantized checkpoint (W8A8 or weight-only) */
+    aw_scheme scheme;    /* its scheme */
     int n_host, n_dev;   /* blocks created, uploaded */
     const aw_ops *ops;
     aw_ops *ops_owned;
@@ -157,7 +158,7 @@ static aw_status text_load(const aw_eval_text_opts *o, text_state *s)
     }
     for (int l = 0; l < nl; l++) {
         if (s->quantized) {
-            AW_TRY(aw_qblock_create(c, &s->q[l]));
+            AW_TRY(aw_qblock_create(c, &s->scheme, &s->q[l]));
             s->n_host = l + 1;
             AW_TRY(aw_qblock_load(c, s->mf, l, &s->q[l]));
             AW_TRY(aw_qblock_to_dev(ops, c, &s->q[l], &s->dq[l]));
@@ -170,6 +171,8 @@ static aw_status text_load(const aw_eval_text_opts *o, text_state *s)
         s->n_dev = l + 1;
     }
     AW_TRY(aw_fwd_ws_create_ops(ops, c, 1, L, &s->ws));
+    /* weight-only blocks multiply their dequantized weights */
+    if (s->quantized && aw_scheme_weight_only(&s->scheme)) AW_TRY(aw_fwd_ws_need_wdq(&s->ws, c));
     size_t hb = (size_t)L * d * sizeof(float), xb = (size_t)AW_EVAL_LOGIT_CHUNK * d * sizeof(float);
     size_t lb = (size_t)AW_EVAL_LOGIT_CHUNK * V * sizeof(float);
     s->h = malloc(hb);
@@ -228,12 +231,13 @@ aw_status aw_eval_text(const aw_eval_text_opts *o, const aw_comm *w, aw_eval_tex
     st = aw_config_read(cfg_path, &s.cfg);
     if (st == AW_OK) st = aw_config_check_supported(&s.cfg, cfg_path);
     if (st == AW_OK) st = config_is_quantized(cfg_path, &s.quantized);
-    if (st == AW_OK && s.quantized) st = aw_check_quant_config(cfg_path);
+    if (st == AW_OK && s.quantized) st = aw_check_quant_config(cfg_path, &s.scheme);
     if (st == AW_OK && o->seq_len > s.cfg.max_position_embeddings)
         st = AW_FAIL(AW_ERR_ARG, "--seq-len %d: longer than the %d positions of %s", o->seq_len,
                      s.cfg.max_position_embeddings, cfg_path);
     AW_CHECK(aw_comm_agree(w, st));
     r->quantized = s.quantized;
+    if (s.quantized) r->scheme = s.scheme;
     r->seq_len = (uint32_t)o->seq_len;
 
     /* rank 0 tokenizes, everyone gets the ids */
@@ -266,8 +270,9 @@ aw_status aw_eval_text(const aw_eval_text_opts *o, const aw_comm *w, aw_eval_tex
     if (o->max_windows > 0 && n > (uint64_t)o->max_windows) n = (uint64_t)o->max_windows;
     AW_GOTO_IF(n > INT32_MAX, AW_ERR_ARG, "%llu windows are too many", (unsigned long long)n);
     r->n_windows = (uint32_t)n;
+    char label[48];
     aw_eval_progress(o->quiet || w->rank != 0, "%s: %zu tokens, %u windows of %d; %s model %s (%s d=%d layers=%d) on %d rank(s)",
-             o->text_path, s.n_ids, r->n_windows, o->seq_len, s.quantized ? "W8A8" : "fp", o->model_dir,
+             o->text_path, s.n_ids, r->n_windows, o->seq_len, s.quantized ? aw_scheme_label(&s.scheme, label, sizeof label) : "fp", o->model_dir,
              aw_arch_of(&s.cfg)->label, s.cfg.hidden_size, s.cfg.num_hidden_layers, w->size);
 
     st = text_backend(o, &s, r);

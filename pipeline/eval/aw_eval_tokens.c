@@ -1,4 +1,4 @@
-/* aw_eval_tokens.c - `eval --tokens`: the W8A8 perplexity of a checkpoint
+/* aw_eval_tokens.c - `eval --tokens`: the perplexity of a quantized checkpoint
  * on a token file, its held-out sequences chosen, batched and summed as a
  * run validates them (see aw_eval.h). */
 #include "aw_eval_int.h"
@@ -45,7 +45,7 @@ static void eval_free(eval_state *s)
 }
 
 /* nll += -log p(tokens[t+1]) of the n_seq*L rows of h (T, d), in row chunks
- * and row order as aw_e2e_accum sums its W8A8 side. */
+ * and row order as aw_e2e_accum sums its quantized side. */
 static void accum_nll(const aw_model_config *c, const aw_model_ends *e, const float *h,
                       const uint32_t *tokens, int n_seq, int L, float *x, float *logits, int chunk,
                       double *nll, uint64_t *n_pred)
@@ -79,14 +79,14 @@ aw_status aw_eval(const char *model_dir, const char *tokens_path, double holdout
     AW_GOTO_IF(!cfg_path, AW_ERR_NOMEM, "out of memory");
     AW_CHECK(aw_config_read(cfg_path, &s.cfg));
     AW_CHECK(aw_config_check_supported(&s.cfg, cfg_path));
-    AW_CHECK(aw_check_quant_config(cfg_path));
+    AW_CHECK(aw_check_quant_config(cfg_path, &r->scheme));
     const aw_model_config *c = &s.cfg;
     AW_CHECK(aw_mf_open(model_dir, &s.mf));
     AW_CHECK(aw_ends_load(c, s.mf, &s.ends));
     s.q = calloc((size_t)c->num_hidden_layers, sizeof *s.q);
     AW_GOTO_IF(!s.q, AW_ERR_NOMEM, "out of memory");
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        AW_CHECK(aw_qblock_create(c, &s.q[l]));
+        AW_CHECK(aw_qblock_create(c, &r->scheme, &s.q[l]));
         s.n_layers = l + 1;
         AW_CHECK(aw_qblock_load(c, s.mf, l, &s.q[l]));
     }
@@ -115,11 +115,15 @@ aw_status aw_eval(const char *model_dir, const char *tokens_path, double holdout
     r->n_seq = n_seq;
     r->first_seq = first;
     r->seq_len = (uint32_t)L;
-    aw_eval_progress(quiet, "model %s: %s d=%d layers=%d, W8A8; %u sequences of %d tokens (%u..%u of %s)",
-             model_dir, aw_arch_of(c)->label, d, c->num_hidden_layers, n_seq, L, first, first + n_seq - 1, tokens_path);
+    char label[48];
+    aw_eval_progress(quiet, "model %s: %s d=%d layers=%d, %s; %u sequences of %d tokens (%u..%u of %s)",
+             model_dir, aw_arch_of(c)->label, d, c->num_hidden_layers, aw_scheme_label(&r->scheme, label, sizeof label),
+             n_seq, L, first, first + n_seq - 1, tokens_path);
 
     size_t maxT = (size_t)B_alloc * (size_t)L;
     AW_CHECK(aw_fwd_ws_create(c, B_alloc, L, &s.ws));
+    /* weight-only blocks multiply their dequantized weights */
+    if (aw_scheme_weight_only(&r->scheme)) AW_CHECK(aw_fwd_ws_need_wdq(&s.ws, c));
     s.h = malloc(maxT * (size_t)d * sizeof(float));
     s.lx = malloc((size_t)AW_EVAL_LOGIT_CHUNK * (size_t)d * sizeof(float));
     s.logits = malloc((size_t)AW_EVAL_LOGIT_CHUNK * (size_t)c->vocab_size * sizeof(float));

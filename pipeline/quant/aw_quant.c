@@ -1,5 +1,8 @@
-/* aw_quant.c - equalization, INT8 and bias correction (see aw_quant.h). */
+/* aw_quant.c - the methods' names, equalization (the folds at the family's
+ * fold points), INT8 and bias correction (see aw_quant.h); weight-only
+ * schemes and the searched methods are in aw_quant_wo.c. */
 #include "aw_quant.h"
+#include "aw_quant_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -7,7 +10,7 @@
 
 #include "aw_kernels.h"
 
-const char *const aw_method_names[AW_METHOD_COUNT] = {"rtn", "smoothquant", "aweq"};
+const char *const aw_method_names[AW_METHOD_COUNT] = {"rtn", "smoothquant", "aweq", "awq", "aweq+search", "gptq"};
 
 aw_status aw_method_parse(const char *s, aw_method_kind *out)
 {
@@ -17,110 +20,25 @@ aw_status aw_method_parse(const char *s, aw_method_kind *out)
             return AW_OK;
         }
     }
-    return AW_FAIL(AW_ERR_ARG, "--method '%s': expected aweq, smoothquant or rtn", s);
+    return AW_FAIL(AW_ERR_ARG, "--method '%s': expected aweq, smoothquant, rtn, awq, aweq+search or gptq", s);
+}
+
+int aw_method_needs_gram(const aw_method *m)
+{
+    return m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_AWEQ_SEARCH || m->kind == AW_METHOD_GPTQ;
 }
 
 int aw_method_uses_tap(const aw_method *m, const aw_model_config *c, aw_tap_id t)
 {
     switch (m->kind) {
-    case AW_METHOD_AWEQ: return 1;
+    case AW_METHOD_AWEQ:
+    case AW_METHOD_AWEQ_SEARCH: return 1;
     case AW_METHOD_SMOOTHQUANT: return aw_arch_of(c)->tap[t].smoothquant;
+    /* AutoAWQ scales v -> o only when v has as many rows as o has inputs */
+    case AW_METHOD_AWQ:
+        return aw_arch_of(c)->tap[t].fold != AW_FOLD_ROWS || aw_arch_fold_rows(c, t) == aw_arch_tap_width(c, t);
     default: return 0;
     }
-}
-
-/* The observer's targets: the host arrays themselves. */
-static void stats_on_host(aw_stats *s)
-{
-    s->ops = aw_ops_cpu();
-    s->d_absmax = s->absmax[0];
-    s->d_part = s->part;
-    s->d_nonfinite = &s->nonfinite;
-}
-
-aw_status aw_stats_create(const aw_model_config *c, aw_stats *s)
-{
-    memset(s, 0, sizeof *s);
-    int in[AW_TAP_COUNT];
-    size_t n = 0;
-    for (int t = 0; t < AW_TAP_COUNT; t++) n += (size_t)(in[t] = aw_arch_tap_width(c, (aw_tap_id)t));
-    s->arena = calloc(1, (2 * n + 1) * sizeof(double) + n * sizeof(float));
-    AW_RETURN_IF(!s->arena, AW_ERR_NOMEM, "out of memory for statistics");
-    s->n_sum = n;
-    s->sum_all = s->arena;
-    s->part = s->sum_all + n;
-    double *pd = s->sum_all;
-    float *pf = (float *)(s->part + n + 1);
-    for (int t = 0; t < AW_TAP_COUNT; t++) {
-        s->in[t] = in[t];
-        s->sum[t] = pd, pd += in[t];
-        s->absmax[t] = pf, pf += in[t];
-    }
-    stats_on_host(s);
-    return AW_OK;
-}
-
-static void stats_detach(aw_stats *s)
-{
-    if (s->ops && !s->ops->host) {
-        s->ops->vt->release(s->ops, s->d_absmax);
-        s->ops->vt->release(s->ops, s->d_part);
-        s->ops->vt->release(s->ops, s->d_nonfinite);
-    }
-    stats_on_host(s);
-}
-
-void aw_stats_destroy(aw_stats *s)
-{
-    if (!s) return;
-    if (s->arena) stats_detach(s);
-    free(s->arena);
-    memset(s, 0, sizeof *s);
-}
-
-aw_status aw_stats_attach(aw_stats *s, const aw_ops *o)
-{
-    stats_detach(s);
-    if (o->host) return AW_OK;
-    s->d_absmax = NULL, s->d_part = NULL, s->d_nonfinite = NULL;
-    s->ops = o;
-    AW_TRY(o->vt->alloc(o, (void **)&s->d_absmax, s->n_sum * sizeof(float), "activation ranges"));
-    AW_TRY(o->vt->alloc(o, (void **)&s->d_part, s->n_sum * sizeof(double), "activation sums"));
-    AW_TRY(o->vt->alloc(o, (void **)&s->d_nonfinite, sizeof(unsigned long long), "a counter"));
-    AW_TRY(o->vt->to_dev(o, s->d_absmax, s->absmax[0], s->n_sum * sizeof(float)));
-    AW_TRY(o->vt->zero(o, s->d_part, s->n_sum * sizeof(double)));
-    return o->vt->to_dev(o, s->d_nonfinite, &s->nonfinite, sizeof(unsigned long long));
-}
-
-aw_status aw_stats_fetch(aw_stats *s)
-{
-    const aw_ops *o = s->ops;
-    AW_TRY(o->vt->to_host(o, s->absmax[0], s->d_absmax, s->n_sum * sizeof(float)));
-    return o->vt->to_host(o, &s->nonfinite, s->d_nonfinite, sizeof(unsigned long long));
-}
-
-aw_status aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
-{
-    aw_stats *s = ctx;
-    const aw_ops *o = s->ops;
-    size_t off = (size_t)(s->sum[tap] - s->sum_all);
-    if (tap == AW_TAP_ATTN_IN) s->part[s->n_sum] += (double)T; /* the token count stays on the host */
-    return o->vt->stats_accum(o, x, T, in, s->d_absmax + off, s->d_part + off, s->d_nonfinite);
-}
-
-aw_status aw_stats_take_part(aw_stats *s, double *dst)
-{
-    const aw_ops *o = s->ops;
-    AW_TRY(o->vt->to_host(o, dst, s->d_part, s->n_sum * sizeof(double)));
-    dst[s->n_sum] = s->part[s->n_sum];
-    s->part[s->n_sum] = 0.0;
-    return o->vt->zero(o, s->d_part, s->n_sum * sizeof(double));
-}
-
-void aw_stats_add_part(aw_stats *s, const double *part)
-{
-    for (size_t i = 0; i < s->n_sum; i++) s->sum_all[i] += part[i];
-    s->tokens += (uint64_t)part[s->n_sum];
 }
 
 float aw_eq_factor(float rx, float rw, float alpha)
@@ -164,7 +82,7 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* See fold_tap: s_r >= rowmax_r / M, M = max over live rows of
+/* See aw_fold_factors_aweq: s_r >= rowmax_r / M, M = max over live rows of
  * rowmax_r / s_r. rx (n) are the rows' ranges, s (n) the factors. */
 static void clamp_row_fold(const aw_linear *p, const float *rx, float *s, int n)
 {
@@ -207,9 +125,10 @@ aw_status aw_tap_col_absmax(const aw_model_config *c, const aw_block *b, aw_tap_
 
 /* Factors of a row fold whose producer has fewer rows than the tap has
  * channels (grouped-query attention): one per producer row r, from the
- * largest range and column over the tap channels j that read row r. */
-static aw_status fold_rows_grouped(const aw_model_config *c, aw_tap_id tap, const float *rx_tap,
-                                   const float *rw_tap, float alpha, const aw_linear *p, float *s)
+ * largest range and column over the tap channels j that read row r, then
+ * expanded to the tap channels (s). */
+static aw_status factors_rows_grouped(const aw_model_config *c, aw_tap_id tap, const float *rx_tap,
+                                      const float *rw_tap, float alpha, const aw_linear *p, float *s)
 {
     int in = aw_arch_tap_width(c, tap), rows = aw_arch_fold_rows(c, tap);
     float *rx = calloc(2 * (size_t)rows, sizeof *rx), *rw = rx + rows;
@@ -227,15 +146,13 @@ static aw_status fold_rows_grouped(const aw_model_config *c, aw_tap_id tap, cons
     for (int r = 0; r < rows; r++) sr[r] = aw_eq_factor(rx[r], rw[r], alpha);
     clamp_row_fold(p, rx, sr, rows);
     for (int j = 0; j < in; j++) s[j] = sr[aw_arch_row_of(c, tap, j)];
-    aw_k_div_rows((float *)p->w, p->b, p->out, p->in, sr);
     free(sr);
     free(rx);
     return AW_OK;
 }
 
-/* Compute and apply the fold of one tap to the f32 block e; s gets the factors. */
-static aw_status fold_tap(const aw_model_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
-                          aw_block *e, float *s)
+aw_status aw_fold_factors_aweq(const aw_model_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
+                               const aw_block *e, float *s)
 {
     const aw_arch_tap *at = &aw_arch_of(c)->tap[tap];
     int in = st->in[tap];
@@ -246,28 +163,45 @@ static aw_status fold_tap(const aw_model_config *c, aw_tap_id tap, const aw_stat
         float *rw = malloc((size_t)in * sizeof *rw);
         AW_RETURN_IF(!rw, AW_ERR_NOMEM, "out of memory for a fold");
         memcpy(rw, s, (size_t)in * sizeof *rw);
-        aw_status r = fold_rows_grouped(c, tap, st->absmax[tap], rw, alpha, &e->lin[at->producer], s);
+        aw_status r = factors_rows_grouped(c, tap, st->absmax[tap], rw, alpha, &e->lin[at->producer], s);
         free(rw);
-        AW_TRY(r);
-    } else {
-        for (int j = 0; j < in; j++) s[j] = aw_eq_factor(st->absmax[tap][j], s[j], alpha);
-        if (at->fold == AW_FOLD_ROWS) {
-            /* The producer here is a quantized linear whose row j is divided by
-             * s_j. A nearly silent channel (a ReLU that rarely fires) gets a
-             * tiny s_j, and its row would become the largest of the producer
-             * and set its per-tensor INT8 step for every other row. So no row
-             * may end up larger than the largest row of the live channels after
-             * the fold (live: range at least 1/16 of the median channel's). */
-            aw_linear *p = &e->lin[at->producer];
-            clamp_row_fold(p, st->absmax[tap], s, in);
-            /* the producer's rows get 1/s: attention is linear in V, ReLU
-             * positive-homogeneous, the SwiGLU product linear in up (s > 0) */
-            aw_k_div_rows((float *)p->w, p->b, p->out, p->in, s);
-        } else {
-            aw_k_div_vec(e->norm_g[at->producer], in, s);
-            aw_k_div_vec(e->norm_b[at->producer], in, s);
-        }
+        return r;
     }
+    for (int j = 0; j < in; j++) s[j] = aw_eq_factor(st->absmax[tap][j], s[j], alpha);
+    /* The producer of a row fold is a quantized linear whose row j is
+     * divided by s_j. A nearly silent channel (a ReLU that rarely fires)
+     * gets a tiny s_j, and its row would become the largest of the producer
+     * and set its per-tensor INT8 step for every other row. So no row may
+     * end up larger than the largest row of the live channels after the
+     * fold (live: range at least 1/16 of the median channel's). */
+    if (at->fold == AW_FOLD_ROWS) clamp_row_fold(&e->lin[at->producer], st->absmax[tap], s, in);
+    return AW_OK;
+}
+
+aw_status aw_fold_apply(const aw_model_config *c, aw_tap_id tap, aw_block *e, const float *s)
+{
+    const aw_arch_tap *at = &aw_arch_of(c)->tap[tap];
+    int in = aw_arch_tap_width(c, tap);
+    if (at->fold == AW_FOLD_ROWS) {
+        /* the producer's rows get 1/s: attention is linear in V, ReLU
+         * positive-homogeneous, the SwiGLU product linear in up (s > 0) */
+        aw_linear *p = &e->lin[at->producer];
+        int rows = aw_arch_fold_rows(c, tap);
+        if (rows != in) {
+            float *sr = malloc((size_t)rows * sizeof *sr);
+            AW_RETURN_IF(!sr, AW_ERR_NOMEM, "out of memory for a fold");
+            for (int j = 0; j < in; j++) sr[aw_arch_row_of(c, tap, j)] = s[j];
+            aw_k_div_rows((float *)p->w, p->b, p->out, p->in, sr);
+            free(sr);
+        } else {
+            aw_k_div_rows((float *)p->w, p->b, p->out, p->in, s);
+        }
+    } else {
+        aw_k_div_vec(e->norm_g[at->producer], in, s);
+        aw_k_div_vec(e->norm_b[at->producer], in, s);
+    }
+    const aw_linear *consumers[AW_LIN_MAX];
+    int n_cons = tap_consumers(c, e, tap, consumers);
     for (int k = 0; k < n_cons; k++) {
         aw_linear *l = (aw_linear *)consumers[k];
         aw_k_scale_cols((float *)l->w, l->out, l->in, s);
@@ -278,12 +212,28 @@ static aw_status fold_tap(const aw_model_config *c, aw_tap_id tap, const aw_stat
 aw_status aw_equalize_block(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
                             const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT])
 {
+    if (m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_AWEQ_SEARCH)
+        return aw_equalize_searched(c, fp, st, m, eq, s, NULL);
     AW_RETURN_IF(eq->wdt != AW_DT_F32, AW_ERR_DTYPE, "equalized block must be F32");
     AW_TRY(aw_block_convert(eq, fp));
     for (int t = 0; t < AW_TAP_COUNT; t++)
         for (int j = 0; j < st->in[t]; j++) s[t][j] = 1.0f;
-    for (int t = 0; t < AW_TAP_COUNT; t++)
-        if (aw_method_uses_tap(m, c, (aw_tap_id)t)) AW_TRY(fold_tap(c, (aw_tap_id)t, st, m->alpha, eq, s[t]));
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        if (!aw_method_uses_tap(m, c, (aw_tap_id)t)) continue;
+        AW_TRY(aw_fold_factors_aweq(c, (aw_tap_id)t, st, m->alpha, eq, s[t]));
+        AW_TRY(aw_fold_apply(c, (aw_tap_id)t, eq, s[t]));
+    }
+    return AW_OK;
+}
+
+aw_status aw_equalize_with_factors(const aw_model_config *c, const aw_block *fp, float *const s[AW_TAP_COUNT],
+                                   aw_block *eq)
+{
+    AW_RETURN_IF(eq->wdt != AW_DT_F32, AW_ERR_DTYPE, "equalized block must be F32");
+    AW_TRY(aw_block_convert(eq, fp));
+    /* a tap the method left alone has factors 1: dividing and multiplying
+     * by 1 is exact */
+    for (int t = 0; t < AW_TAP_COUNT; t++) AW_TRY(aw_fold_apply(c, (aw_tap_id)t, eq, s[t]));
     return AW_OK;
 }
 
@@ -296,6 +246,11 @@ aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block 
                             const aw_stats *st, const aw_method *m, aw_qblock *q)
 {
     AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "layer %d: no calibration tokens observed", layer);
+    if (aw_scheme_weight_only(&m->scheme)) return aw_quantize_block_wo(c, layer, fp, st, m, q);
+    AW_RETURN_IF(aw_method_needs_gram(m), AW_ERR_ARG, "--method %s needs a weight-only scheme (--wbits)",
+                 aw_method_names[m->kind]);
+    AW_RETURN_IF(aw_scheme_weight_only(&q->scheme) || !q->lin[0].wq, AW_ERR_ARG,
+                 "layer %d: the quantized block was made for a weight-only scheme, the method is W8A8", layer);
     aw_block eq;
     AW_TRY(aw_block_create(c, AW_DT_F32, &eq));
     size_t max_in = (size_t)aw_arch_max_width(c);

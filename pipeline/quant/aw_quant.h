@@ -26,6 +26,7 @@
 #include "aw_config.h"
 #include "aw_dtype.h"
 #include "aw_model.h"
+#include "aw_scheme.h"
 
 /* Statistics of one layer's four taps. Sums are kept per block of samples
  * (part) and added into the totals in block order (aw_stats_add_part), so
@@ -34,6 +35,20 @@
 typedef struct {
     void *arena;
     int in[AW_TAP_COUNT];
+    /* with_gram (aw_stats_create): per tap, X^T X (in, in), full symmetric
+     * after aw_stats_finish, and sum |x| per channel (in); NULL otherwise.
+     * A block's part carries the lower triangles and the |x| sums after the
+     * plain sums (n_gram doubles); the observer accumulates them in f32
+     * (d_gram, one block of samples) and in double (d_abssum). */
+    int with_gram;
+    double *gram[AW_TAP_COUNT];
+    double *abssum[AW_TAP_COUNT];
+    size_t n_gram;                /* doubles of the Gram part: sum_t in(in+1)/2 + in */
+    float *d_gram;                /* sum_t in^2 floats: a block's Gram (the scratch) */
+    double *d_abssum;             /* n_sum doubles: a block's |x| sums, backend memory */
+    float *h_gram;                /* their host copies */
+    double *h_abssum;
+    float *d_gram_scratch;        /* the scratch's backend copy (aw_stats_use_gram_scratch) */
     size_t n_sum;                 /* 3d + ffn: all taps' channels side by side */
     float *absmax[AW_TAP_COUNT];  /* (in) running max |x| (order-free, exact) */
     double *sum[AW_TAP_COUNT];    /* (in) total sum of x, views into sum_all */
@@ -49,7 +64,18 @@ typedef struct {
     unsigned long long *d_nonfinite;
 } aw_stats;
 
-aw_status aw_stats_create(const aw_model_config *c, aw_stats *s);
+aw_status aw_stats_create(const aw_model_config *c, int with_gram, aw_stats *s);
+/* A block's f32 Gram matrices live in one scratch per rank, shared by its
+ * layers (each layer's part is taken right after its forward): host and
+ * backend copies (the same pointer for a host table) of
+ * aw_stats_gram_scratch_floats(c) zeroed floats, owned by the caller. */
+size_t aw_stats_gram_scratch_floats(const aw_model_config *c);
+void aw_stats_use_gram_scratch(aw_stats *s, float *host, float *dev);
+/* After the last part was added: the Gram matrices made symmetric. */
+void aw_stats_finish(aw_stats *s);
+/* Bytes aw_stats_create allocates on the host (for plans), without the
+ * backend's mirrors; with_gram adds sum_t in^2 doubles. */
+uint64_t aw_stats_bytes(const aw_model_config *c, int with_gram);
 void aw_stats_destroy(aw_stats *s);
 /* Accumulate in the memory of ops from now on (zeroed mirrors; the host
  * arrays are brought up to date by aw_stats_take_part and aw_stats_fetch). */
@@ -59,13 +85,24 @@ aw_status aw_stats_fetch(aw_stats *s);
 /* An aw_tap_fn: ctx is an aw_stats; sums go to the current block's part. */
 aw_status aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in);
 /* Doubles in a block's part (sums, then the token count). */
-static inline size_t aw_stats_part_len(const aw_stats *s) { return s->n_sum + 1; }
+static inline size_t aw_stats_part_len(const aw_stats *s) { return s->n_sum + 1 + s->n_gram; }
 /* Copy the current block's part to dst (part_len doubles) and clear it. */
 aw_status aw_stats_take_part(aw_stats *s, double *dst);
 /* totals += a block's part (call in block order). */
 void aw_stats_add_part(aw_stats *s, const double *part);
 
-typedef enum { AW_METHOD_RTN = 0, AW_METHOD_SMOOTHQUANT, AW_METHOD_AWEQ, AW_METHOD_COUNT } aw_method_kind;
+/* Methods. AWQ, AWEQ+search and GPTQ make weight-only schemes only (their
+ * objectives are those of the weights' error) and need the Gram matrix of
+ * each tap's inputs (aw_stats with_gram). */
+typedef enum {
+    AW_METHOD_RTN = 0,
+    AW_METHOD_SMOOTHQUANT,
+    AW_METHOD_AWEQ,
+    AW_METHOD_AWQ,         /* s = s_X^alpha, alpha searched on a grid of 20 */
+    AW_METHOD_AWEQ_SEARCH, /* AWEQ's factor with alpha searched, then bias correction */
+    AW_METHOD_GPTQ,
+    AW_METHOD_COUNT
+} aw_method_kind;
 
 typedef struct {
     aw_method_kind kind;
@@ -73,10 +110,15 @@ typedef struct {
     int bias_correction;
     aw_dtype param_dtype;   /* dtype non-quantized tensors are written in */
     aw_dtype scale_dtype;   /* dtype of weight_scale / input_scale */
+    aw_scheme scheme;       /* what the quantized linears store (aw_scheme.h) */
+    int act_order;          /* GPTQ: columns in decreasing Hessian diagonal */
 } aw_method;
 
-extern const char *const aw_method_names[AW_METHOD_COUNT]; /* "rtn", "smoothquant", "aweq" */
-/* "rtn" | "smoothquant" | "aweq" -> kind; AW_ERR_ARG otherwise. */
+/* "rtn", "smoothquant", "aweq", "awq", "aweq+search", "gptq" */
+extern const char *const aw_method_names[AW_METHOD_COUNT];
+/* 1 if the method needs each tap's Gram matrix X^T X. */
+int aw_method_needs_gram(const aw_method *m);
+/* A method name -> kind; AW_ERR_ARG otherwise. */
 aw_status aw_method_parse(const char *s, aw_method_kind *out);
 /* 1 if the method equalizes at this tap of c's family. */
 int aw_method_uses_tap(const aw_method *m, const aw_model_config *c, aw_tap_id t);
@@ -90,11 +132,25 @@ float aw_eq_factor(float rx, float rw, float alpha);
 aw_status aw_equalize_block(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
                             const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT]);
 
+/* eq (created with wdt F32) = fp folded with the given factors s[tap] at
+ * every tap, in tap order: the block aw_equalize_block made when it chose
+ * s (bit for bit), without recomputing or searching. AW_ERR_NOMEM. */
+aw_status aw_equalize_with_factors(const aw_model_config *c, const aw_block *fp, float *const s[AW_TAP_COUNT],
+                                   aw_block *eq);
+
 /* Equalize, quantize and bias-correct block `layer` (fp, untouched) with
  * its statistics into q (created). AW_ERR_VALIDATION if no token was
  * observed; AW_ERR_NONFINITE (naming the layer) if a step is not finite. */
 aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block *fp,
                             const aw_stats *st, const aw_method *m, aw_qblock *q);
+
+/* Weight-only schemes (aw_quant_wo.c), called by aw_quantize_block when
+ * m->scheme is weight-only: the method's folds (none for rtn and gptq,
+ * AWEQ's for aweq, searched for awq and aweq+search), group quantization
+ * (GPTQ's sweep for gptq), bias correction where the method has it; into q
+ * created with m->scheme. Errors as aw_quantize_block. */
+aw_status aw_quantize_block_wo(const aw_model_config *c, int layer, const aw_block *fp, const aw_stats *st,
+                               const aw_method *m, aw_qblock *q);
 
 /* For the report: rw_j = max |W_ij| over column j of every linear the tap
  * feeds (q, k and v together at the LN1 tap), of an F32 block (the

@@ -78,8 +78,8 @@ static void bin_max(const float *v, int in, float *out)
     }
 }
 
-aw_status aw_range_detail(const aw_model_config *c, const aw_block *fp, const aw_stats *st, const aw_method *m,
-                          float *out)
+aw_status aw_range_detail(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
+                          float *const s_q[AW_TAP_COUNT], float *out)
 {
     int max_in = aw_arch_max_width(c);
     aw_block eq;
@@ -101,8 +101,9 @@ aw_status aw_range_detail(const aw_model_config *c, const aw_block *fp, const aw
     aw_status st_ = aw_block_create(c, AW_DT_F32, &eq);
     if (st_ == AW_OK) st_ = aw_block_convert(&eq, fp);
     for (int t = 0; t < AW_TAP_COUNT && st_ == AW_OK; t++) st_ = aw_tap_col_absmax(c, &eq, (aw_tap_id)t, wb[t]);
-    /* the same folds as quantization: same block, statistics and method */
-    if (st_ == AW_OK) st_ = aw_equalize_block(c, fp, st, m, &eq, s);
+    /* the same folds as quantization: the same block and factors */
+    for (int t = 0; t < AW_TAP_COUNT; t++) memcpy(s[t], s_q[t], (size_t)aw_range_tap_in(c, (aw_tap_id)t) * sizeof(float));
+    if (st_ == AW_OK) st_ = aw_equalize_with_factors(c, fp, s, &eq);
     for (int t = 0; t < AW_TAP_COUNT && st_ == AW_OK; t++) st_ = aw_tap_col_absmax(c, &eq, (aw_tap_id)t, wa[t]);
     aw_block_destroy(&eq);
     float *o = out;

@@ -61,11 +61,12 @@ size_t aw_range_detail_len(const aw_model_config *c);
  * statistics and its factors s (q->s, or 1 without equalization). */
 aw_status aw_range_depth(const aw_stats *st, float *const s[AW_TAP_COUNT], float *out);
 /* One layer's detail (aw_range_detail_len floats): the weight ranges from
- * an F32 copy of fp before, and after equalizing it as quantization does
- * (aw_equalize_block with the same statistics and method). Holds one F32
- * block while it runs, as quantization does. */
-aw_status aw_range_detail(const aw_model_config *c, const aw_block *fp, const aw_stats *st, const aw_method *m,
-                          float *out);
+ * an F32 copy of fp before, and after folding it with the factors
+ * quantization chose (q->s: aw_equalize_with_factors, the same block as
+ * quantization's, without repeating a search). Holds one F32 block while
+ * it runs, as quantization does. */
+aw_status aw_range_detail(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
+                          float *const s[AW_TAP_COUNT], float *out);
 
 /* The layers shown by default: the first, the middle and the last
  * (distinct); returns their count (<= 3). */

@@ -120,7 +120,7 @@ static aw_status compare_linear(aw_val_ctx *v, int l, const float *yf, int T)
 {
     const aw_ops *o = v->ws->ops;
     const aw_linear *ln = &v->fp->lin[l];
-    AW_TRY(aw_linear_w8a8_ops(o, v->q, l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc));
+    AW_TRY(aw_qlinear_ops(o, v->q, l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc, v->ws->wconv));
     const float *so = aw_qblock_out_scale(v->q, l);
     if (so) /* back to the model's coordinates */
         AW_TRY(o->vt->scale_cols(o, v->ws->yq, T, ln->out, so));

@@ -38,8 +38,22 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
     json_object_set_new(root, "method", json_string(aw_method_names[o->method.kind]));
     json_object_set_new(root, "alpha", json_real(o->method.alpha));
     json_object_set_new(root, "bias_correction", json_boolean(o->method.bias_correction));
-    json_object_set_new(root, "weights", json_string("int8, symmetric, per tensor"));
-    json_object_set_new(root, "activations", json_string("int8, symmetric, per tensor, static"));
+    const aw_scheme *sc = &o->method.scheme;
+    if (aw_scheme_weight_only(sc)) {
+        /* keys a W8A8 report does not have: its bytes stay as they were */
+        char w[96], lab[64];
+        if (sc->group > 0)
+            snprintf(w, sizeof w, "int%d, %s, groups of %d inputs", sc->wbits, sc->sym ? "symmetric" : "asymmetric", sc->group);
+        else
+            snprintf(w, sizeof w, "int%d, %s, per output channel", sc->wbits, sc->sym ? "symmetric" : "asymmetric");
+        json_object_set_new(root, "scheme", json_string(aw_scheme_label(sc, lab, sizeof lab)));
+        json_object_set_new(root, "weights", json_string(w));
+        json_object_set_new(root, "activations", json_string("floating point (weight-only)"));
+        if (o->method.act_order) json_object_set_new(root, "act_order", json_true());
+    } else {
+        json_object_set_new(root, "weights", json_string("int8, symmetric, per tensor"));
+        json_object_set_new(root, "activations", json_string("int8, symmetric, per tensor, static"));
+    }
     json_t *cal = json_object();
     json_object_set_new(cal, "sequences", json_integer(r->calib_seqs));
     json_object_set_new(cal, "heldout_sequences", json_integer(r->holdout_seqs));
@@ -86,8 +100,10 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
             json_object_set_new(j, "sqnr_db", num(m->sqnr_db));
             json_object_set_new(j, "mean_channel_error", num(m->bias_err));
             json_object_set_new(j, "mean_channel_error_without_bias_correction", num(m->bias_err_nobc));
-            json_object_set_new(j, "weight_scale", json_real(m->w_step));
-            json_object_set_new(j, "input_scale", json_real(m->x_step));
+            if (!aw_scheme_weight_only(sc)) {
+                json_object_set_new(j, "weight_scale", json_real(m->w_step));
+                json_object_set_new(j, "input_scale", json_real(m->x_step));
+            }
             json_array_append_new(layers, j);
         }
     }
@@ -150,7 +166,9 @@ aw_status aw_run_json(const aw_run_opts *o, const aw_run_result *r, char **out)
 
 void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
 {
-    fprintf(out, "\nW8A8 validation on %u held-out sequences x %u tokens (method %s%s, alpha %.2f)\n",
+    char qn[64];
+    const char *q = aw_scheme_weight_only(&o->method.scheme) ? aw_scheme_label(&o->method.scheme, qn, sizeof qn) : "W8A8";
+    fprintf(out, "\n%s validation on %u held-out sequences x %u tokens (method %s%s, alpha %.2f)\n", q,
             r->holdout_seqs, r->seq_len, aw_method_names[o->method.kind],
             o->method.bias_correction ? " + bias correction" : "", o->method.alpha);
     const aw_arch *a = aw_arch_of(&r->cfg);
@@ -166,13 +184,13 @@ void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
         fprintf(out, "\n");
     }
     fprintf(out, "worst layer: %s (relative error %.4f)\n", r->worst_layer, r->worst_rel_err);
-    fprintf(out, "end to end: perplexity fp %.4f, W8A8 %.4f; KL(fp||W8A8) %.6f; top-1 agreement %.2f%% (%llu tokens)\n",
-            aw_e2e_ppl_fp(&r->e2e), aw_e2e_ppl_q(&r->e2e), aw_e2e_kl(&r->e2e), 100.0 * aw_e2e_top1(&r->e2e),
+    fprintf(out, "end to end: perplexity fp %.4f, %s %.4f; KL(fp||%s) %.6f; top-1 agreement %.2f%% (%llu tokens)\n",
+            aw_e2e_ppl_fp(&r->e2e), q, aw_e2e_ppl_q(&r->e2e), q, aw_e2e_kl(&r->e2e), 100.0 * aw_e2e_top1(&r->e2e),
             (unsigned long long)r->e2e.n_pred);
     if (o->eval_text && r->eval_windows > 0)
-        fprintf(out, "%s: perplexity fp %.4f, W8A8 %.4f; KL(fp||W8A8) %.6f; top-1 agreement %.2f%% (%u windows x %u "
+        fprintf(out, "%s: perplexity fp %.4f, %s %.4f; KL(fp||%s) %.6f; top-1 agreement %.2f%% (%u windows x %u "
                 "tokens, %llu predicted; %llu tokens in the text)\n",
-                base_name(o->eval_text), aw_e2e_ppl_fp(&r->eval_e2e), aw_e2e_ppl_q(&r->eval_e2e),
+                base_name(o->eval_text), aw_e2e_ppl_fp(&r->eval_e2e), q, aw_e2e_ppl_q(&r->eval_e2e), q,
                 aw_e2e_kl(&r->eval_e2e), 100.0 * aw_e2e_top1(&r->eval_e2e), r->eval_windows, r->seq_len,
                 (unsigned long long)r->eval_e2e.n_pred, (unsigned long long)r->eval_stream_tokens);
     fprintf(out, "time: load %.2f s, calibrate %.2f s, quantize %.2f s, validate %.2f s, write %.2f s\n",

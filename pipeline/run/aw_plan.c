@@ -70,7 +70,7 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
     uint64_t stats = (2 * n_stat + 1) * 8 + n_stat * 4 + (n_stat + 1) * 8 * calib_blocks;
     uint64_t val = 2 * n_val * 8 + n_val * 8 * hold_blocks;
     out->n_layers = c->num_hidden_layers;
-    out->block_bytes = aw_block_bytes(c, c->torch_dtype) + aw_qblock_bytes(c) + (stats > val ? stats : val);
+    out->block_bytes = aw_block_bytes(c, c->torch_dtype) + aw_qblock_bytes(c, &AW_SCHEME_W8A8) + (stats > val ? stats : val);
     /* embeddings, positions and the final LN live in f32 on the ranks */
     uint64_t ends_values = V * d * (c->tie_word_embeddings ? 1 : 2) + P * d + 2 * d;
     out->ends_bytes = ends_values * sizeof(float);
@@ -117,6 +117,32 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
     return AW_OK;
 }
 
+aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int seq_len, int batch,
+                               uint32_t calib_seqs, uint32_t holdout_seqs, aw_plan_costs *out)
+{
+    AW_TRY(aw_plan_costs_for(c, seq_len, batch, calib_seqs, holdout_seqs, out));
+    /* weight-only blocks add their steps and zero points */
+    out->block_bytes += aw_qblock_bytes(c, &m->scheme) - aw_qblock_bytes(c, &AW_SCHEME_W8A8);
+    if (!aw_method_needs_gram(m)) return AW_OK;
+    /* per block: the Gram totals (double) and |x| sums, and one part of
+     * them (one replica adds each block's part as it comes); per rank: the
+     * f32 Gram of one block of samples (calibration), and while
+     * quantizing a layer the method's scratch: GPTQ's copies of the largest
+     * Gram and its inverse factor in double plus the weights in f32, the
+     * search's error products */
+    uint64_t in_max = (uint64_t)aw_arch_max_width(c), sq = aw_stats_gram_scratch_floats(c);
+    uint64_t part = 0;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        uint64_t w = (uint64_t)aw_arch_tap_width(c, (aw_tap_id)t);
+        part += w * (w + 1) / 2 + w;
+    }
+    out->block_bytes += aw_stats_bytes(c, 1) - aw_stats_bytes(c, 0) + part * sizeof(double);
+    uint64_t quant_extra = 2 * in_max * in_max * sizeof(double) + 2 * (uint64_t)aw_arch_max_linear(c) * sizeof(float);
+    uint64_t calib_extra = sq * sizeof(float);
+    out->rank_fixed_bytes += quant_extra > calib_extra ? quant_extra : calib_extra;
+    return AW_OK;
+}
+
 aw_status aw_gpu_costs_for(const aw_model_config *c, int seq_len, int batch, aw_gpu_costs *out)
 {
     AW_RETURN_IF(seq_len < 1 || batch < 1, AW_ERR_ARG, "aw_gpu_costs_for: empty block of samples");
@@ -129,7 +155,7 @@ aw_status aw_gpu_costs_for(const aw_model_config *c, int seq_len, int batch, aw_
      * in f64, a counter) while calibrating, then validation sums */
     uint64_t n_stat = stat_values(c), n_val = val_values(c);
     uint64_t stats = n_stat * (4 + 8) + 8, val = n_val * 8;
-    out->block = aw_block_bytes(c, wdt) + aw_qblock_bytes(c) + (stats > val ? stats : val);
+    out->block = aw_block_bytes(c, wdt) + aw_qblock_bytes(c, &AW_SCHEME_W8A8) + (stats > val ? stats : val);
     /* the hand-off blocks (fp and W8A8 streams, double-buffered), the
      * tokens, and validation's workspaces: the forward's and the per-layer
      * checks' (the largest phase; no f32 weight copies on the device) */

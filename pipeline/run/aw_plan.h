@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "aw_config.h"
+#include "aw_quant.h"
 #include "aw_sched.h"
 #include "aw_status.h"
 
@@ -21,6 +22,11 @@
  * outside 1..max positions, batch or calib_seqs < 1. */
 aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, uint32_t calib_seqs,
                             uint32_t holdout_seqs, aw_plan_costs *out);
+
+/* The same for method m (its scheme's quantized blocks; for methods with
+ * Gram matrices, their sums and scratch: see aw_plan.c). */
+aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int seq_len, int batch,
+                               uint32_t calib_seqs, uint32_t holdout_seqs, aw_plan_costs *out);
 
 /* Logit rows at a time on a GPU (aw_run.c): the fp and W8A8 chunks are
  * brought to the host for the log-softmax sums. */

@@ -63,15 +63,32 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
      * model's dtype; INT8 codes come from the rounded scale */
     in.method.param_dtype = c->torch_dtype;
     in.method.scale_dtype = c->torch_dtype;
+    char slabel[64];
+    const aw_scheme *sc = &o->method.scheme;
+    if (world->rank == 0 && aw_scheme_weight_only(sc) && sc->group > 0) {
+        /* the program runs a shorter last group; compressed-tensors 0.20
+         * (and with it transformers and vLLM) refuses one */
+        const aw_arch *a = aw_arch_of(c);
+        for (int l = 0; l < a->n_lin; l++) {
+            int inw = aw_arch_dim(c, a->lin[l].in);
+            if (inw % sc->group == 0) continue;
+            fprintf(stderr, "aweq-dist: warning: %s has %d inputs, not a multiple of --group %d: the last group of "
+                            "each row is shorter; aweq-dist eval reads the checkpoint, compressed-tensors 0.20 "
+                            "(transformers, vLLM) does not\n", a->lin[l].name, inw, sc->group);
+            break;
+        }
+    }
     r->calib_seqs = in.n_calib;
     r->holdout_seqs = in.n_hold;
     r->seq_len = (uint32_t)in.L;
     r->calib_tokens = (uint64_t)in.n_calib * in.L;
     r->holdout_tokens = (uint64_t)in.n_hold * in.L;
     aw_progress_note(out.prog, "model %s: %s d=%d layers=%d; %u calibration + %u held-out sequences of %d tokens; "
-                     "method %s; %d rank(s) = %d stage(s) x %d replica(s)",
+                     "method %s%s%s; %d rank(s) = %d stage(s) x %d replica(s)",
                      o->model_dir, aw_arch_of(c)->label, c->hidden_size, c->num_hidden_layers, in.n_calib, in.n_hold, in.L,
-                     aw_method_names[o->method.kind], world->size, t.S, t.R);
+                     aw_method_names[o->method.kind], aw_scheme_weight_only(&o->method.scheme) ? ", " : "",
+                     aw_scheme_weight_only(&o->method.scheme) ? aw_scheme_label(&o->method.scheme, slabel, sizeof slabel) : "",
+                     world->size, t.S, t.R);
     if (out.prog) {
         /* for batch systems: what this job is, before its phases */
         json_t *pe = json_object();
@@ -150,8 +167,10 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
         aw_progress_end(out.prog);
         r->eval_windows = in.n_eval;
         r->eval_stream_tokens = in.eval_stream_tokens;
-        aw_progress_note(out.prog, "evaluate: %s: perplexity fp %.4f, W8A8 %.4f on %u windows of %d tokens",
-                         o->eval_text, aw_e2e_ppl_fp(&r->eval_e2e), aw_e2e_ppl_q(&r->eval_e2e), in.n_eval, in.L);
+        aw_progress_note(out.prog, "evaluate: %s: perplexity fp %.4f, %s %.4f on %u windows of %d tokens",
+                         o->eval_text, aw_e2e_ppl_fp(&r->eval_e2e),
+                         aw_scheme_weight_only(sc) ? aw_scheme_label(sc, slabel, sizeof slabel) : "W8A8",
+                         aw_e2e_ppl_q(&r->eval_e2e), in.n_eval, in.L);
     }
     r->t_valid = aw_now() - t0;
     st = AW_OK;

@@ -25,6 +25,7 @@ void aw_run_defaults(aw_run_opts *o)
     o->method.bias_correction = 1;
     o->method.param_dtype = AW_DT_F16;
     o->method.scale_dtype = AW_DT_F16;
+    o->method.scheme = AW_SCHEME_W8A8;
     o->holdout = 0.2;
     o->batch = 8;
     o->backend_want = -1;
@@ -199,7 +200,8 @@ static uint64_t default_mem_per_rank(int local)
 static aw_status make_plan(const aw_run_opts *o, const run_inputs *in, int world, uint64_t mem, aw_plan *p)
 {
     aw_plan_costs k;
-    AW_TRY(aw_plan_costs_for(&in->cfg, (int)in->tokens.seq_len, o->batch, in->n_calib, in->n_hold + in->n_eval, &k));
+    AW_TRY(aw_plan_costs_method(&in->cfg, &o->method, (int)in->tokens.seq_len, o->batch, in->n_calib,
+                                in->n_hold + in->n_eval, &k));
     /* CPU ranks: a modest sustained rate; only the balance matters here */
     aw_plan_rates rates = {.flops_per_s = 50e9, .read_bytes_per_s = 1e9};
     return aw_plan_make(&k, &rates, world, mem, o->stages, o->replicas, p);

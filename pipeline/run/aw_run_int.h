@@ -75,6 +75,7 @@ typedef struct {
     float *dbuf[2];                /* their backend copies */
     uint32_t *dtok;                /* one block of samples' tokens (device) */
     aw_stats *stats;               /* per layer */
+    float *gram, *dgram;           /* methods with Gram matrices: one block's, shared by my layers */
     aw_layer_val *val;             /* per layer */
     double **parts;                /* per layer: my blocks' parts, n_my_max x part_len */
     aw_e2e *e2e_parts;             /* last stage: my held-out blocks' end-to-end sums */

@@ -34,8 +34,10 @@ void run_dev_free(const run_topo *t, run_model *m, run_stream *s, int failed)
     aw_ops_mirror_free(o, s->dlx, s->lx);
     aw_ops_mirror_free(o, s->dlogits_fp, s->logits_fp);
     aw_ops_mirror_free(o, s->dlogits_q, s->logits_q);
+    aw_ops_mirror_free(o, s->dgram, s->gram);
     s->dbuf[0] = s->dbuf[1] = NULL;
     s->dtok = NULL;
+    s->dgram = NULL;
     s->dlx = s->dlogits_fp = s->dlogits_q = NULL;
     if (cu && m->ops_owned) cu->ops_destroy(m->ops_owned);
     m->ops_owned = NULL;
@@ -69,6 +71,7 @@ void run_free(const run_topo *t, run_inputs *in, run_model *m, run_stream *s, ru
     aw_mf_close(in->mf);
     free(s->buf[0]);
     free(s->buf[1]);
+    free(s->gram);
     free(s->lx);
     free(s->logits_fp);
     free(s->logits_q);
@@ -92,7 +95,7 @@ aw_status run_load_local(const run_inputs *in, const run_topo *t, run_model *m, 
     for (int l = 0; l < nl; l++) {
         AW_TRY(aw_block_create(c, c->torch_dtype, &m->fp[l]));
         AW_TRY(aw_block_load(c, in->mf, t->l0 + l, &m->fp[l]));
-        AW_TRY(aw_stats_create(c, &s->stats[l]));
+        AW_TRY(aw_stats_create(c, aw_method_needs_gram(&in->method), &s->stats[l]));
         aw_progress_step(out->prog, l + 1);
     }
     if (t->is_first || t->is_last) AW_TRY(aw_ends_load(c, in->mf, &m->ends));
@@ -105,8 +108,16 @@ aw_status run_load_local(const run_inputs *in, const run_topo *t, run_model *m, 
     m->dfp = calloc((size_t)nl, sizeof *m->dfp);
     m->dq = calloc((size_t)nl, sizeof *m->dq);
     AW_RETURN_IF(!m->dfp || !m->dq, AW_ERR_NOMEM, "out of memory");
+    if (aw_method_needs_gram(&in->method)) {
+        size_t n = aw_stats_gram_scratch_floats(c);
+        s->gram = calloc(n, sizeof(float));
+        AW_RETURN_IF(!s->gram, AW_ERR_NOMEM, "out of memory for the Gram matrices of a block (%zu floats)", n);
+        AW_TRY(aw_ops_mirror(o, (void **)&s->dgram, s->gram, n * sizeof(float), "Gram matrices of a block"));
+        AW_TRY(o->vt->zero(o, s->dgram, n * sizeof(float)));
+    }
     for (int l = 0; l < nl; l++) {
         AW_TRY(aw_block_to_dev(o, c, &m->fp[l], &m->dfp[l]));
+        aw_stats_use_gram_scratch(&s->stats[l], s->gram, s->dgram);
         AW_TRY(aw_stats_attach(&s->stats[l], o));
     }
     if (t->is_first || t->is_last) AW_TRY(aw_ends_to_dev(o, c, &m->ends, &m->dends));

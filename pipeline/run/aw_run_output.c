@@ -20,15 +20,21 @@
  * calibration split and batching, the token ids and the model. */
 static void make_run_key(const aw_run_opts *o, const run_inputs *in, run_output *out)
 {
+    /* W8A8 keys stay as they were (shards of earlier runs resume) */
+    char scheme[96] = "";
+    const aw_scheme *sc = &in->method.scheme;
+    if (aw_scheme_weight_only(sc))
+        snprintf(scheme, sizeof scheme, " wbits=%d group=%d sym=%d act_order=%d", sc->wbits, sc->group, sc->sym,
+                 in->method.act_order);
     uint64_t h = 0xcbf29ce484222325ull;
     const uint8_t *p = (const uint8_t *)in->tokens.ids;
     /* the eval windows (after these) do not change a block */
     size_t n = ((size_t)in->n_calib + in->n_hold) * in->tokens.seq_len * sizeof(uint32_t);
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
     snprintf(out->run_key, sizeof out->run_key,
-             "method=%s alpha=%.9g bias_correction=%d dtype=%s calib=%u holdout=%u seq_len=%d batch=%d "
+             "method=%s alpha=%.9g bias_correction=%d%s dtype=%s calib=%u holdout=%u seq_len=%d batch=%d "
              "tokens=%016llx model=%s layers=%d d=%d",
-             aw_method_names[in->method.kind], in->method.alpha, in->method.bias_correction,
+             aw_method_names[in->method.kind], in->method.alpha, in->method.bias_correction, scheme,
              aw_dtype_name(in->method.param_dtype), in->n_calib, in->n_hold, in->L, in->B, (unsigned long long)h,
              o->model_dir, in->cfg.num_hidden_layers, in->cfg.hidden_size);
 }
@@ -72,7 +78,7 @@ aw_status run_prepare_shards(const aw_run_opts *o, const run_inputs *in, const r
                 continue;
             }
             aw_status rs = aw_shard_read(out->work, layer, &bytes, &len);
-            if (rs == AW_OK) rs = aw_qblock_create(&in->cfg, &m->q[l]);
+            if (rs == AW_OK) rs = aw_qblock_create(&in->cfg, &in->method.scheme, &m->q[l]);
             if (rs == AW_OK) rs = aw_block_from_shard(&in->cfg, layer, bytes, len, path, out->run_key, &m->q[l]);
             free(bytes);
             if (rs == AW_OK) {
@@ -94,7 +100,7 @@ aw_status run_prepare_shards(const aw_run_opts *o, const run_inputs *in, const r
             uint8_t *bytes = NULL;
             size_t len = 0;
             st = aw_shard_read(out->work, t->l0 + l, &bytes, &len);
-            if (st == AW_OK) st = aw_qblock_create(&in->cfg, &m->q[l]);
+            if (st == AW_OK) st = aw_qblock_create(&in->cfg, &in->method.scheme, &m->q[l]);
             if (st == AW_OK) st = aw_block_from_shard(&in->cfg, t->l0 + l, bytes, len, out->work, out->run_key, &m->q[l]);
             free(bytes);
         }
@@ -176,7 +182,7 @@ aw_status run_quantize(const aw_run_opts *o, const run_inputs *in, const run_top
     aw_status st = AW_OK;
     for (int l = 0; l < t->nl && st == AW_OK; l++) {
         if (!out->done[l]) {
-            st = aw_qblock_create(c, &m->q[l]);
+            st = aw_qblock_create(c, &in->method.scheme, &m->q[l]);
             if (st == AW_OK) st = aw_quantize_block(c, t->l0 + l, &m->fp[l], &s->stats[l], &in->method, &m->q[l]);
             /* the shard is the resume point: written as soon as the block exists */
             if (st == AW_OK && out->work && t->replica == 0) {

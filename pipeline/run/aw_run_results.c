@@ -146,7 +146,7 @@ aw_status run_layer_ranges(const run_inputs *in, const run_topo *t, const run_mo
     AW_TRY(aw_range_depth(&s->stats[l], m->q[l].s, out->depth_mine + (size_t)l * AW_DEPTH_LEN));
     if (shown_index(r, layer) < 0) return AW_OK;
     for (int i = 0; i < r->n_shown; i++) k += r->shown[i] >= t->l0 && r->shown[i] < layer;
-    return aw_range_detail(c, &m->fp[l], &s->stats[l], &in->method,
+    return aw_range_detail(c, &m->fp[l], &s->stats[l], m->q[l].s,
                            out->detail_mine + (size_t)k * aw_range_detail_len(c));
 }
 

@@ -65,8 +65,17 @@ static aw_status compute_block(const pass_ctx *p, int k, float *h, int ns, int b
         if (pass == PASS_CALIB) {
             /* every block's statistics, one reused from its shard too: the
              * report shows its ranges */
-            AW_TRY(aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, &s->stats[l]));
-            AW_TRY(aw_stats_take_part(&s->stats[l], s->parts[l] + (size_t)k * aw_stats_part_len(&s->stats[l])));
+            aw_stats *st = &s->stats[l];
+            AW_TRY(aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, st));
+            if (t->R == 1) {
+                /* one replica sees every block, in order: add each part at
+                 * once (the same sums in the same order as the reduction;
+                 * with Gram matrices a part is large) */
+                AW_TRY(aw_stats_take_part(st, s->parts[l]));
+                aw_stats_add_part(st, s->parts[l]);
+            } else {
+                AW_TRY(aw_stats_take_part(st, s->parts[l] + (size_t)k * aw_stats_part_len(st)));
+            }
         } else if (pass == PASS_EVAL) {
             AW_TRY(aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, NULL, NULL));
             AW_TRY(aw_block_forward(c, NULL, &m->dq[l], hq, ns, L, &s->ws, NULL, NULL));
@@ -154,7 +163,8 @@ static void add_e2e(void *ctx, const double *p)
 
 static aw_status alloc_parts(run_stream *s, const run_topo *t, int nb, int valid)
 {
-    int max_mine = (nb + t->R - 1) / t->R;
+    /* calibration on one replica adds each block's part as it comes */
+    int max_mine = !valid && t->R == 1 ? 1 : (nb + t->R - 1) / t->R;
     for (int l = 0; l < t->nl; l++) {
         size_t n = valid ? s->val[l].n : aw_stats_part_len(&s->stats[l]);
         free(s->parts[l]);
@@ -176,10 +186,16 @@ aw_status run_calibrate(const aw_run_opts *o, const run_inputs *in, const run_to
         /* max is exact in any order; sums go in block order */
         AW_TRY(aw_reduce_max_f32(&t->pipe, st->absmax[0], st->n_sum));
         AW_TRY(aw_reduce_sum_u64(&t->pipe, &st->nonfinite, 1));
-        AW_TRY(aw_reduce_parts(&t->pipe, s->parts[l], aw_stats_part_len(st), nb, add_stats, st));
+        if (t->R > 1) AW_TRY(aw_reduce_parts(&t->pipe, s->parts[l], aw_stats_part_len(st), nb, add_stats, st));
+        aw_stats_finish(st);
         AW_RETURN_IF(st->nonfinite > 0, AW_ERR_NONFINITE, "layer %d: %llu non-finite activations during calibration",
                      t->l0 + l, (unsigned long long)st->nonfinite);
     }
+    /* the Gram scratch of a block is no longer needed */
+    for (int l = 0; l < t->nl; l++) aw_stats_use_gram_scratch(&s->stats[l], NULL, NULL);
+    aw_ops_mirror_free(m->ops, s->dgram, s->gram);
+    free(s->gram);
+    s->gram = s->dgram = NULL;
     return AW_OK;
 }
 
@@ -196,7 +212,10 @@ aw_status run_validate(const aw_run_opts *o, const run_inputs *in, const run_top
     AW_TRY(alloc_parts(s, t, nb, 1));
     /* the forward workspace was dropped while quantizing (see aw_run_comm) */
     AW_TRY(aw_fwd_ws_create_ops(ops, c, in->B, in->L, &s->ws));
-    AW_TRY(aw_val_ws_create(ops, c, in->B * in->L, s->ws.wconv, &s->vws));
+    if (aw_scheme_weight_only(&in->method.scheme)) AW_TRY(aw_fwd_ws_need_wdq(&s->ws, c));
+    /* the validation's own products share the forward's f32 weight buffer
+     * (widening on the CPU, dequantizing weight-only layers anywhere) */
+    AW_TRY(aw_val_ws_create(ops, c, in->B * in->L, s->ws.wdq ? s->ws.wdq : s->ws.wconv, &s->vws));
     if (t->is_last) {
         /* logits: row chunks on the backend, their sums on the host; a GPU
          * takes bigger chunks (the host kernels keep the CPU's 128 rows so

@@ -11,3 +11,15 @@ if(TARGET aweq_kernels_cuda)
   set_tests_properties(test_cuda_kernels PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV}" TIMEOUT 600
                        SKIP_RETURN_CODE 77 LABELS "unit;kernels;cuda")
 endif()
+
+# The low-bit entries of the CUDA ops table (gram_accum, dequant_groups)
+# against the CPU table (see cuda/test_lowbit_cuda.c); skips (77) without a
+# device, like test_cuda_kernels.
+if(TARGET aweq_kernels_cuda)
+  add_executable(test_lowbit_cuda cuda/test_lowbit_cuda.c kernels/kernels_ref.c)
+  target_include_directories(test_lowbit_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
+  target_link_libraries(test_lowbit_cuda PRIVATE aweq_kernels_cuda aweq_kernels aweq_common)
+  add_test(NAME test_lowbit_cuda COMMAND test_lowbit_cuda WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(test_lowbit_cuda PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV}" TIMEOUT 300
+                       SKIP_RETURN_CODE 77 LABELS "unit;kernels;cuda")
+endif()

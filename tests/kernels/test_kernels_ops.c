@@ -1,11 +1,13 @@
 /*
  * test_kernels_ops.c - the LLaMA entries of the CPU kernel tables (aw_ops.h):
  * rmsnorm, swiglu, rope, embed without positions, grouped-query attention,
- * on aw_ops_cpu() and on aw_ops_cpu_staged() (inputs uploaded with to_dev
- * into poisoned "device" buffers, results read back with to_host). Each
- * must give the bits of the aw_k_* kernel it wraps (test_kernels.c holds
- * those to float64 references), and the arguments a kernel cannot take
- * must fail with AW_ERR_ARG naming them. Random data with outliers as in
+ * and the low-bit entries gram_accum and dequant_groups (test_lowbit.c
+ * holds those to float64 references), on aw_ops_cpu() and on
+ * aw_ops_cpu_staged() (inputs uploaded with to_dev into poisoned "device"
+ * buffers, results read back with to_host). Each must give the bits of
+ * the aw_k_* kernel it wraps (test_kernels.c holds those to float64
+ * references), and the arguments a kernel cannot take must fail with
+ * AW_ERR_ARG naming them. Random data with outliers as in
  * test_kernels.c.
  */
 #include <math.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "aw_kernels.h"
+#include "aw_lowbit.h"
 #include "aw_ops.h"
 #include "aw_rng.h"
 #include "kernels_ref.h"
@@ -162,12 +165,54 @@ static void test_ops_attention_gqa(void **state)
     free(q), free(k), free(v), free(want);
 }
 
+/* The low-bit entries: gram_accum (two calls accumulating into a zeroed
+ * matrix and |x| sums, the upper triangle left as zeroed) and
+ * dequant_groups with a partial last group, against aw_k_gram_accum and
+ * aw_k_group_dequantize on the host. */
+static void test_ops_lowbit(void **state)
+{
+    (void)state;
+    enum { T = 37, IN = 200, OUT = 9, G = 64, NG = (IN + G - 1) / G };
+    size_t nx = (size_t)T * IN, nh = (size_t)IN * IN, nw = (size_t)OUT * IN;
+    float *x = xcalloc(nx, 4), *h = xcalloc(nh, 4), *step = xcalloc(OUT * NG, 4), *w = xcalloc(nw, 4);
+    double *as = xcalloc(IN, 8);
+    uint8_t *q = xcalloc(nw, 1), *zero = xcalloc(OUT * NG, 1);
+    aw_ref_fill_outliers(x, T, IN, 230, "x");
+    aw_ref_fill_outliers(step, OUT, NG, 230, "s");
+    aw_rng r;
+    aw_rng_seed(&r, 230, "q");
+    for (size_t i = 0; i < nw; i++) q[i] = (uint8_t)aw_rng_below(&r, 16);
+    for (int i = 0; i < OUT * NG; i++) zero[i] = (uint8_t)aw_rng_below(&r, 16), step[i] = fabsf(step[i]) * 0.01f;
+    aw_k_gram_accum(x, 20, IN, h, as);
+    aw_k_gram_accum(x + 20 * IN, T - 20, IN, h, as);
+    aw_k_group_dequantize(q, step, zero, OUT, IN, G, w);
+    for (int t = 0; t < 2; t++) {
+        const aw_ops *o = table(t);
+        float *dx = up(o, x, nx * 4), *ds = up(o, step, OUT * NG * 4);
+        uint8_t *dq = up(o, q, nw), *dz = up(o, zero, OUT * NG);
+        float *dh = poison(o, nh * 4), *dw = poison(o, nw * 4);
+        double *das = poison(o, IN * 8);
+        aw_assert_status(o->vt->zero(o, dh, nh * 4), AW_OK, NULL);
+        aw_assert_status(o->vt->zero(o, das, IN * 8), AW_OK, NULL);
+        aw_assert_status(o->vt->gram_accum(o, dx, 20, IN, dh, das), AW_OK, NULL);
+        aw_assert_status(o->vt->gram_accum(o, dx + 20 * IN, T - 20, IN, dh, das), AW_OK, NULL);
+        down_equal(o, dh, h, nh * 4);
+        down_equal(o, das, as, IN * 8);
+        aw_assert_status(o->vt->dequant_groups(o, dq, ds, dz, OUT, IN, G, dw), AW_OK, NULL);
+        down_equal(o, dw, w, nw * 4);
+        o->vt->release(o, dx), o->vt->release(o, ds), o->vt->release(o, dq), o->vt->release(o, dz);
+        o->vt->release(o, dh), o->vt->release(o, dw), o->vt->release(o, das);
+    }
+    free(x), free(h), free(step), free(w), free(as), free(q), free(zero);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_rmsnorm_swiglu),
         cmocka_unit_test(test_ops_embed_rope),
         cmocka_unit_test(test_ops_attention_gqa),
+        cmocka_unit_test(test_ops_lowbit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,3 +37,8 @@ foreach(variant avx2 omp1)
   set_tests_properties(test_gemm_i8_${variant} PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV};${extra}"
                        TIMEOUT 300 LABELS "unit;kernels")
 endforeach()
+
+# Low-bit weight kernels (RTN steps and codes, packing, Gram matrix, GPTQ)
+# against their float64 references (see kernels/test_lowbit.c).
+aweq_add_test(test_lowbit SOURCES kernels/test_lowbit.c kernels/lowbit_ref.c kernels/kernels_ref.c
+              LIBS aweq_kernels LABELS kernels)

@@ -166,7 +166,7 @@ static void test_qblock_load(void **state)
     aw_model_files *mf = NULL;
     aw_assert_status(aw_mf_open(f->out, &mf), AW_OK, NULL);
     aw_qblock q;
-    aw_assert_status(aw_qblock_create(&c, &q), AW_OK, NULL);
+    aw_assert_status(aw_qblock_create(&c, &AW_SCHEME_W8A8, &q), AW_OK, NULL);
     aw_assert_status(aw_qblock_load(&c, mf, 1, &q), AW_OK, NULL);
     int n_lin = aw_arch_of(&c)->n_lin;
     assert_int_equal(q.n_lin, n_lin);
@@ -339,7 +339,7 @@ static char *patched(const fixture *f, const char *name, const char *obj_path, c
 static void expect_config_refused(const fixture *f, const char *dir, aw_status want, const char *needle)
 {
     char *cfg = join(dir, "config.json");
-    aw_assert_status(aw_check_quant_config(cfg), want, needle);
+    aw_assert_status(aw_check_quant_config(cfg, NULL), want, needle);
     aw_eval_result e;
     aw_assert_status(aw_eval(dir, f->tokens, HOLDOUT, BATCH, 1, &e), want, needle);
     printf("refused: %s\n", aw_err_message());
@@ -350,7 +350,7 @@ static void test_config_refusals(void **state)
 {
     fixture *f = *state;
     char *cfg = join(f->out, "config.json");
-    aw_assert_status(aw_check_quant_config(cfg), AW_OK, NULL);
+    aw_assert_status(aw_check_quant_config(cfg, NULL), AW_OK, NULL);
     free(cfg);
     const struct {
         const char *name, *path, *key;
@@ -380,7 +380,7 @@ static void test_config_refusals(void **state)
     /* naive-quantized also stores INT8 weights: accepted */
     char *dir = patched(f, "naive", "", "format", json_string("naive-quantized"));
     char *c2 = join(dir, "config.json");
-    aw_assert_status(aw_check_quant_config(c2), AW_OK, NULL);
+    aw_assert_status(aw_check_quant_config(c2, NULL), AW_OK, NULL);
     aw_test_rmtree(dir);
     free(c2);
     free(dir);
@@ -402,7 +402,7 @@ static void test_config_refusals(void **state)
     free(dir);
     /* an unreadable config is a config error naming the file */
     char *missing = join(f->dir, "no-such/config.json");
-    aw_assert_status(aw_check_quant_config(missing), AW_ERR_CONFIG, "no-such/config.json");
+    aw_assert_status(aw_check_quant_config(missing, NULL), AW_ERR_CONFIG, "no-such/config.json");
     free(missing);
 }
 

@@ -1,0 +1,71 @@
+/*
+ * aw_quant_int.h - private to pipeline/quant/ (and its tests): the fold
+ * machinery that aw_quant.c (W8A8, closed-form factors) and aw_quant_wo.c
+ * (weight-only, searched factors) share, and the scale search.
+ *
+ * A fold at a tap is two steps: its factors s (one per tap channel), then
+ * applying them (producer /= s, consumers' columns *= s). Factors are
+ * computed on the block as it is at that moment (the earlier taps folded):
+ * AWEQ's row-fold clamp reads the producer's rows, which an earlier fold
+ * has scaled. A tap's consumers are changed only by its own fold (columns)
+ * and by later row folds (v_proj, fc1 / up_proj rows), so a search at a tap
+ * sees its consumers' original weights.
+ *
+ * The search (awq, aweq+search), per folded tap in tap order: candidates
+ * s(alpha) for alpha = g / AW_SEARCH_GRID, g = 0 .. AW_SEARCH_GRID-1, in the
+ * method's family, objective
+ *   sum over the tap's consumers of || (Q(W diag s) diag(1/s) - W) X ||_F^2
+ *   = sum_i dW_i^T G dW_i,  dW = Q(W diag s) diag(1/s) - W, G = X^T X,
+ * exact from the tap's Gram matrix (aw_stats with_gram) in the tap's
+ * original coordinates (a folded tap's input is x / s of its own fold
+ * only); Q the scheme's group quantization with steps in the scale dtype.
+ * The smallest objective wins, ties to the smaller alpha.
+ */
+#ifndef AW_QUANT_INT_H
+#define AW_QUANT_INT_H
+
+#include "aw_quant.h"
+
+#define AW_SEARCH_GRID 20
+
+/* AWEQ's factors (aw_quant.h) at tap for block e (F32) as it is now, with
+ * the row-fold clamp and the grouped-query aggregation: s (in[tap]) gets
+ * them, e is not changed. AW_ERR_NOMEM. */
+aw_status aw_fold_factors_aweq(const aw_model_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
+                               const aw_block *e, float *s);
+/* Apply factors s (in[tap], > 0) at tap to e (F32): the producer (norm gain
+ * and bias, or rows; at a grouped-query fold every channel of a producer
+ * row must carry the same factor) divided, the consumers' columns
+ * multiplied. Exact in floating point. AW_ERR_NOMEM. */
+aw_status aw_fold_apply(const aw_model_config *c, aw_tap_id tap, aw_block *e, const float *s);
+
+/* AWQ's factors at tap for grid value alpha: s_X = abssum / tokens,
+ * v = max(s_X^alpha, 1e-4), s = v / sqrt(max v * min v) (AutoAWQ), clamped
+ * to [1e-5, 1e5]; all 1 at a grouped-query row fold (AutoAWQ does not scale
+ * there). Needs st's |x| sums. */
+void aw_awq_factors(const aw_model_config *c, aw_tap_id tap, const aw_stats *st, float alpha, float *s);
+
+/* The search objective (above) of factors s at tap, consumers' weights from
+ * e (F32), Q with m->scheme and m->scale_dtype; G = st->gram[tap].
+ * AW_ERR_ARG without a Gram matrix or a weight-only scheme, AW_ERR_NOMEM. */
+aw_status aw_search_objective(const aw_model_config *c, const aw_block *e, const aw_stats *st,
+                              const aw_method *m, aw_tap_id tap, const float *s, double *obj);
+
+/* What the search did at one tap: obj[g] for alpha = g / AW_SEARCH_GRID
+ * and the chosen g; chosen = -1 where the method does not fold the tap. */
+typedef struct {
+    int chosen;
+    double obj[AW_SEARCH_GRID];
+} aw_search_tap;
+
+/* aw_equalize_block for awq and aweq+search (it calls this): eq (F32) = fp
+ * folded with the searched factors, s[tap] the factors (1 where none),
+ * trace (or NULL) what the search saw. AW_ERR_ARG for another method, a
+ * scheme that is not weight-only or statistics without Gram matrices;
+ * AW_ERR_VALIDATION without tokens; AW_ERR_NONFINITE if no candidate of a
+ * tap has a finite objective; AW_ERR_NOMEM. */
+aw_status aw_equalize_searched(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
+                               const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT],
+                               aw_search_tap trace[AW_TAP_COUNT]);
+
+#endif

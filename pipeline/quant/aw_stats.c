@@ -1,0 +1,218 @@
+/* aw_stats.c - calibration statistics of a block: ranges, sums and, for
+ * the methods that need them, Gram matrices (see aw_quant.h). */
+#include "aw_quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "aw_kernels.h"
+
+/* Gram part of tap t: in(in+1)/2 lower-triangle values, then in |x| sums. */
+static size_t gram_part_len(int in) { return (size_t)in * (size_t)(in + 1) / 2 + (size_t)in; }
+
+uint64_t aw_stats_bytes(const aw_model_config *c, int with_gram)
+{
+    uint64_t n = 0, sq = 0;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        uint64_t w = (uint64_t)aw_arch_tap_width(c, (aw_tap_id)t);
+        n += w;
+        sq += w * w;
+    }
+    /* the ranges (floats) padded to whole doubles: the Gram arrays follow */
+    uint64_t b = (2 * n + 1) * sizeof(double) + (n * sizeof(float) + sizeof(double) - 1) / sizeof(double) * sizeof(double);
+    /* totals (double), |x| sums twice (the f32 Gram of a block is the
+     * rank's shared scratch, aw_stats_gram_scratch_floats) */
+    if (with_gram) b += sq * sizeof(double) + 2 * n * sizeof(double);
+    return b;
+}
+
+/* The observer's targets: the host arrays themselves. */
+static void stats_on_host(aw_stats *s)
+{
+    s->ops = aw_ops_cpu();
+    s->d_absmax = s->absmax[0];
+    s->d_part = s->part;
+    s->d_nonfinite = &s->nonfinite;
+    s->d_gram = s->h_gram;
+    s->d_abssum = s->h_abssum;
+}
+
+size_t aw_stats_gram_scratch_floats(const aw_model_config *c)
+{
+    size_t sq = 0;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        size_t w = (size_t)aw_arch_tap_width(c, (aw_tap_id)t);
+        sq += w * w;
+    }
+    return sq;
+}
+
+void aw_stats_use_gram_scratch(aw_stats *s, float *host, float *dev)
+{
+    s->h_gram = host;
+    s->d_gram_scratch = dev;
+    s->d_gram = s->ops && !s->ops->host ? dev : host;
+}
+
+aw_status aw_stats_create(const aw_model_config *c, int with_gram, aw_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    int in[AW_TAP_COUNT];
+    size_t n = 0, sq = 0;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        n += (size_t)(in[t] = aw_arch_tap_width(c, (aw_tap_id)t));
+        sq += (size_t)in[t] * (size_t)in[t];
+    }
+    s->arena = calloc(1, aw_stats_bytes(c, with_gram));
+    AW_RETURN_IF(!s->arena, AW_ERR_NOMEM, "out of memory for statistics%s",
+                 with_gram ? " (Gram matrices of every tap)" : "");
+    s->n_sum = n;
+    s->sum_all = s->arena;
+    s->part = s->sum_all + n;
+    double *pd = s->sum_all;
+    float *pf = (float *)(s->part + n + 1);
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        s->in[t] = in[t];
+        s->sum[t] = pd, pd += in[t];
+        s->absmax[t] = pf, pf += in[t];
+    }
+    if (with_gram) {
+        s->with_gram = 1;
+        /* doubles first (pf is past n floats: realign on the arena's doubles) */
+        double *g = (double *)s->arena + (2 * n + 1) + (n * sizeof(float) + sizeof(double) - 1) / sizeof(double);
+        for (int t = 0; t < AW_TAP_COUNT; t++) {
+            s->gram[t] = g, g += (size_t)in[t] * in[t];
+            s->n_gram += gram_part_len(in[t]);
+        }
+        for (int t = 0; t < AW_TAP_COUNT; t++) s->abssum[t] = g, g += in[t];
+        s->h_abssum = g;
+    }
+    stats_on_host(s);
+    return AW_OK;
+}
+/* Floats of one block's Gram matrices: sum_t in^2. */
+static size_t gram_floats(const aw_stats *s)
+{
+    size_t sq = 0;
+    for (int t = 0; t < AW_TAP_COUNT; t++) sq += (size_t)s->in[t] * (size_t)s->in[t];
+    return sq;
+}
+
+/* Offset of tap t's Gram in the f32 block buffer. */
+static size_t gram_off(const aw_stats *s, aw_tap_id tap)
+{
+    size_t off = 0;
+    for (int t = 0; t < (int)tap; t++) off += (size_t)s->in[t] * (size_t)s->in[t];
+    return off;
+}
+
+static void stats_detach(aw_stats *s)
+{
+    if (s->ops && !s->ops->host) {
+        s->ops->vt->release(s->ops, s->d_absmax);
+        s->ops->vt->release(s->ops, s->d_part);
+        s->ops->vt->release(s->ops, s->d_nonfinite);
+        if (s->with_gram) s->ops->vt->release(s->ops, s->d_abssum);
+    }
+    stats_on_host(s);
+}
+
+void aw_stats_destroy(aw_stats *s)
+{
+    if (!s) return;
+    if (s->arena) stats_detach(s);
+    free(s->arena);
+    memset(s, 0, sizeof *s);
+}
+
+aw_status aw_stats_attach(aw_stats *s, const aw_ops *o)
+{
+    stats_detach(s);
+    if (o->host) return AW_OK;
+    float *dg = s->d_gram_scratch;
+    s->d_absmax = NULL, s->d_part = NULL, s->d_nonfinite = NULL, s->d_abssum = NULL;
+    s->d_gram = dg;
+    s->ops = o;
+    AW_TRY(o->vt->alloc(o, (void **)&s->d_absmax, s->n_sum * sizeof(float), "activation ranges"));
+    AW_TRY(o->vt->alloc(o, (void **)&s->d_part, s->n_sum * sizeof(double), "activation sums"));
+    AW_TRY(o->vt->alloc(o, (void **)&s->d_nonfinite, sizeof(unsigned long long), "a counter"));
+    AW_TRY(o->vt->to_dev(o, s->d_absmax, s->absmax[0], s->n_sum * sizeof(float)));
+    AW_TRY(o->vt->zero(o, s->d_part, s->n_sum * sizeof(double)));
+    if (s->with_gram) {
+        AW_TRY(o->vt->alloc(o, (void **)&s->d_abssum, s->n_sum * sizeof(double), "activation |x| sums"));
+        AW_TRY(o->vt->zero(o, s->d_abssum, s->n_sum * sizeof(double)));
+    }
+    return o->vt->to_dev(o, s->d_nonfinite, &s->nonfinite, sizeof(unsigned long long));
+}
+
+aw_status aw_stats_fetch(aw_stats *s)
+{
+    const aw_ops *o = s->ops;
+    AW_TRY(o->vt->to_host(o, s->absmax[0], s->d_absmax, s->n_sum * sizeof(float)));
+    return o->vt->to_host(o, &s->nonfinite, s->d_nonfinite, sizeof(unsigned long long));
+}
+
+aw_status aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int in)
+{
+    aw_stats *s = ctx;
+    const aw_ops *o = s->ops;
+    size_t off = (size_t)(s->sum[tap] - s->sum_all);
+    if (tap == AW_TAP_ATTN_IN) s->part[s->n_sum] += (double)T; /* the token count stays on the host */
+    AW_TRY(o->vt->stats_accum(o, x, T, in, s->d_absmax + off, s->d_part + off, s->d_nonfinite));
+    if (!s->with_gram) return AW_OK;
+    AW_RETURN_IF(!s->d_gram, AW_ERR_ARG, "statistics with Gram matrices need their scratch (aw_stats_use_gram_scratch)");
+    return o->vt->gram_accum(o, x, T, in, s->d_gram + gram_off(s, tap), s->d_abssum + off);
+}
+
+aw_status aw_stats_take_part(aw_stats *s, double *dst)
+{
+    const aw_ops *o = s->ops;
+    AW_TRY(o->vt->to_host(o, dst, s->d_part, s->n_sum * sizeof(double)));
+    dst[s->n_sum] = s->part[s->n_sum];
+    s->part[s->n_sum] = 0.0;
+    AW_TRY(o->vt->zero(o, s->d_part, s->n_sum * sizeof(double)));
+    if (!s->with_gram) return AW_OK;
+    /* the block's f32 lower triangles as doubles, then its |x| sums */
+    size_t sq = gram_floats(s);
+    AW_TRY(o->vt->to_host(o, s->h_gram, s->d_gram, sq * sizeof(float)));
+    AW_TRY(o->vt->to_host(o, s->h_abssum, s->d_abssum, s->n_sum * sizeof(double)));
+    double *p = dst + s->n_sum + 1;
+    const float *g = s->h_gram;
+    const double *a = s->h_abssum;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        int in = s->in[t];
+        for (int i = 0; i < in; i++)
+            for (int j = 0; j <= i; j++) *p++ = (double)g[(size_t)i * in + j];
+        for (int j = 0; j < in; j++) *p++ = a[j];
+        g += (size_t)in * in;
+        a += in;
+    }
+    AW_TRY(o->vt->zero(o, s->d_gram, sq * sizeof(float)));
+    return o->vt->zero(o, s->d_abssum, s->n_sum * sizeof(double));
+}
+
+void aw_stats_add_part(aw_stats *s, const double *part)
+{
+    for (size_t i = 0; i < s->n_sum; i++) s->sum_all[i] += part[i];
+    s->tokens += (uint64_t)part[s->n_sum];
+    if (!s->with_gram) return;
+    const double *p = part + s->n_sum + 1;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        int in = s->in[t];
+        double *g = s->gram[t];
+        for (int i = 0; i < in; i++)
+            for (int j = 0; j <= i; j++) g[(size_t)i * in + j] += *p++;
+        for (int j = 0; j < in; j++) s->abssum[t][j] += *p++;
+    }
+}
+
+void aw_stats_finish(aw_stats *s)
+{
+    for (int t = 0; t < AW_TAP_COUNT && s->with_gram; t++) {
+        int in = s->in[t];
+        double *g = s->gram[t];
+        for (int i = 0; i < in; i++)
+            for (int j = 0; j < i; j++) g[(size_t)j * in + i] = g[(size_t)i * in + j];
+    }
+}
+
