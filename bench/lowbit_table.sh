@@ -39,7 +39,7 @@ for s in $SCHEMES; do
         "${LAUNCH[@]}" "$EXE" --model "$MODEL" --calib-text "$CALIB" --calib-samples "$N" --calib-len "$L" \
             --eval-text "$EVAL" --out "$out" --quiet "${opts[@]}" >"$out.txt" 2>&1 || { tail -3 "$out.txt"; exit 1; }
         t1=$(date +%s.%N)
-        P=$(sed -n "s/^$(basename "$EVAL"): perplexity fp [0-9.]*, [^0-9]* \([0-9.]*\);.*/\1/p" "$out.txt")
+        P=$(sed -n "s/^$(basename "$EVAL"): perplexity fp [0-9.]*, .* \([0-9.]*\); KL.*/\1/p" "$out.txt")
         K=$(sed -n "s/^$(basename "$EVAL"): .*KL(fp||[^)]*) \([0-9.e+-]*\);.*/\1/p" "$out.txt")
         printf '{"bits": %s, "group": %s, "method": "%s", "ppl": %s, "kl": %s, "seconds": %.1f}\n' \
             "$bits" "$group" "$m" "$P" "$K" "$(echo "$t1 - $t0" | bc)" | tee -a "$WORK/lowbit.jsonl"
