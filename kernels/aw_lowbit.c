@@ -346,41 +346,30 @@ static int run_end(int k1, int k2, int gl, int grouped)
     return g < k2 ? g : k2;
 }
 
-aw_status aw_k_gptq(float *w, const double *H, int out, int in, const aw_gptq_opts *opt, float *step,
-                    uint8_t *zero, uint8_t *q)
+aw_status aw_k_gptq_plan(const double *H, int in, const aw_gptq_opts *opt, aw_gptq_plan *p)
 {
-    AW_RETURN_IF(out <= 0 || in <= 0, AW_ERR_ARG, "GPTQ: empty weight (%d x %d)", out, in);
-    AW_RETURN_IF(opt->bits < 1 || opt->bits > 8 || opt->group < 0 || opt->block < 1 ||
-                     !(opt->damp_frac >= 0.0),
+    memset(p, 0, sizeof *p);
+    AW_RETURN_IF(in <= 0, AW_ERR_ARG, "GPTQ: empty weight (%d inputs)", in);
+    AW_RETURN_IF(opt->bits < 1 || opt->bits > 8 || opt->group < 0 || opt->block < 1 || !(opt->damp_frac >= 0.0),
                  AW_ERR_ARG, "GPTQ: bits %d, group %d, block %d, damp %g (want 1..8, >= 0, >= 1, >= 0)",
                  opt->bits, opt->group, opt->block, opt->damp_frac);
-    const int bits = opt->bits, sym = opt->sym, act = opt->act_order;
-    const int gl = group_len(opt->group, in), ng = n_groups(opt->group, in);
-    const int B = opt->block < in ? opt->block : in;
-    const float maxq = (float)((1 << bits) - 1);
-    const size_t n_in = (size_t)in, n_out = (size_t)out;
-
-    /* one allocation, carved (8-byte items first, then 4-byte ones):
+    const int act = opt->act_order;
+    const size_t n_in = (size_t)in;
+    /* one allocation, carved (8-byte items first):
      *   a    (in, in) doubles: the factorization, then U^T in floats
      *   keys (in) for act_order's sort
-     *   Wt   (in, out) floats: w's columns in sweep order, as rows
-     *   Et   (B, out) floats: the block's scaled errors, one row per column
-     *   sc, zc (out) floats: the current column's step and zero point
-     *   tmp  (in) floats;  perm (in) ints: sweep position -> column
-     *   Qt   (in, out) codes in sweep order */
+     *   tmp  (in) floats;  perm (in) ints: sweep position -> column;
+     *   dead (in) bytes */
     size_t n_keys = act ? n_in : 0;
-    size_t bytes = n_in * n_in * sizeof(double) + n_keys * sizeof(diag_key) +
-                   (n_in * n_out + (size_t)B * n_out + 2 * n_out + n_in) * sizeof(float) + n_in * sizeof(int) +
-                   n_in * n_out;
+    size_t bytes = n_in * n_in * sizeof(double) + n_keys * sizeof(diag_key) + n_in * sizeof(float) +
+                   n_in * sizeof(int) + n_in;
     unsigned char *arena = malloc(bytes);
-    AW_RETURN_IF(!arena, AW_ERR_NOMEM, "GPTQ: out of memory for a %d x %d layer (%zu bytes)", out, in, bytes);
+    AW_RETURN_IF(!arena, AW_ERR_NOMEM, "GPTQ: out of memory for a layer of %d inputs (%zu bytes)", in, bytes);
     double *a = (double *)(void *)arena;
     diag_key *keys = (diag_key *)(void *)(a + n_in * n_in);
-    float *Wt = (float *)(void *)(keys + n_keys);
-    float *Et = Wt + n_in * n_out;
-    float *sc = Et + (size_t)B * n_out, *zc = sc + n_out, *tmp = zc + n_out;
+    float *tmp = (float *)(void *)(keys + n_keys);
     int *perm = (int *)(void *)(tmp + n_in);
-    uint8_t *Qt = (uint8_t *)(perm + n_in);
+    uint8_t *dead = (uint8_t *)(perm + n_in);
 
     /* dead inputs: H_jj == 0 -> column zeroed (H_jj read as 1 below) */
     double dsum = 0.0;
@@ -390,13 +379,11 @@ aw_status aw_k_gptq(float *w, const double *H, int out, int in, const aw_gptq_op
             free(arena);
             return AW_FAIL(AW_ERR_NONFINITE, "GPTQ: H[%d][%d] = %g is not finite", j, j, hjj);
         }
-        if (hjj == 0.0)
-            for (int r = 0; r < out; r++) w[(size_t)r * in + j] = 0.0f;
+        dead[j] = hjj == 0.0;
         dsum += hjj == 0.0 ? 1.0 : hjj;
     }
 
-    /* sweep order; with act_order every group's parameters now, from the
-     * weights before the sweep (groups in the original column order) */
+    /* sweep order */
     if (act) {
         for (int j = 0; j < in; j++) {
             double hjj = H[(size_t)j * in + j];
@@ -404,7 +391,6 @@ aw_status aw_k_gptq(float *w, const double *H, int out, int in, const aw_gptq_op
         }
         qsort(keys, n_in, sizeof *keys, diag_key_cmp);
         for (int k = 0; k < in; k++) perm[k] = keys[k].j;
-        aw_k_group_params(w, out, in, opt->group, bits, sym, opt->sdt, step, zero);
     } else {
         for (int k = 0; k < in; k++) perm[k] = k;
     }
@@ -432,7 +418,55 @@ aw_status aw_k_gptq(float *w, const double *H, int out, int in, const aw_gptq_op
                        "%g of mean(diag H) (LAPACK info %d): non-finite or degenerate activations",
                        in, in, frac, (int)info);
     }
-    const float *Ut = narrow_in_place(a, in, tmp); /* U^T (in, in), row-major lower triangle */
+    p->in = in;
+    p->ut = narrow_in_place(a, in, tmp); /* U^T (in, in), row-major lower triangle */
+    p->perm = perm;
+    p->dead = dead;
+    p->arena = arena;
+    return AW_OK;
+}
+
+void aw_k_gptq_plan_free(aw_gptq_plan *p)
+{
+    if (!p) return;
+    free(p->arena);
+    memset(p, 0, sizeof *p);
+}
+
+aw_status aw_k_gptq_sweep(float *w, const aw_gptq_plan *p, int out, const aw_gptq_opts *opt, float *step,
+                          uint8_t *zero, uint8_t *q)
+{
+    const int in = p->in;
+    AW_RETURN_IF(out <= 0 || in <= 0, AW_ERR_ARG, "GPTQ: empty weight (%d x %d)", out, in);
+    const int bits = opt->bits, sym = opt->sym, act = opt->act_order;
+    const int gl = group_len(opt->group, in), ng = n_groups(opt->group, in);
+    const int B = opt->block < in ? opt->block : in;
+    const float maxq = (float)((1 << bits) - 1);
+    const size_t n_in = (size_t)in, n_out = (size_t)out;
+    const int *perm = p->perm;
+    const float *Ut = p->ut;
+
+    /* one allocation, carved:
+     *   Wt   (in, out) floats: w's columns in sweep order, as rows
+     *   Et   (B, out) floats: the block's scaled errors, one row per column
+     *   sc, zc (out) floats: the current column's step and zero point
+     *   urun (in) floats
+     *   Qt   (in, out) codes in sweep order */
+    size_t bytes = (n_in * n_out + (size_t)B * n_out + 2 * n_out + n_in) * sizeof(float) + n_in * n_out;
+    unsigned char *arena = malloc(bytes);
+    AW_RETURN_IF(!arena, AW_ERR_NOMEM, "GPTQ: out of memory for a %d x %d layer (%zu bytes)", out, in, bytes);
+    float *Wt = (float *)(void *)arena;
+    float *Et = Wt + n_in * n_out;
+    float *sc = Et + (size_t)B * n_out, *zc = sc + n_out;
+    float *urun = zc + n_out; /* U[k][c] for the rest of a run */
+    uint8_t *Qt = (uint8_t *)(urun + n_in);
+
+    for (int j = 0; j < in; j++)
+        if (p->dead[j])
+            for (int r = 0; r < out; r++) w[(size_t)r * in + j] = 0.0f;
+    /* with act_order every group's parameters now, from the weights before
+     * the sweep (groups in the original column order) */
+    if (act) aw_k_group_params(w, out, in, opt->group, bits, sym, opt->sdt, step, zero);
 
     gather_columns(w, out, in, perm, Wt);
 
@@ -451,7 +485,6 @@ aw_status aw_k_gptq(float *w, const double *H, int out, int in, const aw_gptq_op
      * the block (or, starting the block, beyond it: all applied). */
     enum { RUN = 16 };
     const int grouped = !act && opt->group > 0;
-    float *urun = tmp; /* U[k][c] for the rest of a run (tmp is free after narrowing) */
     int cur_group = -1;
     for (int i1 = 0; i1 < in;) {
         int i2 = i1 + B < in ? i1 + B : in;
@@ -513,4 +546,15 @@ aw_status aw_k_gptq(float *w, const double *H, int out, int in, const aw_gptq_op
     scatter_columns(Wt, Qt, out, in, perm, w, q);
     free(arena);
     return AW_OK;
+}
+
+aw_status aw_k_gptq(float *w, const double *H, int out, int in, const aw_gptq_opts *opt, float *step,
+                    uint8_t *zero, uint8_t *q)
+{
+    AW_RETURN_IF(out <= 0 || in <= 0, AW_ERR_ARG, "GPTQ: empty weight (%d x %d)", out, in);
+    aw_gptq_plan p;
+    AW_TRY(aw_k_gptq_plan(H, in, opt, &p));
+    aw_status st = aw_k_gptq_sweep(w, &p, out, opt, step, zero, q);
+    aw_k_gptq_plan_free(&p);
+    return st;
 }

@@ -101,4 +101,26 @@ typedef struct {
 aw_status aw_k_gptq(float *w, const double *H, int out, int in, const aw_gptq_opts *opt, float *step,
                     uint8_t *zero, uint8_t *q);
 
+/* aw_k_gptq in two parts, for backends that run the sweep on the device:
+ * the plan is statistics (from H alone, on the host): the sweep order, the
+ * dead inputs and U^T in floats; the sweep is the weights' part.
+ * aw_k_gptq = plan, sweep, free: the same bits. The plan's errors are
+ * aw_k_gptq's for H and the options (AW_ERR_ARG, AW_ERR_NONFINITE,
+ * AW_ERR_NOMEM); free accepts a zeroed plan. */
+typedef struct {
+    int in;
+    const int *perm;     /* (in) sweep position -> column */
+    const uint8_t *dead; /* (in) 1 where H_jj == 0: the column is zeroed */
+    const float *ut;     /* (in, in) U^T, row-major, lower triangle meaningful */
+    void *arena;
+} aw_gptq_plan;
+
+aw_status aw_k_gptq_plan(const double *H, int in, const aw_gptq_opts *opt, aw_gptq_plan *p);
+void aw_k_gptq_plan_free(aw_gptq_plan *p);
+/* The sweep of w (out, p->in) with plan p; results as aw_k_gptq.
+ * AW_ERR_ARG for an empty weight, AW_ERR_NOMEM ((in + block) * out floats
+ * and in * out bytes). */
+aw_status aw_k_gptq_sweep(float *w, const aw_gptq_plan *p, int out, const aw_gptq_opts *opt, float *step,
+                          uint8_t *zero, uint8_t *q);
+
 #endif

@@ -6,6 +6,7 @@
 
 #include "aw_kernels.h"
 #include "aw_lowbit.h"
+#include "aw_quant_k.h"
 
 /* ---- memory ------------------------------------------------------------------ */
 
@@ -206,6 +207,88 @@ static aw_status cpu_dequant_groups(const aw_ops *o, const uint8_t *q, const flo
     return AW_OK;
 }
 
+static aw_status cpu_widen(const aw_ops *o, const void *src, aw_dtype sdt, float *dst, size_t n)
+{
+    (void)o;
+    /* aw_block_convert's conversion: a copy, or aw_convert_to_f32 */
+    if (sdt == AW_DT_F32) return cpu_copy(o, dst, src, n * sizeof(float));
+    return aw_convert_to_f32(sdt, src, dst, n);
+}
+
+static aw_status cpu_absmax(const aw_ops *o, const float *x, size_t n, float *out)
+{
+    (void)o;
+    *out = aw_k_absmax(x, n);
+    return AW_OK;
+}
+
+static aw_status cpu_row_absmax(const aw_ops *o, const float *w, int rows, int cols, float *rmax)
+{
+    (void)o;
+    aw_k_row_absmax(w, rows, cols, rmax);
+    return AW_OK;
+}
+
+static aw_status cpu_col_absmax(const aw_ops *o, const float *w, int rows, int cols, float *rw)
+{
+    (void)o;
+    aw_k_col_absmax(w, rows, cols, rw);
+    return AW_OK;
+}
+
+static aw_status cpu_div_rows(const aw_ops *o, float *w, float *b, int rows, int cols, const float *s)
+{
+    (void)o;
+    aw_k_div_rows(w, b, rows, cols, s);
+    return AW_OK;
+}
+
+static aw_status cpu_bias_delta_i8(const aw_ops *o, const float *w, const int8_t *wq, float step,
+                                   const double *mean, int rows, int cols, double *delta)
+{
+    (void)o;
+    aw_k_bias_delta_i8(w, wq, step, mean, rows, cols, delta);
+    return AW_OK;
+}
+
+static aw_status cpu_bias_delta(const aw_ops *o, const float *w, const float *deq, const double *mean, int rows,
+                                int cols, double *delta)
+{
+    (void)o;
+    aw_k_bias_delta(w, deq, mean, rows, cols, delta);
+    return AW_OK;
+}
+
+static aw_status cpu_group_params(const aw_ops *o, const float *w, int out, int in, int G, int bits, int sym,
+                                  aw_dtype sdt, float *step, uint8_t *zero)
+{
+    (void)o;
+    aw_k_group_params(w, out, in, G, bits, sym, sdt, step, zero);
+    return AW_OK;
+}
+
+static aw_status cpu_group_quantize(const aw_ops *o, const float *w, int out, int in, int G, int bits,
+                                    const float *step, const uint8_t *zero, uint8_t *q)
+{
+    (void)o;
+    aw_k_group_quantize(w, out, in, G, bits, step, zero, q);
+    return AW_OK;
+}
+
+static aw_status cpu_search_err(const aw_ops *o, const float *w, int out, int in, const float *s, const double *G,
+                                int group, int bits, int sym, aw_dtype sdt, double *acc)
+{
+    (void)o;
+    return aw_k_search_err(w, out, in, s, G, group, bits, sym, sdt, acc);
+}
+
+static aw_status cpu_gptq(const aw_ops *o, float *w, const aw_gptq_plan *plan, int out, const aw_gptq_opts *opt,
+                          float *step, uint8_t *zero, uint8_t *q)
+{
+    (void)o;
+    return aw_k_gptq_sweep(w, plan, out, opt, step, zero, q);
+}
+
 static const aw_ops_vt cpu_vt = {
     .alloc = cpu_alloc,
     .release = cpu_release,
@@ -234,6 +317,17 @@ static const aw_ops_vt cpu_vt = {
     .col_err_accum = cpu_col_err_accum,
     .gram_accum = cpu_gram_accum,
     .dequant_groups = cpu_dequant_groups,
+    .widen = cpu_widen,
+    .absmax = cpu_absmax,
+    .row_absmax = cpu_row_absmax,
+    .col_absmax = cpu_col_absmax,
+    .div_rows = cpu_div_rows,
+    .bias_delta_i8 = cpu_bias_delta_i8,
+    .bias_delta = cpu_bias_delta,
+    .group_params = cpu_group_params,
+    .group_quantize = cpu_group_quantize,
+    .search_err = cpu_search_err,
+    .gptq = cpu_gptq,
 };
 
 const aw_ops *aw_ops_cpu(void)

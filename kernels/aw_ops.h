@@ -1,7 +1,8 @@
 /*
- * aw_ops.h - the kernels the pipeline's streaming phases use, behind one
- * table, so that one forward, one statistics observer and one validation
- * observer run on any backend:
+ * aw_ops.h - the kernels the pipeline's streaming phases and its
+ * quantization use, behind one table, so that one forward, one statistics
+ * observer, one validation observer and one quantizer (aw_quantize_block_ops:
+ * the weights stay in the table's memory) run on any backend:
  *
  *   aw_ops_cpu()         the CPU kernels (aw_kernels.h) on host memory; the
  *                        reference, and the plain CPU pipeline.
@@ -32,6 +33,7 @@
 #include <stdint.h>
 
 #include "aw_dtype.h"
+#include "aw_lowbit.h"
 #include "aw_status.h"
 
 typedef struct aw_ops aw_ops;
@@ -93,6 +95,37 @@ typedef struct {
     aw_status (*gram_accum)(const aw_ops *o, const float *x, int T, int in, float *h, double *abssum);
     aw_status (*dequant_groups)(const aw_ops *o, const uint8_t *q, const float *step, const uint8_t *zero,
                                 int out, int in, int G, float *w);
+    /* quantization of a block (pipeline/quant/, aw_quant_k.h, aw_lowbit.h),
+     * on the F32 equalized block in this table's memory:
+     * dst (n) = src (n values of dtype sdt: F32, F16, BF16) widened, exact */
+    aw_status (*widen)(const aw_ops *o, const void *src, aw_dtype sdt, float *dst, size_t n);
+    /* *out (one float) = max |x| over n values, NaN if one is NaN (aw_k_absmax) */
+    aw_status (*absmax)(const aw_ops *o, const float *x, size_t n, float *out);
+    /* rmax[i] = max |w_ij| of row i; rw[j] = max(rw[j], max_i |w_ij|)
+     * (running: zero rw first), w (rows, cols) */
+    aw_status (*row_absmax)(const aw_ops *o, const float *w, int rows, int cols, float *rmax);
+    aw_status (*col_absmax)(const aw_ops *o, const float *w, int rows, int cols, float *rw);
+    /* w (rows, cols) row i and b[i] (b may be NULL) /= s[i] (a row fold) */
+    aw_status (*div_rows)(const aw_ops *o, float *w, float *b, int rows, int cols, const float *s);
+    /* bias correction: delta[i] = sum_j (Q(w)_ij - w_ij) mean_j (double),
+     * Q(w) = wq * step (INT8) or deq */
+    aw_status (*bias_delta_i8)(const aw_ops *o, const float *w, const int8_t *wq, float step, const double *mean,
+                               int rows, int cols, double *delta);
+    aw_status (*bias_delta)(const aw_ops *o, const float *w, const float *deq, const double *mean, int rows,
+                            int cols, double *delta);
+    /* group steps / zero points (out, ng) of w (out, in), and its codes */
+    aw_status (*group_params)(const aw_ops *o, const float *w, int out, int in, int G, int bits, int sym,
+                              aw_dtype sdt, float *step, uint8_t *zero);
+    aw_status (*group_quantize)(const aw_ops *o, const float *w, int out, int in, int G, int bits,
+                                const float *step, const uint8_t *zero, uint8_t *q);
+    /* the scale search: *acc (one double) += the objective of consumer w
+     * (out, in) for factors s (in), G (in, in) symmetric (aw_k_search_err) */
+    aw_status (*search_err)(const aw_ops *o, const float *w, int out, int in, const float *s, const double *G,
+                            int group, int bits, int sym, aw_dtype sdt, double *acc);
+    /* GPTQ's sweep of w (out, plan->in) with a host plan (aw_k_gptq_sweep):
+     * w gets the dequantized weights, step/zero (out, ng) and q (out, in) */
+    aw_status (*gptq)(const aw_ops *o, float *w, const aw_gptq_plan *plan, int out, const aw_gptq_opts *opt,
+                      float *step, uint8_t *zero, uint8_t *q);
 } aw_ops_vt;
 
 struct aw_ops {

@@ -103,6 +103,11 @@ typedef struct {
     /* What the costs were computed from, for printed plans only (the
      * planner does not read them; 0 where unknown). */
     int seq_len, batch;
+    /* on a GPU, the largest scratch of the phases that are not validation's
+     * (the pipeline fills them; aw_gpu_costs_for compares): quantization
+     * (the f32 equalized block and the method's buffers) and, for methods
+     * with Gram matrices, calibration's extra (a block's f32 Gram) */
+    uint64_t gpu_quant_bytes, gpu_calib_extra;
     uint32_t calib_seqs, holdout_seqs;
     int threads; /* per rank, when timed */
 } aw_plan_costs;

@@ -140,6 +140,67 @@ static aw_status cu_dequant_groups(const aw_ops *o, const uint8_t *q, const floa
     return aw_kc_dequant_groups(KC(o), q, step, zero, out, in, G, w);
 }
 
+static aw_status cu_widen(const aw_ops *o, const void *src, aw_dtype sdt, float *dst, size_t n)
+{
+    return aw_kc_widen(KC(o), src, sdt, dst, n);
+}
+
+static aw_status cu_absmax(const aw_ops *o, const float *x, size_t n, float *out)
+{
+    return aw_kc_absmax(KC(o), x, n, out);
+}
+
+static aw_status cu_row_absmax(const aw_ops *o, const float *w, int rows, int cols, float *rmax)
+{
+    return aw_kc_row_absmax(KC(o), w, rows, cols, rmax);
+}
+
+static aw_status cu_col_absmax(const aw_ops *o, const float *w, int rows, int cols, float *rw)
+{
+    return aw_kc_col_absmax(KC(o), w, rows, cols, rw);
+}
+
+static aw_status cu_div_rows(const aw_ops *o, float *w, float *b, int rows, int cols, const float *s)
+{
+    return aw_kc_div_rows(KC(o), w, b, rows, cols, s);
+}
+
+static aw_status cu_bias_delta_i8(const aw_ops *o, const float *w, const int8_t *wq, float step, const double *mean,
+                                  int rows, int cols, double *delta)
+{
+    return aw_kc_bias_delta_i8(KC(o), w, wq, step, mean, rows, cols, delta);
+}
+
+static aw_status cu_bias_delta(const aw_ops *o, const float *w, const float *deq, const double *mean, int rows,
+                               int cols, double *delta)
+{
+    return aw_kc_bias_delta(KC(o), w, deq, mean, rows, cols, delta);
+}
+
+static aw_status cu_group_params(const aw_ops *o, const float *w, int out, int in, int G, int bits, int sym,
+                                 aw_dtype sdt, float *step, uint8_t *zero)
+{
+    return aw_kc_group_params(KC(o), w, out, in, G, bits, sym, sdt, step, zero);
+}
+
+static aw_status cu_group_quantize(const aw_ops *o, const float *w, int out, int in, int G, int bits,
+                                   const float *step, const uint8_t *zero, uint8_t *q)
+{
+    return aw_kc_group_quantize(KC(o), w, out, in, G, bits, step, zero, q);
+}
+
+static aw_status cu_search_err(const aw_ops *o, const float *w, int out, int in, const float *s, const double *G,
+                               int group, int bits, int sym, aw_dtype sdt, double *acc)
+{
+    return aw_kc_search_err(KC(o), w, out, in, s, G, group, bits, sym, sdt, acc);
+}
+
+static aw_status cu_gptq(const aw_ops *o, float *w, const aw_gptq_plan *plan, int out, const aw_gptq_opts *opt,
+                         float *step, uint8_t *zero, uint8_t *q)
+{
+    return aw_kc_gptq(KC(o), w, plan, out, opt, step, zero, q);
+}
+
 static const aw_ops_vt cuda_vt = {
     .alloc = cu_alloc,
     .release = cu_release,
@@ -168,6 +229,17 @@ static const aw_ops_vt cuda_vt = {
     .col_err_accum = cu_col_err_accum,
     .gram_accum = cu_gram_accum,
     .dequant_groups = cu_dequant_groups,
+    .widen = cu_widen,
+    .absmax = cu_absmax,
+    .row_absmax = cu_row_absmax,
+    .col_absmax = cu_col_absmax,
+    .div_rows = cu_div_rows,
+    .bias_delta_i8 = cu_bias_delta_i8,
+    .bias_delta = cu_bias_delta,
+    .group_params = cu_group_params,
+    .group_quantize = cu_group_quantize,
+    .search_err = cu_search_err,
+    .gptq = cu_gptq,
 };
 
 aw_status aw_ops_cuda_create(aw_ops **out)

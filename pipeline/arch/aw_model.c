@@ -387,6 +387,56 @@ void aw_qblock_dev_free(const aw_ops *o, aw_qblock *dev, const aw_qblock *host)
     memset(dev, 0, sizeof *dev);
 }
 
+aw_status aw_block_dev_create(const aw_ops *o, const aw_model_config *c, aw_dtype wdt, aw_block *dev)
+{
+    memset(dev, 0, sizeof *dev);
+    AW_RETURN_IF(wdt != AW_DT_F32 && wdt != AW_DT_F16 && wdt != AW_DT_BF16, AW_ERR_DTYPE,
+                 "block weights in %s: expected F32, F16 or BF16", aw_dtype_name(wdt));
+    void *arena = NULL;
+    AW_TRY(o->vt->alloc(o, &arena, aw_block_bytes(c, wdt), "a block's weights"));
+    block_carve(c, wdt, arena, dev);
+    /* as aw_block_create: the biases and norms lead the arena, zeroed */
+    aw_status st = o->vt->zero(o, arena, block_small(c) * sizeof(float));
+    if (st != AW_OK) aw_block_dev_destroy(o, dev);
+    return st;
+}
+
+void aw_block_dev_destroy(const aw_ops *o, aw_block *dev)
+{
+    if (!dev) return;
+    if (dev->arena) o->vt->release(o, dev->arena);
+    memset(dev, 0, sizeof *dev);
+}
+
+aw_status aw_qblock_dev_create(const aw_ops *o, const aw_model_config *c, const aw_qblock *host, aw_qblock *dev)
+{
+    memset(dev, 0, sizeof *dev);
+    void *arena = NULL;
+    uint64_t bytes = aw_qblock_bytes(c, &host->scheme);
+    AW_TRY(aw_ops_mirror(o, &arena, host->arena, bytes, "a quantized block"));
+    if (arena == host->arena) {
+        *dev = *host;
+        return AW_OK;
+    }
+    qblock_carve(c, &host->scheme, arena, dev);
+    /* what aw_qblock_create's calloc gives: bytes nothing writes (the
+     * padding of out_s) come back as zeros */
+    aw_status st = o->vt->zero(o, arena, bytes);
+    if (st != AW_OK) aw_qblock_dev_free(o, dev, host);
+    return st;
+}
+
+aw_status aw_qblock_to_host(const aw_ops *o, const aw_model_config *c, const aw_qblock *dev, aw_qblock *host)
+{
+    for (int l = 0; l < dev->n_lin; l++) {
+        host->lin[l].w_step = dev->lin[l].w_step;
+        host->lin[l].x_step = dev->lin[l].x_step;
+        host->lin[l].group = dev->lin[l].group;
+    }
+    if (dev->arena == host->arena) return AW_OK;
+    return o->vt->to_host(o, host->arena, dev->arena, aw_qblock_bytes(c, &host->scheme));
+}
+
 aw_status aw_ends_to_dev(const aw_ops *o, const aw_model_config *c, const aw_model_ends *host, aw_model_ends *dev)
 {
     memset(dev, 0, sizeof *dev);

@@ -119,6 +119,17 @@ aw_status aw_block_to_dev(const aw_ops *o, const aw_model_config *c, const aw_bl
 void aw_block_dev_free(const aw_ops *o, aw_block *dev, const aw_block *host);
 aw_status aw_qblock_to_dev(const aw_ops *o, const aw_model_config *c, const aw_qblock *host, aw_qblock *dev);
 void aw_qblock_dev_free(const aw_ops *o, aw_qblock *dev, const aw_qblock *host);
+/* An uninitialised block in o's memory (weights in wdt, biases and norms
+ * zeroed; a new allocation even for a host table): quantization's equalized
+ * block. Destroy accepts a zeroed block. AW_ERR_DTYPE, AW_ERR_NOMEM. */
+aw_status aw_block_dev_create(const aw_ops *o, const aw_model_config *c, aw_dtype wdt, aw_block *dev);
+void aw_block_dev_destroy(const aw_ops *o, aw_block *dev);
+/* dev: a zeroed quantized block of host's scheme in o's memory (host itself
+ * with a host table), for quantization to write on the device; free with
+ * aw_qblock_dev_free. aw_qblock_to_host: host = dev (one download, nothing
+ * when they are the same memory), steps included. */
+aw_status aw_qblock_dev_create(const aw_ops *o, const aw_model_config *c, const aw_qblock *host, aw_qblock *dev);
+aw_status aw_qblock_to_host(const aw_ops *o, const aw_model_config *c, const aw_qblock *dev, aw_qblock *host);
 aw_status aw_ends_to_dev(const aw_ops *o, const aw_model_config *c, const aw_model_ends *host, aw_model_ends *dev);
 void aw_ends_dev_free(const aw_ops *o, aw_model_ends *dev, const aw_model_ends *host);
 

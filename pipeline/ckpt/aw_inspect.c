@@ -412,8 +412,10 @@ aw_status aw_inspect(const char *dir, FILE *out, int scan_values)
         /* a quantized checkpoint: its scheme, scales and the runtimes */
         fprintf(out, "scales: %llu values\n", (unsigned long long)scales);
         AW_CHECK(aw_config_check_supported(&cfg, cfg_path));
-        AW_CHECK(inspect_quantized(&cfg, mf, qc, out));
+        /* the config's rules first: they stand even when a tensor below
+         * does not match what the config says */
         runtime_rules(cfg_path, qc, out);
+        AW_CHECK(inspect_quantized(&cfg, mf, qc, out));
         if (scan_values) {
             AW_CHECK(aw_checkpoint_scan_values(mf));
             fprintf(out, "values: all finite\n");

@@ -1,6 +1,13 @@
 /* aw_quant.c - the methods' names, equalization (the folds at the family's
  * fold points), INT8 and bias correction (see aw_quant.h); weight-only
- * schemes and the searched methods are in aw_quant_wo.c. */
+ * schemes and the searched methods are in aw_quant_wo.c.
+ *
+ * Everything weight-sized runs through the ops table (aw_ops.h) on the
+ * block in its memory; the host sees statistics-sized vectors only (column
+ * and row ranges, factors, means, per-output corrections) and the
+ * quantized block once, at the end. The host entries (aw_quantize_block,
+ * aw_equalize_block, aw_fold_apply, ...) are the same code on aw_ops_cpu(),
+ * whose device pointers are the host objects. */
 #include "aw_quant.h"
 #include "aw_quant_int.h"
 
@@ -9,6 +16,7 @@
 #include <string.h>
 
 #include "aw_kernels.h"
+#include "aw_quant_k.h"
 
 const char *const aw_method_names[AW_METHOD_COUNT] = {"rtn", "smoothquant", "aweq", "awq", "aweq+search", "gptq"};
 
@@ -59,22 +67,54 @@ float aw_round_to_dtype(float v, aw_dtype dt)
     }
 }
 
-/* rw_j = max over the given layers' column j of |W|. */
-static void col_absmax(const aw_linear *const *lins, int n_lins, float *rw)
+/* ---- the device context ------------------------------------------------------------ */
+
+aw_status aw_qdev_create(const aw_ops *o, const aw_model_config *c, int with_deq, aw_qdev *qd)
 {
-    int in = lins[0]->in;
-    for (int j = 0; j < in; j++) rw[j] = 0.0f;
-    for (int k = 0; k < n_lins; k++) {
-        const aw_linear *l = lins[k];
-        for (int i = 0; i < l->out; i++) {
-            const float *row = (const float *)l->w + (size_t)i * in;
-            for (int j = 0; j < in; j++) {
-                float a = fabsf(row[j]);
-                rw[j] = a > rw[j] ? a : rw[j];
-            }
-        }
+    memset(qd, 0, sizeof *qd);
+    qd->o = o;
+    const aw_arch *a = aw_arch_of(c);
+    size_t dim = (size_t)aw_arch_max_width(c);
+    for (int l = 0; l < a->n_lin; l++) {
+        size_t i = (size_t)aw_arch_dim(c, a->lin[l].in), u = (size_t)aw_arch_dim(c, a->lin[l].out);
+        dim = i > dim ? i : dim;
+        dim = u > dim ? u : dim;
     }
+    qd->dim = dim;
+    /* doubles first: mean, delta (dim), acc; then floats: s, sr, r (dim),
+     * one, deq (the largest linear) */
+    size_t n_deq = with_deq ? aw_arch_max_linear(c) : 0;
+    size_t bytes = (2 * dim + 1) * sizeof(double) + (3 * dim + 1 + n_deq) * sizeof(float);
+    void *arena = NULL;
+    AW_TRY(o->vt->alloc(o, &arena, bytes, "quantization scratch"));
+    qd->arena = arena;
+    qd->mean = arena;
+    qd->delta = qd->mean + dim;
+    qd->acc = qd->delta + dim;
+    qd->s = (float *)(qd->acc + 1);
+    qd->sr = qd->s + dim;
+    qd->r = qd->sr + dim;
+    qd->one = qd->r + dim;
+    qd->deq = with_deq ? qd->one + 1 : NULL;
+    qd->h = malloc(dim * (sizeof(double) + sizeof(float)));
+    if (!qd->h) {
+        aw_qdev_destroy(qd);
+        return AW_FAIL(AW_ERR_NOMEM, "out of memory for quantization scratch");
+    }
+    qd->hd = (double *)qd->h;
+    qd->h = (float *)(qd->hd + dim);
+    return AW_OK;
 }
+
+void aw_qdev_destroy(aw_qdev *qd)
+{
+    if (!qd) return;
+    if (qd->arena) qd->o->vt->release(qd->o, qd->arena);
+    free(qd->hd);
+    memset(qd, 0, sizeof *qd);
+}
+
+/* ---- folds -------------------------------------------------------------------------- */
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -83,24 +123,32 @@ static int cmp_float(const void *a, const void *b)
 }
 
 /* See aw_fold_factors_aweq: s_r >= rowmax_r / M, M = max over live rows of
- * rowmax_r / s_r. rx (n) are the rows' ranges, s (n) the factors. */
-static void clamp_row_fold(const aw_linear *p, const float *rx, float *s, int n)
+ * rowmax_r / s_r. rx (n) are the rows' ranges, s (n) the factors (host);
+ * the producer p in qd's memory (its row ranges come to the host). */
+static aw_status clamp_row_fold(aw_qdev *qd, const aw_linear *p, const float *rx, float *s, int n)
 {
     float *tmp = malloc((size_t)n * sizeof *tmp);
-    if (!tmp) return; /* the fold stays exact without the clamp */
+    if (!tmp) return AW_OK; /* the fold stays exact without the clamp */
     memcpy(tmp, rx, (size_t)n * sizeof *tmp);
     qsort(tmp, (size_t)n, sizeof *tmp, cmp_float);
     float live = tmp[n / 2] / 16.0f;
-    float m = 0.0f;
-    for (int j = 0; j < n; j++) {
-        tmp[j] = aw_k_absmax((const float *)p->w + (size_t)j * p->in, (size_t)p->in); /* rowmax_j */
-        if (rx[j] >= live && tmp[j] / s[j] > m) m = tmp[j] / s[j];
+    /* rowmax_j: p has n rows */
+    const aw_ops *o = qd->o;
+    aw_status st = o->vt->row_absmax(o, (const float *)p->w, p->out, p->in, qd->r);
+    if (st == AW_OK) st = o->vt->to_host(o, tmp, qd->r, (size_t)n * sizeof *tmp);
+    if (st != AW_OK) {
+        free(tmp);
+        return st;
     }
+    float m = 0.0f;
+    for (int j = 0; j < n; j++)
+        if (rx[j] >= live && tmp[j] / s[j] > m) m = tmp[j] / s[j];
     for (int j = 0; j < n && m > 0.0f; j++) {
         float floor_j = tmp[j] / m;
         s[j] = s[j] < floor_j ? floor_j : s[j];
     }
     free(tmp);
+    return AW_OK;
 }
 
 /* The linears a tap feeds; returns their count. */
@@ -119,7 +167,9 @@ aw_status aw_tap_col_absmax(const aw_model_config *c, const aw_block *b, aw_tap_
     AW_RETURN_IF(b->wdt != AW_DT_F32, AW_ERR_DTYPE, "column ranges need an F32 block");
     const aw_linear *consumers[AW_LIN_MAX];
     int n_cons = tap_consumers(c, b, tap, consumers);
-    col_absmax(consumers, n_cons, rw);
+    int in = n_cons > 0 ? consumers[0]->in : 0;
+    for (int j = 0; j < in; j++) rw[j] = 0.0f;
+    for (int k = 0; k < n_cons; k++) aw_k_col_absmax(consumers[k]->w, consumers[k]->out, in, rw);
     return AW_OK;
 }
 
@@ -127,7 +177,7 @@ aw_status aw_tap_col_absmax(const aw_model_config *c, const aw_block *b, aw_tap_
  * channels (grouped-query attention): one per producer row r, from the
  * largest range and column over the tap channels j that read row r, then
  * expanded to the tap channels (s). */
-static aw_status factors_rows_grouped(const aw_model_config *c, aw_tap_id tap, const float *rx_tap,
+static aw_status factors_rows_grouped(aw_qdev *qd, const aw_model_config *c, aw_tap_id tap, const float *rx_tap,
                                       const float *rw_tap, float alpha, const aw_linear *p, float *s)
 {
     int in = aw_arch_tap_width(c, tap), rows = aw_arch_fold_rows(c, tap);
@@ -144,26 +194,32 @@ static aw_status factors_rows_grouped(const aw_model_config *c, aw_tap_id tap, c
         return AW_FAIL(AW_ERR_NOMEM, "out of memory for a fold");
     }
     for (int r = 0; r < rows; r++) sr[r] = aw_eq_factor(rx[r], rw[r], alpha);
-    clamp_row_fold(p, rx, sr, rows);
-    for (int j = 0; j < in; j++) s[j] = sr[aw_arch_row_of(c, tap, j)];
+    aw_status st = clamp_row_fold(qd, p, rx, sr, rows);
+    if (st == AW_OK)
+        for (int j = 0; j < in; j++) s[j] = sr[aw_arch_row_of(c, tap, j)];
     free(sr);
     free(rx);
-    return AW_OK;
+    return st;
 }
 
-aw_status aw_fold_factors_aweq(const aw_model_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
-                               const aw_block *e, float *s)
+aw_status aw_fold_factors_aweq_dev(aw_qdev *qd, const aw_model_config *c, aw_tap_id tap, const aw_stats *st,
+                                   float alpha, const aw_block *e, float *s)
 {
+    const aw_ops *o = qd->o;
     const aw_arch_tap *at = &aw_arch_of(c)->tap[tap];
     int in = st->in[tap];
     const aw_linear *consumers[AW_LIN_MAX];
     int n_cons = tap_consumers(c, e, tap, consumers);
-    col_absmax(consumers, n_cons, s); /* s holds rw for now */
+    /* rw_j = max over the consumers' column j of |W| */
+    AW_TRY(o->vt->zero(o, qd->r, (size_t)in * sizeof(float)));
+    for (int k = 0; k < n_cons; k++)
+        AW_TRY(o->vt->col_absmax(o, consumers[k]->w, consumers[k]->out, in, qd->r));
+    AW_TRY(o->vt->to_host(o, s, qd->r, (size_t)in * sizeof(float))); /* s holds rw for now */
     if (at->fold == AW_FOLD_ROWS && aw_arch_fold_rows(c, tap) != in) {
         float *rw = malloc((size_t)in * sizeof *rw);
         AW_RETURN_IF(!rw, AW_ERR_NOMEM, "out of memory for a fold");
         memcpy(rw, s, (size_t)in * sizeof *rw);
-        aw_status r = factors_rows_grouped(c, tap, st->absmax[tap], rw, alpha, &e->lin[at->producer], s);
+        aw_status r = factors_rows_grouped(qd, c, tap, st->absmax[tap], rw, alpha, &e->lin[at->producer], s);
         free(rw);
         return r;
     }
@@ -174,102 +230,187 @@ aw_status aw_fold_factors_aweq(const aw_model_config *c, aw_tap_id tap, const aw
      * and set its per-tensor INT8 step for every other row. So no row may
      * end up larger than the largest row of the live channels after the
      * fold (live: range at least 1/16 of the median channel's). */
-    if (at->fold == AW_FOLD_ROWS) clamp_row_fold(&e->lin[at->producer], st->absmax[tap], s, in);
+    if (at->fold == AW_FOLD_ROWS) AW_TRY(clamp_row_fold(qd, &e->lin[at->producer], st->absmax[tap], s, in));
     return AW_OK;
 }
 
-aw_status aw_fold_apply(const aw_model_config *c, aw_tap_id tap, aw_block *e, const float *s)
+aw_status aw_fold_apply_dev(aw_qdev *qd, const aw_model_config *c, aw_tap_id tap, aw_block *e, const float *s)
 {
+    const aw_ops *o = qd->o;
     const aw_arch_tap *at = &aw_arch_of(c)->tap[tap];
     int in = aw_arch_tap_width(c, tap);
+    AW_TRY(o->vt->to_dev(o, qd->s, s, (size_t)in * sizeof *s));
     if (at->fold == AW_FOLD_ROWS) {
         /* the producer's rows get 1/s: attention is linear in V, ReLU
          * positive-homogeneous, the SwiGLU product linear in up (s > 0) */
         aw_linear *p = &e->lin[at->producer];
         int rows = aw_arch_fold_rows(c, tap);
         if (rows != in) {
-            float *sr = malloc((size_t)rows * sizeof *sr);
-            AW_RETURN_IF(!sr, AW_ERR_NOMEM, "out of memory for a fold");
+            float *sr = qd->h; /* rows <= dim */
             for (int j = 0; j < in; j++) sr[aw_arch_row_of(c, tap, j)] = s[j];
-            aw_k_div_rows((float *)p->w, p->b, p->out, p->in, sr);
-            free(sr);
+            AW_TRY(o->vt->to_dev(o, qd->sr, sr, (size_t)rows * sizeof *sr));
+            /* to_dev may return before the bytes left qd->h: wait before it is reused */
+            AW_TRY(o->vt->sync(o));
+            AW_TRY(o->vt->div_rows(o, (float *)p->w, p->b, p->out, p->in, qd->sr));
         } else {
-            aw_k_div_rows((float *)p->w, p->b, p->out, p->in, s);
+            AW_TRY(o->vt->div_rows(o, (float *)p->w, p->b, p->out, p->in, qd->s));
         }
     } else {
-        aw_k_div_vec(e->norm_g[at->producer], in, s);
-        aw_k_div_vec(e->norm_b[at->producer], in, s);
+        /* v[i] /= s[i]: one row of a column division */
+        AW_TRY(o->vt->div_cols(o, e->norm_g[at->producer], e->norm_g[at->producer], 1, in, qd->s));
+        AW_TRY(o->vt->div_cols(o, e->norm_b[at->producer], e->norm_b[at->producer], 1, in, qd->s));
     }
     const aw_linear *consumers[AW_LIN_MAX];
     int n_cons = tap_consumers(c, e, tap, consumers);
     for (int k = 0; k < n_cons; k++) {
         aw_linear *l = (aw_linear *)consumers[k];
-        aw_k_scale_cols((float *)l->w, l->out, l->in, s);
+        AW_TRY(o->vt->scale_cols(o, (float *)l->w, l->out, l->in, qd->s));
     }
     return AW_OK;
+}
+
+aw_status aw_block_widen_dev(const aw_ops *o, const aw_block *src, aw_block *eq)
+{
+    AW_RETURN_IF(eq->wdt != AW_DT_F32, AW_ERR_DTYPE, "equalized block must be F32");
+    /* biases and norms lead both arenas, in the same order */
+    size_t small = (size_t)((const unsigned char *)src->lin[0].w - (const unsigned char *)src->arena);
+    AW_TRY(o->vt->copy(o, eq->arena, src->arena, small));
+    for (int l = 0; l < src->n_lin; l++)
+        AW_TRY(o->vt->widen(o, src->lin[l].w, src->wdt, eq->lin[l].w, (size_t)src->lin[l].in * src->lin[l].out));
+    return AW_OK;
+}
+
+aw_status aw_equalize_block_dev(aw_qdev *qd, const aw_model_config *c, const aw_block *fp, const aw_stats *st,
+                                const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT])
+{
+    if (m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_AWEQ_SEARCH)
+        return aw_equalize_searched_dev(qd, c, fp, st, m, eq, s, NULL);
+    AW_TRY(aw_block_widen_dev(qd->o, fp, eq));
+    for (int t = 0; t < AW_TAP_COUNT; t++)
+        for (int j = 0; j < st->in[t]; j++) s[t][j] = 1.0f;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        if (!aw_method_uses_tap(m, c, (aw_tap_id)t)) continue;
+        AW_TRY(aw_fold_factors_aweq_dev(qd, c, (aw_tap_id)t, st, m->alpha, eq, s[t]));
+        AW_TRY(aw_fold_apply_dev(qd, c, (aw_tap_id)t, eq, s[t]));
+    }
+    return AW_OK;
+}
+
+/* ---- the host entries: the same code on aw_ops_cpu() ------------------------------------- */
+
+aw_status aw_fold_factors_aweq(const aw_model_config *c, aw_tap_id tap, const aw_stats *st, float alpha,
+                               const aw_block *e, float *s)
+{
+    aw_qdev qd;
+    AW_TRY(aw_qdev_create(aw_ops_cpu(), c, 0, &qd));
+    aw_status r = aw_fold_factors_aweq_dev(&qd, c, tap, st, alpha, e, s);
+    aw_qdev_destroy(&qd);
+    return r;
+}
+
+aw_status aw_fold_apply(const aw_model_config *c, aw_tap_id tap, aw_block *e, const float *s)
+{
+    aw_qdev qd;
+    AW_TRY(aw_qdev_create(aw_ops_cpu(), c, 0, &qd));
+    aw_status r = aw_fold_apply_dev(&qd, c, tap, e, s);
+    aw_qdev_destroy(&qd);
+    return r;
 }
 
 aw_status aw_equalize_block(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
                             const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT])
 {
-    if (m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_AWEQ_SEARCH)
-        return aw_equalize_searched(c, fp, st, m, eq, s, NULL);
-    AW_RETURN_IF(eq->wdt != AW_DT_F32, AW_ERR_DTYPE, "equalized block must be F32");
-    AW_TRY(aw_block_convert(eq, fp));
-    for (int t = 0; t < AW_TAP_COUNT; t++)
-        for (int j = 0; j < st->in[t]; j++) s[t][j] = 1.0f;
-    for (int t = 0; t < AW_TAP_COUNT; t++) {
-        if (!aw_method_uses_tap(m, c, (aw_tap_id)t)) continue;
-        AW_TRY(aw_fold_factors_aweq(c, (aw_tap_id)t, st, m->alpha, eq, s[t]));
-        AW_TRY(aw_fold_apply(c, (aw_tap_id)t, eq, s[t]));
-    }
-    return AW_OK;
+    aw_qdev qd;
+    AW_TRY(aw_qdev_create(aw_ops_cpu(), c, 0, &qd));
+    aw_status r = aw_equalize_block_dev(&qd, c, fp, st, m, eq, s);
+    aw_qdev_destroy(&qd);
+    return r;
 }
 
 aw_status aw_equalize_with_factors(const aw_model_config *c, const aw_block *fp, float *const s[AW_TAP_COUNT],
                                    aw_block *eq)
 {
     AW_RETURN_IF(eq->wdt != AW_DT_F32, AW_ERR_DTYPE, "equalized block must be F32");
-    AW_TRY(aw_block_convert(eq, fp));
+    aw_qdev qd;
+    AW_TRY(aw_qdev_create(aw_ops_cpu(), c, 0, &qd));
+    aw_status r = aw_block_widen_dev(qd.o, fp, eq);
     /* a tap the method left alone has factors 1: dividing and multiplying
      * by 1 is exact */
-    for (int t = 0; t < AW_TAP_COUNT; t++) AW_TRY(aw_fold_apply(c, (aw_tap_id)t, eq, s[t]));
-    return AW_OK;
+    for (int t = 0; t < AW_TAP_COUNT && r == AW_OK; t++) r = aw_fold_apply_dev(&qd, c, (aw_tap_id)t, eq, s[t]);
+    aw_qdev_destroy(&qd);
+    return r;
 }
+
+aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block *fp,
+                            const aw_stats *st, const aw_method *m, aw_qblock *q)
+{
+    return aw_quantize_block_ops(aw_ops_cpu(), c, layer, fp, st, m, q, q);
+}
+
+aw_status aw_quantize_block_wo(const aw_model_config *c, int layer, const aw_block *fp, const aw_stats *st,
+                               const aw_method *m, aw_qblock *q)
+{
+    AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "layer %d: no calibration tokens observed", layer);
+    return aw_quantize_block_wo_ops(aw_ops_cpu(), c, layer, fp, st, m, q, q);
+}
+
+/* ---- the quantized block's small parts ---------------------------------------------------- */
 
 static void copy_rounded(float *dst, const float *src, int n, aw_dtype dt)
 {
     for (int i = 0; i < n; i++) dst[i] = aw_round_to_dtype(src[i], dt);
 }
 
-aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block *fp,
-                            const aw_stats *st, const aw_method *m, aw_qblock *q)
+aw_status aw_qdev_put_small(aw_qdev *qd, const aw_model_config *c, const aw_block *eq, const aw_method *m,
+                            aw_qblock *dq, aw_qblock *q)
 {
-    AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "layer %d: no calibration tokens observed", layer);
-    if (aw_scheme_weight_only(&m->scheme)) return aw_quantize_block_wo(c, layer, fp, st, m, q);
-    AW_RETURN_IF(aw_method_needs_gram(m), AW_ERR_ARG, "--method %s needs a weight-only scheme (--wbits)",
-                 aw_method_names[m->kind]);
-    AW_RETURN_IF(aw_scheme_weight_only(&q->scheme) || !q->lin[0].wq, AW_ERR_ARG,
-                 "layer %d: the quantized block was made for a weight-only scheme, the method is W8A8", layer);
-    aw_block eq;
-    AW_TRY(aw_block_create(c, AW_DT_F32, &eq));
-    size_t max_in = (size_t)aw_arch_max_width(c);
-    double *mean = malloc(max_in * sizeof *mean);
-    aw_status status = mean ? AW_OK : AW_FAIL(AW_ERR_NOMEM, "layer %d: out of memory", layer);
-    if (status == AW_OK) status = aw_equalize_block(c, fp, st, m, &eq, q->s);
-    if (status == AW_OK) {
-        /* LayerNorms are stored in the checkpoint dtype: validate what is written */
-        int d = c->hidden_size;
-        for (int n = 0; n < AW_NORM_COUNT; n++) {
-            copy_rounded(q->norm_g[n], eq.norm_g[n], d, m->param_dtype);
-            copy_rounded(q->norm_b[n], eq.norm_b[n], d, m->param_dtype);
-        }
-        aw_qblock_set_out_scales(c, q);
+    const aw_ops *o = qd->o;
+    /* norms are stored in the checkpoint dtype: validate what is written */
+    int d = c->hidden_size;
+    float *h = qd->h; /* d <= dim */
+    for (int n = 0; n < AW_NORM_COUNT; n++) {
+        AW_TRY(o->vt->to_host(o, h, eq->norm_g[n], (size_t)d * sizeof *h));
+        copy_rounded(q->norm_g[n], h, d, m->param_dtype);
+        AW_TRY(o->vt->to_host(o, h, eq->norm_b[n], (size_t)d * sizeof *h));
+        copy_rounded(q->norm_b[n], h, d, m->param_dtype);
+        AW_TRY(o->vt->to_dev(o, dq->norm_g[n], q->norm_g[n], (size_t)d * sizeof(float)));
+        AW_TRY(o->vt->to_dev(o, dq->norm_b[n], q->norm_b[n], (size_t)d * sizeof(float)));
     }
-    for (int l = 0; l < eq.n_lin && status == AW_OK; l++) {
-        const aw_linear *ln = &eq.lin[l];
+    aw_qblock_set_out_scales(c, q);
+    for (int t = 0; t < AW_TAP_COUNT; t++)
+        AW_TRY(o->vt->to_dev(o, dq->s[t], q->s[t], (size_t)aw_arch_tap_width(c, (aw_tap_id)t) * sizeof(float)));
+    for (int l = 0; l < q->n_lin; l++)
+        if (q->out_s[l]) AW_TRY(o->vt->to_dev(o, dq->out_s[l], q->out_s[l], (size_t)q->lin[l].out * sizeof(float)));
+    return AW_OK;
+}
+
+aw_status aw_qdev_put_bias(aw_qdev *qd, const aw_linear *ln, const double *delta, const aw_method *m,
+                           aw_qlinear *dql, aw_qlinear *ql)
+{
+    const aw_ops *o = qd->o;
+    float *b = qd->h; /* out <= dim */
+    AW_TRY(o->vt->to_host(o, b, ln->b, (size_t)ln->out * sizeof *b));
+    for (int i = 0; i < ln->out; i++) {
+        ql->bias[i] = aw_round_to_dtype((float)((double)b[i] - (delta ? delta[i] : 0.0)), m->param_dtype);
+        ql->bias_plain[i] = aw_round_to_dtype(b[i], m->param_dtype);
+    }
+    AW_TRY(o->vt->to_dev(o, dql->bias, ql->bias, (size_t)ln->out * sizeof(float)));
+    return o->vt->to_dev(o, dql->bias_plain, ql->bias_plain, (size_t)ln->out * sizeof(float));
+}
+
+/* ---- W8A8 ----------------------------------------------------------------------------- */
+
+static aw_status quantize_w8a8(aw_qdev *qd, const aw_model_config *c, int layer, const aw_block *dfp,
+                               const aw_stats *st, const aw_method *m, aw_block *eq, aw_qblock *dq, aw_qblock *q)
+{
+    const aw_ops *o = qd->o;
+    double *mean = qd->hd;
+    AW_TRY(aw_equalize_block_dev(qd, c, dfp, st, m, eq, q->s));
+    AW_TRY(aw_qdev_put_small(qd, c, eq, m, dq, q));
+    for (int l = 0; l < eq->n_lin; l++) {
+        const aw_linear *ln = &eq->lin[l];
         const float *w = ln->w;
-        aw_qlinear *ql = &q->lin[l];
+        aw_qlinear *ql = &q->lin[l], *dql = &dq->lin[l];
         aw_tap_id tap = aw_linear_tap(c, l);
         const float *s = q->s[tap];
         /* activation range and mean after the fold */
@@ -279,28 +420,47 @@ aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block 
             rx = r > rx ? r : rx;
             mean[j] = st->sum[tap][j] / (double)st->tokens / (double)s[j];
         }
+        float wmax = 0.0f;
+        AW_TRY(o->vt->absmax(o, w, (size_t)ln->in * ln->out, qd->one));
+        AW_TRY(o->vt->to_host(o, &wmax, qd->one, sizeof wmax));
         ql->x_step = aw_round_to_dtype(aw_k_int8_step(rx), m->scale_dtype);
-        ql->w_step = aw_round_to_dtype(aw_k_int8_step(aw_k_absmax(w, (size_t)ln->in * ln->out)), m->scale_dtype);
-        if (!isfinite(ql->x_step) || !isfinite(ql->w_step) || ql->x_step <= 0 || ql->w_step <= 0) {
-            status = AW_FAIL(AW_ERR_NONFINITE, "layer %d %s: quantization step is not finite (weights %g, input %g)",
-                             layer, aw_arch_of(c)->lin[l].name, ql->w_step, ql->x_step);
-            break;
+        ql->w_step = aw_round_to_dtype(aw_k_int8_step(wmax), m->scale_dtype);
+        dql->x_step = ql->x_step;
+        dql->w_step = ql->w_step;
+        AW_RETURN_IF(!isfinite(ql->x_step) || !isfinite(ql->w_step) || ql->x_step <= 0 || ql->w_step <= 0,
+                     AW_ERR_NONFINITE, "layer %d %s: quantization step is not finite (weights %g, input %g)", layer,
+                     aw_arch_of(c)->lin[l].name, ql->w_step, ql->x_step);
+        AW_TRY(o->vt->quantize_i8(o, w, (size_t)ln->in * ln->out, ql->w_step, dql->wq));
+        const double *delta = NULL;
+        if (m->bias_correction) {
+            /* (Q(W') - W') E[x'] per output */
+            AW_TRY(o->vt->to_dev(o, qd->mean, mean, (size_t)ln->in * sizeof *mean));
+            AW_TRY(o->vt->bias_delta_i8(o, w, dql->wq, ql->w_step, qd->mean, ln->out, ln->in, qd->delta));
+            AW_TRY(o->vt->to_host(o, mean, qd->delta, (size_t)ln->out * sizeof *mean)); /* mean is free now */
+            delta = mean;
         }
-        aw_k_quantize_i8(w, (size_t)ln->in * ln->out, ql->w_step, ql->wq);
-        for (int i = 0; i < ln->out; i++) {
-            double delta = 0.0;
-            if (m->bias_correction) {
-                /* (Q(W') - W') E[x'] for output i */
-                const float *wr = w + (size_t)i * ln->in;
-                const int8_t *wq = ql->wq + (size_t)i * ln->in;
-                for (int j = 0; j < ln->in; j++)
-                    delta += ((double)wq[j] * ql->w_step - (double)wr[j]) * mean[j];
-            }
-            ql->bias[i] = aw_round_to_dtype((float)((double)ln->b[i] - delta), m->param_dtype);
-            ql->bias_plain[i] = aw_round_to_dtype(ln->b[i], m->param_dtype);
-        }
+        AW_TRY(aw_qdev_put_bias(qd, ln, delta, m, dql, ql));
     }
-    free(mean);
-    aw_block_destroy(&eq);
+    return AW_OK;
+}
+
+aw_status aw_quantize_block_ops(const aw_ops *o, const aw_model_config *c, int layer, const aw_block *dfp,
+                                const aw_stats *st, const aw_method *m, aw_qblock *dq, aw_qblock *q)
+{
+    AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "layer %d: no calibration tokens observed", layer);
+    if (aw_scheme_weight_only(&m->scheme)) return aw_quantize_block_wo_ops(o, c, layer, dfp, st, m, dq, q);
+    AW_RETURN_IF(aw_method_needs_gram(m), AW_ERR_ARG, "--method %s needs a weight-only scheme (--wbits)",
+                 aw_method_names[m->kind]);
+    AW_RETURN_IF(aw_scheme_weight_only(&q->scheme) || !q->lin[0].wq, AW_ERR_ARG,
+                 "layer %d: the quantized block was made for a weight-only scheme, the method is W8A8", layer);
+    aw_qdev qd;
+    AW_TRY(aw_qdev_create(o, c, 0, &qd));
+    aw_block eq;
+    aw_status status = aw_block_dev_create(o, c, AW_DT_F32, &eq);
+    if (status == AW_OK) status = quantize_w8a8(&qd, c, layer, dfp, st, m, &eq, dq, q);
+    /* the result to the host, once */
+    if (status == AW_OK) status = aw_qblock_to_host(o, c, dq, q);
+    aw_block_dev_destroy(o, &eq);
+    aw_qdev_destroy(&qd);
     return status;
 }

@@ -144,6 +144,26 @@ aw_status aw_equalize_with_factors(const aw_model_config *c, const aw_block *fp,
 aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block *fp,
                             const aw_stats *st, const aw_method *m, aw_qblock *q);
 
+/* aw_quantize_block on a backend (aw_ops.h): every weight-sized step (the
+ * F32 equalized block widened from dfp, the folds' ranges and divisions,
+ * INT8 or group steps, rounding, bias correction's products, the search's
+ * objectives, GPTQ's sweep) is an op of o on o's memory; the host moves only
+ * statistics-sized vectors (ranges, factors, means, corrections, steps).
+ *   dfp: block `layer` in o's memory (aw_block_to_dev: weights in
+ *        aw_ops_dev_wdt), untouched;
+ *   st:  its statistics (host);
+ *   dq:  a quantized block of m->scheme in o's memory (aw_qblock_dev_create
+ *        over q): gets the result, for validation;
+ *   q:   its host block: gets the same bytes, downloaded once at the end.
+ * With aw_ops_cpu() (dfp the host block, dq = q) this is aw_quantize_block;
+ * aw_ops_cpu_staged() gives the same bytes. Errors as aw_quantize_block,
+ * and the backend's (AW_ERR_CUDA, AW_ERR_NOMEM). */
+aw_status aw_quantize_block_ops(const aw_ops *o, const aw_model_config *c, int layer, const aw_block *dfp,
+                                const aw_stats *st, const aw_method *m, aw_qblock *dq, aw_qblock *q);
+/* Its weight-only part (aw_quantize_block_wo on a backend). */
+aw_status aw_quantize_block_wo_ops(const aw_ops *o, const aw_model_config *c, int layer, const aw_block *dfp,
+                                   const aw_stats *st, const aw_method *m, aw_qblock *dq, aw_qblock *q);
+
 /* Weight-only schemes (aw_quant_wo.c), called by aw_quantize_block when
  * m->scheme is weight-only: the method's folds (none for rtn and gptq,
  * AWEQ's for aweq, searched for awq and aweq+search), group quantization

@@ -28,6 +28,47 @@
 
 #define AW_SEARCH_GRID 20
 
+/* Quantization on a backend: its table and the small scratch the folds and
+ * corrections move between host and device (o's memory unless said). The
+ * *_dev functions below take blocks in o's memory and host factors; the
+ * host entries of this header and aw_quant.h are them on aw_ops_cpu(). */
+typedef struct {
+    const aw_ops *o;
+    void *arena;
+    size_t dim;        /* the widest tap, input or output of c's linears */
+    double *mean;      /* (dim) E[x'] */
+    double *delta;     /* (dim) bias corrections */
+    double *acc;       /* (1) the search objective */
+    float *s, *sr;     /* (dim) factors; a grouped row fold's producer-row factors */
+    float *r;          /* (dim) column or row ranges */
+    float *one;        /* (1) a tensor's range */
+    float *deq;        /* (largest linear) dequantized weights, or NULL */
+    float *h;          /* host (dim) floats */
+    double *hd;        /* host (dim) doubles */
+} aw_qdev;
+
+/* with_deq: the dequantized-weights scratch (weight-only bias correction).
+ * AW_ERR_NOMEM; destroy accepts a zeroed context. */
+aw_status aw_qdev_create(const aw_ops *o, const aw_model_config *c, int with_deq, aw_qdev *qd);
+void aw_qdev_destroy(aw_qdev *qd);
+/* eq (F32, o's memory) = src (o's memory, any weight dtype), exact. */
+aw_status aw_block_widen_dev(const aw_ops *o, const aw_block *src, aw_block *eq);
+aw_status aw_fold_factors_aweq_dev(aw_qdev *qd, const aw_model_config *c, aw_tap_id tap, const aw_stats *st,
+                                   float alpha, const aw_block *e, float *s);
+aw_status aw_fold_apply_dev(aw_qdev *qd, const aw_model_config *c, aw_tap_id tap, aw_block *e, const float *s);
+aw_status aw_equalize_block_dev(aw_qdev *qd, const aw_model_config *c, const aw_block *fp, const aw_stats *st,
+                                const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT]);
+/* G: st->gram[tap] in o's memory. */
+aw_status aw_search_objective_dev(aw_qdev *qd, const aw_model_config *c, const aw_block *e, const aw_stats *st,
+                                  const aw_method *m, aw_tap_id tap, const float *s, const double *G, double *obj);
+/* The quantized block's small parts from eq: norms rounded to the
+ * parameter dtype, factors q->s (set by the caller) and out_s, into q and
+ * dq; a linear's biases (delta: its corrections, or NULL) likewise. */
+aw_status aw_qdev_put_small(aw_qdev *qd, const aw_model_config *c, const aw_block *eq, const aw_method *m,
+                            aw_qblock *dq, aw_qblock *q);
+aw_status aw_qdev_put_bias(aw_qdev *qd, const aw_linear *ln, const double *delta, const aw_method *m,
+                           aw_qlinear *dql, aw_qlinear *ql);
+
 /* AWEQ's factors (aw_quant.h) at tap for block e (F32) as it is now, with
  * the row-fold clamp and the grouped-query aggregation: s (in[tap]) gets
  * them, e is not changed. AW_ERR_NOMEM. */
@@ -67,5 +108,8 @@ typedef struct {
 aw_status aw_equalize_searched(const aw_model_config *c, const aw_block *fp, const aw_stats *st,
                                const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT],
                                aw_search_tap trace[AW_TAP_COUNT]);
+aw_status aw_equalize_searched_dev(aw_qdev *qd, const aw_model_config *c, const aw_block *fp, const aw_stats *st,
+                                   const aw_method *m, aw_block *eq, float *const s[AW_TAP_COUNT],
+                                   aw_search_tap trace[AW_TAP_COUNT]);
 
 #endif

@@ -110,6 +110,8 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
     out->work.head_flops = out->head_flops;
     out->work.head_values = 2.0 * hold_tokens * (double)V;
     out->sample_blocks = calib_blocks > 0x7fffffff ? 0x7fffffff : (int)calib_blocks;
+    /* a GPU rank quantizes on the device: the f32 equalized block */
+    out->gpu_quant_bytes = aw_block_bytes(c, AW_DT_F32);
     out->seq_len = seq_len;
     out->batch = batch;
     out->calib_seqs = calib_seqs;
@@ -121,8 +123,10 @@ aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int
                                uint32_t calib_seqs, uint32_t holdout_seqs, aw_plan_costs *out)
 {
     AW_TRY(aw_plan_costs_for(c, seq_len, batch, calib_seqs, holdout_seqs, out));
-    /* weight-only blocks add their steps and zero points */
+    /* weight-only blocks add their steps and zero points; their bias
+     * correction dequantizes a linear on the device */
     out->block_bytes += aw_qblock_bytes(c, &m->scheme) - aw_qblock_bytes(c, &AW_SCHEME_W8A8);
+    if (aw_scheme_weight_only(&m->scheme)) out->gpu_quant_bytes += (uint64_t)aw_arch_max_linear(c) * sizeof(float);
     if (!aw_method_needs_gram(m)) return AW_OK;
     /* per block: the Gram totals (double) and |x| sums, and one part of
      * them (one replica adds each block's part as it comes); per rank: the
@@ -140,11 +144,18 @@ aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int
     uint64_t quant_extra = 2 * in_max * in_max * sizeof(double) + 2 * (uint64_t)aw_arch_max_linear(c) * sizeof(float);
     uint64_t calib_extra = sq * sizeof(float);
     out->rank_fixed_bytes += quant_extra > calib_extra ? quant_extra : calib_extra;
+    /* on a GPU the same buffers while quantizing (the largest Gram in
+     * double, GPTQ's factor in f32, the weights dequantized or swept), and
+     * a block's f32 Gram while calibrating; per block the |x| sums */
+    out->gpu_quant_bytes += in_max * in_max * (sizeof(double) + sizeof(float)) +
+                            2 * (uint64_t)aw_arch_max_linear(c) * sizeof(float);
+    out->gpu_calib_extra = calib_extra;
     return AW_OK;
 }
 
-aw_status aw_gpu_costs_for(const aw_model_config *c, int seq_len, int batch, aw_gpu_costs *out)
+aw_status aw_gpu_costs_for(const aw_model_config *c, const aw_plan_costs *k, aw_gpu_costs *out)
 {
+    int seq_len = k->seq_len, batch = k->batch;
     AW_RETURN_IF(seq_len < 1 || batch < 1, AW_ERR_ARG, "aw_gpu_costs_for: empty block of samples");
     memset(out, 0, sizeof *out);
     uint64_t d = (uint64_t)c->hidden_size, V = (uint64_t)c->vocab_size;
@@ -155,12 +166,19 @@ aw_status aw_gpu_costs_for(const aw_model_config *c, int seq_len, int batch, aw_
      * in f64, a counter) while calibrating, then validation sums */
     uint64_t n_stat = stat_values(c), n_val = val_values(c);
     uint64_t stats = n_stat * (4 + 8) + 8, val = n_val * 8;
+    if (k->gpu_calib_extra) stats += n_stat * sizeof(double); /* the |x| sums */
     out->block = aw_block_bytes(c, wdt) + aw_qblock_bytes(c, &AW_SCHEME_W8A8) + (stats > val ? stats : val);
     /* the hand-off blocks (fp and W8A8 streams, double-buffered), the
-     * tokens, and validation's workspaces: the forward's and the per-layer
-     * checks' (the largest phase; no f32 weight copies on the device) */
-    out->fixed = 4 * T * d * sizeof(float) + T * sizeof(uint32_t) + aw_fwd_ws_bytes_ops(c, batch, seq_len, 0) +
-                 aw_val_ws_bytes(c, (int)T, 1);
+     * tokens, and the largest phase's scratch: validation's workspaces (the
+     * forward's and the per-layer checks'), calibration's (the forward's and
+     * a block's Gram matrices), or quantization's (k->gpu_quant_bytes; the
+     * forward's workspace is freed then) */
+    uint64_t fwd = aw_fwd_ws_bytes_ops(c, batch, seq_len, 0);
+    uint64_t phase = fwd + aw_val_ws_bytes(c, (int)T, 1);
+    if (fwd + k->gpu_calib_extra > phase) phase = fwd + k->gpu_calib_extra;
+    if (k->gpu_quant_bytes > phase) phase = k->gpu_quant_bytes;
+    out->fixed = 4 * T * d * sizeof(float) + T * sizeof(uint32_t) + phase;
+
     out->ends = aw_ends_bytes(c);
     out->head = AW_GPU_LOGIT_CHUNK * (d + 2 * V) * sizeof(float);
     /* CUDA context (~0.5 GB), three contexts' 32 MiB cuBLASLt workspaces,
@@ -183,7 +201,7 @@ static double gbytes(uint64_t b) { return (double)b / 1e9; }
 aw_status aw_plan_check_gpu(const aw_model_config *c, const aw_plan *p, const aw_plan_costs *k, uint64_t gpu_mem)
 {
     aw_gpu_costs g;
-    AW_TRY(aw_gpu_costs_for(c, k->seq_len, k->batch, &g));
+    AW_TRY(aw_gpu_costs_for(c, k, &g));
     for (int s = 0; s < p->stages; s++) {
         uint64_t need = aw_gpu_stage_bytes(&g, p->first_layer[s + 1] - p->first_layer[s], s == 0, s == p->stages - 1);
         AW_RETURN_IF(need > gpu_mem, AW_ERR_PLAN,
@@ -260,7 +278,7 @@ aw_status aw_plan_print(FILE *out, const char *model_name, const aw_model_config
     fprintf(out, "  %+6.2f GB on the last stage (logits, %d rows at a time)\n", gbytes(k->head_ws_bytes),
             AW_PLAN_LOGIT_CHUNK);
     aw_gpu_costs g;
-    AW_TRY(aw_gpu_costs_for(c, k->seq_len, k->batch, &g));
+    AW_TRY(aw_gpu_costs_for(c, k, &g));
     fprintf(out, "GPU memory per rank on the CUDA backend: %.2f GB per block (fp weights in %s, W8A8 block), "
                  "%.2f GB activations, %.1f GB CUDA/cuBLAS/NCCL reserve\n",
             gbytes(g.block), c->torch_dtype == AW_DT_F16 ? "F16" : "F32", gbytes(g.fixed), gbytes(g.reserve));

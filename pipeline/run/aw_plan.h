@@ -43,7 +43,7 @@ typedef struct {
     uint64_t reserve; /* CUDA context, cuBLAS/cuBLASLt workspaces, kernel scratch, NCCL buffers */
 } aw_gpu_costs;
 
-aw_status aw_gpu_costs_for(const aw_model_config *c, int seq_len, int batch, aw_gpu_costs *out);
+aw_status aw_gpu_costs_for(const aw_model_config *c, const aw_plan_costs *k, aw_gpu_costs *out);
 /* Bytes a rank of a stage holding n_layers blocks needs on its device. */
 uint64_t aw_gpu_stage_bytes(const aw_gpu_costs *g, int n_layers, int first_stage, int last_stage);
 

@@ -151,8 +151,10 @@ aw_status run_start_backend(const aw_run_opts *o, const run_inputs *in, const ru
         m->ops = aw_ops_cpu_staged();
     } else if (r->backend.kind == AW_BACKEND_CUDA) {
         aw_gpu_costs g;
+        aw_plan_costs k;
         size_t free_b = 0, total_b = 0;
-        st = aw_gpu_costs_for(&in->cfg, in->L, in->B, &g);
+        st = aw_plan_costs_method(&in->cfg, &in->method, in->L, in->B, in->n_calib, in->n_hold + in->n_eval, &k);
+        if (st == AW_OK) st = aw_gpu_costs_for(&in->cfg, &k, &g);
         if (st == AW_OK) st = aw_backend_mem_info(&r->backend, &free_b, &total_b);
         if (st == AW_OK) {
             /* ranks on the same GPU share what is free now: each checks

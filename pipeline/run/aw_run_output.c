@@ -182,8 +182,13 @@ aw_status run_quantize(const aw_run_opts *o, const run_inputs *in, const run_top
     aw_status st = AW_OK;
     for (int l = 0; l < t->nl && st == AW_OK; l++) {
         if (!out->done[l]) {
+            /* on the backend: the block in its memory (dfp) to the quantized
+             * one there (dq, kept for validation), downloaded once into q */
             st = aw_qblock_create(c, &in->method.scheme, &m->q[l]);
-            if (st == AW_OK) st = aw_quantize_block(c, t->l0 + l, &m->fp[l], &s->stats[l], &in->method, &m->q[l]);
+            if (st == AW_OK) st = aw_qblock_dev_create(m->ops, c, &m->q[l], &m->dq[l]);
+            if (st == AW_OK)
+                st = aw_quantize_block_ops(m->ops, c, t->l0 + l, &m->dfp[l], &s->stats[l], &in->method, &m->dq[l],
+                                           &m->q[l]);
             /* the shard is the resume point: written as soon as the block exists */
             if (st == AW_OK && out->work && t->replica == 0) {
                 uint8_t *bytes = NULL;
@@ -199,7 +204,9 @@ aw_status run_quantize(const aw_run_opts *o, const run_inputs *in, const run_top
         if (st == AW_OK) st = aw_guard_step("quantize", &o->fail_at);
         aw_progress_step(out->prog, l + 1);
     }
-    /* the W8A8 blocks where validation runs (the host ones on the CPU) */
-    for (int l = 0; l < t->nl && st == AW_OK; l++) st = aw_qblock_to_dev(m->ops, c, &m->q[l], &m->dq[l]);
+    /* blocks taken from their shards to where validation runs (the host
+     * ones on the CPU); the others are there already */
+    for (int l = 0; l < t->nl && st == AW_OK; l++)
+        if (out->done[l]) st = aw_qblock_to_dev(m->ops, c, &m->q[l], &m->dq[l]);
     return st;
 }

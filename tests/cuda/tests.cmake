@@ -12,8 +12,8 @@ if(TARGET aweq_kernels_cuda)
                        SKIP_RETURN_CODE 77 LABELS "unit;kernels;cuda")
 endif()
 
-# The low-bit entries of the CUDA ops table (gram_accum, dequant_groups)
-# against the CPU table (see cuda/test_lowbit_cuda.c); skips (77) without a
+# The low-bit and quantization entries of the CUDA ops table (gram_accum,
+# dequant_groups, widen .. gptq) against the CPU table (see cuda/test_lowbit_cuda.c); skips (77) without a
 # device, like test_cuda_kernels.
 if(TARGET aweq_kernels_cuda)
   add_executable(test_lowbit_cuda cuda/test_lowbit_cuda.c kernels/kernels_ref.c)

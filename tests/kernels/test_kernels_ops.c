@@ -1,8 +1,10 @@
 /*
  * test_kernels_ops.c - the LLaMA entries of the CPU kernel tables (aw_ops.h):
  * rmsnorm, swiglu, rope, embed without positions, grouped-query attention,
- * and the low-bit entries gram_accum and dequant_groups (test_lowbit.c
- * holds those to float64 references), on aw_ops_cpu() and on
+ * the low-bit entries gram_accum and dequant_groups (test_lowbit.c
+ * holds those to float64 references), and quantization's entries (widen,
+ * absmax, row/col_absmax, div_rows, bias_delta(_i8), group_params /
+ * quantize, search_err, gptq), on aw_ops_cpu() and on
  * aw_ops_cpu_staged() (inputs uploaded with to_dev into poisoned "device"
  * buffers, results read back with to_host). Each must give the bits of
  * the aw_k_* kernel it wraps (test_kernels.c holds those to float64
@@ -18,6 +20,7 @@
 #include "aw_kernels.h"
 #include "aw_lowbit.h"
 #include "aw_ops.h"
+#include "aw_quant_k.h"
 #include "aw_rng.h"
 #include "kernels_ref.h"
 #include "testutil.h"
@@ -206,6 +209,133 @@ static void test_ops_lowbit(void **state)
     free(x), free(h), free(step), free(w), free(as), free(q), free(zero);
 }
 
+/* Quantization's entries: each must give the bits of the aw_k_* kernel it
+ * wraps, on both tables (the staged one from poisoned buffers). */
+static void test_ops_quant(void **state)
+{
+    (void)state;
+    enum { OUT = 13, IN = 150, G = 32, NG = (IN + G - 1) / G };
+    size_t nw = (size_t)OUT * IN;
+    float *w = xcalloc(nw, 4), *s = xcalloc(IN, 4), *rs = xcalloc(OUT, 4), *b = xcalloc(OUT, 4);
+    float *want = xcalloc(nw, 4), *deq = xcalloc(nw, 4), *step = xcalloc(OUT * NG, 4);
+    double *mean = xcalloc(IN, 8), *dl = xcalloc(OUT, 8), *Gm = xcalloc((size_t)IN * IN, 8);
+    uint16_t *h16 = xcalloc(nw, 2), *b16 = xcalloc(nw, 2);
+    int8_t *wq = xcalloc(nw, 1);
+    uint8_t *codes = xcalloc(nw, 1), *zero = xcalloc(OUT * NG, 1);
+    aw_ref_fill_outliers(w, OUT, IN, 240, "w");
+    aw_ref_fill_outliers(deq, OUT, IN, 240, "deq");
+    aw_ref_fill_outliers(s, 1, IN, 240, "s");
+    aw_ref_fill_outliers(rs, 1, OUT, 240, "rs");
+    aw_ref_fill_outliers(b, 1, OUT, 240, "b");
+    for (int j = 0; j < IN; j++) s[j] = fabsf(s[j]) + 0.25f, mean[j] = s[j] * 0.5 - 0.3;
+    for (int i = 0; i < OUT; i++) rs[i] = fabsf(rs[i]) + 0.5f;
+    for (size_t i = 0; i < nw; i++) h16[i] = aw_f32_to_f16(w[i] * 0.01f), b16[i] = aw_f32_to_bf16(w[i]);
+    /* a positive definite G: X^T X of random rows, in double */
+    {
+        float *x = xcalloc((size_t)2 * IN * IN, 4);
+        aw_ref_fill_outliers(x, 2 * IN, IN, 240, "x");
+        for (int i = 0; i < IN; i++)
+            for (int j = 0; j < IN; j++) {
+                double a = 0.0;
+                for (int t = 0; t < 2 * IN; t++) a += (double)x[(size_t)t * IN + i] * x[(size_t)t * IN + j];
+                Gm[(size_t)i * IN + j] = a;
+            }
+        free(x);
+    }
+    float step8 = aw_k_int8_step(aw_k_absmax(w, nw));
+    aw_k_quantize_i8(w, nw, step8, wq);
+    for (int t = 0; t < 2; t++) {
+        const aw_ops *o = table(t);
+        float *dw = up(o, w, nw * 4), *ds = up(o, s, IN * 4), *drs = up(o, rs, OUT * 4), *db = up(o, b, OUT * 4);
+        float *ddeq = up(o, deq, nw * 4), *dy = poison(o, nw * 4), *dr = poison(o, IN * 4);
+        float *dstep = poison(o, OUT * NG * 4);
+        uint16_t *dh16 = up(o, h16, nw * 2), *db16 = up(o, b16, nw * 2);
+        int8_t *dwq = up(o, wq, nw);
+        uint8_t *dcodes = poison(o, nw), *dzero = poison(o, OUT * NG);
+        double *dmean = up(o, mean, IN * 8), *ddl = poison(o, OUT * 8), *dG = up(o, Gm, (size_t)IN * IN * 8);
+        double *dacc = poison(o, 8);
+        /* widen: F16, BF16, F32 */
+        aw_assert_status(aw_convert_to_f32(AW_DT_F16, h16, want, nw), AW_OK, NULL);
+        aw_assert_status(o->vt->widen(o, dh16, AW_DT_F16, dy, nw), AW_OK, NULL);
+        down_equal(o, dy, want, nw * 4);
+        aw_assert_status(aw_convert_to_f32(AW_DT_BF16, b16, want, nw), AW_OK, NULL);
+        aw_assert_status(o->vt->widen(o, db16, AW_DT_BF16, dy, nw), AW_OK, NULL);
+        down_equal(o, dy, want, nw * 4);
+        aw_assert_status(o->vt->widen(o, dw, AW_DT_F32, dy, nw), AW_OK, NULL);
+        down_equal(o, dy, w, nw * 4);
+        /* ranges */
+        float m1 = aw_k_absmax(w, nw);
+        aw_assert_status(o->vt->absmax(o, dw, nw, dr), AW_OK, NULL);
+        down_equal(o, dr, &m1, 4);
+        aw_k_row_absmax(w, OUT, IN, want);
+        aw_assert_status(o->vt->row_absmax(o, dw, OUT, IN, dr), AW_OK, NULL);
+        down_equal(o, dr, want, OUT * 4);
+        memset(want, 0, IN * 4);
+        aw_k_col_absmax(w, OUT, IN, want);
+        aw_k_col_absmax(deq, OUT, IN, want); /* running over two tensors */
+        aw_assert_status(o->vt->zero(o, dr, IN * 4), AW_OK, NULL);
+        aw_assert_status(o->vt->col_absmax(o, dw, OUT, IN, dr), AW_OK, NULL);
+        aw_assert_status(o->vt->col_absmax(o, ddeq, OUT, IN, dr), AW_OK, NULL);
+        down_equal(o, dr, want, IN * 4);
+        /* bias corrections */
+        aw_k_bias_delta_i8(w, wq, step8, mean, OUT, IN, dl);
+        aw_assert_status(o->vt->bias_delta_i8(o, dw, dwq, step8, dmean, OUT, IN, ddl), AW_OK, NULL);
+        down_equal(o, ddl, dl, OUT * 8);
+        aw_k_bias_delta(w, deq, mean, OUT, IN, dl);
+        aw_assert_status(o->vt->bias_delta(o, dw, ddeq, dmean, OUT, IN, ddl), AW_OK, NULL);
+        down_equal(o, ddl, dl, OUT * 8);
+        /* group steps and codes, F16 steps */
+        aw_k_group_params(w, OUT, IN, G, 4, 0, AW_DT_F16, step, zero);
+        aw_k_group_quantize(w, OUT, IN, G, 4, step, zero, codes);
+        aw_assert_status(o->vt->group_params(o, dw, OUT, IN, G, 4, 0, AW_DT_F16, dstep, dzero), AW_OK, NULL);
+        down_equal(o, dstep, step, OUT * NG * 4);
+        down_equal(o, dzero, zero, OUT * NG);
+        aw_assert_status(o->vt->group_quantize(o, dw, OUT, IN, G, 4, dstep, dzero, dcodes), AW_OK, NULL);
+        down_equal(o, dcodes, codes, nw);
+        /* the search's objective, accumulated over two calls */
+        double acc = 0.0;
+        aw_assert_status(aw_k_search_err(w, OUT, IN, s, Gm, G, 4, 1, AW_DT_F32, &acc), AW_OK, NULL);
+        aw_assert_status(aw_k_search_err(deq, OUT, IN, s, Gm, 0, 3, 0, AW_DT_BF16, &acc), AW_OK, NULL);
+        assert_true(isfinite(acc) && acc > 0.0);
+        aw_assert_status(o->vt->zero(o, dacc, 8), AW_OK, NULL);
+        aw_assert_status(o->vt->search_err(o, dw, OUT, IN, ds, dG, G, 4, 1, AW_DT_F32, dacc), AW_OK, NULL);
+        aw_assert_status(o->vt->search_err(o, ddeq, OUT, IN, ds, dG, 0, 3, 0, AW_DT_BF16, dacc), AW_OK, NULL);
+        down_equal(o, dacc, &acc, 8);
+        /* row folds */
+        memcpy(want, w, nw * 4);
+        float bw[OUT];
+        memcpy(bw, b, sizeof bw);
+        aw_k_div_rows(want, bw, OUT, IN, rs);
+        aw_assert_status(o->vt->copy(o, dy, dw, nw * 4), AW_OK, NULL);
+        aw_assert_status(o->vt->div_rows(o, dy, db, OUT, IN, drs), AW_OK, NULL);
+        down_equal(o, dy, want, nw * 4);
+        down_equal(o, db, bw, OUT * 4);
+        /* GPTQ: with and without act_order, the plan from G */
+        for (int act = 0; act < 2; act++) {
+            aw_gptq_opts go = {.bits = 4, .group = G, .sym = 0, .act_order = act, .block = 64, .damp_frac = 0.01,
+                               .sdt = AW_DT_F16};
+            aw_gptq_plan plan;
+            memcpy(want, w, nw * 4);
+            aw_assert_status(aw_k_gptq(want, Gm, OUT, IN, &go, step, zero, codes), AW_OK, NULL);
+            aw_assert_status(aw_k_gptq_plan(Gm, IN, &go, &plan), AW_OK, NULL);
+            aw_assert_status(o->vt->copy(o, dy, dw, nw * 4), AW_OK, NULL);
+            aw_assert_status(o->vt->gptq(o, dy, &plan, OUT, &go, dstep, dzero, dcodes), AW_OK, NULL);
+            aw_k_gptq_plan_free(&plan);
+            down_equal(o, dy, want, nw * 4);
+            down_equal(o, dstep, step, OUT * NG * 4);
+            down_equal(o, dzero, zero, OUT * NG);
+            down_equal(o, dcodes, codes, nw);
+        }
+        o->vt->release(o, dw), o->vt->release(o, ds), o->vt->release(o, drs), o->vt->release(o, db);
+        o->vt->release(o, ddeq), o->vt->release(o, dy), o->vt->release(o, dr), o->vt->release(o, dstep);
+        o->vt->release(o, dh16), o->vt->release(o, db16), o->vt->release(o, dwq), o->vt->release(o, dcodes);
+        o->vt->release(o, dzero), o->vt->release(o, dmean), o->vt->release(o, ddl), o->vt->release(o, dG);
+        o->vt->release(o, dacc);
+    }
+    free(w), free(s), free(rs), free(b), free(want), free(deq), free(step), free(mean), free(dl), free(Gm);
+    free(h16), free(b16), free(wq), free(codes), free(zero);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_ops_embed_rope),
         cmocka_unit_test(test_ops_attention_gqa),
         cmocka_unit_test(test_ops_lowbit),
+        cmocka_unit_test(test_ops_quant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

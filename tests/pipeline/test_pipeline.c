@@ -8,7 +8,9 @@
  *   - AWEQ beats RTN on the outlier-fed layers (5x on OPT, 3x on LLaMA) and
  *     has the lowest KL;
  *   - NaN weights, bad options and unwritable output fail cleanly;
- *   - the written checkpoint holds what was validated.
+ *   - the written checkpoint holds what was validated;
+ *   - W8A8 quantization on the staged table (aw_quantize_block_ops: the
+ *     device data path) gives the CPU's bytes, every method, F16 and F32.
  */
 #include <math.h>
 #include <stdio.h>
@@ -564,6 +566,56 @@ static void test_bad_options(void **state)
     aw_assert_status(aw_method_parse("obq", &k), AW_ERR_ARG, "aweq+search");
 }
 
+/* aw_quantize_block_ops on the staged table equals aw_quantize_block, bit
+ * for bit, for every W8A8 method (aweq with and without bias correction),
+ * from the model's own dtype (F16 stays F16 in "device" memory). */
+static void check_w8a8_staged(const char *dir)
+{
+    hand h;
+    hand_load(&h, dir, 8);
+    const aw_ops *o = aw_ops_cpu_staged();
+    const aw_model_config *c = &h.cfg;
+    uint64_t qb = aw_qblock_bytes(c, &AW_SCHEME_W8A8);
+    for (int k = 0; k <= AW_METHOD_AWEQ + 1; k++) {
+        aw_method m = {.kind = k > AW_METHOD_AWEQ ? AW_METHOD_AWEQ : (aw_method_kind)k, .alpha = 0.5f,
+                       .bias_correction = k == AW_METHOD_AWEQ, .param_dtype = AW_DT_F16, .scale_dtype = AW_DT_F32,
+                       .scheme = AW_SCHEME_W8A8};
+        for (int l = 0; l < 3; l++) {
+            aw_qblock qs, dq;
+            aw_block dfp;
+            aw_assert_status(aw_quantize_block(c, l, &h.fp[l], &h.st[l], &m, &h.q[l]), AW_OK, NULL);
+            aw_assert_status(aw_block_to_dev(o, c, &h.fp[l], &dfp), AW_OK, NULL);
+            aw_assert_status(aw_qblock_create(c, &AW_SCHEME_W8A8, &qs), AW_OK, NULL);
+            aw_assert_status(aw_qblock_dev_create(o, c, &qs, &dq), AW_OK, NULL);
+            aw_assert_status(aw_quantize_block_ops(o, c, l, &dfp, &h.st[l], &m, &dq, &qs), AW_OK, NULL);
+            if (memcmp(h.q[l].arena, qs.arena, qb) != 0)
+                fail_msg("%s %s layer %d: staged bytes differ from the CPU's", dir, aw_method_names[m.kind], l);
+            for (int i = 0; i < qs.n_lin; i++) {
+                assert_true(qs.lin[i].w_step == h.q[l].lin[i].w_step && qs.lin[i].x_step == h.q[l].lin[i].x_step);
+                assert_true(dq.lin[i].w_step == qs.lin[i].w_step && dq.lin[i].x_step == qs.lin[i].x_step);
+            }
+            unsigned char *back = malloc(qb);
+            assert_non_null(back);
+            aw_assert_status(o->vt->to_host(o, back, dq.arena, qb), AW_OK, NULL);
+            assert_memory_equal(back, qs.arena, qb);
+            free(back);
+            aw_qblock_dev_free(o, &dq, &qs);
+            aw_block_dev_free(o, &dfp, &h.fp[l]);
+            aw_qblock_destroy(&qs);
+        }
+    }
+    hand_free(&h);
+}
+
+static void test_w8a8_staged_equals_cpu(void **state)
+{
+    fixture *f = *state;
+    check_w8a8_staged(f->f16);
+    check_w8a8_staged(f->f32);
+    check_w8a8_staged(f->ll16);
+    check_w8a8_staged(f->ll32);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_holds_what_was_validated),
         cmocka_unit_test(test_unwritable_output_leaves_nothing),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_w8a8_staged_equals_cpu),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,7 +12,11 @@
  *       matrix equals the one computed from the activations themselves;
  *   (d) the searched folds keep the fp model's function (logits);
  *   (e) wrong uses fail cleanly: W8A8 with a weight-only method, statistics
- *       without Gram matrices, NaN weights.
+ *       without Gram matrices, NaN weights;
+ *   (f) aw_quantize_block_ops on the staged table (the device data path:
+ *       block, quantized block and scratch in "device" memory) gives the
+ *       CPU's bytes for every method, with and without act-order, from F32
+ *       and BF16 blocks; the device copy holds the same bytes.
  */
 #include <math.h>
 #include <stdio.h>
@@ -610,6 +614,59 @@ static void test_refused(void **state)
     aw_qblock_destroy(&q4);
 }
 
+/* (f) for one model: every scheme, method (gptq also with act-order), from
+ * its F32 blocks and a BF16 copy of layer 1. */
+static void check_staged(model *md)
+{
+    const aw_ops *o = aw_ops_cpu_staged();
+    const aw_model_config *c = &md->cfg;
+    aw_block b16;
+    aw_assert_status(aw_block_create(c, AW_DT_BF16, &b16), AW_OK, NULL);
+    aw_assert_status(aw_block_convert(&b16, &md->fp[1]), AW_OK, NULL);
+    for (int si = 0; si < N_SCHEMES; si++) {
+        const aw_scheme *sc = &schemes[si];
+        uint64_t qb = aw_qblock_bytes(c, sc);
+        for (int k = 0; k <= AW_METHOD_COUNT; k++) {
+            aw_method m = method(k == AW_METHOD_COUNT ? AW_METHOD_GPTQ : (aw_method_kind)k, sc, k == AW_METHOD_COUNT);
+            for (int l = 0; l <= NL; l++) {
+                const aw_block *fp = l < NL ? &md->fp[l] : &b16;
+                int layer = l < NL ? l : 1;
+                aw_qblock q, qs, dq;
+                aw_block dfp;
+                aw_assert_status(aw_qblock_create(c, sc, &q), AW_OK, NULL);
+                aw_assert_status(aw_quantize_block(c, layer, fp, &md->st[layer], &m, &q), AW_OK, NULL);
+                aw_assert_status(aw_block_to_dev(o, c, fp, &dfp), AW_OK, NULL);
+                aw_assert_status(aw_qblock_create(c, sc, &qs), AW_OK, NULL);
+                aw_assert_status(aw_qblock_dev_create(o, c, &qs, &dq), AW_OK, NULL);
+                assert_true(dq.arena != qs.arena);
+                aw_assert_status(aw_quantize_block_ops(o, c, layer, &dfp, &md->st[layer], &m, &dq, &qs), AW_OK,
+                                 NULL);
+                if (memcmp(q.arena, qs.arena, qb) != 0)
+                    fail_msg("%s %s layer %d%s: staged bytes differ from the CPU's", aw_method_names[m.kind],
+                             label(sc), layer, l == NL ? " (bf16)" : "");
+                unsigned char *back = malloc(qb);
+                assert_non_null(back);
+                aw_assert_status(o->vt->to_host(o, back, dq.arena, qb), AW_OK, NULL);
+                assert_memory_equal(back, q.arena, qb);
+                free(back);
+                for (int i = 0; i < q.n_lin; i++) assert_int_equal(qs.lin[i].group, q.lin[i].group);
+                aw_qblock_dev_free(o, &dq, &qs);
+                aw_block_dev_free(o, &dfp, fp);
+                aw_qblock_destroy(&qs);
+                aw_qblock_destroy(&q);
+            }
+        }
+    }
+    aw_block_destroy(&b16);
+}
+
+static void test_staged_equals_cpu(void **state)
+{
+    fixture *f = *state;
+    check_staged(&f->opt);
+    check_staged(&f->llama);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -618,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_search_objectives),
         cmocka_unit_test(test_searched_folds_are_exact),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_staged_equals_cpu),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
