@@ -26,24 +26,10 @@
 #error "aw_kernels.c must not be built with -ffast-math (rounding, NaN and Inf semantics)"
 #endif
 
-/* The memory-bound loops also get an AVX2 clone, picked at load time (ifunc)
- * where the CPU has it: the baseline build stays portable, and on SSE2 alone
- * the int32 min and narrowing in aw_quant_i8 cost about twice as many
- * instructions. Both clones compute the same values (IEEE operations, same
- * order). gcc on ELF only; elsewhere, or with -DAW_NO_CLONES (to time or
- * test the baseline code), the plain function. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) &&         \
-    !defined(AW_NO_CLONES)
-#define AW_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define AW_CLONES
-#endif
-/* helpers of a cloned function must be inlined into each clone to get its ISA */
-#if defined(__GNUC__)
-#define AW_INLINE __attribute__((always_inline))
-#else
-#define AW_INLINE
-#endif
+/* The memory-bound loops also get an AVX2 clone (aw_clones.h): on SSE2
+ * alone the int32 min and narrowing in aw_quant_i8 cost about twice as many
+ * instructions. */
+#include "aw_clones.h"
 
 /* Threads of the loops below that split independent work (rows, heads):
  * OMP_NUM_THREADS when set, else as many as OpenBLAS uses (the pipeline sets

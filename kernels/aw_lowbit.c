@@ -38,15 +38,8 @@ extern void dtrtri_(const char *uplo, const char *diag, const blasint *n, double
  * |v| <= 2^22 (the floats of [2^23, 2^24) are the integers). */
 #define ROUND_MAGIC 12582912.0f
 
-/* The GPTQ sweep's column loops also get an AVX2 clone, picked at load time
- * where the CPU has it (as aw_kernels.c does): the same IEEE operations in
- * the same order (ISO C: no fma contraction), so the same results. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) &&         \
-    !defined(AW_NO_CLONES)
-#define AW_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define AW_CLONES
-#endif
+/* The GPTQ sweep's column loops also get an AVX2 clone (aw_clones.h). */
+#include "aw_clones.h"
 
 /* ---- one group's step and one code ------------------------------------------------ */
 

@@ -362,20 +362,13 @@ void aw_block_dev_free(const aw_ops *o, aw_block *dev, const aw_block *host)
 
 aw_status aw_qblock_to_dev(const aw_ops *o, const aw_model_config *c, const aw_qblock *host, aw_qblock *dev)
 {
-    memset(dev, 0, sizeof *dev);
-    void *arena = NULL;
-    uint64_t bytes = aw_qblock_bytes(c, &host->scheme);
-    AW_TRY(aw_ops_mirror(o, &arena, host->arena, bytes, "a quantized block"));
-    if (arena == host->arena) {
-        *dev = *host;
-        return AW_OK;
-    }
-    qblock_carve(c, &host->scheme, arena, dev);
+    AW_TRY(aw_qblock_dev_create(o, c, host, dev));
+    if (dev->arena == host->arena) return AW_OK;
     for (int l = 0; l < dev->n_lin; l++) {
         dev->lin[l].w_step = host->lin[l].w_step;
         dev->lin[l].x_step = host->lin[l].x_step;
     }
-    aw_status st = o->vt->to_dev(o, arena, host->arena, bytes);
+    aw_status st = o->vt->to_dev(o, dev->arena, host->arena, aw_qblock_bytes(c, &host->scheme));
     if (st != AW_OK) aw_qblock_dev_free(o, dev, host);
     return st;
 }
