@@ -180,13 +180,6 @@ int aw_cmd_run(int argc, char **argv)
         return aw_usage_error(NULL, "%s", "--calib-samples, --calib-len and --seed go with --calib-text");
     if (!o.n_calib_texts && !o.eval_text && o.text_field)
         return aw_usage_error(NULL, "%s", "--text-field goes with --calib-text or --eval-text");
-    char *model_dir = NULL;
-    aw_status rs = aw_resolve_model(o.model_dir, &model_dir);
-    if (rs != AW_OK) {
-        aw_print_error(rs, 0, 1);
-        return 1;
-    }
-    o.model_dir = model_dir; /* freed below, once the run is over */
     aw_method_kind k = o.method.kind;
     int corrects = k == AW_METHOD_AWEQ || k == AW_METHOD_AWEQ_SEARCH;
     o.method.bias_correction = corrects && !nobc;
@@ -205,6 +198,14 @@ int aw_cmd_run(int argc, char **argv)
     }
     if (o.method.act_order && k != AW_METHOD_GPTQ)
         return aw_usage_error(NULL, "%s", "--act-order goes with --method gptq");
+
+    char *model_dir = NULL;
+    aw_status rs = aw_resolve_model(o.model_dir, &model_dir);
+    if (rs != AW_OK) {
+        aw_print_error(rs, 0, 1);
+        return 1;
+    }
+    o.model_dir = model_dir; /* freed below, once the run is over */
 
     const aw_comm *w = aw_comm_world();
     if (!w) {
