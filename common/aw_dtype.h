@@ -122,6 +122,15 @@ static inline uint16_t aw_f32_to_bf16(float f)
     return (uint16_t)(x >> 16);
 }
 
+/* v rounded to what dt can hold (F16, BF16; other types unchanged): the
+ * value a checkpoint of that dtype stores. */
+static inline float aw_round_to_dtype(float v, aw_dtype dt)
+{
+    if (dt == AW_DT_F16) return aw_f16_to_f32(aw_f32_to_f16(v));
+    if (dt == AW_DT_BF16) return aw_bf16_to_f32(aw_f32_to_bf16(v));
+    return v;
+}
+
 /* Convert n elements of a float dtype (F32, F16, BF16, F64) to f32.
  * AW_ERR_DTYPE (message set) for any other dtype. */
 aw_status aw_convert_to_f32(aw_dtype src_dt, const void *src, float *dst, size_t n);

@@ -43,13 +43,6 @@ extern void dtrtri_(const char *uplo, const char *diag, const blasint *n, double
 
 /* ---- one group's step and one code ------------------------------------------------ */
 
-static float round_to_sdt(float s, aw_dtype sdt)
-{
-    if (sdt == AW_DT_F16) return aw_f16_to_f32(aw_f32_to_f16(s));
-    if (sdt == AW_DT_BF16) return aw_bf16_to_f32(aw_f32_to_bf16(s));
-    return s;
-}
-
 /* Step and zero point of a group from lo = min(min w, 0), hi = max(max w, 0)
  * (NaN skipped). Symmetric: max|w| = max(-lo, hi). */
 static void step_of(float lo, float hi, int bits, int sym, aw_dtype sdt, float *step, uint8_t *zero)
@@ -58,7 +51,7 @@ static void step_of(float lo, float hi, int bits, int sym, aw_dtype sdt, float *
     double s;
     if (sym) s = (double)(-lo > hi ? -lo : hi) / (maxq / 2.0);
     else s = ((double)hi - (double)lo) / maxq;
-    float sf = round_to_sdt((float)s, sdt);
+    float sf = aw_round_to_dtype((float)s, sdt);
     if (!(sf > 0.0f) || !(sf <= FLT_MAX)) sf = 1.0f; /* zero, Inf, NaN: an all-zero group */
     *step = sf;
     if (sym) {

@@ -204,7 +204,7 @@ extern "C" aw_status aw_kc_bias_delta(aw_kc *k, const float *w, const float *deq
     return bias_delta_launch(k, w, NULL, 0.0f, deq, mean, rows, cols, delta);
 }
 
-// A step rounded to the dtype it is stored in (aw_lowbit.c's round_to_sdt).
+// A step rounded to the dtype it is stored in (aw_round_to_dtype in aw_dtype.h).
 __device__ float round_to_sdt_d(float s, aw_dtype sdt)
 {
     if (sdt == AW_DT_F16) return __half2float(__float2half_rn(s));

@@ -58,15 +58,6 @@ float aw_eq_factor(float rx, float rw, float alpha)
     return (float)s;
 }
 
-float aw_round_to_dtype(float v, aw_dtype dt)
-{
-    switch (dt) {
-    case AW_DT_F16: return aw_f16_to_f32(aw_f32_to_f16(v));
-    case AW_DT_BF16: return aw_bf16_to_f32(aw_f32_to_bf16(v));
-    default: return v;
-    }
-}
-
 /* ---- the device context ------------------------------------------------------------ */
 
 aw_status aw_qdev_create(const aw_ops *o, const aw_model_config *c, int with_deq, aw_qdev *qd)

@@ -178,7 +178,6 @@ aw_status aw_quantize_block_wo(const aw_model_config *c, int layer, const aw_blo
  * AW_ERR_DTYPE unless b is F32. */
 aw_status aw_tap_col_absmax(const aw_model_config *c, const aw_block *b, aw_tap_id tap, float *rw);
 
-/* Round a value to what dtype can hold (F16, BF16; F32 unchanged). */
-float aw_round_to_dtype(float v, aw_dtype dt);
+/* aw_round_to_dtype (round a value to what a dtype holds) is in aw_dtype.h. */
 
 #endif
