@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aw_actq.h"
 #include "aw_kernels.h"
 #include "aw_lowbit.h"
 #include "aw_quant_k.h"
@@ -289,6 +290,44 @@ static aw_status cpu_gptq(const aw_ops *o, float *w, const aw_gptq_plan *plan, i
     return aw_k_gptq_sweep(w, plan, out, opt, step, zero, q);
 }
 
+static aw_status cpu_act_quant(const aw_ops *o, const float *x, int T, int in, int bits, int A, const float *mask,
+                               int8_t *q, float *step)
+{
+    (void)o;
+    aw_k_act_quant(x, T, in, bits, A, mask, q, step);
+    return AW_OK;
+}
+
+static aw_status cpu_act_fakequant(const aw_ops *o, const float *x, float *y, int T, int in, int bits, int A,
+                                   const float *mask)
+{
+    (void)o;
+    aw_k_act_fakequant(x, y, T, in, bits, A, mask);
+    return AW_OK;
+}
+
+static aw_status cpu_gemm_groups(const aw_ops *o, const int8_t *xq, const float *xs, int A, const int8_t *wq,
+                                 const float *ws, int W, const float *b, float *y, int T, int in, int out,
+                                 void *scratch)
+{
+    (void)o;
+    return aw_k_gemm_groups(xq, xs, A, wq, ws, W, b, y, T, in, out, scratch);
+}
+
+static aw_status cpu_gather_cols(const aw_ops *o, const float *x, int T, int in, const int32_t *idx, int n, float *xk)
+{
+    (void)o;
+    aw_k_gather_cols(x, T, in, idx, n, xk);
+    return AW_OK;
+}
+
+static aw_status cpu_add_linear(const aw_ops *o, const float *xk, const float *wk, float *y, int T, int n, int out)
+{
+    (void)o;
+    aw_k_add_linear(xk, wk, y, T, n, out);
+    return AW_OK;
+}
+
 static const aw_ops_vt cpu_vt = {
     .alloc = cpu_alloc,
     .release = cpu_release,
@@ -328,6 +367,12 @@ static const aw_ops_vt cpu_vt = {
     .group_quantize = cpu_group_quantize,
     .search_err = cpu_search_err,
     .gptq = cpu_gptq,
+    .act_quant = cpu_act_quant,
+    .act_fakequant = cpu_act_fakequant,
+    .gemm_groups_scratch = aw_k_gemm_groups_scratch,
+    .gemm_groups = cpu_gemm_groups,
+    .gather_cols = cpu_gather_cols,
+    .add_linear = cpu_add_linear,
 };
 
 const aw_ops *aw_ops_cpu(void)

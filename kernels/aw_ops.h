@@ -126,6 +126,23 @@ typedef struct {
      * w gets the dequantized weights, step/zero (out, ng) and q (out, in) */
     aw_status (*gptq)(const aw_ops *o, float *w, const aw_gptq_plan *plan, int out, const aw_gptq_opts *opt,
                       float *step, uint8_t *zero, uint8_t *q);
+    /* dynamic activations (aw_actq.h): codes q (T, in) and steps (T, nga)
+     * of x with groups of A inputs, mask NULL or (in); the same as a float
+     * fake quantization into y (may alias x) */
+    aw_status (*act_quant)(const aw_ops *o, const float *x, int T, int in, int bits, int A, const float *mask,
+                           int8_t *q, float *step);
+    aw_status (*act_fakequant)(const aw_ops *o, const float *x, float *y, int T, int in, int bits, int A,
+                               const float *mask);
+    /* y (T, out) = the grouped integer product of codes xq (steps xs, groups
+     * of A) and signed weights wq (out, in) (steps ws, groups of W), + b;
+     * scratch: gemm_groups_scratch bytes in this table's memory */
+    size_t (*gemm_groups_scratch)(int T, int in, int out, int A, int W);
+    aw_status (*gemm_groups)(const aw_ops *o, const int8_t *xq, const float *xs, int A, const int8_t *wq,
+                             const float *ws, int W, const float *b, float *y, int T, int in, int out,
+                             void *scratch);
+    /* kept channels: xk (T, n) = columns idx of x (T, in); y (T, out) += xk wk^T */
+    aw_status (*gather_cols)(const aw_ops *o, const float *x, int T, int in, const int32_t *idx, int n, float *xk);
+    aw_status (*add_linear)(const aw_ops *o, const float *xk, const float *wk, float *y, int T, int n, int out);
 } aw_ops_vt;
 
 struct aw_ops {

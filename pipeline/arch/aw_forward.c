@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aw_actq.h"
 #include "aw_kernels.h"
 
 /* Heads per attention chunk: bound the score workspace to ~64 MB. */
@@ -84,10 +85,11 @@ void aw_fwd_ws_destroy(aw_fwd_ws *ws)
     if (!ws) return;
     if (ws->ops && ws->arena) ws->ops->vt->release(ws->ops, ws->arena);
     if (ws->ops && ws->wdq_own) ws->ops->vt->release(ws->ops, ws->wdq_own);
+    if (ws->ops && ws->extra_own) ws->ops->vt->release(ws->ops, ws->extra_own);
     memset(ws, 0, sizeof *ws);
 }
 
-aw_status aw_fwd_ws_need_wdq(aw_fwd_ws *ws, const aw_model_config *c)
+static aw_status need_wdq(aw_fwd_ws *ws, const aw_model_config *c)
 {
     if (ws->wdq) return AW_OK;
     if (ws->wconv) {
@@ -100,25 +102,97 @@ aw_status aw_fwd_ws_need_wdq(aw_fwd_ws *ws, const aw_model_config *c)
     return AW_OK;
 }
 
+/* Floats of xstep and xk, and bytes of gscratch, for T tokens of scheme sc
+ * (using the CPU's scratch size when ops is NULL). */
+static void scheme_extra(const aw_ops *ops, const aw_model_config *c, int T, const aw_scheme *sc, size_t *n_step,
+                         size_t *g_bytes, size_t *n_keep)
+{
+    const aw_arch *a = aw_arch_of(c);
+    *n_step = *g_bytes = *n_keep = 0;
+    for (int l = 0; l < a->n_lin; l++) {
+        int in = aw_arch_dim(c, a->lin[l].in), out = aw_arch_dim(c, a->lin[l].out);
+        if (sc->act == AW_ACT_DYNAMIC) {
+            size_t ns = (size_t)T * aw_act_groups(in, sc->agroup);
+            size_t gb = ops ? ops->vt->gemm_groups_scratch(T, in, out, sc->agroup, sc->group)
+                            : aw_k_gemm_groups_scratch(T, in, out, sc->agroup, sc->group);
+            *n_step = ns > *n_step ? ns : *n_step;
+            *g_bytes = gb > *g_bytes ? gb : *g_bytes;
+        }
+        size_t nk = (size_t)T * aw_scheme_n_keep(sc, in);
+        *n_keep = nk > *n_keep ? nk : *n_keep;
+    }
+}
+
+uint64_t aw_fwd_ws_scheme_bytes(const aw_model_config *c, int max_T, const aw_scheme *sc, int has_wconv)
+{
+    size_t ns, gb, nk;
+    scheme_extra(NULL, c, max_T, sc, &ns, &gb, &nk);
+    uint64_t wdq = aw_scheme_coded(sc) && !has_wconv ? aw_arch_max_linear(c) * sizeof(float) : 0;
+    return wdq + (ns + nk) * sizeof(float) + gb + (gb ? 16 : 0);
+}
+
+aw_status aw_fwd_ws_need_scheme(aw_fwd_ws *ws, const aw_model_config *c, const aw_scheme *sc)
+{
+    if (aw_scheme_coded(sc)) AW_TRY(need_wdq(ws, c));
+    size_t ns, gb, nk;
+    scheme_extra(ws->ops, c, ws->max_T, sc, &ns, &gb, &nk);
+    if (ns + gb + nk == 0) return AW_OK;
+    if (ws->extra_own) ws->ops->vt->release(ws->ops, ws->extra_own);
+    ws->extra_own = NULL;
+    ws->xstep = ws->xk = NULL;
+    ws->gscratch = NULL;
+    size_t gb_al = (gb + 15) & ~(size_t)15;
+    AW_TRY(ws->ops->vt->alloc(ws->ops, &ws->extra_own, gb_al + (ns + nk) * sizeof(float) + 16,
+                              "quantized activations' scratch"));
+    char *p = ws->extra_own;
+    if (gb) ws->gscratch = p;
+    p += gb_al;
+    if (ns) ws->xstep = (float *)p;
+    p += ns * sizeof(float);
+    if (nk) ws->xk = (float *)p;
+    return AW_OK;
+}
+
+aw_qlin_scratch aw_fwd_ws_qlin(const aw_fwd_ws *ws)
+{
+    aw_qlin_scratch s = {ws->xq, ws->acc, ws->wdq, ws->xstep, ws->gscratch, ws->xk};
+    return s;
+}
+
 aw_status aw_qlinear_ops(const aw_ops *o, const aw_qblock *q, int l, const float *x, float *y, int T,
-                         int8_t *xq, int32_t *acc, float *wdq)
+                         const aw_qlin_scratch *s)
 {
     const aw_qlinear *ql = &q->lin[l];
-    if (ql->codes) {
-        AW_RETURN_IF(!wdq, AW_ERR_ARG, "a weight-only layer needs a dequantization buffer");
-        AW_TRY(o->vt->dequant_groups(o, ql->codes, ql->wstep, ql->wzero, ql->out, ql->in, ql->group, wdq));
-        return o->vt->linear(o, x, wdq, AW_DT_F32, ql->bias, y, T, ql->in, ql->out, NULL);
+    const aw_scheme *sc = &q->scheme;
+    if (sc->act == AW_ACT_DYNAMIC) {
+        AW_RETURN_IF(!s->xq || !s->xstep || !s->gscratch, AW_ERR_ARG,
+                     "a layer with dynamic activations needs its scratch (aw_fwd_ws_need_scheme)");
+        AW_TRY(o->vt->act_quant(o, x, T, ql->in, sc->abits, sc->agroup, ql->keep_mask, s->xq, s->xstep));
+        AW_TRY(o->vt->gemm_groups(o, s->xq, s->xstep, sc->agroup, ql->wq, ql->wstep, ql->group, ql->bias, y, T,
+                                  ql->in, ql->out, s->gscratch));
+    } else if (ql->codes) {
+        AW_RETURN_IF(!s->wdq, AW_ERR_ARG, "a weight-only layer needs a dequantization buffer");
+        AW_TRY(o->vt->dequant_groups(o, ql->codes, ql->wstep, ql->wzero, ql->out, ql->in, ql->group, s->wdq));
+        AW_TRY(o->vt->linear(o, x, s->wdq, AW_DT_F32, ql->bias, y, T, ql->in, ql->out, NULL));
+    } else {
+        AW_TRY(o->vt->quantize_i8(o, x, (size_t)T * ql->in, ql->x_step, s->xq));
+        AW_TRY(o->vt->gemm_i8(o, s->xq, ql->wq, s->acc, T, ql->in, ql->out));
+        AW_TRY(o->vt->dequant_acc(o, s->acc, ql->bias, ql->x_step, ql->w_step, y, T, ql->out));
     }
-    AW_TRY(o->vt->quantize_i8(o, x, (size_t)T * ql->in, ql->x_step, xq));
-    AW_TRY(o->vt->gemm_i8(o, xq, ql->wq, acc, T, ql->in, ql->out));
-    return o->vt->dequant_acc(o, acc, ql->bias, ql->x_step, ql->w_step, y, T, ql->out);
+    if (ql->n_keep == 0) return AW_OK;
+    AW_RETURN_IF(!s->xk, AW_ERR_ARG, "a layer with kept channels needs its scratch (aw_fwd_ws_need_scheme)");
+    AW_TRY(o->vt->gather_cols(o, x, T, ql->in, ql->keep_idx, ql->n_keep, s->xk));
+    return o->vt->add_linear(o, s->xk, ql->wkeep, y, T, ql->n_keep, ql->out);
 }
 
 aw_status aw_fwd_linear(const aw_block *b, const aw_qblock *q, int l, const float *x, float *y, int T,
                         aw_fwd_ws *ws)
 {
     const aw_ops *o = ws->ops;
-    if (q) return aw_qlinear_ops(o, q, l, x, y, T, ws->xq, ws->acc, ws->wdq);
+    if (q) {
+        aw_qlin_scratch qs = aw_fwd_ws_qlin(ws);
+        return aw_qlinear_ops(o, q, l, x, y, T, &qs);
+    }
     const aw_linear *ln = &b->lin[l];
     AW_TRY(o->vt->linear(o, x, ln->w, b->wdt, ln->b, y, T, ln->in, ln->out, ws->wconv));
     return ws->lin_fn ? ws->lin_fn(ws->lin_ctx, l, x, y, T) : AW_OK;

@@ -22,6 +22,21 @@
  * the forward. */
 typedef aw_status (*aw_lin_fn)(void *ctx, int l, const float *x, const float *y, int T);
 
+/* Scratch of one quantized linear of T tokens (aw_qlinear_ops), in the
+ * memory of the ops it runs with: xq (T, in) int8 and acc (T, out) int32
+ * (W8A8 and dynamic codes); wdq (in * out floats: coded weights
+ * dequantized); dynamic activations: xstep (T, steps per token) and
+ * gscratch (the ops' gemm_groups_scratch); kept channels: xk (T, n_keep).
+ * A member the scheme does not use may be NULL. */
+typedef struct {
+    int8_t *xq;
+    int32_t *acc;
+    float *wdq;
+    float *xstep;
+    void *gscratch;
+    float *xk;
+} aw_qlin_scratch;
+
 /* Scratch for one block of up to max_T = n_seq * L tokens; one allocation
  * in the memory of ops (the backend every forward on it runs with). */
 typedef struct aw_fwd_ws {
@@ -39,6 +54,10 @@ typedef struct aw_fwd_ws {
     float *wdq;    /* (max in*out) a weight-only linear's weights dequantized:
                       wconv, or from aw_fwd_ws_need_wdq; NULL until needed */
     void *wdq_own; /* wdq when allocated for it */
+    float *xstep;  /* dynamic activations: (max_T, steps per token), from aw_fwd_ws_need_scheme */
+    void *gscratch;/* dynamic activations: the grouped product's scratch */
+    float *xk;     /* kept channels: (max_T, most kept of a tap) */
+    void *extra_own; /* xstep, gscratch and xk: one allocation */
     int8_t *xq;    /* (T, max(d, ffn)) */
     int32_t *acc;  /* (T, max(d, ffn)) */
     int heads_per_chunk;
@@ -55,9 +74,15 @@ aw_status aw_fwd_ws_create_ops(const aw_ops *ops, const aw_model_config *c, int 
 uint64_t aw_fwd_ws_bytes(const aw_model_config *c, int max_n_seq, int L);
 uint64_t aw_fwd_ws_bytes_ops(const aw_model_config *c, int max_n_seq, int L, int wconv);
 void aw_fwd_ws_destroy(aw_fwd_ws *ws);
-/* Make sure ws->wdq exists (weight-only quantized blocks run on ws): wconv,
- * or one more allocation of the largest linear in f32 in ops's memory. */
-aw_status aw_fwd_ws_need_wdq(aw_fwd_ws *ws, const aw_model_config *c);
+/* Make sure ws has what quantized blocks of scheme sc need (nothing more
+ * for W8A8 without kept channels): wdq for coded weights (wconv, or one more
+ * allocation of the largest linear in f32 in ops's memory), and xstep,
+ * gscratch, xk. Call once per scheme; AW_ERR_NOMEM. */
+aw_status aw_fwd_ws_need_scheme(aw_fwd_ws *ws, const aw_model_config *c, const aw_scheme *sc);
+/* Bytes aw_fwd_ws_need_scheme adds for ws of max_T tokens (plans). */
+uint64_t aw_fwd_ws_scheme_bytes(const aw_model_config *c, int max_T, const aw_scheme *sc, int has_wconv);
+/* The scratch of ws for aw_qlinear_ops. */
+aw_qlin_scratch aw_fwd_ws_qlin(const aw_fwd_ws *ws);
 
 /* aw_tap_fn (aw_arch.h) is called at each tap with the tap's input x
  * (T, in), in the block's own coordinates (equalized ones for a quantized
@@ -89,11 +114,13 @@ aw_status aw_fwd_attention_half(const aw_model_config *c, const aw_block *b, con
 
 /* One quantized linear: y (T, out) from x (T, in) with layer l of q.
  * W8A8: x quantized to INT8 with the static step, integer product, scaled
- * back (xq, acc: scratch of T*in int8 and T*out int32). Weight-only: the
- * codes dequantized into wdq (in*out floats), then a float product.
- * AW_ERR_ARG for a weight-only layer without wdq. */
+ * back. Weight-only: the codes dequantized into wdq, then a float product.
+ * Dynamic: x quantized per token or group (aw_actq.h; kept channels masked
+ * out), the grouped integer product with the signed weights. Kept
+ * channels: y += x[:, kept] wkeep^T (f32). AW_ERR_ARG when the scratch the
+ * scheme needs is missing. */
 aw_status aw_qlinear_ops(const aw_ops *o, const aw_qblock *q, int l, const float *x, float *y, int T,
-                         int8_t *xq, int32_t *acc, float *wdq);
+                         const aw_qlin_scratch *s);
 
 /* h (n_seq*L, d) = token (+ position, where the family has a table)
  * embeddings of tokens (n_seq*L ids). */

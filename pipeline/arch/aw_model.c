@@ -164,10 +164,10 @@ aw_status aw_block_load(const aw_model_config *c, const aw_model_files *mf, int 
     return st;
 }
 
-/* Floats of a weight-only block's steps: (out, ng) per linear. */
+/* Floats of a coded block's steps: (out, ng) per linear. */
 static size_t qblock_steps(const aw_model_config *c, const aw_scheme *sc)
 {
-    if (!aw_scheme_weight_only(sc)) return 0;
+    if (!aw_scheme_coded(sc)) return 0;
     const aw_arch *a = aw_arch_of(c);
     size_t n = 0;
     for (int l = 0; l < a->n_lin; l++)
@@ -175,19 +175,39 @@ static size_t qblock_steps(const aw_model_config *c, const aw_scheme *sc)
     return n;
 }
 
+/* Kept channels: floats of the kept weight columns (out, n_keep) of every
+ * linear and of the taps' masks (in), and the taps' indices (int32). */
+static void qblock_keep(const aw_model_config *c, const aw_scheme *sc, size_t *n_f, size_t *n_idx)
+{
+    const aw_arch *a = aw_arch_of(c);
+    *n_f = *n_idx = 0;
+    if (!(sc->keep_pct > 0)) return;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        int w = aw_arch_tap_width(c, (aw_tap_id)t);
+        *n_f += (size_t)w;
+        *n_idx += (size_t)aw_scheme_n_keep(sc, w);
+    }
+    for (int l = 0; l < a->n_lin; l++)
+        *n_f += (size_t)aw_arch_dim(c, a->lin[l].out) * (size_t)aw_scheme_n_keep(sc, aw_arch_dim(c, a->lin[l].in));
+}
+
 uint64_t aw_qblock_bytes(const aw_model_config *c, const aw_scheme *sc)
 {
     size_t n_f = 3 * block_bias(c)                                  /* bias, bias_plain, out_s */
                  + 2 * AW_NORM_COUNT * (size_t)c->hidden_size;       /* norms */
     for (int t = 0; t < AW_TAP_COUNT; t++) n_f += (size_t)aw_arch_tap_width(c, (aw_tap_id)t); /* s */
-    size_t steps = qblock_steps(c, sc); /* weight-only: steps (float) and zero points (byte) */
-    return (n_f + steps) * sizeof(float) + block_weights(c) + steps;
+    size_t steps = qblock_steps(c, sc); /* coded: steps (float) and zero points (byte) */
+    size_t kf, ki;
+    qblock_keep(c, sc, &kf, &ki);
+    /* codes, and with dynamic activations their signed values too */
+    size_t wbytes = block_weights(c) * (sc->act == AW_ACT_DYNAMIC ? 2 : 1);
+    return (n_f + steps + kf + ki) * sizeof(float) + wbytes + steps;
 }
 
 static void qblock_carve(const aw_model_config *c, const aw_scheme *sc, void *arena, aw_qblock *q)
 {
     const aw_arch *a = aw_arch_of(c);
-    int wo = aw_scheme_weight_only(sc);
+    int coded = aw_scheme_coded(sc), dyn = sc->act == AW_ACT_DYNAMIC, keep = sc->keep_pct > 0;
     q->arena = arena;
     q->scheme = *sc;
     q->n_lin = a->n_lin;
@@ -197,7 +217,7 @@ static void qblock_carve(const aw_model_config *c, const aw_scheme *sc, void *ar
         aw_qlinear *ql = &q->lin[l];
         linear_dims(c, l, &ql->in, &ql->out);
         ql->tap = a->lin[l].tap;
-        ql->group = wo ? sc->group : 0;
+        ql->group = coded ? sc->group : 0;
         ql->bias = pf, pf += ql->out;
         ql->bias_plain = pf, pf += ql->out;
     }
@@ -215,19 +235,45 @@ static void qblock_carve(const aw_model_config *c, const aw_scheme *sc, void *ar
             if (a->tap[t].fold == AW_FOLD_ROWS && a->tap[t].producer == l) q->out_s[l] = pf;
         pf += q->lin[l].out;
     }
-    for (int l = 0; l < q->n_lin && wo; l++) {
+    for (int l = 0; l < q->n_lin && coded; l++) {
         aw_qlinear *ql = &q->lin[l];
         ql->wstep = pf;
         pf += (size_t)ql->out * aw_scheme_groups(sc, ql->in);
     }
-    uint8_t *pi = (uint8_t *)pf;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        int w = aw_arch_tap_width(c, (aw_tap_id)t);
+        q->n_keep[t] = keep ? aw_scheme_n_keep(sc, w) : 0;
+        q->keep_mask[t] = keep ? pf : NULL;
+        pf += keep ? (size_t)w : 0;
+    }
     for (int l = 0; l < q->n_lin; l++) {
         aw_qlinear *ql = &q->lin[l];
-        if (wo) ql->codes = pi, ql->wq = NULL;
+        ql->n_keep = q->n_keep[ql->tap];
+        ql->wkeep = keep ? pf : NULL;
+        pf += (size_t)ql->out * ql->n_keep;
+    }
+    int32_t *pidx = (int32_t *)pf;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        q->keep_idx[t] = keep ? pidx : NULL;
+        pidx += q->n_keep[t];
+    }
+    for (int l = 0; l < q->n_lin; l++) {
+        q->lin[l].keep_idx = q->keep_idx[q->lin[l].tap];
+        q->lin[l].keep_mask = q->keep_mask[q->lin[l].tap];
+    }
+    uint8_t *pi = (uint8_t *)pidx;
+    for (int l = 0; l < q->n_lin; l++) {
+        aw_qlinear *ql = &q->lin[l];
+        if (coded) ql->codes = pi, ql->wq = NULL;
         else ql->wq = (int8_t *)pi, ql->codes = NULL;
         pi += (size_t)ql->in * ql->out;
     }
-    for (int l = 0; l < q->n_lin && wo; l++) {
+    for (int l = 0; l < q->n_lin && dyn; l++) {
+        aw_qlinear *ql = &q->lin[l];
+        ql->wq = (int8_t *)pi;
+        pi += (size_t)ql->in * ql->out;
+    }
+    for (int l = 0; l < q->n_lin && coded; l++) {
         aw_qlinear *ql = &q->lin[l];
         ql->wzero = pi;
         pi += (size_t)ql->out * aw_scheme_groups(sc, ql->in);

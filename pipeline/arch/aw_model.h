@@ -38,14 +38,23 @@ typedef struct aw_block {
     float *norm_g[AW_NORM_COUNT], *norm_b[AW_NORM_COUNT]; /* (d) */
 } aw_block;
 
-/* One quantized linear of a quantized block: W8A8 (wq, w_step, x_step) or
- * weight-only low-bit (codes, wstep, wzero; aw_scheme.h). */
+/* One quantized linear of a quantized block (aw_scheme.h): W8A8 (wq,
+ * w_step, x_step), or coded low-bit weights (codes, wstep, wzero) with the
+ * input in floating point (weight-only) or quantized at run time (dynamic:
+ * wq holds the signed values q - z of the codes for the integer product).
+ * With kept channels (scheme keep_pct > 0), the weights of the tap's kept
+ * input channels are zero in wq / dequantize to zero from codes, and their
+ * fp columns are in wkeep. */
 typedef struct {
-    int8_t *wq;        /* W8A8: (out, in); NULL for weight-only */
-    uint8_t *codes;    /* weight-only: (out, in) codes; NULL for W8A8 */
-    float *wstep;      /* weight-only: (out, ng) steps, as written */
-    uint8_t *wzero;    /* weight-only: (out, ng) zero points */
-    int group;         /* weight-only: inputs per step (0: the whole row) */
+    int8_t *wq;        /* W8A8 and dynamic: (out, in); NULL for weight-only */
+    uint8_t *codes;    /* coded: (out, in) codes; NULL for W8A8 */
+    float *wstep;      /* coded: (out, ng) steps, as written */
+    uint8_t *wzero;    /* coded: (out, ng) zero points */
+    int group;         /* coded: inputs per step (0: the whole row) */
+    int n_keep;        /* kept input channels (those of the tap) */
+    const int32_t *keep_idx; /* (n_keep) the tap's kept channels, ascending (views into the block) */
+    const float *keep_mask;  /* (in) 0 at a kept channel, 1 elsewhere; NULL without kept channels */
+    float *wkeep;      /* (out, n_keep) the kept columns, rounded to the parameter dtype */
     float *bias;       /* (out) corrected bias, as written */
     float *bias_plain; /* (out) the bias without correction, as it would be written */
     float w_step, x_step; /* W8A8: weight step, static input step */
@@ -67,6 +76,9 @@ typedef struct aw_qblock {
     float *out_s[AW_LIN_MAX]; /* (out) the factors a row-fold producer's rows were
                                  divided by (from s, aw_qblock_set_out_scales); NULL
                                  for the other linears */
+    int n_keep[AW_TAP_COUNT];        /* kept channels per tap (aw_scheme_n_keep) */
+    int32_t *keep_idx[AW_TAP_COUNT]; /* (n_keep) ascending; NULL without kept channels */
+    float *keep_mask[AW_TAP_COUNT];  /* (in) 0 kept, 1 quantized; NULL without */
 } aw_qblock;
 
 /* Model-level parameters: embeddings, positions (where the family has a

@@ -195,7 +195,7 @@ int aw_cmd_plan(int argc, char **argv)
     if (!model) return plan_usage_error("%s", "--model NAME_OR_DIR is required");
     if (!world) return plan_usage_error("%s", "-n N (ranks) is required");
     if (!mem) return plan_usage_error("%s", "--mem-per-rank G is required");
-    if (wbits) method.scheme = (aw_scheme){(int)wbits, (int)group, 1, AW_ACT_FLOAT};
+    if (wbits) method.scheme = (aw_scheme){.wbits = (int)wbits, .group = (int)group, .sym = 1, .act = AW_ACT_FLOAT};
     else if (aw_method_needs_gram(&method))
         return plan_usage_error("--method %s makes weight-only schemes: give --wbits", aw_method_names[method.kind]);
     /* each backend's time has one source: no option that would be ignored */

@@ -188,7 +188,7 @@ int aw_cmd_run(int argc, char **argv)
     if (alpha_set && k != AW_METHOD_AWEQ && k != AW_METHOD_SMOOTHQUANT)
         return aw_usage_error(NULL, "--alpha does not apply to --method %s", aw_method_names[k]);
     if (wbits) {
-        o.method.scheme = (aw_scheme){wbits, group, sym != 0, AW_ACT_FLOAT};
+        o.method.scheme = (aw_scheme){.wbits = wbits, .group = group, .sym = sym != 0, .act = AW_ACT_FLOAT};
     } else {
         if (group_set || sym >= 0)
             return aw_usage_error(NULL, "%s", "--group, --sym and --asym go with --wbits (weight-only schemes)");

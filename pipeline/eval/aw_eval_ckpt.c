@@ -425,7 +425,7 @@ static aw_status check_wo_args(const char *path, const char *g, json_t *a, aw_sc
         AW_RETURN_IF(!plain, AW_ERR_CONFIG,
                      "%s: config_groups.%s.weights.actorder must be null, \"weight\" or \"group\"", path, g);
     }
-    *out = (aw_scheme){(int)bits, group, sym, AW_ACT_FLOAT};
+    *out = (aw_scheme){.wbits = (int)bits, .group = group, .sym = sym, .act = AW_ACT_FLOAT};
     aw_status st = aw_scheme_check(out);
     if (st != AW_OK) {
         char msg[256];

@@ -172,7 +172,7 @@ static aw_status text_load(const aw_eval_text_opts *o, text_state *s)
     }
     AW_TRY(aw_fwd_ws_create_ops(ops, c, 1, L, &s->ws));
     /* weight-only blocks multiply their dequantized weights */
-    if (s->quantized && aw_scheme_weight_only(&s->scheme)) AW_TRY(aw_fwd_ws_need_wdq(&s->ws, c));
+    if (s->quantized) AW_TRY(aw_fwd_ws_need_scheme(&s->ws, c, &s->scheme));
     size_t hb = (size_t)L * d * sizeof(float), xb = (size_t)AW_EVAL_LOGIT_CHUNK * d * sizeof(float);
     size_t lb = (size_t)AW_EVAL_LOGIT_CHUNK * V * sizeof(float);
     s->h = malloc(hb);

@@ -122,8 +122,8 @@ aw_status aw_eval(const char *model_dir, const char *tokens_path, double holdout
 
     size_t maxT = (size_t)B_alloc * (size_t)L;
     AW_CHECK(aw_fwd_ws_create(c, B_alloc, L, &s.ws));
-    /* weight-only blocks multiply their dequantized weights */
-    if (aw_scheme_weight_only(&r->scheme)) AW_CHECK(aw_fwd_ws_need_wdq(&s.ws, c));
+    /* what the scheme's blocks need besides the forward's scratch */
+    AW_CHECK(aw_fwd_ws_need_scheme(&s.ws, c, &r->scheme));
     s.h = malloc(maxT * (size_t)d * sizeof(float));
     s.lx = malloc((size_t)AW_EVAL_LOGIT_CHUNK * (size_t)d * sizeof(float));
     s.logits = malloc((size_t)AW_EVAL_LOGIT_CHUNK * (size_t)c->vocab_size * sizeof(float));

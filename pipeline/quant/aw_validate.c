@@ -85,7 +85,7 @@ uint64_t aw_val_ws_bytes(const aw_model_config *c, int max_T, int shares_wconv)
 }
 
 aw_status aw_val_ws_create(const aw_ops *ops, const aw_model_config *c, int max_T, float *wconv,
-                           aw_val_ws *w)
+                           const aw_fwd_ws *fws, aw_val_ws *w)
 {
     memset(w, 0, sizeof *w);
     size_t wide = (size_t)aw_arch_max_width(c);
@@ -104,6 +104,11 @@ aw_status aw_val_ws_create(const aw_ops *ops, const aw_model_config *c, int max_
     p += nw;
     w->acc = (int32_t *)p;
     w->xq = (int8_t *)(w->acc + n);
+    if (fws) {
+        w->xstep = fws->xstep;
+        w->gscratch = fws->gscratch;
+        w->xk = fws->xk;
+    }
     return AW_OK;
 }
 
@@ -120,7 +125,8 @@ static aw_status compare_linear(aw_val_ctx *v, int l, const float *yf, int T)
 {
     const aw_ops *o = v->ws->ops;
     const aw_linear *ln = &v->fp->lin[l];
-    AW_TRY(aw_qlinear_ops(o, v->q, l, v->ws->xs, v->ws->yq, T, v->ws->xq, v->ws->acc, v->ws->wconv));
+    aw_qlin_scratch qs = {v->ws->xq, v->ws->acc, v->ws->wconv, v->ws->xstep, v->ws->gscratch, v->ws->xk};
+    AW_TRY(aw_qlinear_ops(o, v->q, l, v->ws->xs, v->ws->yq, T, &qs));
     const float *so = aw_qblock_out_scale(v->q, l);
     if (so) /* back to the model's coordinates */
         AW_TRY(o->vt->scale_cols(o, v->ws->yq, T, ln->out, so));

@@ -55,13 +55,19 @@ typedef struct {
     float *wconv;        /* (d * ffn) fp weights widened to f32 */
     int8_t *xq;
     int32_t *acc;
+    /* shared with the forward's workspace (aw_fwd_ws_need_scheme): dynamic
+     * activations' steps and product scratch, kept channels' inputs */
+    float *xstep;
+    void *gscratch;
+    float *xk;
 } aw_val_ws;
 
 /* wconv: the forward workspace's f32 weight buffer to share (the taps run
  * between linears, never during one), or NULL to allocate one (if ops
- * needs one). */
+ * needs one); fws (or NULL): the forward workspace whose scheme scratch
+ * (aw_fwd_ws_need_scheme) the comparison shares the same way. */
 aw_status aw_val_ws_create(const aw_ops *ops, const aw_model_config *c, int max_T, float *wconv,
-                           aw_val_ws *w);
+                           const aw_fwd_ws *fws, aw_val_ws *w);
 /* Bytes aw_val_ws_create allocates (for plans). */
 uint64_t aw_val_ws_bytes(const aw_model_config *c, int max_T, int shares_wconv);
 void aw_val_ws_destroy(aw_val_ws *w);

@@ -212,10 +212,10 @@ aw_status run_validate(const aw_run_opts *o, const run_inputs *in, const run_top
     AW_TRY(alloc_parts(s, t, nb, 1));
     /* the forward workspace was dropped while quantizing (see aw_run_comm) */
     AW_TRY(aw_fwd_ws_create_ops(ops, c, in->B, in->L, &s->ws));
-    if (aw_scheme_weight_only(&in->method.scheme)) AW_TRY(aw_fwd_ws_need_wdq(&s->ws, c));
+    AW_TRY(aw_fwd_ws_need_scheme(&s->ws, c, &in->method.scheme));
     /* the validation's own products share the forward's f32 weight buffer
      * (widening on the CPU, dequantizing weight-only layers anywhere) */
-    AW_TRY(aw_val_ws_create(ops, c, in->B * in->L, s->ws.wdq ? s->ws.wdq : s->ws.wconv, &s->vws));
+    AW_TRY(aw_val_ws_create(ops, c, in->B * in->L, s->ws.wdq ? s->ws.wdq : s->ws.wconv, &s->ws, &s->vws));
     if (t->is_last) {
         /* logits: row chunks on the backend, their sums on the host; a GPU
          * takes bigger chunks (the host kernels keep the CPU's 128 rows so

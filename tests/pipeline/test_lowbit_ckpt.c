@@ -337,25 +337,25 @@ static void roundtrip(const rt_case *k)
 static void test_w4_g128_sym(void **state)
 {
     (void)state;
-    roundtrip(&(rt_case){{4, 128, 1, AW_ACT_FLOAT}, 0, AW_DT_F16, AW_DT_F16, 0});
+    roundtrip(&(rt_case){{.wbits = 4, .group = 128, .sym = 1, .act = AW_ACT_FLOAT}, 0, AW_DT_F16, AW_DT_F16, 0});
 }
 
 static void test_w4_channel_asym(void **state)
 {
     (void)state;
-    roundtrip(&(rt_case){{4, 0, 0, AW_ACT_FLOAT}, 0, AW_DT_F16, AW_DT_F16, 0});
+    roundtrip(&(rt_case){{.wbits = 4, .group = 0, .sym = 0, .act = AW_ACT_FLOAT}, 0, AW_DT_F16, AW_DT_F16, 0});
 }
 
 static void test_w3_g32_sym(void **state)
 {
     (void)state;
-    roundtrip(&(rt_case){{3, 32, 1, AW_ACT_FLOAT}, 0, AW_DT_BF16, AW_DT_BF16, 1});
+    roundtrip(&(rt_case){{.wbits = 3, .group = 32, .sym = 1, .act = AW_ACT_FLOAT}, 0, AW_DT_BF16, AW_DT_BF16, 1});
 }
 
 static void test_w8_channel(void **state)
 {
     (void)state;
-    roundtrip(&(rt_case){{8, 0, 1, AW_ACT_FLOAT}, 0, AW_DT_F16, AW_DT_F32, 0});
+    roundtrip(&(rt_case){{.wbits = 8, .group = 0, .sym = 1, .act = AW_ACT_FLOAT}, 0, AW_DT_F16, AW_DT_F32, 0});
 }
 
 /* LLaMA (no biases of its own: bias correction adds them) whose down
@@ -364,8 +364,8 @@ static void test_w8_channel(void **state)
 static void test_partial_last_group(void **state)
 {
     (void)state;
-    roundtrip(&(rt_case){{4, 128, 0, AW_ACT_FLOAT}, 1, AW_DT_BF16, AW_DT_BF16, 0});
-    roundtrip(&(rt_case){{3, 48, 0, AW_ACT_FLOAT}, 1, AW_DT_F16, AW_DT_F16, 0});
+    roundtrip(&(rt_case){{.wbits = 4, .group = 128, .sym = 0, .act = AW_ACT_FLOAT}, 1, AW_DT_BF16, AW_DT_BF16, 0});
+    roundtrip(&(rt_case){{.wbits = 3, .group = 48, .sym = 0, .act = AW_ACT_FLOAT}, 1, AW_DT_F16, AW_DT_F16, 0});
 }
 
 /* ---- quantization_config ------------------------------------------------- */
@@ -390,7 +390,7 @@ static void test_config_json(void **state)
     free(s);
     /* GPTQ W4 g128 with act-order */
     m.kind = AW_METHOD_GPTQ;
-    m.scheme = (aw_scheme){4, 128, 1, AW_ACT_FLOAT};
+    m.scheme = (aw_scheme){.wbits = 4, .group = 128, .sym = 1, .act = AW_ACT_FLOAT};
     m.act_order = 1;
     s = aw_quant_config_json(&m);
     json_error_t jerr;
@@ -410,7 +410,7 @@ static void test_config_json(void **state)
     json_decref(qc);
     free(s);
     /* per channel, asymmetric, no act-order */
-    m.scheme = (aw_scheme){3, 0, 0, AW_ACT_FLOAT};
+    m.scheme = (aw_scheme){.wbits = 3, .group = 0, .sym = 0, .act = AW_ACT_FLOAT};
     m.act_order = 0;
     s = aw_quant_config_json(&m);
     qc = json_loads(s, 0, &jerr);
@@ -745,7 +745,7 @@ static void test_serialize_refusals(void **state)
     aw_model_config c;
     aw_assert_status(aw_config_read(cfg_path, &c), AW_OK, NULL);
     aw_method m = {.kind = AW_METHOD_RTN, .bias_correction = 1, .param_dtype = AW_DT_F16, .scale_dtype = AW_DT_F16,
-                   .scheme = {4, 32, 1, AW_ACT_FLOAT}};
+                   .scheme = {.wbits = 4, .group = 32, .sym = 1, .act = AW_ACT_FLOAT}};
     aw_qblock q, q2;
     aw_assert_status(aw_qblock_create(&c, &m.scheme, &q), AW_OK, NULL);
     fill_qblock(&c, &m, &q, 7);

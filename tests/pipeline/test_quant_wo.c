@@ -40,9 +40,9 @@
 #define CHUNK 8    /* sequences per block of samples */
 
 static const aw_scheme schemes[] = {
-    {4, 32, 1, AW_ACT_FLOAT},
-    {4, 0, 0, AW_ACT_FLOAT},
-    {3, 32, 0, AW_ACT_FLOAT},
+    {.wbits = 4, .group = 32, .sym = 1, .act = AW_ACT_FLOAT},
+    {.wbits = 4, .group = 0, .sym = 0, .act = AW_ACT_FLOAT},
+    {.wbits = 3, .group = 32, .sym = 0, .act = AW_ACT_FLOAT},
 };
 #define N_SCHEMES (int)(sizeof schemes / sizeof schemes[0])
 
