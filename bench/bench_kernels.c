@@ -12,7 +12,13 @@
  * shared machine are bimodal: the median is the figure to quote). Run it
  * with ONEDNN_MAX_CPU_ISA=AVX2 to see the choice fall back.
  *
+ * The grouped product of dynamic activations (aw_k_gemm_groups, aw_actq.h)
+ * on T = 4096, in -> out 768 -> 768 and 3072 -> 768, groups of 128 both (and
+ * per-token activations), against cblas_sgemm of the same shape and the
+ * ungrouped aw_k_gemm_i8; aw_k_act_quant against memcpy of its input.
+ *
  *   bench_kernels [reps] [gemm_reps]    (defaults 5 and 7)
+ *   bench_kernels groups [reps]         (the grouped product only)
  */
 #include <cblas.h>
 #include <math.h>
@@ -21,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aw_actq.h"
 #include "aw_clock.h"
 #include "aw_kernels.h"
 #include "aw_rng.h"
@@ -256,8 +263,96 @@ static void bench_gemm_i8(int T, int reps, int nthr[2], double ratio[2][3], doub
     free(tt);
 }
 
+/* The grouped product: ms and GOP/s (2 T in out) of aw_k_gemm_groups (A, W)
+ * and of aw_k_act_quant, against cblas_sgemm and aw_k_gemm_i8 of the same
+ * shape and memcpy of the activations; medians of reps interleaved runs. */
+typedef struct {
+    const float *x, *w, *xs, *ws;
+    float *y;
+    const int8_t *xq, *wq;
+    int8_t *q;
+    float *st;
+    int32_t *acc;
+    void *scr;
+    float *dst;
+    int T, in, out, A, W, mode; /* 0 sgemm, 1 gemm_i8, 2 gemm_groups, 3 act_quant, 4 memcpy */
+} grp_arg;
+
+static void grp_call(void *p)
+{
+    grp_arg *a = p;
+    switch (a->mode) {
+    case 0:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->T, a->out, a->in, 1.0f, a->x, a->in, a->w, a->in,
+                    0.0f, a->y, a->out);
+        break;
+    case 1: aw_k_gemm_i8(a->xq, a->wq, a->acc, a->T, a->in, a->out); break;
+    case 2:
+        if (aw_k_gemm_groups(a->xq, a->xs, a->A, a->wq, a->ws, a->W, NULL, a->y, a->T, a->in, a->out, a->scr) != AW_OK)
+            exit(1);
+        break;
+    case 3: aw_k_act_quant(a->x, a->T, a->in, 4, a->A, NULL, a->q, a->st); break;
+    default: memcpy(a->dst, a->x, (size_t)a->T * a->in * sizeof(float)); break;
+    }
+    g_sink += a->y[7];
+}
+
+static void bench_gemm_groups(int T, int reps)
+{
+    static const int shapes[2][2] = {{768, 768}, {3072, 768}};
+    static const int gr[2][2] = {{128, 128}, {0, 128}};
+    printf("\n# grouped product of dynamic activations (exact), T = %d, %d threads, medians of %d\n"
+           "# int8 path: %s\n",
+           T, openblas_get_num_threads(), reps, aw_k_gemm_i8_path());
+    printf("%-12s %-14s %9s %9s %9s %9s %9s %11s %11s\n", "in -> out", "A / W", "groups ms", "GOP/s",
+           "sgemm ms", "GFLOP/s", "i8 ms", "grp/sgemm", "actq GB/s");
+    double *tt = malloc(sizeof(double) * 5 * (size_t)reps);
+    if (!tt) exit(1);
+    for (int s = 0; s < 2; s++)
+        for (int g = 0; g < 2; g++) {
+            int in = shapes[s][0], out = shapes[s][1], A = gr[g][0], W = gr[g][1];
+            int nga = aw_act_groups(in, A), ngw = aw_act_groups(in, W);
+            float *x = xmalloc((size_t)T * in * sizeof(float)), *w = xmalloc((size_t)out * in * sizeof(float));
+            float *y = xmalloc((size_t)T * out * sizeof(float)), *dst = xmalloc((size_t)T * in * sizeof(float));
+            float *xs = xmalloc((size_t)T * nga * sizeof(float)), *ws = xmalloc((size_t)out * ngw * sizeof(float));
+            int8_t *xq = xmalloc((size_t)T * in), *wq = xmalloc((size_t)out * in), *q = xmalloc((size_t)T * in);
+            int32_t *acc = xmalloc((size_t)T * out * sizeof(int32_t));
+            void *scr = xmalloc(aw_k_gemm_groups_scratch(T, in, out, A, W));
+            fill_act(x, T, in, 2);
+            fill_act(w, out, in, 3);
+            aw_k_act_quant(x, T, in, 4, A, NULL, xq, xs);
+            aw_rng r;
+            aw_rng_seed(&r, 9, "bench-groups");
+            for (size_t i = 0; i < (size_t)out * in; i++) wq[i] = (int8_t)((int)aw_rng_below(&r, 16) - 8);
+            for (size_t i = 0; i < (size_t)out * ngw; i++) ws[i] = (float)(0.01 + 0.01 * aw_rng_uniform(&r));
+            grp_arg a[5];
+            for (int m = 0; m < 5; m++)
+                a[m] = (grp_arg){x, w, xs, ws, y, xq, wq, q, xs, acc, scr, dst, T, in, out, A, W, m};
+            float *st = xmalloc((size_t)T * nga * sizeof(float));
+            a[3].st = st;
+            for (int m = 0; m < 5; m++) grp_call(&a[m]); /* warm up */
+            for (int k = 0; k < reps; k++)
+                for (int m = 0; m < 5; m++) tt[m * reps + k] = time_once(grp_call, &a[m]);
+            double mn, med[5], op = 2.0 * T * in * out * 1e-9, gb = (double)T * in * sizeof(float) * 1e-9;
+            for (int m = 0; m < 5; m++) min_median(tt + m * reps, reps, &mn, &med[m]);
+            char lab[32];
+            snprintf(lab, sizeof lab, "%d / %d", A, W);
+            printf("%5d -> %-4d %-14s %9.2f %9.1f %9.2f %9.1f %9.2f %11.2f %6.1f (memcpy %.1f)\n", in, out, lab,
+                   med[2] * 1e3, op / med[2], med[0] * 1e3, op / med[0], med[1] * 1e3, med[0] / med[2],
+                   gb / med[3], gb / med[4]);
+            free(x), free(w), free(y), free(dst), free(xs), free(ws), free(xq), free(wq), free(q), free(acc);
+            free(scr), free(st);
+        }
+    free(tt);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "groups") == 0) {
+        int r = argc > 2 ? atoi(argv[2]) : 7;
+        bench_gemm_groups(4096, r < 1 ? 1 : r);
+        return 0;
+    }
     int reps = argc > 1 ? atoi(argv[1]) : 5;
     if (reps < 1) reps = 1;
     printf("# memory-bound kernels: GB/s of input bytes (and input+output bytes), best of %d;\n"
@@ -300,6 +395,7 @@ int main(int argc, char **argv)
     double i8_ratio[2][3], fb_ratio[2][3];
     int nthr[2];
     bench_gemm_i8(T, gemm_reps, nthr, i8_ratio, fb_ratio);
+    bench_gemm_groups(4096, gemm_reps);
 
     printf("\n# causal attention, informational: 1 sequence, L = 2048, 12 heads, d = 768,\n"
            "# 4 heads per chunk; GFLOP/s counts the causal half of q k^T and p v, best of 2\n");

@@ -13,7 +13,11 @@
  *   q_j  = clamp(rint(x_j m_j / step), -2^(b-1), 2^(b-1) - 1)
  * m the optional mask (in): 0 at a channel kept in floating point (it is
  * quantized as zero and does not count in the step), 1 elsewhere; a NaN
- * input gives NaN steps for its group. rint rounds half to even.
+ * input gives a NaN step for its group (an Inf one an Inf step), codes 0
+ * and fake-quantized values NaN for that group. rint rounds half to even;
+ * the fake quantization is the integer code times the step (+0 for a zero
+ * code). Rows are split over the OpenMP threads of aw_k_gemm_i8 (the same
+ * values whatever the count).
  *
  * The product of codes xq (T, in) with steps xs (T, nga) and signed weights
  * wq (out, in) (q - z of the weight codes) with steps ws (out, ngw), weight
@@ -22,7 +26,9 @@
  * acc_tik the exact int32 sum of xq * wq over product block k: the inputs
  * that share both steps, blocks of P = min(A, W) inputs (the smaller
  * nonzero group; in when both are 0), which the scheme check makes nest.
- * The sum over k runs in order, each term multiplied left to right.
+ * The sum over k runs in order, each term multiplied left to right; tiles
+ * of y run on the OpenMP threads of aw_k_gemm_i8, every element seeing the
+ * same operations in the same order whatever the tiling or thread count.
  */
 #ifndef AW_ACTQ_H
 #define AW_ACTQ_H
@@ -52,7 +58,9 @@ void aw_k_act_fakequant(const float *x, float *y, int T, int in, int bits, int A
 /* Bytes of scratch aw_k_gemm_groups needs for T tokens. */
 size_t aw_k_gemm_groups_scratch(int T, int in, int out, int A, int W);
 /* y (T, out) as above; b may be NULL (zeros). AW_ERR_ARG unless the
- * groups nest. The block products go through aw_k_gemm_i8 (exact). */
+ * groups nest. The block products are exact int32: oneDNN's s8s8s32 gemm
+ * on strided views where aw_k_gemm_i8 uses it, else its int16 loop on
+ * blocks packed into scratch; tiles of y over aw_k_gemm_i8's threads. */
 aw_status aw_k_gemm_groups(const int8_t *xq, const float *xs, int A, const int8_t *wq, const float *ws, int W,
                            const float *b, float *y, int T, int in, int out, void *scratch);
 

@@ -23,8 +23,9 @@
 /* 3: aw_ops_vt gained rmsnorm, swiglu, rope; embed and attention new
  * arguments (the table travels through ops_create). 4: aw_ops_vt gained
  * gram_accum and dequant_groups. 5: aw_ops_vt gained the quantization ops
- * (widen .. gptq) */
-#define AW_CUDA_API_ABI 5
+ * (widen .. gptq). 6: aw_ops_vt gained the dynamic activation ops
+ * (act_quant .. add_linear) */
+#define AW_CUDA_API_ABI 6
 #define AW_CUDA_NCCL_ID_BYTES 128
 
 typedef struct {

@@ -4,7 +4,9 @@
  * and dequant_groups) and of the quantization steps (aw_quant_k.h,
  * aw_lowbit.h: the ops widen .. gptq), C-callable, on device pointers,
  * queued on the context's stream (aw_kernels_cuda.h for contexts and
- * conventions). tests/cuda/test_lowbit_cuda.c checks them against the CPU.
+ * conventions), and of the dynamic activation kernels (aw_actq.h: the ops
+ * act_quant .. add_linear). tests/cuda/test_lowbit_cuda.c and
+ * tests/cuda/test_actq_cuda.c check them against the CPU.
  *
  * Against the CPU (aw_k_gram_accum, aw_k_group_dequantize):
  *   gram_accum's h: fp32 cuBLAS ssyrk (no TF32), another summation order:
@@ -17,6 +19,7 @@
 #ifndef AW_KC_LOWBIT_H
 #define AW_KC_LOWBIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "aw_kernels_cuda.h"
@@ -67,6 +70,28 @@ aw_status aw_kc_search_err(aw_kc *k, const float *w, int out, int in, const floa
  * the sweep has run (synchronises). */
 aw_status aw_kc_gptq(aw_kc *k, float *w, const aw_gptq_plan *p, int out, const aw_gptq_opts *opt, float *step,
                      uint8_t *zero, uint8_t *q);
+
+/* ---- dynamic activations and kept channels (aw_actq.h, the ops act_quant ..
+ * add_linear) ----------------------------------------------------------------------
+ * Against the CPU (aw_k_act_quant .. aw_k_add_linear):
+ *   act_quant, act_fakequant, gather_cols: bit-identical (one block per
+ *     (token, group): the same max, the same IEEE divisions and rint; codes
+ *     0 and fake values NaN for a group with a NaN or Inf input);
+ *   gemm_groups: bit-identical (exact int32 block sums by dp4a, the double
+ *     sum acc * sx * sw in block order without fma contraction, + bias,
+ *     rounded once); it needs no scratch (gemm_groups_scratch gives a
+ *     token 256 bytes);
+ *   add_linear: cuBLAS sgemm with beta 1 (no TF32), another order: 1e-5.
+ * Shapes and meanings as the ops of the same name. */
+aw_status aw_kc_act_quant(aw_kc *k, const float *x, int T, int in, int bits, int A, const float *mask, int8_t *q,
+                          float *step);
+aw_status aw_kc_act_fakequant(aw_kc *k, const float *x, float *y, int T, int in, int bits, int A,
+                              const float *mask);
+size_t aw_kc_gemm_groups_scratch(int T, int in, int out, int A, int W);
+aw_status aw_kc_gemm_groups(aw_kc *k, const int8_t *xq, const float *xs, int A, const int8_t *wq, const float *ws,
+                            int W, const float *b, float *y, int T, int in, int out, void *scratch);
+aw_status aw_kc_gather_cols(aw_kc *k, const float *x, int T, int in, const int32_t *idx, int n, float *xk);
+aw_status aw_kc_add_linear(aw_kc *k, const float *xk, const float *wk, float *y, int T, int n, int out);
 
 #ifdef __cplusplus
 }

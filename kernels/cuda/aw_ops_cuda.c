@@ -201,6 +201,35 @@ static aw_status cu_gptq(const aw_ops *o, float *w, const aw_gptq_plan *plan, in
     return aw_kc_gptq(KC(o), w, plan, out, opt, step, zero, q);
 }
 
+static aw_status cu_act_quant(const aw_ops *o, const float *x, int T, int in, int bits, int A, const float *mask,
+                              int8_t *q, float *step)
+{
+    return aw_kc_act_quant(KC(o), x, T, in, bits, A, mask, q, step);
+}
+
+static aw_status cu_act_fakequant(const aw_ops *o, const float *x, float *y, int T, int in, int bits, int A,
+                                  const float *mask)
+{
+    return aw_kc_act_fakequant(KC(o), x, y, T, in, bits, A, mask);
+}
+
+static aw_status cu_gemm_groups(const aw_ops *o, const int8_t *xq, const float *xs, int A, const int8_t *wq,
+                                const float *ws, int W, const float *b, float *y, int T, int in, int out,
+                                void *scratch)
+{
+    return aw_kc_gemm_groups(KC(o), xq, xs, A, wq, ws, W, b, y, T, in, out, scratch);
+}
+
+static aw_status cu_gather_cols(const aw_ops *o, const float *x, int T, int in, const int32_t *idx, int n, float *xk)
+{
+    return aw_kc_gather_cols(KC(o), x, T, in, idx, n, xk);
+}
+
+static aw_status cu_add_linear(const aw_ops *o, const float *xk, const float *wk, float *y, int T, int n, int out)
+{
+    return aw_kc_add_linear(KC(o), xk, wk, y, T, n, out);
+}
+
 static const aw_ops_vt cuda_vt = {
     .alloc = cu_alloc,
     .release = cu_release,
@@ -240,6 +269,12 @@ static const aw_ops_vt cuda_vt = {
     .group_quantize = cu_group_quantize,
     .search_err = cu_search_err,
     .gptq = cu_gptq,
+    .act_quant = cu_act_quant,
+    .act_fakequant = cu_act_fakequant,
+    .gemm_groups_scratch = aw_kc_gemm_groups_scratch,
+    .gemm_groups = cu_gemm_groups,
+    .gather_cols = cu_gather_cols,
+    .add_linear = cu_add_linear,
 };
 
 aw_status aw_ops_cuda_create(aw_ops **out)

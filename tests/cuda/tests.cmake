@@ -23,3 +23,15 @@ if(TARGET aweq_kernels_cuda)
   set_tests_properties(test_lowbit_cuda PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV}" TIMEOUT 300
                        SKIP_RETURN_CODE 77 LABELS "unit;kernels;cuda")
 endif()
+
+# The dynamic activation entries of the CUDA ops table (act_quant ..
+# add_linear) against the CPU table (see cuda/test_actq_cuda.c); skips (77)
+# without a device.
+if(TARGET aweq_kernels_cuda)
+  add_executable(test_actq_cuda cuda/test_actq_cuda.c kernels/kernels_ref.c)
+  target_include_directories(test_actq_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
+  target_link_libraries(test_actq_cuda PRIVATE aweq_kernels_cuda aweq_kernels aweq_common)
+  add_test(NAME test_actq_cuda COMMAND test_actq_cuda WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(test_actq_cuda PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV}" TIMEOUT 300
+                       SKIP_RETURN_CODE 77 LABELS "unit;kernels;cuda")
+endif()

@@ -42,3 +42,38 @@ endforeach()
 # against their float64 references (see kernels/test_lowbit.c).
 aweq_add_test(test_lowbit SOURCES kernels/test_lowbit.c kernels/lowbit_ref.c kernels/kernels_ref.c
               LIBS aweq_kernels LABELS kernels)
+
+# Dynamic activation quantization, the grouped integer product and the kept
+# channels (aw_actq.h) against float64 references, and the CPU tables'
+# entries (see kernels/test_actq.c); again with oneDNN held to AVX2, so that
+# the grouped product takes the int16 loop on packed blocks, and with another
+# thread count (OMP_NUM_THREADS=3: other tiles per thread, the same bytes).
+aweq_add_test(test_actq SOURCES kernels/test_actq.c kernels/kernels_ref.c
+              LIBS aweq_kernels LABELS kernels)
+foreach(variant avx2 omp3)
+  add_test(NAME test_actq_${variant} COMMAND test_actq WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  if(variant STREQUAL "avx2")
+    set(extra "ONEDNN_MAX_CPU_ISA=AVX2")
+  else()
+    set(extra "OMP_NUM_THREADS=3")
+  endif()
+  set_tests_properties(test_actq_${variant} PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV};${extra}"
+                       TIMEOUT 300 LABELS "unit;kernels")
+endforeach()
+
+# The must-show of integer activations: one realistic layer (W4A4 g128, W4A4
+# per-token, W4A8 per-token) through the program's forward (aw_qlinear_ops),
+# recomputed in float64 by a pure-Python script: codes and steps exact,
+# output within 1e-6 relative (see kernels/actq_layer.c, kernels/actq_ref.py).
+find_program(AWEQ_PYTHON3 python3)
+add_executable(actq_layer kernels/actq_layer.c kernels/kernels_ref.c)
+target_link_libraries(actq_layer PRIVATE aweq_pipeline)
+target_include_directories(actq_layer PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
+if(AWEQ_PYTHON3)
+  add_test(NAME test_actq_ref
+           COMMAND ${AWEQ_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/kernels/actq_ref.py
+                   $<TARGET_FILE:actq_layer> ${CMAKE_CURRENT_BINARY_DIR}
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(test_actq_ref PROPERTIES ENVIRONMENT "${AWEQ_TEST_ENV}" TIMEOUT 300
+                       LABELS "unit;kernels")
+endif()
