@@ -29,6 +29,17 @@ aw_status aw_reduce_sum_u64(const aw_pipe *p, unsigned long long *x, size_t n)
     return AW_MPI(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_UNSIGNED_LONG_LONG, MPI_SUM, p->stage_comm));
 }
 
+aw_status aw_reduce_sum_f32(const aw_pipe *p, float *x, size_t n)
+{
+    /* in slices: MPI counts are ints */
+    for (size_t at = 0; at < n;) {
+        size_t k = n - at < (size_t)1 << 30 ? n - at : (size_t)1 << 30;
+        AW_TRY(AW_MPI(MPI_Allreduce(MPI_IN_PLACE, x + at, (int)k, MPI_FLOAT, MPI_SUM, p->stage_comm)));
+        at += k;
+    }
+    return AW_OK;
+}
+
 aw_status aw_reduce_bcast_int(const aw_pipe *p, int *x, size_t n, int root)
 {
     return AW_MPI(MPI_Bcast(x, (int)n, MPI_INT, root, p->stage_comm));

@@ -24,6 +24,10 @@ aw_status aw_reduce_parts(const aw_pipe *p, const double *mine, size_t n, int nb
 aw_status aw_reduce_max_f32(const aw_pipe *p, float *x, size_t n);
 /* In place: the sum of x over the stage's replicas (integers: exact). */
 aw_status aw_reduce_sum_u64(const aw_pipe *p, unsigned long long *x, size_t n);
+/* In place: the sum of x over the stage's replicas, for buffers where each
+ * element is nonzero on at most one replica (+0.0f elsewhere): exact, the
+ * bytes of that replica (a token sample's rows). */
+aw_status aw_reduce_sum_f32(const aw_pipe *p, float *x, size_t n);
 /* x from the stage's replica `root` to the others. */
 aw_status aw_reduce_bcast_int(const aw_pipe *p, int *x, size_t n, int root);
 

@@ -1,6 +1,7 @@
 /* aw_quant.c - the methods' names, equalization (the folds at the family's
- * fold points), INT8 and bias correction (see aw_quant.h); weight-only
- * schemes and the searched methods are in aw_quant_wo.c.
+ * fold points), kept channels, INT8 and bias correction (see aw_quant.h);
+ * coded schemes (weight-only, dynamic) and the searched methods are in
+ * aw_quant_wo.c.
  *
  * Everything weight-sized runs through the ops table (aw_ops.h) on the
  * block in its memory; the host sees statistics-sized vectors only (column
@@ -33,7 +34,31 @@ aw_status aw_method_parse(const char *s, aw_method_kind *out)
 
 int aw_method_needs_gram(const aw_method *m)
 {
-    return m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_AWEQ_SEARCH || m->kind == AW_METHOD_GPTQ;
+    /* AWQ's factors read the |x| sums, which come with the Gram part */
+    if (m->kind == AW_METHOD_AWEQ_SEARCH) return m->scheme.act != AW_ACT_DYNAMIC;
+    return m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_GPTQ;
+}
+
+int aw_method_needs_sample(const aw_method *m)
+{
+    return (m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_AWEQ_SEARCH) && m->scheme.act == AW_ACT_DYNAMIC;
+}
+
+int aw_scheme_same(const aw_scheme *a, const aw_scheme *b)
+{
+    return a->wbits == b->wbits && a->group == b->group && a->sym == b->sym && a->act == b->act &&
+           a->abits == b->abits && a->agroup == b->agroup && a->keep_pct == b->keep_pct;
+}
+
+aw_status aw_method_check_keep(const aw_method *m)
+{
+    AW_RETURN_IF(m->scheme.keep_pct > 0 && m->kind != AW_METHOD_RTN && m->kind != AW_METHOD_SMOOTHQUANT &&
+                     m->kind != AW_METHOD_AWEQ,
+                 AW_ERR_ARG,
+                 "--keep-salient works with --method rtn, smoothquant or aweq, not %s (its search or sweep "
+                 "would have to leave the kept channels out)",
+                 aw_method_names[m->kind]);
+    return AW_OK;
 }
 
 int aw_method_uses_tap(const aw_method *m, const aw_model_config *c, aw_tap_id t)
@@ -389,6 +414,89 @@ aw_status aw_qdev_put_bias(aw_qdev *qd, const aw_linear *ln, const double *delta
     return o->vt->to_dev(o, dql->bias_plain, ql->bias_plain, (size_t)ln->out * sizeof(float));
 }
 
+/* ---- kept channels ------------------------------------------------------------------- */
+
+typedef struct {
+    float key;
+    int j;
+} keep_key;
+
+/* The larger range first, ties to the lower index. */
+static int cmp_keep(const void *a, const void *b)
+{
+    const keep_key *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    return (x->j > y->j) - (x->j < y->j);
+}
+
+static int cmp_int32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+aw_status aw_keep_channels_dev(aw_qdev *qd, const aw_model_config *c, const aw_stats *st, const aw_method *m,
+                               aw_block *eq, aw_qblock *dq, aw_qblock *q)
+{
+    const aw_ops *o = qd->o;
+    const aw_arch *a = aw_arch_of(c);
+    int same = dq->arena == q->arena;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        int in = st->in[t], nk = q->n_keep[t];
+        if (!q->keep_mask[t]) continue;
+        AW_RETURN_IF(nk > in || (nk > 0 && !q->keep_idx[t]), AW_ERR_ARG,
+                     "%s: %d kept channels of %d, or a block without room for them", a->tap[t].name, nk, in);
+        if (nk <= 0) {
+            /* a share that rounds to no channel: nothing kept, all quantized */
+            for (int j = 0; j < in; j++) q->keep_mask[t][j] = 1.0f;
+            if (!same) AW_TRY(o->vt->to_dev(o, dq->keep_mask[t], q->keep_mask[t], (size_t)in * sizeof(float)));
+            continue;
+        }
+        keep_key *k = malloc((size_t)in * sizeof *k);
+        AW_RETURN_IF(!k, AW_ERR_NOMEM, "out of memory for the kept channels");
+        for (int j = 0; j < in; j++) {
+            k[j].key = st->absmax[t][j] / q->s[t][j];
+            if (k[j].key != k[j].key) k[j].key = INFINITY; /* a NaN range is kept (never happens: checked) */
+            k[j].j = j;
+        }
+        qsort(k, (size_t)in, sizeof *k, cmp_keep);
+        for (int i = 0; i < nk; i++) q->keep_idx[t][i] = k[i].j;
+        free(k);
+        qsort(q->keep_idx[t], (size_t)nk, sizeof(int32_t), cmp_int32);
+        for (int j = 0; j < in; j++) q->keep_mask[t][j] = 1.0f;
+        for (int i = 0; i < nk; i++) q->keep_mask[t][q->keep_idx[t][i]] = 0.0f;
+        if (!same) {
+            AW_TRY(o->vt->to_dev(o, dq->keep_idx[t], q->keep_idx[t], (size_t)nk * sizeof(int32_t)));
+            AW_TRY(o->vt->to_dev(o, dq->keep_mask[t], q->keep_mask[t], (size_t)in * sizeof(float)));
+        }
+        for (int l = 0; l < eq->n_lin; l++) {
+            if ((int)a->lin[l].tap != t) continue;
+            aw_linear *ln = &eq->lin[l];
+            aw_qlinear *dql = &dq->lin[l], *ql = &q->lin[l];
+            /* the kept columns (rows of W are its outputs), then rounded
+             * to the dtype they are written in */
+            AW_TRY(o->vt->gather_cols(o, ln->w, ln->out, ln->in, dq->keep_idx[t], nk, dql->wkeep));
+            if (m->param_dtype != AW_DT_F32) {
+                size_t n = (size_t)ln->out * nk;
+                if (!same) AW_TRY(o->vt->to_host(o, ql->wkeep, dql->wkeep, n * sizeof(float)));
+                for (size_t i = 0; i < n; i++) ql->wkeep[i] = aw_round_to_dtype(ql->wkeep[i], m->param_dtype);
+                if (!same) AW_TRY(o->vt->to_dev(o, dql->wkeep, ql->wkeep, n * sizeof(float)));
+            }
+            /* and zero in the weights that are quantized */
+            AW_TRY(o->vt->scale_cols(o, (float *)ln->w, ln->out, ln->in, dq->keep_mask[t]));
+        }
+    }
+    /* to_dev may return before the bytes left the host arrays */
+    return o->vt->sync(o);
+}
+
+void aw_keep_mean(const aw_qblock *q, aw_tap_id tap, double *mean, int in)
+{
+    if (q->n_keep[tap] <= 0) return;
+    for (int j = 0; j < in; j++)
+        if (q->keep_mask[tap][j] == 0.0f) mean[j] = 0.0;
+}
+
 /* ---- W8A8 ----------------------------------------------------------------------------- */
 
 static aw_status quantize_w8a8(aw_qdev *qd, const aw_model_config *c, int layer, const aw_block *dfp,
@@ -398,19 +506,23 @@ static aw_status quantize_w8a8(aw_qdev *qd, const aw_model_config *c, int layer,
     double *mean = qd->hd;
     AW_TRY(aw_equalize_block_dev(qd, c, dfp, st, m, eq, q->s));
     AW_TRY(aw_qdev_put_small(qd, c, eq, m, dq, q));
+    AW_TRY(aw_keep_channels_dev(qd, c, st, m, eq, dq, q));
     for (int l = 0; l < eq->n_lin; l++) {
         const aw_linear *ln = &eq->lin[l];
         const float *w = ln->w;
         aw_qlinear *ql = &q->lin[l], *dql = &dq->lin[l];
         aw_tap_id tap = aw_linear_tap(c, l);
         const float *s = q->s[tap];
-        /* activation range and mean after the fold */
+        /* activation range and mean after the fold (the kept channels'
+         * columns are exact: neither counts there) */
+        const float *mask = q->keep_mask[tap];
         float rx = 0.0f;
         for (int j = 0; j < ln->in; j++) {
             float r = st->absmax[tap][j] / s[j];
-            rx = r > rx ? r : rx;
+            if (!mask || mask[j] != 0.0f) rx = r > rx ? r : rx;
             mean[j] = st->sum[tap][j] / (double)st->tokens / (double)s[j];
         }
+        aw_keep_mean(q, tap, mean, ln->in);
         float wmax = 0.0f;
         AW_TRY(o->vt->absmax(o, w, (size_t)ln->in * ln->out, qd->one));
         AW_TRY(o->vt->to_host(o, &wmax, qd->one, sizeof wmax));
@@ -439,11 +551,15 @@ aw_status aw_quantize_block_ops(const aw_ops *o, const aw_model_config *c, int l
                                 const aw_stats *st, const aw_method *m, aw_qblock *dq, aw_qblock *q)
 {
     AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "layer %d: no calibration tokens observed", layer);
-    if (aw_scheme_weight_only(&m->scheme)) return aw_quantize_block_wo_ops(o, c, layer, dfp, st, m, dq, q);
-    AW_RETURN_IF(aw_method_needs_gram(m), AW_ERR_ARG, "--method %s needs a weight-only scheme (--wbits)",
+    if (aw_scheme_coded(&m->scheme)) return aw_quantize_block_wo_ops(o, c, layer, dfp, st, m, dq, q);
+    AW_RETURN_IF(aw_method_needs_gram(m) || aw_method_needs_sample(m), AW_ERR_ARG,
+                 "--method %s needs a weight-only scheme (--wbits) or dynamic activations (--adynamic)",
                  aw_method_names[m->kind]);
-    AW_RETURN_IF(aw_scheme_weight_only(&q->scheme) || !q->lin[0].wq, AW_ERR_ARG,
-                 "layer %d: the quantized block was made for a weight-only scheme, the method is W8A8", layer);
+    AW_TRY(aw_scheme_check(&m->scheme));
+    AW_TRY(aw_method_check_keep(m));
+    AW_RETURN_IF(!aw_scheme_same(&q->scheme, &m->scheme) || aw_scheme_coded(&q->scheme) || !q->lin[0].wq,
+                 AW_ERR_ARG, "layer %d: the quantized block was made for another scheme than the method's W8A8",
+                 layer);
     aw_qdev qd;
     AW_TRY(aw_qdev_create(o, c, 0, &qd));
     aw_block eq;

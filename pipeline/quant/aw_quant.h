@@ -59,6 +59,20 @@ typedef struct {
     /* where the observer accumulates: the arrays above (CPU), or their
      * mirrors in a backend's memory (aw_stats_attach) */
     const aw_ops *ops;
+    /* with_sample (aw_stats_use_sample): a token sample of every tap's fp
+     * inputs, sample[tap] (n_samp, in) row-major, views into sample_all
+     * (n_samp x n_sum floats, host, outside the arena). Calibration token g
+     * (global, block-major: block b's first token is b * B * L) is row
+     * g / samp_stride when g % samp_stride == 0 and g / samp_stride <
+     * n_samp, samp_stride = max(1, samp_total / n_samp); samp_rows rows are
+     * filled, the rest stay zero. Values are stored as x + 0.0f (no
+     * negative zeros): replicas that each wrote their own rows combine by a
+     * sum into the bytes one rank writes. */
+    int with_sample;
+    int n_samp, samp_rows;
+    uint64_t samp_total, samp_stride, samp_first; /* samp_first: the current block's first token */
+    float *sample[AW_TAP_COUNT];
+    float *sample_all;
     float *d_absmax;              /* (n_sum) all taps' ranges side by side */
     double *d_part;               /* (n_sum) the current block's sums */
     unsigned long long *d_nonfinite;
@@ -74,8 +88,25 @@ void aw_stats_use_gram_scratch(aw_stats *s, float *host, float *dev);
 /* After the last part was added: the Gram matrices made symmetric. */
 void aw_stats_finish(aw_stats *s);
 /* Bytes aw_stats_create allocates on the host (for plans), without the
- * backend's mirrors; with_gram adds sum_t in^2 doubles. */
+ * backend's mirrors; with_gram adds sum_t in^2 doubles. A token sample
+ * (aw_stats_use_sample) is apart: aw_stats_sample_bytes more. */
 uint64_t aw_stats_bytes(const aw_model_config *c, int with_gram);
+/* Default rows of the token sample (methods that search with a dynamic
+ * activation quantizer, aw_method_needs_sample). */
+#define AW_SAMPLE_TOKENS 512
+/* Bytes (in the quantizing table's memory) the sampled search of a dynamic
+ * scheme adds while it searches a tap, the largest tap's: the sample and
+ * its quantized fold, every consumer's X_s W^T, one product, one
+ * consumer's weights in f32 and codes (for plans). */
+uint64_t aw_search_sample_bytes(const aw_model_config *c, const aw_scheme *sc, int n_samp);
+/* Host bytes of a token sample of n_samp rows of every tap. */
+uint64_t aw_stats_sample_bytes(const aw_model_config *c, int n_samp);
+/* Keep a sample of n_samp tokens (see with_sample) out of total_tokens
+ * calibration tokens: zeroed host rows; AW_ERR_NOMEM, AW_ERR_ARG for
+ * n_samp < 1. Call before the first block is observed. */
+aw_status aw_stats_use_sample(aw_stats *s, int n_samp, uint64_t total_tokens);
+/* The global index of the first token of the block observed next. */
+void aw_stats_set_block(aw_stats *s, uint64_t first_token);
 void aw_stats_destroy(aw_stats *s);
 /* Accumulate in the memory of ops from now on (zeroed mirrors; the host
  * arrays are brought up to date by aw_stats_take_part and aw_stats_fetch). */
@@ -91,9 +122,12 @@ aw_status aw_stats_take_part(aw_stats *s, double *dst);
 /* totals += a block's part (call in block order). */
 void aw_stats_add_part(aw_stats *s, const double *part);
 
-/* Methods. AWQ, AWEQ+search and GPTQ make weight-only schemes only (their
- * objectives are those of the weights' error) and need the Gram matrix of
- * each tap's inputs (aw_stats with_gram). */
+/* Methods. AWQ, AWEQ+search and GPTQ make coded schemes only (weight-only,
+ * and for AWQ and AWEQ+search dynamic ones: their objectives are those of
+ * the layer's error); GPTQ and the weight-only searches need the Gram
+ * matrix of each tap's inputs (aw_stats with_gram), the dynamic searches a
+ * token sample. Kept channels (scheme keep_pct > 0) work with rtn,
+ * smoothquant and aweq only. */
 typedef enum {
     AW_METHOD_RTN = 0,
     AW_METHOD_SMOOTHQUANT,
@@ -116,8 +150,14 @@ typedef struct {
 
 /* "rtn", "smoothquant", "aweq", "awq", "aweq+search", "gptq" */
 extern const char *const aw_method_names[AW_METHOD_COUNT];
-/* 1 if the method needs each tap's Gram matrix X^T X. */
+/* 1 if the method needs each tap's Gram matrix X^T X (GPTQ's Hessian, the
+ * weight-only search's objective, AWQ's |x| sums); aweq+search with a
+ * dynamic scheme needs the token sample instead. */
 int aw_method_needs_gram(const aw_method *m);
+/* 1 if the method needs the token sample of each tap (aw_stats_use_sample):
+ * awq and aweq+search with a dynamic scheme (their objective runs the
+ * activation quantizer on the sample). */
+int aw_method_needs_sample(const aw_method *m);
 /* A method name -> kind; AW_ERR_ARG otherwise. */
 aw_status aw_method_parse(const char *s, aw_method_kind *out);
 /* 1 if the method equalizes at this tap of c's family. */
@@ -139,8 +179,16 @@ aw_status aw_equalize_with_factors(const aw_model_config *c, const aw_block *fp,
                                    aw_block *eq);
 
 /* Equalize, quantize and bias-correct block `layer` (fp, untouched) with
- * its statistics into q (created). AW_ERR_VALIDATION if no token was
- * observed; AW_ERR_NONFINITE (naming the layer) if a step is not finite. */
+ * its statistics into q (created with m->scheme: every field must match).
+ * Kept channels, after the folds, per tap: the n_keep channels with the
+ * largest absmax / s (ties to the lower index), ascending in keep_idx,
+ * keep_mask 0 there; every consumer's columns there go to wkeep (rounded to
+ * the parameter dtype) and are zero in the weights that are quantized; the
+ * W8A8 input step is the max over the other channels; bias correction's
+ * E[x'] is 0 at kept channels. AW_ERR_VALIDATION if no token was observed;
+ * AW_ERR_NONFINITE (naming the layer) if a step is not finite; AW_ERR_ARG
+ * for a block of another scheme, kept channels with awq, aweq+search or
+ * gptq, or statistics without what the method needs. */
 aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block *fp,
                             const aw_stats *st, const aw_method *m, aw_qblock *q);
 
@@ -160,12 +208,15 @@ aw_status aw_quantize_block(const aw_model_config *c, int layer, const aw_block 
  * and the backend's (AW_ERR_CUDA, AW_ERR_NOMEM). */
 aw_status aw_quantize_block_ops(const aw_ops *o, const aw_model_config *c, int layer, const aw_block *dfp,
                                 const aw_stats *st, const aw_method *m, aw_qblock *dq, aw_qblock *q);
-/* Its weight-only part (aw_quantize_block_wo on a backend). */
+/* Its coded part (weight-only and dynamic schemes; aw_quantize_block_wo on
+ * a backend). For a dynamic scheme each linear's wq (the signed values
+ * code - zero) is made on the host from the downloaded codes and uploaded
+ * to dq: weight-sized, once per block. */
 aw_status aw_quantize_block_wo_ops(const aw_ops *o, const aw_model_config *c, int layer, const aw_block *dfp,
                                    const aw_stats *st, const aw_method *m, aw_qblock *dq, aw_qblock *q);
 
-/* Weight-only schemes (aw_quant_wo.c), called by aw_quantize_block when
- * m->scheme is weight-only: the method's folds (none for rtn and gptq,
+/* Coded schemes (aw_quant_wo.c), called by aw_quantize_block when
+ * m->scheme is weight-only or dynamic: the method's folds (none for rtn and gptq,
  * AWEQ's for aweq, searched for awq and aweq+search), group quantization
  * (GPTQ's sweep for gptq), bias correction where the method has it; into q
  * created with m->scheme. Errors as aw_quantize_block. */

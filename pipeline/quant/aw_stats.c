@@ -26,6 +26,52 @@ uint64_t aw_stats_bytes(const aw_model_config *c, int with_gram)
     return b;
 }
 
+uint64_t aw_stats_sample_bytes(const aw_model_config *c, int n_samp)
+{
+    uint64_t n = 0;
+    for (int t = 0; t < AW_TAP_COUNT; t++) n += (uint64_t)aw_arch_tap_width(c, (aw_tap_id)t);
+    return n_samp > 0 ? (uint64_t)n_samp * n * sizeof(float) : 0;
+}
+
+aw_status aw_stats_use_sample(aw_stats *s, int n_samp, uint64_t total_tokens)
+{
+    AW_RETURN_IF(n_samp < 1, AW_ERR_ARG, "a token sample needs at least one row (%d)", n_samp);
+    free(s->sample_all);
+    s->sample_all = calloc((size_t)n_samp * s->n_sum, sizeof(float));
+    AW_RETURN_IF(!s->sample_all, AW_ERR_NOMEM, "out of memory for a token sample (%d tokens)", n_samp);
+    s->with_sample = 1;
+    s->n_samp = n_samp;
+    s->samp_total = total_tokens;
+    s->samp_stride = total_tokens / (uint64_t)n_samp > 1 ? total_tokens / (uint64_t)n_samp : 1;
+    uint64_t rows = (total_tokens + s->samp_stride - 1) / s->samp_stride;
+    s->samp_rows = rows < (uint64_t)n_samp ? (int)rows : n_samp;
+    s->samp_first = 0;
+    float *p = s->sample_all;
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        s->sample[t] = p;
+        p += (size_t)n_samp * s->in[t];
+    }
+    return AW_OK;
+}
+
+void aw_stats_set_block(aw_stats *s, uint64_t first_token) { s->samp_first = first_token; }
+
+/* The sample's rows among the T tokens of the current block at tap. */
+static aw_status observe_sample(aw_stats *s, aw_tap_id tap, const float *x, int T, int in)
+{
+    const aw_ops *o = s->ops;
+    uint64_t g0 = s->samp_first, st = s->samp_stride;
+    uint64_t g = (g0 + st - 1) / st * st; /* the first multiple of the stride at or after g0 */
+    for (; g < g0 + (uint64_t)T && g / st < (uint64_t)s->samp_rows; g += st) {
+        float *row = s->sample[tap] + (size_t)(g / st) * in;
+        const float *src = x + (size_t)(g - g0) * in;
+        if (o->host) memcpy(row, src, (size_t)in * sizeof *row);
+        else AW_TRY(o->vt->to_host(o, row, src, (size_t)in * sizeof *row));
+        for (int j = 0; j < in; j++) row[j] += 0.0f; /* -0 becomes +0 */
+    }
+    return AW_OK;
+}
+
 /* The observer's targets: the host arrays themselves. */
 static void stats_on_host(aw_stats *s)
 {
@@ -122,6 +168,7 @@ void aw_stats_destroy(aw_stats *s)
     if (!s) return;
     if (s->arena) stats_detach(s);
     free(s->arena);
+    free(s->sample_all);
     memset(s, 0, sizeof *s);
 }
 
@@ -159,6 +206,7 @@ aw_status aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int 
     size_t off = (size_t)(s->sum[tap] - s->sum_all);
     if (tap == AW_TAP_ATTN_IN) s->part[s->n_sum] += (double)T; /* the token count stays on the host */
     AW_TRY(o->vt->stats_accum(o, x, T, in, s->d_absmax + off, s->d_part + off, s->d_nonfinite));
+    if (s->with_sample) AW_TRY(observe_sample(s, tap, x, T, in));
     if (!s->with_gram) return AW_OK;
     AW_RETURN_IF(!s->d_gram, AW_ERR_ARG, "statistics with Gram matrices need their scratch (aw_stats_use_gram_scratch)");
     return o->vt->gram_accum(o, x, T, in, s->d_gram + gram_off(s, tap), s->d_abssum + off);

@@ -7,3 +7,5 @@ aweq_add_test(test_quant_wo SOURCES pipeline/test_quant_wo.c LIBS aweq_pipeline)
 # weight-only checkpoints (pack-quantized): writer, shards, eval reader,
 # files written by compressed-tensors 0.20.1 (tests/data/ct020)
 aweq_add_test(test_lowbit_ckpt SOURCES pipeline/test_lowbit_ckpt.c LIBS aweq_pipeline)
+# dynamic activations (W4A4 ...), kept channels, the statistics' token sample
+aweq_add_test(test_quant_act SOURCES pipeline/test_quant_act.c LIBS aweq_pipeline)
