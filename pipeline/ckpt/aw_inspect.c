@@ -161,6 +161,26 @@ static int vllm_scheme(const char *format, json_t *w, json_t *in, char *buf, siz
         return snprintf(buf, cap, "no: format %s carries no activation quantization", format), 0;
     if (!args_is(w, "type", "int", "int") || !args_is(in, "type", "int", "int"))
         return snprintf(buf, cap, "not checked: float schemes are outside the rules aweq-dist knows"), 0;
+    int w_gc = args_is(w, "strategy", "group", "tensor") || args_is(w, "strategy", "channel", "tensor");
+    if (args_dynamic(in) && (args_bits(w) != 8 || args_bits(in) != 8 || args_is(w, "strategy", "group", "tensor"))) {
+        /* vLLM's selection for int-quantized low-bit integer schemes
+         * (compressed_tensors.py, 2026): W4A8 per-token symmetric goes to
+         * CompressedTensorsW4A8Int, whose only kernel for signed int4 is
+         * the CPU one; its Humming schemes (WNA4Int, WNA8Int: dynamic int4
+         * or int8 activations per token or group) take pack-quantized
+         * weights only; nothing else matches */
+        if (args_bits(w) == 4 && args_bits(in) == 8 && w_sym && w_gc && !args_dynamic(w) &&
+            args_is(in, "strategy", "token", "tensor"))
+            return snprintf(buf, cap, "CPU only: CompressedTensorsW4A8Int, whose one kernel for signed int4 weights "
+                                      "(Dynamic4bitLinearKernel) runs on CPUs; on GPUs it finds no kernel "
+                                      "(vllm-project/llm-compressor#2693)"), 0;
+        return snprintf(buf, cap, "no: no scheme serves int-quantized integer W%lldA%lld with dynamic activations "
+                                  "(%s weights, activations per %s); the Humming schemes for dynamic int4/int8 "
+                                  "activations (WNA4Int, WNA8Int; vllm-project/vllm#46390) read pack-quantized "
+                                  "weights only",
+                        args_bits(w), args_bits(in), w_sym ? "symmetric" : "asymmetric",
+                        args_is(in, "strategy", "group", "tensor") ? "group" : "token"), 0;
+    }
     if (args_bits(w) != 8 || args_bits(in) != 8)
         return snprintf(buf, cap, "no: integer weight-and-activation schemes are 8-bit only (W%lldA%lld)",
                         args_bits(w), args_bits(in)), 0;
@@ -211,6 +231,22 @@ static void runtime_rules(const char *cfg_path, json_t *qc, FILE *out)
     hf = hf && method && !strcmp(method, "compressed-tensors");
     fprintf(out, "  transformers: %s: quant_method %s, format %s%s\n", hf ? "yes" : "no", method ? method : "(none)",
             format ? format : "(none)", hf ? " (with the compressed-tensors package installed)" : "");
+    json_t *in0 = NULL;
+    json_object_foreach(groups, gname, g)
+    {
+        if (!in0) in0 = json_object_get(g, "input_activations");
+    }
+    if (hf && json_is_object(in0) && args_dynamic(in0) && args_is(in0, "type", "int", "int")) {
+        /* what compressed-tensors 0.20.1 does under transformers 5.24
+         * (docs/checkpoint-format.md, checked with the library) */
+        fprintf(out, "    default load: weights decompressed on the first forward ((q - z) * step, in the model's "
+                     "dtype); inputs fake-quantized at run time per %s (%lld-bit steps absmax / %g, in floating "
+                     "point, not an integer product)\n",
+                args_is(in0, "strategy", "group", "tensor") ? "group of inputs" : "token", args_bits(in0),
+                ((double)(1ll << args_bits(in0)) - 1.0) / 2.0);
+        fprintf(out, "    quantization_config=CompressedTensorsConfig(dequantize=True): weights dequantized on load, "
+                     "the activation quantization dropped without a warning (a weight-only model)\n");
+    }
     aw_status st = aw_check_quant_config(cfg_path, NULL);
     fprintf(out, "  aweq-dist eval: %s%s\n", st == AW_OK ? "yes" : "no: ", st == AW_OK ? "" : aw_err_message());
 }
@@ -302,6 +338,9 @@ static aw_status inspect_quantized(const aw_model_config *c, const aw_model_file
     /* weight-only (pack-quantized): packed I32 weights, steps per group or
      * channel, no input scale */
     int packed = format && !strcmp(format, "pack-quantized");
+    /* dynamic activations (int-quantized): I8 weights, steps per group or
+     * channel, the input steps made at run time */
+    int dyn = !packed && json_is_object(in) && args_dynamic(in);
     const aw_arch *a = aw_arch_of(c);
     int nl_ = a->n_lin, n_lin = c->num_hidden_layers * nl_, shared = 1;
     float *ws = malloc((size_t)(n_lin ? n_lin : 1) * 2 * sizeof(float));
@@ -324,30 +363,31 @@ static aw_status inspect_quantized(const aw_model_config *c, const aw_model_file
                 st = AW_FAIL(AW_ERR_DTYPE, "%s: tensor '%s' has dtype %s; a quantized weight is %s", aw_st_label(f),
                              name, aw_dtype_name(t->dtype), aw_dtype_name(want));
             snprintf(name, sizeof name, "%s.weight_scale", base);
-            if (st == AW_OK) st = packed ? read_max_step(mf, name, &ws[l * nl_ + j]) : read_scale(mf, name, &ws[l * nl_ + j]);
+            if (st == AW_OK)
+                st = packed || dyn ? read_max_step(mf, name, &ws[l * nl_ + j]) : read_scale(mf, name, &ws[l * nl_ + j]);
             snprintf(name, sizeof name, "%s.input_scale", base);
-            if (st == AW_OK && !packed) st = read_scale(mf, name, &xs[l * nl_ + j]);
+            if (st == AW_OK && !packed && !dyn) st = read_scale(mf, name, &xs[l * nl_ + j]);
             if (st != AW_OK) break;
-            if (packed)
+            if (packed || dyn)
                 fprintf(out, "%5d  %-9s %-7s %-6s %-5s %-11s %13.6g %13s\n", l, aw_arch_linear_short(a, j), scheme,
-                        aw_dtype_name(t->dtype), bits, gran, (double)ws[l * nl_ + j], "-");
+                        aw_dtype_name(t->dtype), bits, gran, (double)ws[l * nl_ + j], dyn ? "dynamic" : "-");
             else
                 fprintf(out, "%5d  %-9s %-7s %-6s %-5s %-11s %13.6g %13.6g\n", l, aw_arch_linear_short(a, j), scheme,
                         aw_dtype_name(t->dtype), bits, gran, (double)ws[l * nl_ + j], (double)xs[l * nl_ + j]);
         }
-        if (st == AW_OK && !packed)
+        if (st == AW_OK && !packed && !dyn)
             for (int j = 1; j < nl_; j++) /* the linears fed by the first tap: q, k, v */
                 if (a->lin[j].tap == AW_TAP_ATTN_IN) shared &= xs[l * nl_ + j] == xs[l * nl_];
     }
     if (st == AW_OK && n_lin > 0) {
-        for (int pass = 0; pass < (packed ? 1 : 2); pass++) {
+        for (int pass = 0; pass < (packed || dyn ? 1 : 2); pass++) {
             float *v = pass ? xs : ws;
             qsort(v, (size_t)n_lin, sizeof *v, cmp_float);
             fprintf(out, "%s%s: %d values, min %.4g, median %.4g, max %.4g\n", pass ? "input_scale" : "weight_scale",
-                    packed ? " (largest step of each linear)" : "", n_lin, (double)v[0], (double)v[n_lin / 2],
+                    packed || dyn ? " (largest step of each linear)" : "", n_lin, (double)v[0], (double)v[n_lin / 2],
                     (double)v[n_lin - 1]);
         }
-        if (!packed) fprintf(out, "q/k/v_proj share one input scale in every layer: %s\n", shared ? "yes" : "no");
+        if (!packed && !dyn) fprintf(out, "q/k/v_proj share one input scale in every layer: %s\n", shared ? "yes" : "no");
     }
     free(ws);
     return st;

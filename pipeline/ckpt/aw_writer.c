@@ -73,22 +73,43 @@ static json_t *wo_weight_args(const aw_method *m)
     return a;
 }
 
+/* QuantizationArgs of dynamic input activations (compressed-tensors'
+ * W4A4 / W4A8 presets): abits-bit symmetric int, strategy "token" or
+ * "group" with group_size, dynamic true; no observer (the library's
+ * dynamic quantizer takes the absmax of each token or group at run time). */
+static json_t *dyn_act_args(const aw_scheme *s)
+{
+    json_t *a = json_object();
+    json_object_set_new(a, "num_bits", json_integer(s->abits));
+    json_object_set_new(a, "type", json_string("int"));
+    json_object_set_new(a, "symmetric", json_true());
+    json_object_set_new(a, "strategy", json_string(s->agroup > 0 ? "group" : "token"));
+    json_object_set_new(a, "dynamic", json_true());
+    json_object_set_new(a, "group_size", s->agroup > 0 ? json_integer(s->agroup) : json_null());
+    json_object_set_new(a, "block_structure", json_null());
+    json_object_set_new(a, "actorder", json_null());
+    json_object_set_new(a, "observer", json_null());
+    json_object_set_new(a, "observer_kwargs", json_object());
+    return a;
+}
+
 char *aw_quant_config_json(const aw_method *m)
 {
-    int wo = aw_scheme_weight_only(&m->scheme);
+    int wo = aw_scheme_weight_only(&m->scheme), dyn = m->scheme.act == AW_ACT_DYNAMIC;
     json_t *group = json_object();
     json_t *targets = json_array();
     json_array_append_new(targets, json_string("Linear"));
     json_object_set_new(group, "targets", targets);
-    json_object_set_new(group, "weights", wo ? wo_weight_args(m) : quant_args());
-    json_object_set_new(group, "input_activations", wo ? json_null() : quant_args());
+    json_object_set_new(group, "weights", wo || dyn ? wo_weight_args(m) : quant_args());
+    json_object_set_new(group, "input_activations", wo ? json_null() : dyn ? dyn_act_args(&m->scheme) : quant_args());
     json_object_set_new(group, "output_activations", json_null());
     if (wo) json_object_set_new(group, "format", json_string(AW_CT_PACKED_FORMAT));
+    if (dyn) json_object_set_new(group, "format", json_string(AW_CT_INT_FORMAT));
     json_t *groups = json_object();
     json_object_set_new(groups, "group_0", group);
     json_t *qc = json_object();
     json_object_set_new(qc, "quant_method", json_string("compressed-tensors"));
-    json_object_set_new(qc, "format", json_string(wo ? AW_CT_PACKED_FORMAT : "int-quantized"));
+    json_object_set_new(qc, "format", json_string(wo ? AW_CT_PACKED_FORMAT : AW_CT_INT_FORMAT));
     json_object_set_new(qc, "quantization_status", json_string("compressed"));
     json_object_set_new(qc, "config_groups", groups);
     json_t *ignore = json_array();
@@ -99,7 +120,7 @@ char *aw_quant_config_json(const aw_method *m)
     json_object_set_new(qc, "global_compression_ratio", json_null());
     /* the release whose packing the words follow (older ones packed
      * floor(32 / b) codes per word: another layout at 3 bits) */
-    if (wo) json_object_set_new(qc, "version", json_string(AW_CT_PACKED_VERSION));
+    if (wo || dyn) json_object_set_new(qc, "version", json_string(AW_CT_PACKED_VERSION));
     char *s = json_dumps(qc, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(qc);
     return s;
@@ -128,6 +149,17 @@ static size_t wo_zero_words(const aw_scheme *s, int out, int in)
     return s->sym ? 0 : aw_k_packed_words((size_t)out, s->wbits) * (size_t)aw_scheme_groups(s, in);
 }
 
+/* Dynamic schemes: the stored signed weights (out x in bytes), the steps
+ * in the scale dtype and, asymmetric, the signed zero points (out x ng
+ * bytes), each 8-byte aligned. */
+static size_t dyn_region_bytes(const aw_method *m, int out, int in)
+{
+    const aw_scheme *s = &m->scheme;
+    size_t nsteps = (size_t)out * (size_t)aw_scheme_groups(s, in);
+    return align8((size_t)out * (size_t)in) + align8(nsteps * aw_dtype_size(m->scale_dtype)) +
+           (s->sym ? 0 : align8(nsteps));
+}
+
 /* Bytes of the region of linear (out, in) in block_entries' buffer: W8A8
  * its two steps; weight-only its weight_shape, packed words (codes, then
  * zero points) and steps. */
@@ -135,6 +167,7 @@ static size_t lin_region_bytes(const aw_method *m, int out, int in)
 {
     const aw_scheme *s = &m->scheme;
     size_t ssz = aw_dtype_size(m->scale_dtype);
+    if (s->act == AW_ACT_DYNAMIC) return dyn_region_bytes(m, out, in);
     if (!aw_scheme_weight_only(s)) return align8(2 * ssz); /* weight and input step */
     return 2 * sizeof(int64_t) + align8((wo_code_words(s, out, in) + wo_zero_words(s, out, in)) * 4) +
            align8((size_t)out * (size_t)aw_scheme_groups(s, in) * ssz);
@@ -165,15 +198,19 @@ static size_t block_buf_bytes(const aw_model_config *c, const aw_method *m)
 
 static int same_scheme(const aw_scheme *a, const aw_scheme *b)
 {
-    return a->wbits == b->wbits && a->group == b->group && a->sym == b->sym && a->act == b->act;
+    return a->wbits == b->wbits && a->group == b->group && a->sym == b->sym && a->act == b->act &&
+           (a->act != AW_ACT_DYNAMIC || (a->abits == b->abits && a->agroup == b->agroup));
 }
 
 int aw_block_out_tensors(const aw_model_config *c, const aw_method *m)
 {
     const aw_arch *a = aw_arch_of(c);
     /* W8A8: weight, weight_scale, input_scale; weight-only: weight_packed,
-     * weight_scale, weight_shape and weight_zero_point when asymmetric */
-    int per = aw_scheme_weight_only(&m->scheme) ? 3 + !m->scheme.sym : 3;
+     * weight_scale, weight_shape and weight_zero_point when asymmetric;
+     * dynamic: weight, weight_scale and weight_zero_point when asymmetric */
+    int per = aw_scheme_weight_only(&m->scheme) ? 3 + !m->scheme.sym
+              : m->scheme.act == AW_ACT_DYNAMIC ? 2 + !m->scheme.sym
+                                                : 3;
     int n = AW_NORM_COUNT * (aw_arch_has_norm_bias(c) ? 2 : 1);
     for (int l = 0; l < a->n_lin; l++) n += per + writes_bias(c, m, l);
     return n;
@@ -247,6 +284,42 @@ static aw_status wo_linear_entries(int layer, const char *base, const aw_qlinear
     return AW_OK;
 }
 
+/* A dynamic scheme's linear as compressed-tensors 0.20 writes it (format
+ * int-quantized, docs/checkpoint-format.md): `weight` I8 [out, in] holding
+ * the library's signed values q_s = code - 2^(b-1) (so w = (q_s - z_s)
+ * step), `weight_scale` [out, ng] in the scale dtype and, asymmetric,
+ * `weight_zero_point` I8 [out, ng] = zero - 2^(b-1) (unpacked). The steps
+ * must already be values of the scale dtype. Regions come from *pb. */
+static aw_status dyn_linear_entries(int layer, const char *base, const aw_qlinear *ln, const aw_scheme *sc,
+                                    const aw_method *m, uint8_t **pb, char (*names)[128], aw_st_entry *e, int *k)
+{
+    int half = 1 << (sc->wbits - 1), ng = aw_scheme_groups(sc, ln->in);
+    size_t nw = (size_t)ln->out * (size_t)ln->in, nsteps = (size_t)ln->out * (size_t)ng;
+    int8_t *w = (int8_t *)*pb;
+    uint8_t *steps = *pb + align8(nw);
+    int8_t *z = (int8_t *)(steps + align8(nsteps * aw_dtype_size(m->scale_dtype)));
+    *pb += lin_region_bytes(m, ln->out, ln->in);
+    for (size_t i = 0; i < nw; i++) w[i] = (int8_t)((int)ln->codes[i] - half);
+    snprintf(names[*k], sizeof names[*k], "%s.weight", base);
+    e[*k] = (aw_st_entry){.name = names[*k], .dtype = AW_DT_I8, .ndim = 2, .shape = {ln->out, ln->in}, .data = w};
+    (*k)++;
+    for (size_t i = 0; i < nsteps; i++)
+        AW_RETURN_IF(aw_round_to_dtype(ln->wstep[i], m->scale_dtype) != ln->wstep[i], AW_ERR_ARG,
+                     "layer %d: %s: step %zu (%g) is not a %s value; steps are rounded before the codes are made",
+                     layer, base, i, (double)ln->wstep[i], aw_dtype_name(m->scale_dtype));
+    AW_TRY(aw_convert_from_f32(m->scale_dtype, ln->wstep, steps, nsteps));
+    snprintf(names[*k], sizeof names[*k], "%s.weight_scale", base);
+    e[*k] = (aw_st_entry){.name = names[*k], .dtype = m->scale_dtype, .ndim = 2, .shape = {ln->out, ng},
+                          .data = steps};
+    (*k)++;
+    if (sc->sym) return AW_OK;
+    for (size_t i = 0; i < nsteps; i++) z[i] = (int8_t)((int)ln->wzero[i] - half);
+    snprintf(names[*k], sizeof names[*k], "%s.weight_zero_point", base);
+    e[*k] = (aw_st_entry){.name = names[*k], .dtype = AW_DT_I8, .ndim = 2, .shape = {ln->out, ng}, .data = z};
+    (*k)++;
+    return AW_OK;
+}
+
 /* The final file's tensors of block `layer` into e (names in names), values
  * converted into buf (block_buf_bytes(c, m) bytes). q must have m's scheme. */
 static aw_status block_entries(const aw_model_config *c, int layer, const aw_qblock *q,
@@ -254,7 +327,7 @@ static aw_status block_entries(const aw_model_config *c, int layer, const aw_qbl
 {
     AW_RETURN_IF(!same_scheme(&q->scheme, &m->scheme), AW_ERR_ARG,
                  "layer %d: the quantized block's scheme is not the method's", layer);
-    int k = 0, d = c->hidden_size, wo = aw_scheme_weight_only(&q->scheme);
+    int k = 0, d = c->hidden_size, wo = aw_scheme_weight_only(&q->scheme), dyn = q->scheme.act == AW_ACT_DYNAMIC;
     size_t psz = aw_dtype_size(m->param_dtype);
     /* the per-linear regions first (8-byte aligned), then the scratch
      * column, then norms and biases in the param dtype */
@@ -290,6 +363,8 @@ static aw_status block_entries(const aw_model_config *c, int layer, const aw_qbl
 
         if (wo) {
             AW_TRY(wo_linear_entries(layer, base, ln, &q->scheme, m, &pb, scratch, names, e, &k));
+        } else if (dyn) {
+            AW_TRY(dyn_linear_entries(layer, base, ln, &q->scheme, m, &pb, names, e, &k));
         } else {
             snprintf(names[k], sizeof names[k], "%s.weight", base);
             e[k] = (aw_st_entry){.name = names[k], .dtype = AW_DT_I8, .ndim = 2,
@@ -412,7 +487,7 @@ aw_status aw_block_serialize(const aw_model_config *c, int layer, const aw_qbloc
     aw_st_entry e[AW_BLOCK_OUT_TENSORS + AW_AUX_TENSORS];
     /* symmetric codes are read back with z = 2^(b-1) (no zero point is
      * stored): anything else would not survive the round trip */
-    if (aw_scheme_weight_only(&q->scheme) && q->scheme.sym)
+    if (aw_scheme_coded(&q->scheme) && q->scheme.sym)
         for (int l = 0; l < q->n_lin; l++) {
             const aw_qlinear *ln = &q->lin[l];
             size_t nz = (size_t)ln->out * (size_t)aw_scheme_groups(&q->scheme, ln->in);
@@ -420,6 +495,25 @@ aw_status aw_block_serialize(const aw_model_config *c, int layer, const aw_qbloc
                 AW_RETURN_IF(ln->wzero[i] != 1u << (q->scheme.wbits - 1), AW_ERR_ARG,
                              "layer %d: linear %d: zero point %u of a symmetric %d-bit scheme (must be %u)", layer,
                              l, ln->wzero[i], q->scheme.wbits, 1u << (q->scheme.wbits - 1));
+        }
+    /* compressed-tensors has no form for channels kept in floating point */
+    AW_RETURN_IF(q->scheme.keep_pct > 0, AW_ERR_ARG,
+                 "layer %d: kept fp channels (--keep-salient) cannot be written: compressed-tensors has no form for "
+                 "them", layer);
+    /* dynamic: the signed values the forward multiplies are what the
+     * reader rebuilds from the stored codes and zero points */
+    if (q->scheme.act == AW_ACT_DYNAMIC)
+        for (int l = 0; l < q->n_lin; l++) {
+            const aw_qlinear *ln = &q->lin[l];
+            int ng = aw_scheme_groups(&q->scheme, ln->in), glen = aw_scheme_group_len(&q->scheme, ln->in);
+            for (int r = 0; r < ln->out; r++)
+                for (int j = 0; j < ln->in; j++) {
+                    size_t i = (size_t)r * ln->in + j;
+                    int want = (int)ln->codes[i] - (int)ln->wzero[(size_t)r * ng + j / glen];
+                    AW_RETURN_IF(ln->wq[i] != want, AW_ERR_ARG,
+                                 "layer %d: linear %d: signed weight [%d, %d] is %d, its code minus zero point %d",
+                                 layer, l, r, j, ln->wq[i], want);
+                }
         }
     uint8_t *buf = malloc(block_buf_bytes(c, m));
     AW_RETURN_IF(!buf, AW_ERR_NOMEM, "layer %d: out of memory", layer);
@@ -492,6 +586,40 @@ static aw_status shard_wo_linear(const aw_st_file *f, const char *base, const aw
     return AW_OK;
 }
 
+/* A dynamic scheme's linear of a shard back into ql: codes from the I8
+ * `weight` (q_s + 2^(b-1)), steps, zero points from the I8
+ * `weight_zero_point` (2^(b-1) when symmetric), and wq = code - zero. */
+static aw_status shard_dyn_linear(const aw_st_file *f, const char *base, const aw_scheme *sc, aw_qlinear *ql)
+{
+    char name[160];
+    int half = 1 << (sc->wbits - 1), ng = aw_scheme_groups(sc, ql->in), glen = aw_scheme_group_len(sc, ql->in);
+    size_t nw = (size_t)ql->out * (size_t)ql->in, nz = (size_t)ql->out * (size_t)ng;
+    snprintf(name, sizeof name, "%s.weight", base);
+    const aw_st_tensor *t = aw_st_find(f, name);
+    AW_RETURN_IF(!t || t->dtype != AW_DT_I8 || t->ndim != 2 || t->shape[0] != ql->out || t->shape[1] != ql->in,
+                 AW_ERR_ST_SHAPE, "%s: tensor '%s' missing or not I8 [%d, %d]", aw_st_label(f), name, ql->out, ql->in);
+    AW_TRY(aw_st_read(f, t, ql->wq, nw)); /* the stored values, for now */
+    for (size_t i = 0; i < nw; i++) ql->codes[i] = (uint8_t)(ql->wq[i] + half);
+    snprintf(name, sizeof name, "%s.weight_scale", base);
+    AW_TRY(shard_f32(f, name, ql->wstep, nz));
+    if (sc->sym) {
+        memset(ql->wzero, half, nz);
+    } else {
+        snprintf(name, sizeof name, "%s.weight_zero_point", base);
+        t = aw_st_find(f, name);
+        AW_RETURN_IF(!t || t->dtype != AW_DT_I8 || t->ndim != 2 || t->shape[0] != ql->out || t->shape[1] != ng,
+                     AW_ERR_ST_SHAPE, "%s: tensor '%s' missing or not I8 [%d, %d]", aw_st_label(f), name, ql->out, ng);
+        AW_TRY(aw_st_read(f, t, ql->wzero, nz));
+        for (size_t i = 0; i < nz; i++) ql->wzero[i] = (uint8_t)((int8_t)ql->wzero[i] + half);
+    }
+    for (int r = 0; r < ql->out; r++)
+        for (int j = 0; j < ql->in; j++) {
+            size_t i = (size_t)r * ql->in + j;
+            ql->wq[i] = (int8_t)((int)ql->codes[i] - (int)ql->wzero[(size_t)r * ng + j / glen]);
+        }
+    return AW_OK;
+}
+
 aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t *bytes, size_t len,
                               const char *label, const char *run_key, aw_qblock *q)
 {
@@ -531,6 +659,8 @@ aw_status aw_block_from_shard(const aw_model_config *c, int layer, const uint8_t
         if (wo) {
             AW_CHECK(shard_wo_linear(f, base, sc, ql, words, (uint8_t *)(words + max_words + col_words),
                                      words + max_words));
+        } else if (sc->act == AW_ACT_DYNAMIC) {
+            AW_CHECK(shard_dyn_linear(f, base, sc, ql));
         } else {
             snprintf(name, sizeof name, "%s.weight", base);
             const aw_st_tensor *t = aw_st_find(f, name);

@@ -6,7 +6,11 @@
  * schemes are "pack-quantized" as compressed-tensors 0.20 writes it: the
  * codes packed densely into I32 `weight_packed`, `weight_scale` per (row,
  * group), `weight_shape`, and `weight_zero_point` (packed down the rows)
- * when asymmetric, plus the bias. Either way the folded LayerNorms and the
+ * when asymmetric, plus the bias. Schemes with dynamic activations are
+ * "int-quantized" as the library writes them: an I8 `weight` of the signed
+ * values (code - 2^(b-1)), `weight_scale` per (row, group), an I8
+ * `weight_zero_point` [out, ng] when asymmetric, no input scale, plus the
+ * bias. Either way the folded LayerNorms and the
  * untouched embeddings and final LayerNorm in the model's dtype;
  * config.json with its quantization_config, the index, the tokenizer files
  * when present, and aweq_report.json. Built in a partial folder and renamed.
@@ -29,18 +33,23 @@ int aw_out_file_count(const aw_model_config *c);
 void aw_out_file_name(const aw_model_config *c, int file_index, char *buf, size_t cap);
 
 /* The compressed-tensors format of weight-only checkpoints, and the release
- * whose bit packing they follow (config.json's "version"). */
+ * whose bit packing they follow (config.json's "version"); the format of
+ * W8A8 and of dynamic-activation schemes (unpacked I8 weights). */
 #define AW_CT_PACKED_FORMAT "pack-quantized"
 #define AW_CT_PACKED_VERSION "0.20.1"
+#define AW_CT_INT_FORMAT "int-quantized"
 
 /* The quantization_config JSON text for config.json (malloc'd; NULL without
  * memory), from m->scheme (W8A8: int-quantized; weight-only:
- * pack-quantized, input_activations null) and m->act_order (actorder
+ * pack-quantized, input_activations null; dynamic: int-quantized with the
+ * weight-only weights entry and input_activations {abits, int, symmetric,
+ * strategy token | group, dynamic true}) and m->act_order (actorder
  * "weight"). */
 char *aw_quant_config_json(const aw_method *m);
 
 /* Tensors of a block in the final checkpoint: at most AW_BLOCK_OUT_TENSORS
  * (per linear at most 5: weight_packed, weight_scale, weight_shape,
+ * weight_zero_point, bias; dynamic at most 4: weight, weight_scale,
  * weight_zero_point, bias); a family without biases gets them only when
  * bias correction adds them. */
 #define AW_BLOCK_OUT_TENSORS (2 * AW_NORM_COUNT + 5 * AW_LIN_MAX)
@@ -50,9 +59,12 @@ int aw_block_out_tensors(const aw_model_config *c, const aw_method *m);
  * final file's tensors; with run_key non-NULL (a shard), also the block's
  * equalization factors and uncorrected biases as "aweq.*" tensors (what
  * validation needs, so a resumed run can reuse the block) and the key as
- * metadata "aweq_run". q must have m->scheme; AW_ERR_ARG if not, or if a
- * weight-only step is not a value of m->scale_dtype or a symmetric zero
- * point is not 2^(b-1) (either would not survive the round trip). */
+ * metadata "aweq_run". Dynamic schemes: per linear `weight` I8 (code -
+ * 2^(b-1)), `weight_scale` [out, ng], `weight_zero_point` I8 [out, ng]
+ * (zero - 2^(b-1)) when asymmetric. q must have m->scheme; AW_ERR_ARG if
+ * not, if a coded step is not a value of m->scale_dtype, a symmetric zero
+ * point is not 2^(b-1), a dynamic wq is not code - zero (any of which would
+ * not survive the round trip), or the scheme keeps fp channels. */
 aw_status aw_block_serialize(const aw_model_config *c, int layer, const aw_qblock *q,
                              const aw_method *m, const char *run_key, uint8_t **out, size_t *out_len);
 /* Rebuild quantized block `layer` (created with the scheme the shard was

@@ -5,7 +5,9 @@
  * "int-quantized": per quantized Linear an I8 `weight`, a single
  * `weight_scale` and `input_scale`; weight-only "pack-quantized": packed
  * I32 `weight_packed`, `weight_scale` per row and group, `weight_shape`,
- * `weight_zero_point` when asymmetric; either with a float `bias`;
+ * `weight_zero_point` when asymmetric; dynamic activations
+ * "int-quantized": I8 `weight`, `weight_scale` per row and group, I8
+ * `weight_zero_point` when asymmetric; any with a float `bias`;
  * LayerNorms, embeddings, positions and final LayerNorm as floats). It reads only config.json, the safetensors and a token file, never
  * aweq_report.json nor anything the quantizer kept, so that agreement with
  * the pipeline's own end-to-end perplexity shows the checkpoint holds what was
@@ -50,7 +52,13 @@ typedef struct {
  * floor(32 / b) codes a word), `weight_shape` (I64 or I32 {out, in}),
  * steps from `weight_scale` (float [out, ng], finite and > 0), zero points
  * unpacked from `weight_zero_point` (I32 [ceil(out * b / 32), ng]) when
- * asymmetric, else 2^(b-1). Either way biases and LayerNorms as f32
+ * asymmetric, else 2^(b-1). Dynamic activations (int-quantized): `weight`
+ * I8 [out, in] holding compressed-tensors' signed values q_s (codes = q_s +
+ * 2^(b-1)), steps from `weight_scale` as weight-only, `weight_zero_point`
+ * I8 [out, ng] (zero points z_s + 2^(b-1)) when asymmetric, and wq = q_s -
+ * z_s (AW_ERR_DTYPE unless I8, AW_ERR_ST_SHAPE for another shape,
+ * AW_ERR_UNSUPPORTED for a value outside the b-bit range). Either way
+ * biases and LayerNorms as f32
  * (checked finite); a missing tensor is AW_ERR_MISSING_TENSOR. q->s[] is
  * set to 1 (equalization is folded into the checkpoint) and bias_plain to
  * bias. Messages name the file and the tensor; on failure q's contents are
@@ -63,7 +71,11 @@ aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int
  * weights and static input activations, per tensor (W8A8), or format
  * pack-quantized with int weights of 3, 4 or 8 bits per group or per
  * channel, symmetric or not, actorder null or "weight", and no input
- * activations (weight-only); every config group the same scheme, one of
+ * activations (weight-only), or format int-quantized with such weights and
+ * dynamic (true) symmetric int input activations of 4 to 8 bits per token
+ * or per group, groups nested (AW_ACT_DYNAMIC; static low-bit or
+ * asymmetric activations, strategies tensor or block, "local" refused);
+ * every config group the same scheme, one of
  * them targeting "Linear". AW_ERR_UNSUPPORTED saying what differs, naming
  * the file and the key ("not a quantized checkpoint" without
  * quantization_config); AW_ERR_CONFIG if the file cannot be read or parsed

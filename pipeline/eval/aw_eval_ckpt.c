@@ -221,6 +221,63 @@ static aw_status load_wo_linear(const aw_model_files *mf, const char *base, cons
     return load_zeros(mf, name, b, ng, ql, words, col_words, col);
 }
 
+/* ---- int-quantized with dynamic activations ----------------------------- */
+
+/* An I8 tensor of exactly shape [rows, cols] into dst, every value a signed
+ * b-bit integer in [-2^(b-1), 2^(b-1) - 1]. what says what it holds. */
+static aw_status load_i8(const aw_model_files *mf, const char *name, int rows, int cols, int bits, const char *what,
+                         int8_t *dst)
+{
+    const aw_st_file *f = NULL;
+    const aw_st_tensor *t = NULL;
+    char sb[96];
+    AW_TRY(aw_mf_find(mf, name, &f, &t));
+    AW_RETURN_IF(t->dtype != AW_DT_I8, AW_ERR_DTYPE, "%s: tensor '%s' has dtype %s; %s must be I8 (int-quantized)",
+                 aw_st_label(f), name, aw_dtype_name(t->dtype), what);
+    AW_RETURN_IF(t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols, AW_ERR_ST_SHAPE,
+                 "%s: tensor '%s' has shape %s; config.json implies [%d, %d]", aw_st_label(f), name,
+                 shape_text(t, sb, sizeof sb), rows, cols);
+    size_t n = (size_t)rows * (size_t)cols;
+    AW_TRY(aw_st_read(f, t, dst, n));
+    int lo = -(1 << (bits - 1)), hi = (1 << (bits - 1)) - 1;
+    for (size_t i = 0; i < n; i++)
+        AW_RETURN_IF(dst[i] < lo || dst[i] > hi, AW_ERR_UNSUPPORTED,
+                     "%s: tensor '%s': element %zu is %d, outside the %d-bit range [%d, %d] config.json implies",
+                     aw_st_label(f), name, i, dst[i], bits, lo, hi);
+    return AW_OK;
+}
+
+/* Linear ql (module base) of an int-quantized checkpoint with dynamic
+ * activations (compressed-tensors 0.20): `weight` I8 [out, in] the signed
+ * values q_s, `weight_scale` [out, ng], and when asymmetric
+ * `weight_zero_point` I8 [out, ng] z_s; w = (q_s - z_s) step. Our codes are
+ * q_s + 2^(b-1), zero points z_s + 2^(b-1) (2^(b-1) when symmetric) and wq
+ * = q_s - z_s, the signed values the integer product takes. */
+static aw_status load_dyn_linear(const aw_model_files *mf, const char *base, const aw_scheme *sc, aw_qlinear *ql)
+{
+    char name[160];
+    int b = sc->wbits, half = 1 << (b - 1), ng = aw_scheme_groups(sc, ql->in), glen = aw_scheme_group_len(sc, ql->in);
+    size_t nw = (size_t)ql->out * (size_t)ql->in, nz = (size_t)ql->out * (size_t)ng;
+    snprintf(name, sizeof name, "%s.weight", base);
+    AW_TRY(load_i8(mf, name, ql->out, ql->in, b, "a quantized weight", ql->wq));
+    for (size_t i = 0; i < nw; i++) ql->codes[i] = (uint8_t)(ql->wq[i] + half);
+    snprintf(name, sizeof name, "%s.weight_scale", base);
+    AW_TRY(load_steps(mf, name, ng, ql));
+    if (sc->sym) {
+        memset(ql->wzero, half, nz);
+    } else {
+        snprintf(name, sizeof name, "%s.weight_zero_point", base);
+        AW_TRY(load_i8(mf, name, ql->out, ng, b, "a zero point", (int8_t *)ql->wzero));
+        for (size_t i = 0; i < nz; i++) ql->wzero[i] = (uint8_t)((int8_t)ql->wzero[i] + half);
+    }
+    for (int r = 0; r < ql->out; r++)
+        for (int j = 0; j < ql->in; j++) {
+            size_t i = (size_t)r * ql->in + j;
+            ql->wq[i] = (int8_t)((int)ql->codes[i] - (int)ql->wzero[(size_t)r * ng + j / glen]);
+        }
+    return AW_OK;
+}
+
 aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_qblock *q)
 {
     char name[160], base[128];
@@ -249,6 +306,8 @@ aw_status aw_qblock_load(const aw_model_config *c, const aw_model_files *mf, int
         if (wo) {
             AW_CHECK(load_wo_linear(mf, base, sc, ql, words, words + max_words,
                                     (uint8_t *)(words + max_words + col_words)));
+        } else if (sc->act == AW_ACT_DYNAMIC) {
+            AW_CHECK(load_dyn_linear(mf, base, sc, ql));
         } else {
             snprintf(name, sizeof name, "%s.weight", base);
             AW_CHECK(load_weight(mf, name, ql));
@@ -309,7 +368,8 @@ static aw_status check_args(const char *path, const char *g, const char *what, j
     }
     AW_RETURN_IF(bits != 8, AW_ERR_UNSUPPORTED,
                  "%s: config_groups.%s.%s: %lld-bit quantization; this evaluator runs int-quantized "
-                 "checkpoints as INT8 only (low-bit weights come pack-quantized)",
+                 "checkpoints with static activations as W8A8 only (low-bit weights come pack-quantized, or "
+                 "int-quantized with dynamic activations)",
                  path, g, what, bits);
     int bad = 0;
     const char *type = member_str(a, "type", "int", &bad);
@@ -355,7 +415,7 @@ static aw_status check_args(const char *path, const char *g, const char *what, j
  * "group" when group_size > 0, "channel" when it is -1. actorder "weight"
  * (or its alias "static") changes how GPTQ ran, not the format; "group"
  * (and its alias "dynamic", or true) would need the g_idx permutation. */
-static aw_status check_wo_args(const char *path, const char *g, json_t *a, aw_scheme *out)
+static aw_status check_wo_args(const char *path, const char *g, json_t *a, const char *format, aw_scheme *out)
 {
     AW_RETURN_IF(!json_is_object(a), AW_ERR_CONFIG,
                  "%s: quantization_config.config_groups.%s.weights must be an object", path, g);
@@ -400,9 +460,9 @@ static aw_status check_wo_args(const char *path, const char *g, json_t *a, aw_sc
         group = (int)gs;
     } else {
         AW_RETURN_IF(strcmp(strategy, "channel") != 0, AW_ERR_UNSUPPORTED,
-                     "%s: config_groups.%s.weights.strategy \"%s\"; pack-quantized weights must have one step "
+                     "%s: config_groups.%s.weights.strategy \"%s\"; %s low-bit weights must have one step "
                      "per group or per output channel",
-                     path, g, strategy);
+                     path, g, strategy, format);
         AW_RETURN_IF(gs != 0 && gs != -1, AW_ERR_CONFIG,
                      "%s: config_groups.%s.weights.group_size %lld with strategy \"channel\"", path, g, gs);
     }
@@ -435,6 +495,71 @@ static aw_status check_wo_args(const char *path, const char *g, json_t *a, aw_sc
     return AW_OK;
 }
 
+/* The input_activations of an int-quantized group g whose "dynamic" is set:
+ * their fields of the dynamic scheme into ws (act, abits, agroup; the
+ * caller checks the whole scheme). What the forward runs is abits-bit
+ * symmetric int, one step per token (strategy "token") or per group of
+ * group_size inputs (strategy "group"), computed at run time. */
+static aw_status check_dyn_args(const char *path, const char *g, json_t *a, aw_scheme *ws)
+{
+    int bad = 0;
+    json_t *v = json_object_get(a, "dynamic");
+    AW_RETURN_IF(!json_is_true(v), AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s: input activations are dynamic \"%s\": this evaluator runs dynamic "
+                 "activations with dynamic true (per token or per group)",
+                 path, g, json_is_string(v) ? json_string_value(v) : "?");
+    v = json_object_get(a, "group_size");
+    long long gs = 0;
+    if (v && !json_is_null(v)) {
+        AW_RETURN_IF(!json_is_integer(v), AW_ERR_CONFIG,
+                     "%s: config_groups.%s.input_activations.group_size must be an integer", path, g);
+        gs = json_integer_value(v);
+    }
+    const char *strategy = member_str(a, "strategy", gs > 0 ? "group" : "tensor", &bad);
+    AW_RETURN_IF(bad, AW_ERR_CONFIG, "%s: config_groups.%s.input_activations.strategy must be a string", path, g);
+    int token = strcmp(strategy, "token") == 0, grouped = strcmp(strategy, "group") == 0;
+    AW_RETURN_IF(!token && !grouped, AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s: input activations are dynamic with strategy \"%s\": this evaluator runs "
+                 "dynamic activations per token or per group (and static ones per tensor, INT8)",
+                 path, g, strategy);
+    AW_RETURN_IF(token && gs != 0 && gs != -1, AW_ERR_CONFIG,
+                 "%s: config_groups.%s.input_activations.group_size %lld with strategy \"token\"", path, g, gs);
+    AW_RETURN_IF(grouped && (gs <= 0 || gs > INT32_MAX), AW_ERR_CONFIG,
+                 "%s: config_groups.%s.input_activations.group_size %lld: strategy \"group\" needs a positive "
+                 "group size",
+                 path, g, gs);
+    v = json_object_get(a, "num_bits");
+    long long bits = 8;
+    if (v && !json_is_null(v)) {
+        AW_RETURN_IF(!json_is_integer(v), AW_ERR_CONFIG,
+                     "%s: config_groups.%s.input_activations.num_bits must be an integer", path, g);
+        bits = json_integer_value(v);
+    }
+    AW_RETURN_IF(bits < 4 || bits > 8, AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s.input_activations.num_bits: %lld-bit activations; this evaluator runs 4 to 8",
+                 path, g, bits);
+    const char *type = member_str(a, "type", "int", &bad);
+    AW_RETURN_IF(bad, AW_ERR_CONFIG, "%s: config_groups.%s.input_activations.type must be a string", path, g);
+    AW_RETURN_IF(strcmp(type, "int") != 0, AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s.input_activations.type \"%s\"; this evaluator runs int quantization only",
+                 path, g, type);
+    v = json_object_get(a, "symmetric");
+    AW_RETURN_IF(v && !json_is_null(v) && !json_is_boolean(v), AW_ERR_CONFIG,
+                 "%s: config_groups.%s.input_activations.symmetric must be true or false", path, g);
+    AW_RETURN_IF(json_is_false(v), AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s.input_activations: asymmetric dynamic activations (zero points); this "
+                 "evaluator runs symmetric ones only",
+                 path, g);
+    v = json_object_get(a, "block_structure");
+    AW_RETURN_IF(v && !json_is_null(v), AW_ERR_UNSUPPORTED,
+                 "%s: config_groups.%s.input_activations.block_structure is set; steps per token or group only", path,
+                 g);
+    ws->act = AW_ACT_DYNAMIC;
+    ws->abits = (int)bits;
+    ws->agroup = grouped ? (int)gs : 0;
+    return AW_OK;
+}
+
 /* Does a group's "targets" list hold "Linear"? */
 static int targets_linear(json_t *grp)
 {
@@ -450,7 +575,8 @@ static int targets_linear(json_t *grp)
 
 static int same_scheme(const aw_scheme *a, const aw_scheme *b)
 {
-    return a->wbits == b->wbits && a->group == b->group && a->sym == b->sym && a->act == b->act;
+    return a->wbits == b->wbits && a->group == b->group && a->sym == b->sym && a->act == b->act &&
+           a->abits == b->abits && a->agroup == b->agroup;
 }
 
 /* The scheme of config.json's quantization_config (root), into *out. */
@@ -525,14 +651,42 @@ static aw_status check_qc(const char *path, json_t *root, aw_scheme *out)
                          "(config_groups.%s.input_activations); this evaluator runs pack-quantized weight-only "
                          "checkpoints",
                          path, g);
-            AW_TRY(check_wo_args(path, g, w, &gs));
+            AW_TRY(check_wo_args(path, g, w, format, &gs));
         } else {
-            AW_TRY(check_args(path, g, "weights", w, 0));
             AW_RETURN_IF(!in || json_is_null(in), AW_ERR_UNSUPPORTED,
                          "%s: config_groups.%s: input activations are not quantized; this evaluator runs "
-                         "int-quantized W8A8 (static per-tensor INT8 activations) or pack-quantized weight-only",
+                         "int-quantized W8A8 (static per-tensor INT8 activations), int-quantized with dynamic "
+                         "activations, or pack-quantized weight-only",
                          path, g);
-            AW_TRY(check_args(path, g, "input_activations", in, 1));
+            v = json_is_object(in) ? json_object_get(in, "dynamic") : NULL;
+            if (v && !json_is_null(v) && !json_is_false(v)) {
+                /* dynamic activations: low-bit weights, steps per group or channel */
+                AW_TRY(check_dyn_args(path, g, in, &gs));
+                /* per-tensor weight steps are named with the inputs' strategy */
+                json_t *gsz = json_is_object(w) ? json_object_get(w, "group_size") : NULL;
+                long long wgs = json_is_integer(gsz) ? json_integer_value(gsz) : 0;
+                const char *wdflt = wgs > 0 ? "group" : wgs == -1 ? "channel" : "tensor";
+                const char *ws = json_is_object(w) ? member_str(w, "strategy", wdflt, &bad) : NULL;
+                AW_RETURN_IF(ws && !bad && strcmp(ws, "group") != 0 && strcmp(ws, "channel") != 0,
+                             AW_ERR_UNSUPPORTED,
+                             "%s: config_groups.%s: weights with strategy \"%s\" and input activations dynamic "
+                             "with strategy \"%s\": this evaluator runs dynamic activations with weight steps "
+                             "per group or per output channel",
+                             path, g, ws, gs.agroup > 0 ? "group" : "token");
+                aw_scheme acts = gs;
+                AW_TRY(check_wo_args(path, g, w, format, &gs));
+                gs.act = acts.act, gs.abits = acts.abits, gs.agroup = acts.agroup;
+                aw_status st = aw_scheme_check(&gs);
+                if (st != AW_OK) {
+                    char msg[256];
+                    snprintf(msg, sizeof msg, "%s", aw_err_message());
+                    return AW_FAIL(AW_ERR_UNSUPPORTED, "%s: config_groups.%s: %s", path, g, msg);
+                }
+            } else {
+                /* the input first: static low-bit activations are named as such */
+                AW_TRY(check_args(path, g, "input_activations", in, 1));
+                AW_TRY(check_args(path, g, "weights", w, 0));
+            }
         }
         v = json_object_get(grp, "output_activations");
         AW_RETURN_IF(v && !json_is_null(v), AW_ERR_UNSUPPORTED,

@@ -16,6 +16,13 @@
  *   - wrong dtypes, shapes, missing tensors, the older 3-bit packing and
  *     configs the program cannot run are refused naming file and tensor or
  *     key.
+ * And schemes with dynamic activations, compressed-tensors' int-quantized
+ * (I8 `weight` = code - 2^(b-1), `weight_scale` per group, I8
+ * `weight_zero_point` when asymmetric, input_activations dynamic): the same
+ * round trip with the signed values wq (W4A4 g128 per token and per group,
+ * W4 asym A4, W4A8, W8 per-channel A8), checkpoints the library wrote
+ * (tests/fixtures/make_ct020_dyn_fixture.py) decoded to its own values, and
+ * the refusals.
  */
 #include <jansson.h>
 #include <math.h>
@@ -25,6 +32,7 @@
 
 #include "aw_eval.h"
 #include "aw_fs.h"
+#include "aw_inspect.h"
 #include "aw_lowbit.h"
 #include "aw_model.h"
 #include "aw_model_files.h"
@@ -112,6 +120,13 @@ static void fill_qblock(const aw_model_config *c, const aw_method *m, aw_qblock 
         aw_k_group_params(w, ql->out, ql->in, ql->group, sc->wbits, sc->sym, m->scale_dtype, ql->wstep, ql->wzero);
         aw_k_group_quantize(w, ql->out, ql->in, ql->group, sc->wbits, ql->wstep, ql->wzero, ql->codes);
         free(w);
+        if (sc->act == AW_ACT_DYNAMIC) { /* the signed values of the integer product */
+            int ng = aw_scheme_groups(sc, ql->in), glen = aw_scheme_group_len(sc, ql->in);
+            for (int r = 0; r < ql->out; r++)
+                for (int j = 0; j < ql->in; j++)
+                    ql->wq[(size_t)r * ql->in + j] =
+                        (int8_t)(ql->codes[(size_t)r * ql->in + j] - ql->wzero[(size_t)r * ng + j / glen]);
+        }
         for (int i = 0; i < ql->out; i++) {
             ql->bias[i] = aw_round_to_dtype(0.1f * rng_normal(&s), m->param_dtype);
             ql->bias_plain[i] = 0.1f * rng_normal(&s);
@@ -144,6 +159,7 @@ static void expect_same_codes(const aw_qblock *a, const aw_qblock *b)
         assert_memory_equal(x->wstep, y->wstep, n_steps(x, &a->scheme) * sizeof(float));
         assert_memory_equal(x->wzero, y->wzero, n_steps(x, &a->scheme));
         assert_memory_equal(x->bias, y->bias, (size_t)x->out * sizeof(float));
+        if (a->scheme.act == AW_ACT_DYNAMIC) assert_memory_equal(x->wq, y->wq, (size_t)x->out * x->in);
     }
 }
 
@@ -215,6 +231,41 @@ static void expect_library_layout(const aw_st_file *st, const char *base, const 
     free(col);
 }
 
+/* Linear l of a dynamic scheme against its tensors in the final file:
+ * `weight` I8 = code - 2^(b-1), `weight_zero_point` I8 [out, ng] = zero -
+ * 2^(b-1) when asymmetric (none when symmetric), no weight_shape. */
+static void expect_int_layout(const aw_st_file *st, const char *base, const aw_qblock *q, int l)
+{
+    const aw_qlinear *ql = &q->lin[l];
+    int half = 1 << (q->scheme.wbits - 1), ng = aw_scheme_groups(&q->scheme, ql->in);
+    char name[160];
+    snprintf(name, sizeof name, "%s.weight", base);
+    const aw_st_tensor *t = aw_st_find(st, name);
+    assert_true(t && t->dtype == AW_DT_I8 && t->ndim == 2 && t->shape[0] == ql->out && t->shape[1] == ql->in);
+    size_t n = (size_t)ql->out * ql->in;
+    int8_t *w = malloc(n);
+    assert_non_null(w);
+    aw_assert_status(aw_st_read(st, t, w, n), AW_OK, NULL);
+    for (size_t i = 0; i < n; i++) assert_int_equal(w[i], (int)ql->codes[i] - half);
+    free(w);
+    snprintf(name, sizeof name, "%s.weight_shape", base);
+    assert_null(aw_st_find(st, name));
+    snprintf(name, sizeof name, "%s.weight_packed", base);
+    assert_null(aw_st_find(st, name));
+    snprintf(name, sizeof name, "%s.weight_zero_point", base);
+    t = aw_st_find(st, name);
+    if (q->scheme.sym) {
+        assert_null(t);
+        return;
+    }
+    assert_true(t && t->dtype == AW_DT_I8 && t->ndim == 2 && t->shape[0] == ql->out && t->shape[1] == ng);
+    int8_t *z = malloc((size_t)ql->out * ng);
+    assert_non_null(z);
+    aw_assert_status(aw_st_read(st, t, z, (size_t)ql->out * ng), AW_OK, NULL);
+    for (size_t i = 0; i < (size_t)ql->out * ng; i++) assert_int_equal(z[i], (int)ql->wzero[i] - half);
+    free(z);
+}
+
 /* ---- the round trip ------------------------------------------------------ */
 
 typedef struct {
@@ -284,7 +335,9 @@ static void roundtrip(const rt_case *k)
     assert_int_equal(sc.wbits, k->scheme.wbits);
     assert_int_equal(sc.group, k->scheme.group);
     assert_int_equal(sc.sym, k->scheme.sym);
-    assert_int_equal(sc.act, AW_ACT_FLOAT);
+    assert_int_equal(sc.act, k->scheme.act);
+    assert_int_equal(sc.abits, k->scheme.act == AW_ACT_DYNAMIC ? k->scheme.abits : 0);
+    assert_int_equal(sc.agroup, k->scheme.act == AW_ACT_DYNAMIC ? k->scheme.agroup : 0);
     aw_model_config oc;
     aw_assert_status(aw_config_read(ocfg, &oc), AW_OK, NULL);
     aw_model_files *omf = NULL;
@@ -301,8 +354,18 @@ static void roundtrip(const rt_case *k)
         char base[128];
         int n = aw_arch_tensor_name(&c, 0, (aw_tensor_ref){AW_T_LIN_W, l}, base, sizeof base);
         base[n - 7] = '\0';
-        expect_library_layout(st, base, &q, l);
         char name[160];
+        if (k->scheme.act == AW_ACT_DYNAMIC) {
+            expect_int_layout(st, base, &q, l);
+            snprintf(name, sizeof name, "%s.weight_scale", base);
+            const aw_st_tensor *t = aw_st_find(st, name);
+            assert_true(t && t->dtype == k->sdt && t->ndim == 2 && t->shape[0] == q.lin[l].out);
+            assert_int_equal(t->shape[1], aw_scheme_groups(&k->scheme, q.lin[l].in));
+            snprintf(name, sizeof name, "%s.input_scale", base);
+            assert_null(aw_st_find(st, name));
+            continue;
+        }
+        expect_library_layout(st, base, &q, l);
         snprintf(name, sizeof name, "%s.weight_shape", base);
         const aw_st_tensor *t = aw_st_find(st, name);
         int64_t shp[2];
@@ -350,6 +413,36 @@ static void test_w3_g32_sym(void **state)
 {
     (void)state;
     roundtrip(&(rt_case){{.wbits = 3, .group = 32, .sym = 1, .act = AW_ACT_FLOAT}, 0, AW_DT_BF16, AW_DT_BF16, 1});
+}
+
+/* Dynamic activations (int-quantized): W4A4 g128 per token, per group of
+ * 128 and of 64 (nested in the weights' 128), asymmetric weights, W4A8,
+ * W8A8 per channel with per-token inputs, a LLaMA whose down projection
+ * has a shorter last group. */
+static void test_dyn_w4a4(void **state)
+{
+    (void)state;
+    roundtrip(&(rt_case){{.wbits = 4, .group = 128, .sym = 1, .act = AW_ACT_DYNAMIC, .abits = 4, .agroup = 0},
+                         0, AW_DT_F16, AW_DT_F16, 0});
+    roundtrip(&(rt_case){{.wbits = 4, .group = 128, .sym = 1, .act = AW_ACT_DYNAMIC, .abits = 4, .agroup = 128},
+                         0, AW_DT_BF16, AW_DT_BF16, 0});
+    roundtrip(&(rt_case){{.wbits = 4, .group = 128, .sym = 1, .act = AW_ACT_DYNAMIC, .abits = 4, .agroup = 64},
+                         0, AW_DT_F16, AW_DT_F32, 1});
+}
+
+static void test_dyn_asym_w4a8(void **state)
+{
+    (void)state;
+    roundtrip(&(rt_case){{.wbits = 4, .group = 128, .sym = 0, .act = AW_ACT_DYNAMIC, .abits = 4, .agroup = 0},
+                         0, AW_DT_F16, AW_DT_F16, 0});
+    roundtrip(&(rt_case){{.wbits = 4, .group = 128, .sym = 1, .act = AW_ACT_DYNAMIC, .abits = 8, .agroup = 0},
+                         0, AW_DT_F16, AW_DT_F16, 0});
+    roundtrip(&(rt_case){{.wbits = 8, .group = 0, .sym = 1, .act = AW_ACT_DYNAMIC, .abits = 8, .agroup = 0},
+                         0, AW_DT_BF16, AW_DT_BF16, 0});
+    roundtrip(&(rt_case){{.wbits = 4, .group = 128, .sym = 0, .act = AW_ACT_DYNAMIC, .abits = 6, .agroup = 0},
+                         1, AW_DT_BF16, AW_DT_BF16, 0});
+    roundtrip(&(rt_case){{.wbits = 3, .group = 0, .sym = 0, .act = AW_ACT_DYNAMIC, .abits = 4, .agroup = 32},
+                         1, AW_DT_F16, AW_DT_F16, 0});
 }
 
 static void test_w8_channel(void **state)
@@ -421,6 +514,36 @@ static void test_config_json(void **state)
     assert_true(json_is_null(json_object_get(w, "group_size")));
     assert_true(json_is_false(json_object_get(w, "symmetric")));
     assert_true(json_is_null(json_object_get(w, "actorder")));
+    json_decref(qc);
+    free(s);
+    /* dynamic: int-quantized, the weights as weight-only, the inputs as the
+     * library's W4A4 preset writes them */
+    m.scheme = (aw_scheme){.wbits = 4, .group = 128, .sym = 1, .act = AW_ACT_DYNAMIC, .abits = 4, .agroup = 0};
+    s = aw_quant_config_json(&m);
+    assert_string_equal(
+        s, "{\"config_groups\":{\"group_0\":{\"format\":\"int-quantized\",\"input_activations\":{\"actorder\":null,"
+           "\"block_structure\":null,\"dynamic\":true,\"group_size\":null,\"num_bits\":4,\"observer\":null,"
+           "\"observer_kwargs\":{},\"strategy\":\"token\",\"symmetric\":true,\"type\":\"int\"},"
+           "\"output_activations\":null,\"targets\":[\"Linear\"],\"weights\":{\"actorder\":null,"
+           "\"block_structure\":null,\"dynamic\":false,\"group_size\":128,\"num_bits\":4,\"observer\":\"minmax\","
+           "\"observer_kwargs\":{},\"strategy\":\"group\",\"symmetric\":true,\"type\":\"int\"}}},"
+           "\"format\":\"int-quantized\",\"global_compression_ratio\":null,\"ignore\":[\"lm_head\"],"
+           "\"kv_cache_scheme\":null,\"quant_method\":\"compressed-tensors\",\"quantization_status\":"
+           "\"compressed\",\"sparsity_config\":{},\"version\":\"0.20.1\"}");
+    free(s);
+    m.scheme = (aw_scheme){.wbits = 4, .group = 0, .sym = 0, .act = AW_ACT_DYNAMIC, .abits = 8, .agroup = 64};
+    s = aw_quant_config_json(&m);
+    qc = json_loads(s, 0, &jerr);
+    assert_non_null(qc);
+    g = json_object_get(json_object_get(qc, "config_groups"), "group_0");
+    json_t *in = json_object_get(g, "input_activations");
+    assert_int_equal(json_integer_value(json_object_get(in, "num_bits")), 8);
+    assert_string_equal(json_string_value(json_object_get(in, "strategy")), "group");
+    assert_int_equal(json_integer_value(json_object_get(in, "group_size")), 64);
+    assert_true(json_is_true(json_object_get(in, "dynamic")));
+    w = json_object_get(g, "weights");
+    assert_string_equal(json_string_value(json_object_get(w, "strategy")), "channel");
+    assert_true(json_is_false(json_object_get(w, "symmetric")));
     json_decref(qc);
     free(s);
 }
@@ -537,6 +660,146 @@ static void test_ct020_w4_asym(void **state)
     expect_pins("tests/data/ct020/w4g16-asym", 4, 0, w4_pins, w4_k_row0, 0x1.a68p-7f, (const uint8_t[]){7, 10, 6});
 }
 
+/* What tests/fixtures/make_ct020_dyn_fixture.py printed: per linear, FNV-1a
+ * 64 of our codes (stored + 2^(b-1)), zero points, steps (float32 bits)
+ * and of the weights the library's own decompressor gave ((q_s - z_s) *
+ * step in float32, exact). */
+typedef struct {
+    const char *linear;
+    int out, in, ng;
+    uint64_t codes, zeros, steps, weights;
+} ct_dyn_pin;
+
+static const ct_dyn_pin a4tok_pins[] = {
+    {"self_attn.q_proj", 48, 48, 3, 0xb003c458a550b568ull, 0x265c550bc50afa65ull, 0x97aa283de28b2cfdull, 0x0cbe3c24a54e0ce3ull},
+    {"self_attn.k_proj", 12, 48, 3, 0xd1267950360ff3c5ull, 0x1e16e33c36e45975ull, 0x470fcb409529166full, 0x13701809c7d0da18ull},
+    {"self_attn.v_proj", 12, 48, 3, 0x3bed56a47644ad7aull, 0x1e16e33c36e45975ull, 0xefff6bb6edb2000eull, 0xd1495ac0c3b6ed38ull},
+    {"self_attn.o_proj", 48, 48, 3, 0x06c768eed9f7c440ull, 0x265c550bc50afa65ull, 0x0afd233e745fc955ull, 0x7dbd150342fa40a7ull},
+    {"mlp.gate_proj", 64, 48, 3, 0x7c050ae4a82321e6ull, 0x3d9031836a1ae225ull, 0x51185b378e37c340ull, 0xb1061d9b14b4f25aull},
+    {"mlp.up_proj", 64, 48, 3, 0x73bfcfd44305ff2bull, 0x3d9031836a1ae225ull, 0xf58bd886865ef1ffull, 0xf037ff87a61e8d0bull},
+    {"mlp.down_proj", 48, 64, 4, 0x29644deb2b4b3c3cull, 0x3d9031836a1ae225ull, 0x85762fc36f3817e4ull, 0xb8846df2ab35accdull},
+};
+static const ct_dyn_pin asym_a8g16_pins[] = {
+    {"self_attn.q_proj", 48, 48, 3, 0x4886a59cdda4b883ull, 0xe6fd810f3b57b3d4ull, 0x2eb36b3b829ebf05ull, 0x947fb0a8ee8c32f2ull},
+    {"self_attn.k_proj", 12, 48, 3, 0xc51789ce49ac9317ull, 0xdf21f6883816d49eull, 0x9136e735440345c7ull, 0x25e2103ef553a59aull},
+    {"self_attn.v_proj", 12, 48, 3, 0x4dbf00bd3faa9907ull, 0xc0ed1a4fb777b12full, 0xf6cf491b6d8b2b23ull, 0x44b5dd96648f42a6ull},
+    {"self_attn.o_proj", 48, 48, 3, 0xb2b0d22eaca5c0f2ull, 0x35d88bf616fa0bb2ull, 0x1d22f4c60b1ec450ull, 0x59521007ac153d97ull},
+    {"mlp.gate_proj", 64, 48, 3, 0x7d3aa2603df7be60ull, 0xeeb8864d9e0d485cull, 0x33015bec49772150ull, 0x92c6cc4ae20c8d0bull},
+    {"mlp.up_proj", 64, 48, 3, 0x6f10aefb31a7c87eull, 0x7782b941ca1914dfull, 0x4e75fdf1d6c717bcull, 0xb159d6a953907617ull},
+    {"mlp.down_proj", 48, 64, 4, 0xd46bb0ce67777ce4ull, 0x5882147c8d1aa1f2ull, 0xfedca9f9e1c33d16ull, 0x9bc7f5173e3ee660ull},
+};
+static const ct_dyn_pin w8a8tok_pins[] = {
+    {"self_attn.q_proj", 48, 48, 1, 0x7600621621376065ull, 0xb2b348cf0c15eae5ull, 0xf50f8d8db0059fbeull, 0x54700cb4c9fc0371ull},
+    {"self_attn.k_proj", 12, 48, 1, 0x9624c53ff742e9b0ull, 0x872c0aff5571c995ull, 0xe0df3554b52313a9ull, 0x3a17932522933c8bull},
+    {"self_attn.v_proj", 12, 48, 1, 0xdfae484bd9b6cd1eull, 0x872c0aff5571c995ull, 0xe601b4f462e150fdull, 0x4fef7147b8b8bb0eull},
+    {"self_attn.o_proj", 48, 48, 1, 0x79314135305ff5d8ull, 0xb2b348cf0c15eae5ull, 0xad644950dcad950bull, 0x9743768fbcccd45bull},
+    {"mlp.gate_proj", 64, 48, 1, 0x51be4ea86c1b5236ull, 0xf906f6dd67750825ull, 0x036a66e061618011ull, 0xd4f1e5986f286c4bull},
+    {"mlp.up_proj", 64, 48, 1, 0xbcd2a0fc997503caull, 0xf906f6dd67750825ull, 0xe770945ea65c048dull, 0x84e0658c73b0dadcull},
+    {"mlp.down_proj", 48, 64, 1, 0x72fd95a43fc066faull, 0xb2b348cf0c15eae5ull, 0x8ebf37c564049159ull, 0x509aed8545453fc9ull},
+};
+
+/* A library-written dynamic checkpoint read by the evaluator's reader: the
+ * scheme from config.json, and per linear the codes, zero points, steps
+ * and wq * step (the weights the forward multiplies) equal to the library's
+ * own decoding; wq = code - zero. */
+static void expect_dyn_pins(const char *rel, aw_scheme want, const ct_dyn_pin *pins)
+{
+    char *dir = aw_test_source_path(rel);
+    aw_model_config c;
+    aw_qblock q;
+    aw_scheme sc;
+    load_ct(dir, &c, &q, &sc);
+    assert_int_equal(sc.wbits, want.wbits);
+    assert_int_equal(sc.group, want.group);
+    assert_int_equal(sc.sym, want.sym);
+    assert_int_equal(sc.act, AW_ACT_DYNAMIC);
+    assert_int_equal(sc.abits, want.abits);
+    assert_int_equal(sc.agroup, want.agroup);
+    const aw_arch *a = aw_arch_of(&c);
+    assert_int_equal(q.n_lin, 7);
+    for (int l = 0; l < q.n_lin; l++) {
+        const ct_dyn_pin *p = NULL;
+        for (int i = 0; i < 7; i++)
+            if (strcmp(pins[i].linear, a->lin[l].name) == 0) p = &pins[i];
+        assert_non_null(p);
+        const aw_qlinear *ql = &q.lin[l];
+        assert_int_equal(ql->out, p->out);
+        assert_int_equal(ql->in, p->in);
+        int ng = aw_scheme_groups(&sc, ql->in), glen = aw_scheme_group_len(&sc, ql->in);
+        assert_int_equal(ng, p->ng);
+        size_t ns = (size_t)p->out * p->ng, nw = (size_t)p->out * p->in;
+        float *w = malloc(nw * sizeof *w);
+        assert_non_null(w);
+        for (int r = 0; r < ql->out; r++)
+            for (int j = 0; j < ql->in; j++) {
+                size_t i = (size_t)r * ql->in + j;
+                assert_int_equal(ql->wq[i], (int)ql->codes[i] - (int)ql->wzero[(size_t)r * ng + j / glen]);
+                w[i] = (float)ql->wq[i] * ql->wstep[(size_t)r * ng + j / glen];
+            }
+        printf("%s %s: codes %016llx zeros %016llx steps %016llx weights %016llx\n", rel, p->linear,
+               (unsigned long long)fnv1a64(ql->codes, nw), (unsigned long long)fnv1a64(ql->wzero, ns),
+               (unsigned long long)fnv1a64(ql->wstep, ns * 4), (unsigned long long)fnv1a64(w, nw * 4));
+        assert_true(fnv1a64(ql->codes, nw) == p->codes);
+        assert_true(fnv1a64(ql->wzero, ns) == p->zeros);
+        assert_true(fnv1a64(ql->wstep, ns * 4) == p->steps);
+        assert_true(fnv1a64(w, nw * 4) == p->weights);
+        free(w);
+        for (int i = 0; i < ql->out; i++) assert_true(ql->bias[i] == 0.0f); /* LLaMA: none */
+    }
+    aw_qblock_destroy(&q);
+    free(dir);
+}
+
+static void test_ct020_dynamic(void **state)
+{
+    (void)state;
+    expect_dyn_pins("tests/data/ct020/w4g16-a4tok",
+                    (aw_scheme){.wbits = 4, .group = 16, .sym = 1, .act = AW_ACT_DYNAMIC, .abits = 4, .agroup = 0},
+                    a4tok_pins);
+    expect_dyn_pins("tests/data/ct020/w4g16asym-a8g16",
+                    (aw_scheme){.wbits = 4, .group = 16, .sym = 0, .act = AW_ACT_DYNAMIC, .abits = 8, .agroup = 16},
+                    asym_a8g16_pins);
+    expect_dyn_pins("tests/data/ct020/w8ch-a8tok",
+                    (aw_scheme){.wbits = 8, .group = 0, .sym = 1, .act = AW_ACT_DYNAMIC, .abits = 8, .agroup = 0},
+                    w8a8tok_pins);
+}
+
+/* inspect on the library's dynamic checkpoints: the table reads them, and
+ * the runtime lines say what each runtime does with them. */
+static void expect_inspect(const char *rel, const char *const *needles)
+{
+    char *dir = aw_test_source_path(rel);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    aw_assert_status(aw_inspect(dir, f, 1), AW_OK, NULL);
+    fclose(f);
+    for (const char *const *n = needles; *n; n++) {
+        if (!strstr(text, *n)) printf("inspect %s: no '%s' in:\n%s\n", rel, *n, text);
+        assert_non_null(strstr(text, *n));
+    }
+    free(text);
+    free(dir);
+}
+
+static void test_inspect_dynamic(void **state)
+{
+    (void)state;
+    expect_inspect("tests/data/ct020/w4g16-a4tok",
+                   (const char *const[]){"vLLM: no: no scheme serves int-quantized integer W4A4",
+                                         "inputs fake-quantized at run time per token (4-bit steps absmax / 7.5",
+                                         "dequantize=True): weights dequantized on load, the activation quantization "
+                                         "dropped without a warning",
+                                         "aweq-dist eval: yes", "k_proj    W4A4    I8     4/4   group 16",
+                                         "dynamic\n", "checkpoint: OK (quantized)", NULL});
+    expect_inspect("tests/data/ct020/w8ch-a8tok",
+                   (const char *const[]){"vLLM: yes: CompressedTensorsW8A8Int8 (dynamic per-token input scales)",
+                                         "aweq-dist eval: yes", "W8A8    I8     8/8   channel", NULL});
+    expect_inspect("tests/data/ct020/w4g16asym-a8g16",
+                   (const char *const[]){"per group of inputs (8-bit steps absmax / 127.5", "W4A8", NULL});
+}
+
 /* ---- refusals ------------------------------------------------------------ */
 
 typedef enum {
@@ -547,6 +810,8 @@ typedef enum {
     ED_SWAP2,     /* a [2] tensor with its values swapped (I64) */
     ED_OLD3,      /* 3-bit weight_packed of 64 inputs as older compressed-tensors shaped it:
                      ceil(64 / 10) = 7 words a row, not ceil(64 * 3 / 32) = 6 */
+    ED_AS_U8,     /* same bytes and shape, dtype U8 */
+    ED_BIG,       /* byte 5 set to 100 (outside 4 bits) */
 } edit_kind;
 
 /* dst (new folder) = src's model.safetensors with target edited, and its
@@ -580,6 +845,8 @@ static void rewrite(const char *src, const char *dst, const char *target, edit_k
                 v[0] = v[1], v[1] = tmp;
             }
             if (ed == ED_OLD3) x.shape[1] = 7; /* zeros past the data */
+            if (ed == ED_AS_U8) x.dtype = AW_DT_U8;
+            if (ed == ED_BIG) ((int8_t *)bufs[i])[5] = 100;
         }
         e[k++] = x;
     }
@@ -627,6 +894,8 @@ static void test_tensor_refusals(void **state)
     (void)state;
     char *w3 = aw_test_source_path("tests/data/ct020/w3g16-sym");
     char *w4 = aw_test_source_path("tests/data/ct020/w4g16-asym");
+    char *a4 = aw_test_source_path("tests/data/ct020/w4g16-a4tok");
+    char *a8 = aw_test_source_path("tests/data/ct020/w4g16asym-a8g16");
     char *tmp = aw_test_tmpdir();
     const struct {
         char **src;
@@ -659,6 +928,23 @@ static void test_tensor_refusals(void **state)
          "'model.layers.0.self_attn.k_proj.weight_zero_point' has shape [3, 2]; config.json implies [2, 3]"},
         {&w4, "zero-dtype", "model.layers.0.mlp.down_proj.weight_zero_point", ED_AS_I8, AW_ERR_DTYPE,
          "packed zero points must be I32"},
+        /* int-quantized with dynamic activations */
+        {&a4, "int-dtype", "model.layers.0.mlp.up_proj.weight", ED_AS_U8, AW_ERR_DTYPE,
+         "'model.layers.0.mlp.up_proj.weight' has dtype U8; a quantized weight must be I8"},
+        {&a4, "int-shape", "model.layers.0.self_attn.k_proj.weight", ED_TRANSPOSE, AW_ERR_ST_SHAPE,
+         "'model.layers.0.self_attn.k_proj.weight' has shape [48, 12]; config.json implies [12, 48]"},
+        {&a4, "int-range", "model.layers.0.self_attn.q_proj.weight", ED_BIG, AW_ERR_UNSUPPORTED,
+         "'model.layers.0.self_attn.q_proj.weight': element 5 is 100, outside the 4-bit range [-8, 7]"},
+        {&a4, "int-no-weight", "model.layers.0.mlp.gate_proj.weight", ED_DROP, AW_ERR_MISSING_TENSOR,
+         "'model.layers.0.mlp.gate_proj.weight'"},
+        {&a4, "int-scale-shape", "model.layers.0.mlp.down_proj.weight_scale", ED_TRANSPOSE, AW_ERR_ST_SHAPE,
+         "'model.layers.0.mlp.down_proj.weight_scale' has shape [4, 48]"},
+        {&a8, "int-no-zero", "model.layers.0.self_attn.v_proj.weight_zero_point", ED_DROP, AW_ERR_MISSING_TENSOR,
+         "'model.layers.0.self_attn.v_proj.weight_zero_point'"},
+        {&a8, "int-zero-dtype", "model.layers.0.self_attn.o_proj.weight_zero_point", ED_AS_U8, AW_ERR_DTYPE,
+         "'model.layers.0.self_attn.o_proj.weight_zero_point' has dtype U8; a zero point must be I8"},
+        {&a8, "int-zero-shape", "model.layers.0.mlp.up_proj.weight_zero_point", ED_TRANSPOSE, AW_ERR_ST_SHAPE,
+         "'model.layers.0.mlp.up_proj.weight_zero_point' has shape [3, 64]; config.json implies [64, 3]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *dst = join(tmp, cases[i].name);
@@ -670,14 +956,16 @@ static void test_tensor_refusals(void **state)
     free(tmp);
     free(w3);
     free(w4);
+    free(a4);
+    free(a8);
 }
 
-/* A copy of the w4 fixture's config.json with quantization_config.<path>.key
+/* A copy of fixture rel's config.json with quantization_config.<path>.key
  * = value (stolen; NULL deletes), checked refused with want and needle. */
-static void expect_config_refused(const char *tmp, const char *path, const char *key, json_t *value, aw_status want,
-                                  const char *needle)
+static void expect_config_refused_in(const char *rel, const char *tmp, const char *path, const char *key,
+                                     json_t *value, aw_status want, const char *needle)
 {
-    char *src = aw_test_source_path("tests/data/ct020/w4g16-asym/config.json");
+    char *src = aw_test_source_path(rel);
     char *dst = join(tmp, "config.json");
     json_error_t jerr;
     json_t *root = json_load_file(src, 0, &jerr);
@@ -699,6 +987,52 @@ static void expect_config_refused(const char *tmp, const char *path, const char 
     assert_non_null(strstr(aw_err_message(), dst));
     free(src);
     free(dst);
+}
+
+/* The same on the w4 fixture's config.json. */
+static void expect_config_refused(const char *tmp, const char *path, const char *key, json_t *value, aw_status want,
+                                  const char *needle)
+{
+    expect_config_refused_in("tests/data/ct020/w4g16-asym/config.json", tmp, path, key, value, want, needle);
+}
+
+/* int-quantized configs with dynamic activations that the program does not
+ * make or the forward does not run. */
+static void test_dyn_config_refusals(void **state)
+{
+    (void)state;
+    char *tmp = aw_test_tmpdir();
+    const char *cfg = "tests/data/ct020/w4g16-a4tok/config.json", *in = "config_groups.group_0.input_activations";
+    const char *w = "config_groups.group_0.weights";
+    expect_config_refused_in(cfg, tmp, in, "dynamic", json_false(), AW_ERR_UNSUPPORTED,
+                             "input_activations: 4-bit quantization");
+    expect_config_refused_in(cfg, tmp, in, "symmetric", json_false(), AW_ERR_UNSUPPORTED,
+                             "asymmetric dynamic activations");
+    expect_config_refused_in(cfg, tmp, in, "strategy", json_string("tensor"), AW_ERR_UNSUPPORTED,
+                             "input activations are dynamic with strategy \"tensor\"");
+    expect_config_refused_in(cfg, tmp, in, "dynamic", json_string("local"), AW_ERR_UNSUPPORTED,
+                             "input activations are dynamic \"local\"");
+    expect_config_refused_in(cfg, tmp, in, "num_bits", json_integer(3), AW_ERR_UNSUPPORTED, "3-bit activations");
+    expect_config_refused_in(cfg, tmp, in, "type", json_string("float"), AW_ERR_UNSUPPORTED, "type \"float\"");
+    expect_config_refused_in(cfg, tmp, in, "block_structure", json_pack("[i,i]", 1, 16), AW_ERR_UNSUPPORTED,
+                             "block_structure");
+    expect_config_refused_in(cfg, tmp, w, "strategy", json_string("tensor"), AW_ERR_UNSUPPORTED,
+                             "weights with strategy \"tensor\" and input activations dynamic with strategy "
+                             "\"token\"");
+    expect_config_refused_in(cfg, tmp, w, "num_bits", json_integer(5), AW_ERR_UNSUPPORTED, "5-bit weights");
+    /* weights and activations in groups that do not nest */
+    char *dst = join(tmp, "grp");
+    aw_assert_status(aw_mkdir_p(dst), AW_OK, NULL);
+    expect_config_refused_in(cfg, dst, in, "strategy", json_string("group"), AW_ERR_CONFIG,
+                             "strategy \"group\" needs a positive group size");
+    free(dst);
+    expect_config_refused_in("tests/data/ct020/w4g16asym-a8g16/config.json", tmp, in, "group_size", json_integer(24),
+                             AW_ERR_UNSUPPORTED, "one must divide the other");
+    /* 8-bit asymmetric weights: their signed values do not fit INT8 */
+    expect_config_refused_in("tests/data/ct020/w8ch-a8tok/config.json", tmp, w, "symmetric", json_false(),
+                             AW_ERR_UNSUPPORTED, "do not fit INT8");
+    aw_test_rmtree(tmp);
+    free(tmp);
 }
 
 static void test_config_refusals(void **state)
@@ -771,6 +1105,31 @@ static void test_serialize_refusals(void **state)
     aw_qblock_destroy(&q2);
     free(bytes);
     aw_qblock_destroy(&q);
+    /* dynamic: wq must be code - zero; kept fp channels have no form; a
+     * shard of another activation scheme is another scheme */
+    m.scheme = (aw_scheme){.wbits = 4, .group = 32, .sym = 0, .act = AW_ACT_DYNAMIC, .abits = 4, .agroup = 0};
+    aw_assert_status(aw_qblock_create(&c, &m.scheme, &q), AW_OK, NULL);
+    fill_qblock(&c, &m, &q, 9);
+    q.lin[3].wq[17]++;
+    aw_assert_status(aw_block_serialize(&c, 0, &q, &m, "k", &bytes, &len), AW_ERR_ARG, "linear 3: signed weight [0, 17]");
+    q.lin[3].wq[17]--;
+    other = m;
+    other.scheme.abits = 8;
+    aw_assert_status(aw_block_serialize(&c, 0, &q, &other, "k", &bytes, &len), AW_ERR_ARG, "scheme");
+    aw_assert_status(aw_block_serialize(&c, 0, &q, &m, "k", &bytes, &len), AW_OK, NULL);
+    /* a dynamic shard read as weight-only: weight_packed is missing */
+    aw_method wo = m;
+    wo.scheme.act = AW_ACT_FLOAT, wo.scheme.abits = 0;
+    aw_assert_status(aw_qblock_create(&c, &wo.scheme, &q2), AW_OK, NULL);
+    aw_assert_status(aw_block_from_shard(&c, 0, bytes, len, "shard-z", "k", &q2), AW_ERR_ST_SHAPE, "weight_packed");
+    aw_qblock_destroy(&q2);
+    free(bytes);
+    aw_qblock_destroy(&q);
+    m.scheme.keep_pct = 1.0;
+    aw_assert_status(aw_qblock_create(&c, &m.scheme, &q), AW_OK, NULL);
+    fill_qblock(&c, &m, &q, 9);
+    aw_assert_status(aw_block_serialize(&c, 0, &q, &m, "k", &bytes, &len), AW_ERR_ARG, "kept fp channels");
+    aw_qblock_destroy(&q);
     free(cfg_path);
     aw_test_rmtree(dir);
     free(dir);
@@ -786,6 +1145,9 @@ int main(void)
         cmocka_unit_test(test_ct020_w3_sym),     cmocka_unit_test(test_ct020_w4_asym),
         cmocka_unit_test(test_tensor_refusals),  cmocka_unit_test(test_config_refusals),
         cmocka_unit_test(test_serialize_refusals),
+        cmocka_unit_test(test_dyn_w4a4),         cmocka_unit_test(test_dyn_asym_w4a8),
+        cmocka_unit_test(test_ct020_dynamic),    cmocka_unit_test(test_dyn_config_refusals),
+        cmocka_unit_test(test_inspect_dynamic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
