@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "aw_quant.h"
 #include "aw_status.h"
 
 #define AW_VERSION "0.1.0"
@@ -43,10 +44,54 @@ int aw_cmd_eval(int argc, char **argv);
 int aw_cmd_report(int argc, char **argv);
 int aw_cmd_tokenize(int argc, char **argv);
 int aw_cmd_plan(int argc, char **argv);
+int aw_cmd_sweep(int argc, char **argv);
 
 /* Option values: "100M", "512K", "2G", "12345" -> bytes (decimal units);
  * a decimal integer in [lo, hi]. 0 on success, -1 if malformed. */
 int aw_cli_parse_size(const char *s, uint64_t *out);
 int aw_cli_parse_int(const char *s, long lo, long hi, long *out);
+
+/* ---- the method and scheme options (aw_cli_method.c) ----------------------
+ * One parser for `run`, `plan` and the lines of a sweep's grid file: the
+ * options go into aw_cli_method_opts as given (apply), and finish checks
+ * their combination and makes the method. Rules: --abits below 8 needs
+ * --adynamic; --agroup needs --adynamic; --adynamic without --wbits means
+ * 8-bit symmetric weights with one step per output channel; without
+ * --wbits and --adynamic the scheme is W8A8; --keep-salient refuses awq,
+ * aweq+search and gptq; then aw_scheme_check. Messages are one line, for
+ * aw_usage_error. */
+enum {
+    AW_MO_METHOD = 3000, AW_MO_ALPHA, AW_MO_NOBC, AW_MO_WBITS, AW_MO_GROUP, AW_MO_SYM, AW_MO_ASYM,
+    AW_MO_ACTORDER, AW_MO_ABITS, AW_MO_AGROUP, AW_MO_ADYNAMIC, AW_MO_KEEP, AW_MO_END
+};
+/* The getopt_long entries of these options (include <getopt.h>). */
+#define AW_CLI_METHOD_LONGOPTS                                                                              \
+    {"method", required_argument, 0, AW_MO_METHOD}, {"alpha", required_argument, 0, AW_MO_ALPHA},          \
+    {"no-bias-correction", no_argument, 0, AW_MO_NOBC}, {"wbits", required_argument, 0, AW_MO_WBITS},      \
+    {"group", required_argument, 0, AW_MO_GROUP}, {"sym", no_argument, 0, AW_MO_SYM},                      \
+    {"asym", no_argument, 0, AW_MO_ASYM}, {"act-order", no_argument, 0, AW_MO_ACTORDER},                   \
+    {"abits", required_argument, 0, AW_MO_ABITS}, {"agroup", required_argument, 0, AW_MO_AGROUP},          \
+    {"adynamic", no_argument, 0, AW_MO_ADYNAMIC}, {"keep-salient", required_argument, 0, AW_MO_KEEP}
+
+typedef struct {
+    aw_method_kind kind;
+    float alpha;
+    int alpha_set, nobc, act_order;
+    int wbits, group, group_set, sym; /* wbits 0: not given; sym -1: not given */
+    int abits, agroup, agroup_set, adynamic;
+    double keep_pct;
+    int keep_set;
+} aw_cli_method_opts;
+
+void aw_cli_method_init(aw_cli_method_opts *mo);
+/* Take option code (AW_MO_*) with its value (NULL for a flag): 0, or -1
+ * with the message in msg. */
+int aw_cli_method_apply(aw_cli_method_opts *mo, int code, const char *arg, char *msg, size_t cap);
+/* The method the options make into m (kind, alpha, bias correction,
+ * scheme, act order; the dtypes are left as they are): 0, or -1 with msg. */
+int aw_cli_method_finish(const aw_cli_method_opts *mo, aw_method *m, char *msg, size_t cap);
+/* A grid line ("--method awq --wbits 4 --group 128", also --opt=value)
+ * through apply and finish: 0, or -1 with msg. */
+int aw_cli_method_parse_line(const char *line, aw_method *m, char *msg, size_t cap);
 
 #endif

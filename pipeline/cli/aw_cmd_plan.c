@@ -20,28 +20,32 @@ static void plan_usage(FILE *out)
             "  Lay the model's decoder blocks out over N ranks (pipeline stages x\n"
             "  data-parallel replicas) within G GB per rank, and estimate memory and time.\n"
             "  Nothing but config.json is read: plans for OPT-175B need no weights.\n"
-            "  --model NAME_OR_DIR   a built-in shape (see 'aweq-dist shapes') or a model folder\n"
+            "  --model NAME_OR_DIR   a built-in shape (see 'aweq-dist shapes') or a model\n"
+            "                        folder\n"
             "  -n N                  ranks in the run (MPI world size)\n"
             "  --mem-per-rank G      memory per rank in GB (decimal): 80, 80G or 80GB\n"
             "  --stages S            force the pipeline stages (default: fewest that fit)\n"
             "  --replicas R          force the replicas per stage (S x R must be N)\n"
-            "  --seq-len L           tokens per sequence (default 2048, capped at the model's positions)\n"
+            "  --seq-len L           tokens per sequence (default 2048, capped at the\n"
+            "                        model's positions)\n"
             "  --batch B             sequences per block of samples (default 1)\n"
             "  --calib-seqs N        calibration sequences (default 128)\n"
             "  --holdout-seqs N      held-out sequences for validation (default 16)\n"
             "  --backend B           cuda (default) or cpu: what the time estimates are for\n"
-            "                        (memory is the same); cpu times come from a cost model\n"
-            "                        fitted on this project's bench machine (bench/fit_costs.sh),\n"
-            "                        cuda times from --tflops, an assumption not yet measured\n"
+            "                        (memory is the same); cpu times come from a cost\n"
+            "                        model fitted on this project's bench machine\n"
+            "                        (bench/fit_costs.sh), cuda times from --tflops, an\n"
+            "                        assumption not yet measured\n"
             "  --threads N           cpu: threads per rank (default: this machine's CPUs)\n"
             "  --tflops T            cuda: sustained TFLOP/s per rank (default 400: about 40%\n"
             "                        of an H100 SXM's 989 TFLOP/s dense fp16 peak)\n"
             "  --read-gbps R         file-system read GB/s per rank (default 2)\n"
             "  --gpu-mem G           GPU memory per rank in GB: fail if a stage's GPU part\n"
             "                        (the GPU/rank column) does not fit\n"
-            "  --method M            the run's method (default aweq); awq, aweq+search and gptq\n"
-            "                        keep each tap's Gram matrix, counted per block\n"
-            "  --wbits B --group G   the run's weight-only scheme (default W8A8)\n",
+            "  --method M            the run's method (default aweq); awq, aweq+search and\n"
+            "                        gptq keep each tap's Gram matrix, counted per block\n"
+            "  --wbits B --group G --sym --asym --abits B --agroup G --adynamic\n"
+            "  --keep-salient P      the run's scheme, as for a run (default W8A8)\n",
           out);
 }
 
@@ -94,7 +98,7 @@ int aw_cmd_plan(int argc, char **argv)
 {
     enum {
         O_MODEL = 1000, O_MEM, O_STAGES, O_REPLICAS, O_SEQ, O_BATCH, O_CSEQS, O_HSEQS, O_TFLOPS, O_READ, O_GPU,
-        O_BACKEND, O_THREADS, O_METHOD, O_WBITS, O_GROUP
+        O_BACKEND, O_THREADS
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},       {"mem-per-rank", required_argument, 0, O_MEM},
@@ -104,8 +108,7 @@ int aw_cmd_plan(int argc, char **argv)
         {"tflops", required_argument, 0, O_TFLOPS},     {"read-gbps", required_argument, 0, O_READ},
         {"gpu-mem", required_argument, 0, O_GPU},       {"backend", required_argument, 0, O_BACKEND},
         {"threads", required_argument, 0, O_THREADS},   {"help", no_argument, 0, 'h'},
-        {"method", required_argument, 0, O_METHOD},     {"wbits", required_argument, 0, O_WBITS},
-        {"group", required_argument, 0, O_GROUP},
+        AW_CLI_METHOD_LONGOPTS,
         {0, 0, 0, 0}};
     const char *model = NULL;
     long world = 0, stages = 0, replicas = 0, seq_len = 0, batch = 1, cseqs = 128, hseqs = 16;
@@ -113,7 +116,9 @@ int aw_cmd_plan(int argc, char **argv)
     long threads = 0;
     int cpu = 0, tflops_set = 0;
     aw_method method = {.kind = AW_METHOD_AWEQ, .alpha = 0.5f, .scheme = AW_SCHEME_W8A8};
-    long wbits = 0, group = 128;
+    aw_cli_method_opts mo;
+    aw_cli_method_init(&mo);
+    char msg[320];
     uint64_t mem = 0, gpu_mem = 0;
     int c;
     optind = 1;
@@ -175,29 +180,19 @@ int aw_cmd_plan(int argc, char **argv)
             if (parse_gb(optarg, &gpu_mem))
                 return plan_usage_error("--gpu-mem '%s': expected GB, e.g. 80 or 80GB", optarg);
             break;
-        case O_METHOD:
-            if (aw_method_parse(optarg, &method.kind) != AW_OK) return plan_usage_error("%s", aw_err_message());
-            break;
-        case O_WBITS:
-            if (parse_long(optarg, 3, 8, &wbits) || (wbits != 3 && wbits != 4 && wbits != 8))
-                return plan_usage_error("--wbits '%s': expected 3, 4 or 8", optarg);
-            break;
-        case O_GROUP:
-            if (parse_long(optarg, 0, 1L << 20, &group) || (group != 0 && group < 8))
-                return plan_usage_error("--group '%s': expected 0 or at least 8", optarg);
-            break;
         case 'h': plan_usage(stdout); return 0;
         case ':': return plan_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return plan_usage_error("unknown option '%s'", argv[optind - 1]);
+        default:
+            if (c < AW_MO_METHOD || c >= AW_MO_END) return plan_usage_error("unknown option '%s'", argv[optind - 1]);
+            if (aw_cli_method_apply(&mo, c, optarg, msg, sizeof msg)) return plan_usage_error("%s", msg);
+            break;
         }
     }
     if (optind < argc) return plan_usage_error("unexpected argument '%s'", argv[optind]);
     if (!model) return plan_usage_error("%s", "--model NAME_OR_DIR is required");
     if (!world) return plan_usage_error("%s", "-n N (ranks) is required");
     if (!mem) return plan_usage_error("%s", "--mem-per-rank G is required");
-    if (wbits) method.scheme = (aw_scheme){.wbits = (int)wbits, .group = (int)group, .sym = 1, .act = AW_ACT_FLOAT};
-    else if (aw_method_needs_gram(&method))
-        return plan_usage_error("--method %s makes weight-only schemes: give --wbits", aw_method_names[method.kind]);
+    if (aw_cli_method_finish(&mo, &method, msg, sizeof msg)) return plan_usage_error("%s", msg);
     /* each backend's time has one source: no option that would be ignored */
     if (cpu && tflops_set)
         return plan_usage_error("%s", "--tflops is the cuda backend's assumed rate; --backend cpu uses measured costs");
@@ -229,9 +224,9 @@ int aw_cmd_plan(int argc, char **argv)
     if (st != AW_OK) return plan_fail(st);
     if (!seq_len) seq_len = cfg.max_position_embeddings < 2048 ? cfg.max_position_embeddings : 2048;
     if (seq_len > cfg.max_position_embeddings) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "%ld: %s has %d positions", seq_len, label, cfg.max_position_embeddings);
-        return plan_usage_error("--seq-len %s", msg);
+        char why[96];
+        snprintf(why, sizeof why, "%ld: %s has %d positions", seq_len, label, cfg.max_position_embeddings);
+        return plan_usage_error("--seq-len %s", why);
     }
 
     aw_plan_costs k;

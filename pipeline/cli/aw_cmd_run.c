@@ -17,14 +17,12 @@
 
 int aw_cmd_run(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_CALIB, O_OUT, O_METHOD, O_ALPHA, O_NOBC, O_HOLDOUT, O_BATCH, O_MAXERR,
+    enum { O_MODEL = 1000, O_CALIB, O_OUT, O_HOLDOUT, O_BATCH, O_MAXERR,
            O_BACKEND, O_QUIET, O_STAGES, O_REPLICAS, O_MEM, O_RESUME, O_FAILAT, O_HANG, O_HANDOFF,
-           O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT, O_PEVERY, O_LOGJSON, O_RLAYERS,
-           O_WBITS, O_GROUP, O_SYM, O_ASYM, O_ACTORDER };
+           O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT, O_PEVERY, O_LOGJSON, O_RLAYERS };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"calib", required_argument, 0, O_CALIB},
-        {"out", required_argument, 0, O_OUT},         {"method", required_argument, 0, O_METHOD},
-        {"alpha", required_argument, 0, O_ALPHA},     {"no-bias-correction", no_argument, 0, O_NOBC},
+        {"out", required_argument, 0, O_OUT},         AW_CLI_METHOD_LONGOPTS,
         {"holdout", required_argument, 0, O_HOLDOUT}, {"batch", required_argument, 0, O_BATCH},
         {"max-rel-error", required_argument, 0, O_MAXERR},
         {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, O_QUIET},
@@ -38,15 +36,15 @@ int aw_cmd_run(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},       {"eval-text", required_argument, 0, O_ETEXT},
         {"progress-every", required_argument, 0, O_PEVERY}, {"log-json", required_argument, 0, O_LOGJSON},
         {"report-layers", required_argument, 0, O_RLAYERS},
-        {"wbits", required_argument, 0, O_WBITS},     {"group", required_argument, 0, O_GROUP},
-        {"sym", no_argument, 0, O_SYM},               {"asym", no_argument, 0, O_ASYM},
-        {"act-order", no_argument, 0, O_ACTORDER},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     aw_run_opts o;
     aw_run_defaults(&o);
     const char *texts[AW_MAX_TEXT_FILES];
     o.calib_texts = texts;
-    int c, nobc = 0, alpha_set = 0, draw_set = 0, wbits = 0, group = 128, group_set = 0, sym = -1;
+    aw_cli_method_opts mo;
+    aw_cli_method_init(&mo);
+    char msg[320];
+    int c, draw_set = 0;
     long v;
     char *end;
     optind = 1;
@@ -56,14 +54,6 @@ int aw_cmd_run(int argc, char **argv)
         case O_MODEL: o.model_dir = optarg; break;
         case O_CALIB: o.calib_path = optarg; break;
         case O_OUT: o.out_dir = optarg; break;
-        case O_METHOD: st = aw_method_parse(optarg, &o.method.kind); break;
-        case O_ALPHA:
-            o.method.alpha = strtof(optarg, &end);
-            if (*end || end == optarg || !(o.method.alpha >= 0.0f && o.method.alpha <= 1.0f))
-                return aw_usage_error(NULL, "--alpha '%s': expected a number in [0, 1]", optarg);
-            alpha_set = 1;
-            break;
-        case O_NOBC: nobc = 1; break;
         case O_HOLDOUT:
             o.holdout = strtod(optarg, &end);
             if (*end || end == optarg || !(o.holdout >= 0.0 && o.holdout < 1.0))
@@ -147,20 +137,6 @@ int aw_cmd_run(int argc, char **argv)
             }
             break;
         }
-        case O_WBITS:
-            if (aw_cli_parse_int(optarg, 3, 8, &v) || (v != 3 && v != 4 && v != 8))
-                return aw_usage_error(NULL, "--wbits '%s': expected 3, 4 or 8", optarg);
-            wbits = (int)v;
-            break;
-        case O_GROUP:
-            if (aw_cli_parse_int(optarg, 0, 1 << 20, &v) || (v != 0 && v < 8))
-                return aw_usage_error(NULL, "--group '%s': expected 0 (one step per output channel) or a group of at least 8 inputs, e.g. 128", optarg);
-            group = (int)v;
-            group_set = 1;
-            break;
-        case O_SYM: sym = 1; break;
-        case O_ASYM: sym = 0; break;
-        case O_ACTORDER: o.method.act_order = 1; break;
         case O_RESUME: o.resume = 1; break;
         case O_FAILAT: st = aw_fail_at_parse(optarg, &o.fail_at); break;
         case O_HANG:
@@ -169,7 +145,10 @@ int aw_cmd_run(int argc, char **argv)
                 return aw_usage_error(NULL, "--hang-timeout '%s': expected seconds (0: off)", optarg);
             break;
         case 'h': aw_cli_help(stdout); return 0;
-        default: return aw_usage_error(NULL, "%s", "bad option");
+        default:
+            if (c < AW_MO_METHOD || c >= AW_MO_END) return aw_usage_error(NULL, "%s", "bad option");
+            if (aw_cli_method_apply(&mo, c, optarg, msg, sizeof msg)) return aw_usage_error(NULL, "%s", msg);
+            break;
         }
         if (st != AW_OK) return aw_usage_error(NULL, "%s", aw_err_message());
     }
@@ -180,24 +159,11 @@ int aw_cmd_run(int argc, char **argv)
         return aw_usage_error(NULL, "%s", "--calib-samples, --calib-len and --seed go with --calib-text");
     if (!o.n_calib_texts && !o.eval_text && o.text_field)
         return aw_usage_error(NULL, "%s", "--text-field goes with --calib-text or --eval-text");
-    aw_method_kind k = o.method.kind;
-    int corrects = k == AW_METHOD_AWEQ || k == AW_METHOD_AWEQ_SEARCH;
-    o.method.bias_correction = corrects && !nobc;
-    if (nobc && !corrects)
-        return aw_usage_error(NULL, "%s", "--no-bias-correction applies to --method aweq and aweq+search");
-    if (alpha_set && k != AW_METHOD_AWEQ && k != AW_METHOD_SMOOTHQUANT)
-        return aw_usage_error(NULL, "--alpha does not apply to --method %s", aw_method_names[k]);
-    if (wbits) {
-        o.method.scheme = (aw_scheme){.wbits = wbits, .group = group, .sym = sym != 0, .act = AW_ACT_FLOAT};
-    } else {
-        if (group_set || sym >= 0)
-            return aw_usage_error(NULL, "%s", "--group, --sym and --asym go with --wbits (weight-only schemes)");
-        if (aw_method_needs_gram(&o.method))
-            return aw_usage_error(NULL, "--method %s makes weight-only schemes: give --wbits 3, 4 or 8",
-                                  aw_method_names[k]);
-    }
-    if (o.method.act_order && k != AW_METHOD_GPTQ)
-        return aw_usage_error(NULL, "%s", "--act-order goes with --method gptq");
+    if (aw_cli_method_finish(&mo, &o.method, msg, sizeof msg)) return aw_usage_error(NULL, "%s", msg);
+    if (o.out_dir && o.method.scheme.keep_pct > 0)
+        return aw_usage_error(NULL, "%s",
+                              "--keep-salient with --out: compressed-tensors has no form for fp channels inside a "
+                              "quantized linear; evaluate it with --eval-text or sweep");
 
     char *model_dir = NULL;
     aw_status rs = aw_resolve_model(o.model_dir, &model_dir);

@@ -126,7 +126,20 @@ aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int
     /* weight-only blocks add their steps and zero points; their bias
      * correction dequantizes a linear on the device */
     out->block_bytes += aw_qblock_bytes(c, &m->scheme) - aw_qblock_bytes(c, &AW_SCHEME_W8A8);
-    if (aw_scheme_weight_only(&m->scheme)) out->gpu_quant_bytes += (uint64_t)aw_arch_max_linear(c) * sizeof(float);
+    if (aw_scheme_coded(&m->scheme)) out->gpu_quant_bytes += (uint64_t)aw_arch_max_linear(c) * sizeof(float);
+    /* the scheme's scratch in the quantized forward (validation, eval):
+     * dynamic activations' steps and grouped-product scratch, kept
+     * channels' gathered columns (coded weights dequantize into the f32
+     * weight buffer the CPU forward has anyway; a GPU allocates it) */
+    uint64_t T = (uint64_t)batch * (uint64_t)seq_len;
+    uint64_t valid_ws = aw_fwd_ws_bytes(c, batch, seq_len) + aw_val_ws_bytes(c, (int)T, 1) +
+                        aw_fwd_ws_scheme_bytes(c, (int)T, &m->scheme, 1);
+    uint64_t hand = 4 * T * (uint64_t)c->hidden_size * sizeof(float);
+    if (hand + valid_ws > out->rank_fixed_bytes) out->rank_fixed_bytes = hand + valid_ws;
+    out->gpu_valid_extra = aw_fwd_ws_scheme_bytes(c, (int)T, &m->scheme, 0);
+    /* methods that search with the activation quantizer: a token sample of
+     * every tap per block, kept until the block is quantized */
+    if (aw_method_needs_sample(m)) out->block_bytes += aw_stats_sample_bytes(c, AW_SAMPLE_TOKENS);
     if (!aw_method_needs_gram(m)) return AW_OK;
     /* per block: the Gram totals (double) and |x| sums, and one part of
      * them (one replica adds each block's part as it comes); per rank: the
@@ -174,7 +187,7 @@ aw_status aw_gpu_costs_for(const aw_model_config *c, const aw_plan_costs *k, aw_
      * a block's Gram matrices), or quantization's (k->gpu_quant_bytes; the
      * forward's workspace is freed then) */
     uint64_t fwd = aw_fwd_ws_bytes_ops(c, batch, seq_len, 0);
-    uint64_t phase = fwd + aw_val_ws_bytes(c, (int)T, 1);
+    uint64_t phase = fwd + aw_val_ws_bytes(c, (int)T, 1) + k->gpu_valid_extra;
     if (fwd + k->gpu_calib_extra > phase) phase = fwd + k->gpu_calib_extra;
     if (k->gpu_quant_bytes > phase) phase = k->gpu_quant_bytes;
     out->fixed = 4 * T * d * sizeof(float) + T * sizeof(uint32_t) + phase;

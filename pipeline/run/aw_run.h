@@ -122,6 +122,52 @@ void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out);
 struct json_t;
 struct json_t *aw_report_times_json(const aw_run_result *r);
 
+/* ---- sweep (aw_sweep.c): one calibration, many methods and schemes ---- */
+
+#define AW_SWEEP_TEXT_MAX 256
+
+/* One point of a grid file: its line and options, and the method they make
+ * (dtypes are taken from the model when the point runs). */
+typedef struct {
+    int line;
+    char text[AW_SWEEP_TEXT_MAX];
+    aw_method method;
+} aw_sweep_point;
+
+typedef struct {
+    aw_model_config cfg;
+    aw_backend_info backend;
+    uint32_t calib_seqs, seq_len, eval_windows, eval_windows_all; /* evaluated, and in the text */
+    uint64_t eval_stream_tokens;
+    int stats_gram, stats_sample;   /* what calibration collected (the union of the points' needs) */
+    aw_e2e fp;                      /* the fp model's sums (nll_fp, n_pred) */
+    int n_points;
+    aw_e2e *q;                      /* (n_points) each point's sums (nll_q, n_pred) */
+    double *t_quant, *t_eval;       /* (n_points) seconds (rank 0) */
+    double t_load, t_calib, t_total;
+    int world, stages, replicas;
+} aw_sweep_result;
+
+/* Calibrate once (statistics with what any point needs), then for each
+ * point in order: quantize every block and evaluate o->eval_text's
+ * perplexity (the fp model's with the first point only). Points run one
+ * after the other over every rank (stages hold their layers, replicas
+ * split the eval windows): the sums are the same bytes for any layout.
+ * Nothing is written but, on rank 0, o->out_dir's sweep.json, sweep.md
+ * (atomically) and sweep_run.json. o->method is ignored; o->out_dir and
+ * o->eval_text are required; o->holdout should be 0 (nothing is
+ * validated). eval_windows > 0: only the eval text's first eval_windows
+ * windows (a quicker sweep; the table says how many). Collective over
+ * world; r complete on rank 0. */
+aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_pts, uint32_t eval_windows,
+                        const aw_comm *world, aw_sweep_result *r);
+void aw_sweep_result_free(aw_sweep_result *r);
+/* The deterministic table (no times, no layout) as JSON and as markdown
+ * (malloc'd texts), and how the sweep ran (times, layout) as JSON. */
+aw_status aw_sweep_json(const aw_run_opts *o, const aw_sweep_point *pts, const aw_sweep_result *r, char **out);
+aw_status aw_sweep_markdown(const aw_run_opts *o, const aw_sweep_point *pts, const aw_sweep_result *r, char **out);
+aw_status aw_sweep_run_json(const aw_run_opts *o, const aw_sweep_point *pts, const aw_sweep_result *r, char **out);
+
 /* OpenBLAS threads: this node's cores shared by its `local` ranks, unless
  * OPENBLAS_NUM_THREADS says otherwise. */
 void aw_set_blas_threads(int local);

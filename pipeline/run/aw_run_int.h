@@ -53,6 +53,9 @@ typedef struct {
     uint32_t n_calib, n_hold, n_eval;
     uint64_t eval_stream_tokens;   /* rank 0 */
     int L, B;                      /* tokens per sequence, sequences per block */
+    /* what the calibration statistics collect (run_setup: from the method;
+     * a sweep sets the union of its grid's needs) */
+    int stats_gram, stats_sample;  /* aw_method_needs_gram / aw_method_needs_sample */
 } run_inputs;
 
 /* This rank's slice of the model: host blocks and, on the backend, the
@@ -82,6 +85,7 @@ typedef struct {
     float *lx, *logits_fp, *logits_q;
     float *dlx, *dlogits_fp, *dlogits_q;
     int logit_chunk;
+    int eval_q_only;               /* run_evaluate: the quantized stream only (fp sums left 0; sweep) */
     int nccl;                      /* 1: blocks move device to device over links */
     aw_nccl_links links;
 } run_stream;

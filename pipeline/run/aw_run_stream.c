@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aw_kernels.h"
 #include "aw_plan.h"
 
 typedef enum { PASS_CALIB, PASS_VALID, PASS_EVAL } pass_kind;
@@ -38,6 +39,42 @@ static int block_seqs(uint32_t nseq, int B, int b)
 /* Block k of this replica: its number in the pass, its sequences. */
 static int block_of(const pass_ctx *p, int k) { return p->t->replica + k * p->t->R; }
 
+/* The quantized model's sums alone (run_evaluate with eval_q_only): its
+ * logits once per chunk of rows, nll_q and n_pred as aw_e2e_accum_ops adds
+ * them (the same log-probabilities, in the same order); the fp fields, KL
+ * and agreement stay 0. */
+static aw_status e2e_accum_q(const aw_ops *o, const aw_model_config *c, const aw_model_ends *e, const float *hq,
+                             const uint32_t *tokens, int n_seq, int L, const run_stream *s, aw_e2e *acc)
+{
+    enum { ROWS = 64 };
+    int T = n_seq * L, d = c->hidden_size, V = c->vocab_size, chunk = s->logit_chunk;
+    uint32_t target[ROWS];
+    uint8_t skip[ROWS];
+    double lp_a[ROWS], lp_q[ROWS], kl[ROWS];
+    int am_a[ROWS], am_q[ROWS];
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        int n = T - t0 < chunk ? T - t0 : chunk;
+        AW_TRY(aw_model_logits_ops(o, c, e, hq + (size_t)t0 * d, s->dlx, s->dlogits_q, n));
+        AW_TRY(o->vt->to_host(o, s->logits_q, s->dlogits_q, (size_t)n * V * sizeof(float)));
+        for (int r0 = 0; r0 < n; r0 += ROWS) {
+            int nr = n - r0 < ROWS ? n - r0 : ROWS;
+            for (int r = 0; r < nr; r++) {
+                int t = t0 + r0 + r;
+                skip[r] = t % L == L - 1; /* the last position predicts nothing we hold */
+                target[r] = skip[r] ? 0 : tokens[t + 1];
+            }
+            const float *lg = s->logits_q + (size_t)r0 * V;
+            aw_k_logprob_pairs(lg, lg, V, nr, target, skip, lp_a, lp_q, kl, am_a, am_q);
+            for (int r = 0; r < nr; r++) {
+                if (skip[r]) continue;
+                acc->nll_q -= lp_q[r];
+                acc->n_pred++;
+            }
+        }
+    }
+    return AW_OK;
+}
+
 /* Compute one block of samples on this rank's layers: h (the fp stream,
  * then for validation the W8A8 stream) in the backend's memory. */
 static aw_status compute_block(const pass_ctx *p, int k, float *h, int ns, int b)
@@ -50,7 +87,8 @@ static aw_status compute_block(const pass_ctx *p, int k, float *h, int ns, int b
     const aw_model_config *c = &in->cfg;
     const aw_ops *o = m->ops;
     int L = in->L, d = c->hidden_size, T = ns * L;
-    float *hq = h + (size_t)T * d;
+    int q_only = pass == PASS_EVAL && s->eval_q_only; /* one stream: the quantized one, in h */
+    float *hq = q_only ? h : h + (size_t)T * d;
     const uint32_t *tok = in->tokens.ids + ((size_t)p->first_seq + (size_t)b * in->B) * L;
     if (t->is_first) {
         const uint32_t *dtok = tok;
@@ -59,13 +97,15 @@ static aw_status compute_block(const pass_ctx *p, int k, float *h, int ns, int b
             dtok = s->dtok;
         }
         AW_TRY(aw_model_embed_ops(o, c, &m->dends, dtok, ns, L, h));
-        if (pass != PASS_CALIB) AW_TRY(o->vt->copy(o, hq, h, (size_t)T * d * sizeof(float)));
+        if (pass != PASS_CALIB && !q_only) AW_TRY(o->vt->copy(o, hq, h, (size_t)T * d * sizeof(float)));
     }
     for (int l = 0; l < t->nl; l++) {
         if (pass == PASS_CALIB) {
             /* every block's statistics, one reused from its shard too: the
              * report shows its ranges */
             aw_stats *st = &s->stats[l];
+            /* the token sample is taken by global token index */
+            aw_stats_set_block(st, (uint64_t)b * (uint64_t)in->B * (uint64_t)L);
             AW_TRY(aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, st));
             if (t->R == 1) {
                 /* one replica sees every block, in order: add each part at
@@ -77,7 +117,7 @@ static aw_status compute_block(const pass_ctx *p, int k, float *h, int ns, int b
                 AW_TRY(aw_stats_take_part(st, s->parts[l] + (size_t)k * aw_stats_part_len(st)));
             }
         } else if (pass == PASS_EVAL) {
-            AW_TRY(aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, NULL, NULL));
+            if (!q_only) AW_TRY(aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, NULL, NULL));
             AW_TRY(aw_block_forward(c, NULL, &m->dq[l], hq, ns, L, &s->ws, NULL, NULL));
         } else {
             /* on the CPU the observer takes the forward's own fp outputs (the
@@ -95,8 +135,11 @@ static aw_status compute_block(const pass_ctx *p, int k, float *h, int ns, int b
     }
     if (pass != PASS_CALIB && t->is_last) {
         aw_e2e e = {0};
-        AW_TRY(aw_e2e_accum_ops(o, c, &m->dends, h, hq, tok, ns, L, s->dlx, s->dlogits_fp, s->dlogits_q,
-                                s->logits_fp, s->logits_q, s->logit_chunk, &e));
+        if (q_only)
+            AW_TRY(e2e_accum_q(o, c, &m->dends, hq, tok, ns, L, s, &e));
+        else
+            AW_TRY(aw_e2e_accum_ops(o, c, &m->dends, h, hq, tok, ns, L, s->dlx, s->dlogits_fp, s->dlogits_q,
+                                    s->logits_fp, s->logits_q, s->logit_chunk, &e));
         s->e2e_parts[k] = e;
     }
     return o->vt->sync(o);
@@ -141,7 +184,9 @@ static aw_status stream(const aw_run_opts *o, const run_inputs *in, const run_to
     pass_ctx p = {.o = o, .in = in, .t = t, .m = m, .s = s, .out = out, .pass = pass};
     p.first_seq = pass == PASS_CALIB ? 0 : pass == PASS_VALID ? in->n_calib : in->n_calib + in->n_hold;
     p.nseq = pass == PASS_CALIB ? in->n_calib : pass == PASS_VALID ? in->n_hold : in->n_eval;
-    p.width = pass == PASS_CALIB ? 1 : 2; /* later passes carry the fp and the W8A8 stream */
+    /* later passes carry the fp and the quantized stream (a sweep's later
+     * evaluations the quantized one only) */
+    p.width = pass == PASS_CALIB || (pass == PASS_EVAL && s->eval_q_only) ? 1 : 2;
     /* one tag per pass: blocks between two ranks of a chain match in order
      * (MPI's non-overtaking rule), and small tags stay under every MPI's
      * tag bound (UCX's is 2^23 - 1) */
@@ -187,6 +232,10 @@ aw_status run_calibrate(const aw_run_opts *o, const run_inputs *in, const run_to
         AW_TRY(aw_reduce_max_f32(&t->pipe, st->absmax[0], st->n_sum));
         AW_TRY(aw_reduce_sum_u64(&t->pipe, &st->nonfinite, 1));
         if (t->R > 1) AW_TRY(aw_reduce_parts(&t->pipe, s->parts[l], aw_stats_part_len(st), nb, add_stats, st));
+        /* each sample row was written by the one replica that saw its
+         * token (+0.0f elsewhere): the sum is that replica's bytes */
+        if (t->R > 1 && st->with_sample)
+            AW_TRY(aw_reduce_sum_f32(&t->pipe, st->sample_all, (size_t)st->n_samp * st->n_sum));
         aw_stats_finish(st);
         AW_RETURN_IF(st->nonfinite > 0, AW_ERR_NONFINITE, "layer %d: %llu non-finite activations during calibration",
                      t->l0 + l, (unsigned long long)st->nonfinite);
@@ -197,6 +246,23 @@ aw_status run_calibrate(const aw_run_opts *o, const run_inputs *in, const run_to
     free(s->gram);
     s->gram = s->dgram = NULL;
     return AW_OK;
+}
+
+/* The last stage's logit buffers (once): row chunks on the backend, their
+ * sums on the host; a GPU takes bigger chunks (the host kernels keep the
+ * CPU's 128 rows so that a staged run adds the same numbers). */
+static aw_status need_logits(const aw_ops *ops, const aw_model_config *c, run_stream *s)
+{
+    if (s->logits_q) return AW_OK;
+    int ch = s->logit_chunk = ops->wscratch ? AW_LOGIT_CHUNK : AW_GPU_LOGIT_CHUNK;
+    size_t lg = (size_t)ch * c->vocab_size * sizeof(float);
+    s->lx = malloc((size_t)ch * c->hidden_size * sizeof(float));
+    s->logits_fp = malloc(lg);
+    s->logits_q = malloc(lg);
+    AW_RETURN_IF(!s->lx || !s->logits_fp || !s->logits_q, AW_ERR_NOMEM, "out of memory for logits");
+    AW_TRY(aw_ops_mirror(ops, (void **)&s->dlx, s->lx, (size_t)ch * c->hidden_size * sizeof(float), "logits"));
+    AW_TRY(aw_ops_mirror(ops, (void **)&s->dlogits_fp, s->logits_fp, lg, "logits"));
+    return aw_ops_mirror(ops, (void **)&s->dlogits_q, s->logits_q, lg, "logits");
 }
 
 aw_status run_validate(const aw_run_opts *o, const run_inputs *in, const run_topo *t, run_model *m,
@@ -217,20 +283,9 @@ aw_status run_validate(const aw_run_opts *o, const run_inputs *in, const run_top
      * (widening on the CPU, dequantizing weight-only layers anywhere) */
     AW_TRY(aw_val_ws_create(ops, c, in->B * in->L, s->ws.wdq ? s->ws.wdq : s->ws.wconv, &s->ws, &s->vws));
     if (t->is_last) {
-        /* logits: row chunks on the backend, their sums on the host; a GPU
-         * takes bigger chunks (the host kernels keep the CPU's 128 rows so
-         * that a staged run adds the same numbers) */
-        int ch = s->logit_chunk = ops->wscratch ? AW_LOGIT_CHUNK : AW_GPU_LOGIT_CHUNK;
-        size_t lg = (size_t)ch * c->vocab_size * sizeof(float);
-        s->lx = malloc((size_t)ch * c->hidden_size * sizeof(float));
-        s->logits_fp = malloc(lg);
-        s->logits_q = malloc(lg);
+        AW_TRY(need_logits(ops, c, s));
         s->e2e_parts = calloc((size_t)(max_mine ? max_mine : 1), sizeof *s->e2e_parts);
-        AW_RETURN_IF(!s->lx || !s->logits_fp || !s->logits_q || !s->e2e_parts, AW_ERR_NOMEM,
-                     "out of memory for logits");
-        AW_TRY(aw_ops_mirror(ops, (void **)&s->dlx, s->lx, (size_t)ch * c->hidden_size * sizeof(float), "logits"));
-        AW_TRY(aw_ops_mirror(ops, (void **)&s->dlogits_fp, s->logits_fp, lg, "logits"));
-        AW_TRY(aw_ops_mirror(ops, (void **)&s->dlogits_q, s->logits_q, lg, "logits"));
+        AW_RETURN_IF(!s->e2e_parts, AW_ERR_NOMEM, "out of memory for logits");
     }
     AW_TRY(stream(o, in, t, m, s, out, PASS_VALID));
     for (int l = 0; l < t->nl; l++)
@@ -242,15 +297,18 @@ aw_status run_validate(const aw_run_opts *o, const run_inputs *in, const run_top
     return aw_bcast_f64(t->w, (double *)e2e, AW_E2E_LEN, (t->S - 1) * t->R);
 }
 
-/* --eval-text: its windows through the fp and the W8A8 model (after
- * run_validate(), whose workspaces and logit buffers it reuses), their sums
- * in block order on every rank. */
+/* --eval-text: its windows through the fp and the quantized model (or the
+ * quantized one only, s->eval_q_only), their sums in block order on every
+ * rank. The forward workspace must be ready for the scheme
+ * (aw_fwd_ws_need_scheme); the logit buffers are run_validate()'s, or made
+ * here the first time. */
 aw_status run_evaluate(const aw_run_opts *o, const run_inputs *in, const run_topo *t, run_model *m,
                        run_stream *s, run_output *out, aw_e2e *e2e)
 {
     int nb = run_n_blocks(in->n_eval, in->B), max_mine = (nb + t->R - 1) / t->R;
     memset(e2e, 0, sizeof *e2e);
     if (t->is_last) {
+        AW_TRY(need_logits(m->ops, &in->cfg, s));
         free(s->e2e_parts);
         s->e2e_parts = calloc((size_t)(max_mine ? max_mine : 1), sizeof *s->e2e_parts);
         AW_RETURN_IF(!s->e2e_parts, AW_ERR_NOMEM, "out of memory");

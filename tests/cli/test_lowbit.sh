@@ -98,4 +98,29 @@ expect_usage "--act-order without gptq" "--act-order" "$EXE" --model "$WORK/opt"
 expect_usage "--wbits 5" "--wbits" "$EXE" --model "$WORK/opt" --wbits 5
 expect_usage "--group 4" "--group" "$EXE" --model "$WORK/opt" --wbits 4 --group 4
 expect_usage "plan: gptq needs --wbits" "--wbits" "$EXE" plan --model opt-125m -n 1 --mem-per-rank 8 --method gptq
+# integer activations and kept channels (issue 13): checked before the model
+# folder is looked at (a missing folder would be exit 1)
+NOWHERE=(--model "$WORK/no-such-model")
+expect_usage "--abits 4 without --adynamic" "--abits 4 needs --adynamic" "$EXE" "${NOWHERE[@]}" --wbits 4 --abits 4
+expect_usage "--abits 8 with --wbits, static" "needs --adynamic" "$EXE" "${NOWHERE[@]}" --wbits 4 --abits 8
+expect_usage "--abits 3" "--abits '3'" "$EXE" "${NOWHERE[@]}" --abits 3 --adynamic
+expect_usage "--abits 9" "--abits '9'" "$EXE" "${NOWHERE[@]}" --abits 9 --adynamic
+expect_usage "--agroup without --adynamic" "--agroup needs --adynamic" "$EXE" "${NOWHERE[@]}" --wbits 4 --agroup 32
+expect_usage "--agroup 4" "--agroup '4'" "$EXE" "${NOWHERE[@]}" --adynamic --agroup 4
+expect_usage "groups that do not nest" "one must divide the other" "$EXE" "${NOWHERE[@]}" --wbits 4 --group 32 --adynamic --agroup 48
+expect_usage "--keep-salient 100" "--keep-salient '100'" "$EXE" "${NOWHERE[@]}" --keep-salient 100
+expect_usage "--keep-salient -1" "--keep-salient '-1'" "$EXE" "${NOWHERE[@]}" --keep-salient -1
+for meth in awq aweq+search gptq; do
+    expect_usage "--keep-salient with $meth" "--keep-salient does not go with --method $meth" \
+        "$EXE" "${NOWHERE[@]}" --method $meth --wbits 4 --keep-salient 1
+done
+expect_usage "--keep-salient with --out" "compressed-tensors has no form for fp channels inside a quantized linear" \
+    "$EXE" "${NOWHERE[@]}" --keep-salient 1 --out "$WORK/keep-out"
+expect_usage "gptq without --wbits or --adynamic" "--wbits" "$EXE" "${NOWHERE[@]}" --method gptq
+expect_usage "plan: --abits 4 without --adynamic" "--abits 4 needs --adynamic" \
+    "$EXE" plan --model opt-125m -n 1 --mem-per-rank 8 --abits 4
+"$EXE" plan --model opt-125m -n 1 --mem-per-rank 8 --method awq --wbits 4 --abits 4 --agroup 128 --adynamic \
+    >"$WORK/plan-dyn.txt" 2>&1 && ok "plan: awq w4a4 g128 dynamic" || bad "plan dynamic: $(tail -2 "$WORK/plan-dyn.txt")"
+"$EXE" plan --model opt-125m -n 1 --mem-per-rank 8 --method aweq --keep-salient 1 >"$WORK/plan-keep.txt" 2>&1 \
+    && ok "plan: aweq w8a8 keep 1%" || bad "plan keep: $(tail -2 "$WORK/plan-keep.txt")"
 finish

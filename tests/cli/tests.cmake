@@ -15,3 +15,4 @@ set_tests_properties(cli_report_opt125m PROPERTIES SKIP_RETURN_CODE 77 LABELS "c
 aweq_add_script_test(cli_report_browser cli/test_report_browser.sh)
 set_tests_properties(cli_report_browser PROPERTIES SKIP_RETURN_CODE 77 LABELS "cli;slow")
 aweq_add_script_test(cli_lowbit cli/test_lowbit.sh)
+aweq_add_script_test(cli_sweep cli/test_sweep.sh)

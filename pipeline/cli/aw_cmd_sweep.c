@@ -1,0 +1,293 @@
+/* aw_cmd_sweep.c - `aweq-dist sweep`: the options, the grid file (one
+ * point per line: a run's method and scheme options, read with the same
+ * parser as `run`'s), the sweep over the process's world, the table on
+ * stdout (see aw_cli.h, aw_run.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aw_cli.h"
+#include "aw_resolve.h"
+#include "aw_run.h"
+
+#define AW_SWEEP_MAX_TEXT_FILES 64
+#define AW_SWEEP_MAX_POINTS 4096
+
+static void sweep_usage(FILE *out)
+{
+    fputs("Usage: aweq-dist sweep --model DIR --calib-text F --eval-text F --grid FILE\n"
+          "                       --out DIR [options]\n"
+          "  Calibrate once, then quantize and evaluate every point of a grid of\n"
+          "  methods and schemes: the perplexity of the eval text for each, in\n"
+          "  DIR/sweep.md (a table: schemes by methods) and DIR/sweep.json (the same\n"
+          "  bytes for any number of ranks), times in DIR/sweep_run.json. Nothing\n"
+          "  else is written. Under mpirun the points run one after the other over\n"
+          "  all ranks (stages hold their layers, replicas split the windows).\n"
+          "  --grid FILE          a point per line: a run's method and scheme options,\n"
+          "                       e.g. --method awq --wbits 4 --group 128 --abits 4\n"
+          "                       --agroup 128 --adynamic; '#' comments, blank lines\n"
+          "  --calib FILE | --calib-text FILE [--text-field NAME]  calibration, as a run\n"
+          "  --calib-samples N --calib-len L --seed S  the window draw, as a run\n"
+          "  --eval-text FILE     the text whose perplexity each point gets\n"
+          "  --eval-windows N     only its first N windows (default all): a quicker\n"
+          "                       sweep, each point's perplexity on the same windows\n"
+          "  --out DIR            the tables' folder (created; its parent must exist)\n"
+          "  --batch B --backend B --handoff H --stages S --replicas R\n"
+          "  --mem-per-rank G --hang-timeout S --progress-every S --log-json FILE\n"
+          "  --quiet              as for a run\n",
+          out);
+}
+
+static int sweep_usage_error(const char *fmt, const char *arg) { return aw_usage_error("sweep", fmt, arg); }
+
+static void trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
+    size_t k = strspn(s, " \t");
+    if (k) memmove(s, s + k, n - k + 1);
+}
+
+/* The grid file's points: 0, 2 after a usage line naming FILE:line, 1 after
+ * an error line (the file cannot be read). */
+static int read_grid(const char *path, aw_sweep_point **out, int *n_out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        aw_status st = AW_FAIL(AW_ERR_IO, "%s: cannot read the grid: %s", path, strerror(errno));
+        aw_print_error(st, 0, 1);
+        return 1;
+    }
+    aw_sweep_point *pts = NULL;
+    int n = 0, cap = 0, lineno = 0, rc = 0;
+    char line[4096], msg[400], where[4096 + 512];
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
+            snprintf(where, sizeof where, "%s:%d: line longer than %zu characters", path, lineno, sizeof line - 2);
+            rc = sweep_usage_error("%s", where);
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        trim(line);
+        if (!line[0]) continue;
+        if (strlen(line) >= AW_SWEEP_TEXT_MAX) {
+            snprintf(where, sizeof where, "%s:%d: a point's options are longer than %d characters", path, lineno,
+                     AW_SWEEP_TEXT_MAX - 1);
+            rc = sweep_usage_error("%s", where);
+            break;
+        }
+        if (n == AW_SWEEP_MAX_POINTS) {
+            snprintf(where, sizeof where, "%s:%d: more than %d points", path, lineno, AW_SWEEP_MAX_POINTS);
+            rc = sweep_usage_error("%s", where);
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            aw_sweep_point *p = realloc(pts, (size_t)cap * sizeof *pts);
+            if (!p) {
+                aw_print_error(AW_FAIL(AW_ERR_NOMEM, "out of memory for the grid"), 0, 1);
+                rc = 1;
+                break;
+            }
+            pts = p;
+        }
+        aw_sweep_point *pt = &pts[n];
+        memset(pt, 0, sizeof *pt);
+        pt->line = lineno;
+        snprintf(pt->text, sizeof pt->text, "%s", line);
+        aw_run_opts d;
+        aw_run_defaults(&d);
+        pt->method = d.method;
+        if (aw_cli_method_parse_line(line, &pt->method, msg, sizeof msg)) {
+            snprintf(where, sizeof where, "%s:%d: %s", path, lineno, msg);
+            rc = sweep_usage_error("%s", where);
+            break;
+        }
+        n++;
+    }
+    if (rc == 0 && ferror(f)) {
+        aw_print_error(AW_FAIL(AW_ERR_IO, "%s: read error", path), 0, 1);
+        rc = 1;
+    }
+    fclose(f);
+    if (rc == 0 && n == 0) {
+        snprintf(where, sizeof where, "%s: no points (a line per point, e.g. --method rtn --wbits 4)", path);
+        rc = sweep_usage_error("%s", where);
+    }
+    if (rc) {
+        free(pts);
+        return rc;
+    }
+    *out = pts;
+    *n_out = n;
+    return 0;
+}
+
+int aw_cmd_sweep(int argc, char **argv)
+{
+    enum { O_MODEL = 1000, O_CALIB, O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT, O_GRID, O_OUT,
+           O_BATCH, O_BACKEND, O_HANDOFF, O_STAGES, O_REPLICAS, O_MEM, O_HANG, O_PEVERY, O_LOGJSON, O_QUIET,
+           O_FAILAT, O_EWIN };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL},         {"calib", required_argument, 0, O_CALIB},
+        {"calib-text", required_argument, 0, O_CTEXT},    {"text-field", required_argument, 0, O_TFIELD},
+        {"calib-samples", required_argument, 0, O_CSAMPLES}, {"calib-len", required_argument, 0, O_CLEN},
+        {"seed", required_argument, 0, O_SEED},           {"eval-text", required_argument, 0, O_ETEXT},
+        {"grid", required_argument, 0, O_GRID},           {"out", required_argument, 0, O_OUT},
+        {"batch", required_argument, 0, O_BATCH},         {"backend", required_argument, 0, O_BACKEND},
+        {"handoff", required_argument, 0, O_HANDOFF},     {"stages", required_argument, 0, O_STAGES},
+        {"replicas", required_argument, 0, O_REPLICAS},   {"mem-per-rank", required_argument, 0, O_MEM},
+        {"hang-timeout", required_argument, 0, O_HANG},   {"progress-every", required_argument, 0, O_PEVERY},
+        {"log-json", required_argument, 0, O_LOGJSON},    {"quiet", no_argument, 0, O_QUIET},
+        {"fail-at", required_argument, 0, O_FAILAT},      {"eval-windows", required_argument, 0, O_EWIN},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    aw_run_opts o;
+    aw_run_defaults(&o);
+    o.holdout = 0.0; /* nothing is validated: every window calibrates */
+    const char *texts[AW_SWEEP_MAX_TEXT_FILES];
+    o.calib_texts = texts;
+    const char *grid = NULL;
+    int c, draw_set = 0;
+    uint32_t eval_windows = 0;
+    long v;
+    char *end;
+    optind = 1;
+    opterr = 0; /* our own message for a bad option */
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        aw_status st = AW_OK;
+        switch (c) {
+        case O_MODEL: o.model_dir = optarg; break;
+        case O_CALIB: o.calib_path = optarg; break;
+        case O_CTEXT:
+            if (o.n_calib_texts == AW_SWEEP_MAX_TEXT_FILES) return sweep_usage_error("--calib-text: at most %s files", "64");
+            texts[o.n_calib_texts++] = optarg;
+            break;
+        case O_TFIELD: o.text_field = optarg; break;
+        case O_CSAMPLES:
+            if (aw_cli_parse_int(optarg, 1, 1 << 24, &v)) return sweep_usage_error("--calib-samples '%s': expected 1..16777216", optarg);
+            o.calib_samples = (uint32_t)v;
+            draw_set = 1;
+            break;
+        case O_CLEN:
+            if (aw_cli_parse_int(optarg, 2, 1 << 20, &v)) return sweep_usage_error("--calib-len '%s': expected 2..1048576", optarg);
+            o.calib_len = (uint32_t)v;
+            draw_set = 1;
+            break;
+        case O_SEED:
+            if (aw_cli_parse_int(optarg, 0, 0x7fffffffL, &v)) return sweep_usage_error("--seed '%s': expected 0..2147483647", optarg);
+            o.seed = (uint64_t)v;
+            break;
+        case O_ETEXT: o.eval_text = optarg; break;
+        case O_GRID: grid = optarg; break;
+        case O_EWIN:
+            if (aw_cli_parse_int(optarg, 1, 1 << 24, &v)) return sweep_usage_error("--eval-windows '%s': expected 1..16777216", optarg);
+            eval_windows = (uint32_t)v;
+            break;
+        case O_OUT: o.out_dir = optarg; break;
+        case O_BATCH:
+            if (aw_cli_parse_int(optarg, 1, 4096, &v)) return sweep_usage_error("--batch '%s': expected 1..4096", optarg);
+            o.batch = (int)v;
+            break;
+        case O_BACKEND:
+            if (strcmp(optarg, "cpu-staged") == 0) o.staged = 1;
+            else o.staged = 0, st = aw_backend_parse(optarg, &o.backend_want);
+            break;
+        case O_HANDOFF:
+            if (strcmp(optarg, "auto") == 0) o.handoff = AW_HANDOFF_AUTO;
+            else if (strcmp(optarg, "mpi") == 0) o.handoff = AW_HANDOFF_MPI;
+            else if (strcmp(optarg, "nccl") == 0) o.handoff = AW_HANDOFF_NCCL;
+            else return sweep_usage_error("--handoff '%s': expected auto, mpi or nccl", optarg);
+            break;
+        case O_STAGES:
+            if (aw_cli_parse_int(optarg, 1, 1024, &v)) return sweep_usage_error("--stages '%s': expected 1..1024", optarg);
+            o.stages = (int)v;
+            break;
+        case O_REPLICAS:
+            if (aw_cli_parse_int(optarg, 1, 1 << 20, &v)) return sweep_usage_error("--replicas '%s': expected a positive count", optarg);
+            o.replicas = (int)v;
+            break;
+        case O_MEM:
+            o.mem_per_rank_gb = strtod(optarg, &end);
+            if (*end == 'G' || *end == 'g') end++;
+            if (*end == 'B' || *end == 'b') end++;
+            if (*end || end == optarg || !(o.mem_per_rank_gb > 0))
+                return sweep_usage_error("--mem-per-rank '%s': expected gigabytes, e.g. 80", optarg);
+            break;
+        case O_HANG:
+            o.hang_timeout_s = strtod(optarg, &end);
+            if (*end || end == optarg || !(o.hang_timeout_s >= 0))
+                return sweep_usage_error("--hang-timeout '%s': expected seconds (0: off)", optarg);
+            break;
+        case O_PEVERY:
+            o.progress_every_s = strtod(optarg, &end);
+            if (*end || end == optarg || !(o.progress_every_s >= 0 && o.progress_every_s <= 1e6))
+                return sweep_usage_error("--progress-every '%s': expected seconds (0: a line per block)", optarg);
+            break;
+        case O_LOGJSON: o.log_json = optarg; break;
+        case O_QUIET: o.quiet = 1; break;
+        case O_FAILAT: st = aw_fail_at_parse(optarg, &o.fail_at); break;
+        case 'h': sweep_usage(stdout); return 0;
+        case ':': return sweep_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: return sweep_usage_error("unknown option '%s' (method and scheme options go in the --grid file)",
+                                          argv[optind - 1]);
+        }
+        if (st != AW_OK) return sweep_usage_error("%s", aw_err_message());
+    }
+    if (optind < argc) return sweep_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o.model_dir) return sweep_usage_error("%s", "--model DIR is required");
+    if (!o.eval_text) return sweep_usage_error("%s", "--eval-text FILE is required (the perplexity each point gets)");
+    if (!grid) return sweep_usage_error("%s", "--grid FILE is required (a point per line)");
+    if (!o.out_dir) return sweep_usage_error("%s", "--out DIR is required (where the tables go)");
+    if (o.calib_path && o.n_calib_texts) return sweep_usage_error("%s", "--calib and --calib-text exclude each other");
+    if (!o.n_calib_texts && (draw_set || o.seed))
+        return sweep_usage_error("%s", "--calib-samples, --calib-len and --seed go with --calib-text");
+    aw_sweep_point *pts = NULL;
+    int n_pts = 0;
+    int rc = read_grid(grid, &pts, &n_pts);
+    if (rc) return rc;
+
+    char *model_dir = NULL;
+    aw_status rs = aw_resolve_model(o.model_dir, &model_dir);
+    if (rs != AW_OK) {
+        free(pts);
+        aw_print_error(rs, 0, 1);
+        return 1;
+    }
+    o.model_dir = model_dir;
+    const aw_comm *w = aw_comm_world();
+    if (!w) {
+        free(pts);
+        free(model_dir);
+        aw_print_error(AW_ERR_MPI, 0, 1);
+        return 1;
+    }
+    aw_sweep_result r;
+    aw_status st = aw_sweep_comm(&o, pts, n_pts, eval_windows, w, &r);
+    if (st == AW_OK && w->rank == 0) {
+        char *md = NULL;
+        if (aw_sweep_markdown(&o, pts, &r, &md) == AW_OK) fputs(md, stdout);
+        free(md);
+        fflush(stdout);
+    }
+    aw_sweep_result_free(&r);
+    free(pts);
+    o.model_dir = NULL;
+    free(model_dir);
+    if (st == AW_OK) return 0;
+    /* as a run ends (aw_cmd_run.c): a failure all ranks learned is printed
+     * once; any other brings the job down */
+    if (st == AW_ERR_REMOTE) {
+        if (w->size > 1) aw_comm_leave_after_peer_failure();
+        return 1;
+    }
+    int code = st == AW_ERR_INTERRUPTED ? 143 : 1;
+    aw_print_error(st, w->rank, w->size);
+    if (w->size > 1) aw_comm_abort(w, code);
+    return code;
+}

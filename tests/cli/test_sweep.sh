@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# `aweq-dist sweep` on a tiny generated model with the GPT-2 tokenizer: one
+# calibration, a grid of weight-only, dynamic-activation and kept-channel
+# points (with GPTQ's Gram matrices and AWQ's token sample in the same
+# calibration); sweep.md / sweep.json / sweep_run.json written, every
+# perplexity finite and equal to what `run --eval-text` gives for the same
+# options; the same table bytes on 2 and 3 ranks (stages and replicas); a bad
+# grid line is a usage error naming FILE:line; the new options' rules.
+. "$(dirname "$0")/lib.sh"
+
+DATA=${AWEQ_SHARED_DATA:?AWEQ_SHARED_DATA is not set; run through ctest}
+TOKDIR="$DATA/gpt2-tokenizer"
+[ -f "$TOKDIR/encoder.json" ] || { bad "no $TOKDIR/encoder.json"; finish; exit 1; }
+MPIRUN=(timeout 300 mpiexec --oversubscribe)
+
+"$EXE" synth --hidden 64 --layers 4 --heads 4 --ffn 256 --vocab 50304 --max-pos 256 --max-shard-size 2M \
+    --quiet --out "$WORK/m" || { bad "synth"; finish; exit 1; }
+rm -f "$WORK/m/calibration.tokens"
+cp "$TOKDIR/encoder.json" "$WORK/m/vocab.json"
+cp "$TOKDIR/vocab.bpe" "$WORK/m/merges.txt"
+cat >"$WORK/m/tokenizer_config.json" <<'JSON'
+{"tokenizer_class": "GPT2Tokenizer", "add_bos_token": true, "bos_token": "<|endoftext|>",
+ "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "model_max_length": 256}
+JSON
+head -n 400 "$DATA/wikitext-2/wiki.test.raw" >"$WORK/calib.txt"
+sed -n '2500,2530p' "$DATA/wikitext-2/wiki.test.raw" >"$WORK/eval.txt"
+
+cat >"$WORK/grid.txt" <<'GRID'
+# weight-only, integer activations, kept channels
+--method rtn --wbits 4 --group 32
+--method aweq --wbits 4 --group 32 --adynamic   # w4a8, one step per token
+
+--method rtn --wbits 4 --group 32 --abits 4 --agroup 32 --adynamic
+--method aweq --keep-salient 10
+--method gptq --wbits 4 --group 32
+--method awq --wbits 4 --group 32 --abits 4 --agroup 32 --adynamic
+GRID
+NPTS=6
+DRAW=(--calib-text "$WORK/calib.txt" --calib-samples 16 --calib-len 64 --eval-text "$WORK/eval.txt" --batch 4)
+
+# ---- one rank --------------------------------------------------------------
+if "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/s1" >"$WORK/s1.out" \
+        2>"$WORK/s1.err"; then
+    ok "sweep on one rank"
+else
+    bad "sweep on one rank: $(tail -3 "$WORK/s1.err")"
+fi
+for f in sweep.json sweep.md sweep_run.json; do
+    [ -f "$WORK/s1/$f" ] && ok "$f written" || bad "no $f"
+done
+ls "$WORK/s1" | grep -qv '^sweep\(\.json\|\.md\|_run\.json\)$' && bad "other files in the folder: $(ls "$WORK/s1")" \
+    || ok "nothing else written"
+cmp -s "$WORK/s1.out" "$WORK/s1/sweep.md" && ok "stdout is sweep.md" || bad "stdout differs from sweep.md"
+python3 - "$WORK/s1/sweep.json" "$NPTS" <<'PY' && ok "sweep.json: $NPTS points, every perplexity finite" || bad "sweep.json: $(cat "$WORK/s1/sweep.json" | head -c 600)"
+import json, math, sys
+j = json.load(open(sys.argv[1]))
+pts = j["points"]
+assert len(pts) == int(sys.argv[2]), len(pts)
+assert math.isfinite(j["fp"]["perplexity"]) and j["fp"]["perplexity"] > 1
+assert [p["line"] for p in pts] == [2, 3, 5, 6, 7, 8], [p["line"] for p in pts]
+for p in pts:
+    assert math.isfinite(p["perplexity"]) and p["perplexity"] > 1, p
+    assert p["predicted_tokens"] == j["eval"]["predicted_tokens"] > 0, p
+    assert p["label"] and p["method"] and p["options"].startswith("--method"), p
+assert j["calibration"]["gram"] is True and j["calibration"]["sample"] is True, j["calibration"]
+assert pts[3]["scheme"]["keep_pct"] == 10 and pts[2]["scheme"]["act"] == "dynamic" and pts[2]["scheme"]["abits"] == 4
+PY
+python3 - "$WORK/s1/sweep_run.json" <<'PY' && ok "sweep_run.json: times of calibration and of each point" || bad "sweep_run.json: $(head -c 400 "$WORK/s1/sweep_run.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["ranks"] == 1 and j["times_s"]["calibrate"] > 0 and len(j["points"]) == 6
+assert all(p["evaluate_s"] > 0 for p in j["points"]) and j["points"][0]["fp_stream"]
+PY
+# the pivot: an fp row first, a row per scheme, a column per method
+sed -n '/^| scheme |/,/^$/p' "$WORK/s1/sweep.md" >"$WORK/pivot.txt"
+[ "$(sed -n 1p "$WORK/pivot.txt")" = "| scheme | rtn | aweq | gptq | awq |" ] \
+    && [ "$(sed -n 3p "$WORK/pivot.txt" | cut -d'|' -f2)" = " FP16 " ] && [ "$(grep -c "^| " "$WORK/pivot.txt")" -eq 6 ] \
+    && ok "sweep.md: schemes by methods, fp row first" || bad "sweep.md pivot: $(cat "$WORK/pivot.txt")"
+grep -q "^aweq-dist: sweep: 6 points in .* calibration .* once; per point" "$WORK/s1.err" \
+    && ok "timing: $(grep '^aweq-dist: sweep: ' "$WORK/s1.err" | head -c 400)" || bad "no timing line: $(tail -2 "$WORK/s1.err")"
+
+# each point quantizes as `run` does: the same perplexity from run --eval-text
+# (its calibration windows are the first 16 of the same draw)
+ppl_of() { python3 -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))['points'][int(sys.argv[2])]['perplexity'])" "$WORK/s1/sweep.json" "$1"; }
+i=0
+while read -r line; do
+    line=${line%%#*}
+    [ -n "${line// /}" ] || continue
+    read -r -a opts <<<"$line"
+    if "$EXE" --model "$WORK/m" "${DRAW[@]}" --quiet "${opts[@]}" >"$WORK/r$i.out" 2>"$WORK/r$i.err"; then
+        R=$(sed -n 's/^eval.txt: perplexity fp [0-9.]*, .* \([0-9.]*\); KL.*/\1/p' "$WORK/r$i.out")
+        S=$(ppl_of $i)
+        [ -n "$R" ] && [ "$R" = "$S" ] && ok "point $i ($line): run --eval-text gives the same perplexity $S" \
+            || bad "point $i ($line): sweep $S, run '$R'"
+    else
+        bad "run $line: $(tail -2 "$WORK/r$i.err")"
+    fi
+    i=$((i + 1))
+done <"$WORK/grid.txt"
+
+# ---- the same bytes for any layout -----------------------------------------
+# (the staged device path too: the CPU kernels through the GPU's copies)
+for layout in "2 2 1 cpu" "2 1 2 cpu" "3 3 1 cpu" "3 1 3 cpu" "2 2 1 cpu-staged"; do
+    set -- $layout
+    out="$WORK/s_$1_$2_$3_$4"
+    if "${MPIRUN[@]}" -n "$1" "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$out" \
+            --stages "$2" --replicas "$3" --backend "$4" --quiet >"$out.out" 2>"$out.err"; then
+        cmp -s "$out/sweep.json" "$WORK/s1/sweep.json" && cmp -s "$out/sweep.md" "$WORK/s1/sweep.md" \
+            && grep -q "\"ranks\": $1" "$out/sweep_run.json" \
+            && ok "mpiexec -n $1 ($2 stages x $3 replicas, $4): the same sweep.json and sweep.md bytes" \
+            || bad "mpiexec -n $1 ($2 x $3, $4): tables differ: $(diff "$out/sweep.md" "$WORK/s1/sweep.md" | head -5)"
+    else
+        bad "mpiexec -n $1 ($2 x $3, $4) failed: $(tail -3 "$out.err")"
+    fi
+done
+
+# --eval-windows: the first N windows only, the same bytes on replicas
+head -3 "$WORK/grid.txt" >"$WORK/grid3.txt"
+if "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/w1" --eval-windows 5 --quiet \
+        >/dev/null 2>"$WORK/w1.err" \
+    && "${MPIRUN[@]}" -n 2 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/w2" \
+        --eval-windows 5 --replicas 2 --quiet >/dev/null 2>"$WORK/w2.err"; then
+    grep -q '"windows": 5, "windows_in_text": [0-9]*, .*"predicted_tokens": 315}' "$WORK/w1/sweep.json" \
+        && grep -q "the first 5 of" "$WORK/w1/sweep.md" && cmp -s "$WORK/w1/sweep.json" "$WORK/w2/sweep.json" \
+        && ok "--eval-windows 5: 5 x 63 predicted tokens, the same bytes on 2 replicas" \
+        || bad "--eval-windows: $(grep '"eval"' "$WORK/w1/sweep.json") / $(grep '"eval"' "$WORK/w2/sweep.json")"
+else
+    bad "--eval-windows: $(tail -2 "$WORK/w1.err" "$WORK/w2.err")"
+fi
+
+# ---- failures: one line, the job ends, nothing left behind ---------------------
+rc=0
+"${MPIRUN[@]}" -n 2 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/sf" --stages 2 \
+    --eval-windows 8 --quiet --fail-at evaluate:1:error >"$WORK/sf.out" 2>"$WORK/sf.err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q "rank 1 of 2: error: --fail-at evaluate:1: injected failure" "$WORK/sf.err" \
+    && [ ! -e "$WORK/sf" ] && ok "a rank failing while evaluating ends the sweep (exit $rc), no folder left" \
+    || bad "failing rank: exit $rc, folder $(ls -d "$WORK/sf" 2>&1), $(grep aweq-dist "$WORK/sf.err" | head -3)"
+expect_fail "--out under a missing folder" "is not a writable folder" \
+    "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/no/such" --quiet
+expect_fail "--out is a file" "exists and is not a folder" \
+    "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/grid.txt" --quiet
+
+# ---- usage errors -----------------------------------------------------------
+expect_usage() {
+    local name=$1 needle=$2 rc=0
+    shift 2
+    "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || rc=$?
+    [ "$rc" -eq 2 ] && grep -qF -- "$needle" "$WORK/err.txt" && ok "$name: $(head -1 "$WORK/err.txt")" \
+        || bad "$name: exit $rc, $(cat "$WORK/err.txt")"
+}
+printf '%s\n' "--method rtn --wbits 4" "# fine so far" "--method rtn --abits 4" >"$WORK/bad1.txt"
+expect_usage "grid: --abits 4 without --adynamic" "bad1.txt:3: --abits 4 needs --adynamic" \
+    "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/bad1.txt" --out "$WORK/sb"
+printf '%s\n' "--method rtn --wbits 4" "--method rtn --frobnicate" >"$WORK/bad2.txt"
+expect_usage "grid: unknown option" "bad2.txt:2: unknown option '--frobnicate'" \
+    "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/bad2.txt" --out "$WORK/sb"
+printf '%s\n' "--method awq --wbits 4 --keep-salient 1" >"$WORK/bad3.txt"
+expect_usage "grid: keep with awq" "bad3.txt:1: --keep-salient does not go with --method awq" \
+    "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/bad3.txt" --out "$WORK/sb"
+printf '# nothing\n\n' >"$WORK/bad4.txt"
+expect_usage "grid: no points" "no points" \
+    "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/bad4.txt" --out "$WORK/sb"
+printf '%s\n' "--method rtn --wbits 4 --group" >"$WORK/bad5.txt"
+expect_usage "grid: a value missing" "bad5.txt:1: --group needs a value" \
+    "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/bad5.txt" --out "$WORK/sb"
+[ -e "$WORK/sb" ] && bad "a refused sweep created its folder" || ok "a refused sweep writes nothing"
+expect_usage "sweep without --grid" "--grid FILE is required" \
+    "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --out "$WORK/sb"
+expect_usage "sweep: method options go in the grid" "go in the --grid file" \
+    "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/sb" --wbits 4
+expect_usage "run --keep-salient with --out" "compressed-tensors has no form for fp channels" \
+    "$EXE" --model "$WORK/m" "${DRAW[@]}" --keep-salient 1 --out "$WORK/q"
+for h in "--help" "sweep --help" "plan --help"; do
+    # shellcheck disable=SC2086
+    "$EXE" $h | awk 'length($0) > 80 {print; bad = 1} END {exit bad}' >"$WORK/wide.txt" \
+        && ok "'aweq-dist $h' fits 80 columns" || bad "'aweq-dist $h' wider than 80 columns: $(head -3 "$WORK/wide.txt")"
+done
+finish
