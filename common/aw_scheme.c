@@ -45,3 +45,12 @@ const char *aw_scheme_label(const aw_scheme *s, char *buf, int cap)
     if (s->keep_pct > 0) snprintf(buf + n, (size_t)(cap - n), " keep %g%%", s->keep_pct);
     return buf;
 }
+
+const char *aw_scheme_title(const aw_scheme *s, char *buf, int cap)
+{
+    if (s->act == AW_ACT_I8_TENSOR && !(s->keep_pct > 0)) {
+        snprintf(buf, (size_t)cap, "W8A8");
+        return buf;
+    }
+    return aw_scheme_label(s, buf, cap);
+}

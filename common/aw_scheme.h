@@ -80,5 +80,8 @@ aw_status aw_scheme_check(const aw_scheme *s);
 /* "w8a8", "w4 g128 sym", "w3 per-channel asym", "w4 g128 sym a4 g128",
  * "w4 per-channel sym a8 token", "... keep 1%", ... into buf. */
 const char *aw_scheme_label(const aw_scheme *s, char *buf, int cap);
+/* "W8A8" for the plain W8A8 scheme (as the program has always said),
+ * aw_scheme_label otherwise. */
+const char *aw_scheme_title(const aw_scheme *s, char *buf, int cap);
 
 #endif

@@ -53,7 +53,7 @@ static int run_text(const aw_eval_text_opts *o)
     if (st == AW_OK) {
         if (w->rank == 0) {
             char lab[64];
-            const char *kind = !r.quantized ? "fp" : aw_scheme_weight_only(&r.scheme) ? aw_scheme_label(&r.scheme, lab, sizeof lab) : "W8A8";
+            const char *kind = !r.quantized ? "fp" : aw_scheme_title(&r.scheme, lab, sizeof lab);
             printf("eval: %s: %s wikitext2 ppl %.6f on %u windows x %u tokens (%llu predicted tokens; %llu tokens "
                    "in %s)\n",
                    o->model_dir, kind, r.ppl, r.n_windows, r.seq_len,
@@ -157,7 +157,7 @@ int aw_cmd_eval(int argc, char **argv)
     }
     char lab[64];
     printf("eval: %s: %s perplexity %.6f on %u sequences x %u tokens (%llu predicted tokens)\n", model,
-           aw_scheme_weight_only(&r.scheme) ? aw_scheme_label(&r.scheme, lab, sizeof lab) : "W8A8", r.ppl, r.n_seq, r.seq_len, (unsigned long long)r.n_pred);
+           aw_scheme_title(&r.scheme, lab, sizeof lab), r.ppl, r.n_seq, r.seq_len, (unsigned long long)r.n_pred);
     aw_eval_progress(quiet, "%.2f s", r.seconds);
     fflush(stdout);
     return 0;

@@ -39,16 +39,23 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
     json_object_set_new(root, "alpha", json_real(o->method.alpha));
     json_object_set_new(root, "bias_correction", json_boolean(o->method.bias_correction));
     const aw_scheme *sc = &o->method.scheme;
-    if (aw_scheme_weight_only(sc)) {
+    if (aw_scheme_coded(sc) || sc->keep_pct > 0) {
         /* keys a W8A8 report does not have: its bytes stay as they were */
-        char w[96], lab[64];
-        if (sc->group > 0)
+        char w[96], x[96], lab[96];
+        if (!aw_scheme_coded(sc))
+            snprintf(w, sizeof w, "int8, symmetric, per tensor");
+        else if (sc->group > 0)
             snprintf(w, sizeof w, "int%d, %s, groups of %d inputs", sc->wbits, sc->sym ? "symmetric" : "asymmetric", sc->group);
         else
             snprintf(w, sizeof w, "int%d, %s, per output channel", sc->wbits, sc->sym ? "symmetric" : "asymmetric");
+        if (sc->act == AW_ACT_FLOAT) snprintf(x, sizeof x, "floating point (weight-only)");
+        else if (sc->act == AW_ACT_I8_TENSOR) snprintf(x, sizeof x, "int8, symmetric, per tensor, static");
+        else if (sc->agroup > 0) snprintf(x, sizeof x, "int%d, symmetric, groups of %d inputs, dynamic", sc->abits, sc->agroup);
+        else snprintf(x, sizeof x, "int%d, symmetric, per token, dynamic", sc->abits);
         json_object_set_new(root, "scheme", json_string(aw_scheme_label(sc, lab, sizeof lab)));
         json_object_set_new(root, "weights", json_string(w));
-        json_object_set_new(root, "activations", json_string("floating point (weight-only)"));
+        json_object_set_new(root, "activations", json_string(x));
+        if (sc->keep_pct > 0) json_object_set_new(root, "kept_fp_channels_percent", json_real(sc->keep_pct));
         if (o->method.act_order) json_object_set_new(root, "act_order", json_true());
     } else {
         json_object_set_new(root, "weights", json_string("int8, symmetric, per tensor"));
@@ -100,7 +107,7 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
             json_object_set_new(j, "sqnr_db", num(m->sqnr_db));
             json_object_set_new(j, "mean_channel_error", num(m->bias_err));
             json_object_set_new(j, "mean_channel_error_without_bias_correction", num(m->bias_err_nobc));
-            if (!aw_scheme_weight_only(sc)) {
+            if (!aw_scheme_coded(sc)) {
                 json_object_set_new(j, "weight_scale", json_real(m->w_step));
                 json_object_set_new(j, "input_scale", json_real(m->x_step));
             }
@@ -167,7 +174,7 @@ aw_status aw_run_json(const aw_run_opts *o, const aw_run_result *r, char **out)
 void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
 {
     char qn[64];
-    const char *q = aw_scheme_weight_only(&o->method.scheme) ? aw_scheme_label(&o->method.scheme, qn, sizeof qn) : "W8A8";
+    const char *q = aw_scheme_title(&o->method.scheme, qn, sizeof qn);
     fprintf(out, "\n%s validation on %u held-out sequences x %u tokens (method %s%s, alpha %.2f)\n", q,
             r->holdout_seqs, r->seq_len, aw_method_names[o->method.kind],
             o->method.bias_correction ? " + bias correction" : "", o->method.alpha);

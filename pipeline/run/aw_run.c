@@ -65,7 +65,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     in.method.scale_dtype = c->torch_dtype;
     char slabel[64];
     const aw_scheme *sc = &o->method.scheme;
-    if (world->rank == 0 && aw_scheme_weight_only(sc) && sc->group > 0) {
+    if (world->rank == 0 && aw_scheme_coded(sc) && sc->group > 0) {
         /* the program runs a shorter last group; compressed-tensors 0.20
          * (and with it transformers and vLLM) refuses one */
         const aw_arch *a = aw_arch_of(c);
@@ -83,11 +83,12 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     r->seq_len = (uint32_t)in.L;
     r->calib_tokens = (uint64_t)in.n_calib * in.L;
     r->holdout_tokens = (uint64_t)in.n_hold * in.L;
+    int plain = sc->act == AW_ACT_I8_TENSOR && !(sc->keep_pct > 0); /* W8A8 as it always was */
     aw_progress_note(out.prog, "model %s: %s d=%d layers=%d; %u calibration + %u held-out sequences of %d tokens; "
                      "method %s%s%s; %d rank(s) = %d stage(s) x %d replica(s)",
                      o->model_dir, aw_arch_of(c)->label, c->hidden_size, c->num_hidden_layers, in.n_calib, in.n_hold, in.L,
-                     aw_method_names[o->method.kind], aw_scheme_weight_only(&o->method.scheme) ? ", " : "",
-                     aw_scheme_weight_only(&o->method.scheme) ? aw_scheme_label(&o->method.scheme, slabel, sizeof slabel) : "",
+                     aw_method_names[o->method.kind], plain ? "" : ", ",
+                     plain ? "" : aw_scheme_label(&o->method.scheme, slabel, sizeof slabel),
                      world->size, t.S, t.R);
     if (out.prog) {
         /* for batch systems: what this job is, before its phases */
@@ -169,7 +170,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
         r->eval_stream_tokens = in.eval_stream_tokens;
         aw_progress_note(out.prog, "evaluate: %s: perplexity fp %.4f, %s %.4f on %u windows of %d tokens",
                          o->eval_text, aw_e2e_ppl_fp(&r->eval_e2e),
-                         aw_scheme_weight_only(sc) ? aw_scheme_label(sc, slabel, sizeof slabel) : "W8A8",
+                         aw_scheme_title(sc, slabel, sizeof slabel),
                          aw_e2e_ppl_q(&r->eval_e2e), in.n_eval, in.L);
     }
     r->t_valid = aw_now() - t0;

@@ -26,6 +26,9 @@ static void make_run_key(const aw_run_opts *o, const run_inputs *in, run_output 
     if (aw_scheme_weight_only(sc))
         snprintf(scheme, sizeof scheme, " wbits=%d group=%d sym=%d act_order=%d", sc->wbits, sc->group, sc->sym,
                  in->method.act_order);
+    else if (sc->act == AW_ACT_DYNAMIC)
+        snprintf(scheme, sizeof scheme, " wbits=%d group=%d sym=%d act_order=%d abits=%d agroup=%d", sc->wbits,
+                 sc->group, sc->sym, in->method.act_order, sc->abits, sc->agroup);
     uint64_t h = 0xcbf29ce484222325ull;
     const uint8_t *p = (const uint8_t *)in->tokens.ids;
     /* the eval windows (after these) do not change a block */
