@@ -21,7 +21,6 @@
 #include <math.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,27 +133,6 @@ static void fakequant_rows(const float *x, float *y, int T, int in, int bits, in
     }
 }
 
-/* The OpenMP threads of the product: aw_gemm_i8.c's rule (OpenBLAS's count
- * unless OMP_NUM_THREADS was set), set on the calling thread. */
-static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
-static int g_omp_user;
-
-static void read_env(void)
-{
-    const char *e = getenv("OMP_NUM_THREADS");
-    g_omp_user = e && *e;
-}
-
-static int product_threads(void)
-{
-    pthread_once(&g_env_once, read_env);
-    if (!g_omp_user) {
-        int n = openblas_get_num_threads();
-        omp_set_num_threads(n > 0 ? n : 1);
-    }
-    return omp_get_max_threads();
-}
-
 /* Rows per slice of the activation quantization over threads. */
 enum { AQ_ROWS = 16 };
 
@@ -162,7 +140,7 @@ void aw_k_act_quant(const float *x, int T, int in, int bits, int A, const float 
 {
     if (T <= 0 || in <= 0) return;
     int nga = aw_act_groups(in, A);
-    int ns = (T + AQ_ROWS - 1) / AQ_ROWS, nthr = (size_t)T * in >= 65536 ? product_threads() : 1;
+    int ns = (T + AQ_ROWS - 1) / AQ_ROWS, nthr = (size_t)T * in >= 65536 ? aw_k_product_threads() : 1;
     if (nthr <= 1 || ns <= 1) {
         quant_rows(x, T, in, bits, A, mask, q, step);
         return;
@@ -177,7 +155,7 @@ void aw_k_act_quant(const float *x, int T, int in, int bits, int A, const float 
 void aw_k_act_fakequant(const float *x, float *y, int T, int in, int bits, int A, const float *mask)
 {
     if (T <= 0 || in <= 0) return;
-    int ns = (T + AQ_ROWS - 1) / AQ_ROWS, nthr = (size_t)T * in >= 65536 ? product_threads() : 1;
+    int ns = (T + AQ_ROWS - 1) / AQ_ROWS, nthr = (size_t)T * in >= 65536 ? aw_k_product_threads() : 1;
     if (nthr <= 1 || ns <= 1) {
         fakequant_rows(x, y, T, in, bits, A, mask);
         return;
@@ -315,7 +293,7 @@ aw_status aw_k_gemm_groups(const int8_t *xq, const float *xs, int A, const int8_
     gg_args g = {.xq = xq, .wq = wq, .xp = xq, .wp = wq, .xs = xs, .b = b, .wsd = wsd, .y = y,
                  .acc = (int32_t *)(base + L.acc), .yd = (double *)(base + L.yd), .T = T, .in = in, .out = out,
                  .A = A, .W = W, .onednn = aw_k_gemm_i8_uses_onednn()};
-    int nthr = product_threads(), ntiles = L.ntr * L.ntc;
+    int nthr = aw_k_product_threads(), ntiles = L.ntr * L.ntc;
     if (nthr > ntiles) nthr = ntiles;
     if (g.onednn || nb == 1) { /* every block of a tile in one go: the accumulators stay in cache */
         gg_tiles(&g, &L, 0, nb, nthr);

@@ -39,7 +39,7 @@ static void read_env(void)
  * every core of the node, in every rank. So OpenBLAS's count instead, which
  * the pipeline sets per rank (aw_set_blas_threads). The setting belongs to
  * the calling thread, hence per call (it only stores an int). */
-static int product_threads(void)
+int aw_k_product_threads(void)
 {
     pthread_once(&g_env_once, read_env);
     if (!g_omp_user) {
@@ -58,7 +58,7 @@ enum { FB_MIN_ROWS = 64 };
 void aw_k_gemm_i8_fallback(const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int in, int out)
 {
     if (T <= 0 || out <= 0) return;
-    int nthr = product_threads();
+    int nthr = aw_k_product_threads();
     int ns = (T + FB_MIN_ROWS - 1) / FB_MIN_ROWS;
     ns = ns < nthr ? ns : nthr;
     if (ns <= 1) {
@@ -84,7 +84,7 @@ static dnnl_status_t gemm_onednn(const int8_t *xq, const int8_t *wq, int32_t *ac
                                  int out)
 {
     static const int32_t co = 0;
-    product_threads();
+    aw_k_product_threads();
     return dnnl_gemm_s8s8s32('N', 'T', 'F', T, out, in, 1.0f, xq, in, 0, wq, in, 0, 0.0f, acc, out,
                              &co);
 }

@@ -128,6 +128,10 @@ void aw_k_gemm_i8(const int8_t *xq, const int8_t *wq, int32_t *acc, int T, int i
  * <which values>)". Runs the self-test if it has not run yet. Static string,
  * valid for the process's life. */
 const char *aw_k_gemm_i8_path(void);
+/* The OpenMP threads of the integer products (oneDNN's and the loops'):
+ * OpenBLAS's count unless OMP_NUM_THREADS was set, set on the calling
+ * thread (per call: the setting belongs to it) and returned. */
+int aw_k_product_threads(void);
 /* 1 when aw_k_gemm_i8 uses oneDNN, 0 when the fallback. */
 int aw_k_gemm_i8_uses_onednn(void);
 /* The fallback, callable directly (tests, benchmarks): aw_k_gemm_i8_loop on

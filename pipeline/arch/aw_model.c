@@ -280,6 +280,16 @@ static void qblock_carve(const aw_model_config *c, const aw_scheme *sc, void *ar
     }
 }
 
+void aw_qlinear_set_signed(aw_qlinear *ql)
+{
+    int in = ql->in, G = ql->group > 0 ? ql->group : in, ng = (in + G - 1) / G;
+    for (int i = 0; i < ql->out; i++) {
+        const uint8_t *cq = ql->codes + (size_t)i * in, *z = ql->wzero + (size_t)i * ng;
+        int8_t *w = ql->wq + (size_t)i * in;
+        for (int j = 0; j < in; j++) w[j] = (int8_t)((int)cq[j] - (int)z[j / G]);
+    }
+}
+
 void aw_qblock_set_out_scales(const aw_model_config *c, aw_qblock *q)
 {
     const aw_arch *a = aw_arch_of(c);

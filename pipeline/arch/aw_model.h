@@ -115,6 +115,9 @@ uint64_t aw_qblock_bytes(const aw_model_config *c, const aw_scheme *sc);
  * wdt); AW_ERR_NONFINITE naming file and tensor if a value is NaN or Inf. */
 aw_status aw_block_load(const aw_model_config *c, const aw_model_files *mf, int layer, aw_block *b);
 
+/* A dynamic scheme's linear: wq = code - zero of its group, on the host. */
+void aw_qlinear_set_signed(aw_qlinear *ql);
+
 /* A zeroed quantized block of scheme sc. */
 aw_status aw_qblock_create(const aw_model_config *c, const aw_scheme *sc, aw_qblock *q);
 void aw_qblock_destroy(aw_qblock *q);

@@ -223,6 +223,25 @@ static aw_model_config out_config(const aw_model_config *c, const aw_method *m)
     if (m->bias_correction) o.attention_bias = o.mlp_bias = 1; /* keys of the families that have them */
     return o;
 }
+/* `weight_scale` [out, ng] of a coded linear into steps (out*ng values of
+ * the scale dtype) as entry *k: AW_ERR_ARG unless every step is already a
+ * value of that dtype (they are rounded before the codes are made). */
+static aw_status group_scale_entry(int layer, const char *base, const aw_qlinear *ln, const aw_method *m, int ng,
+                                   uint8_t *steps, char (*names)[128], aw_st_entry *e, int *k)
+{
+    size_t nsteps = (size_t)ln->out * (size_t)ng;
+    for (size_t i = 0; i < nsteps; i++)
+        AW_RETURN_IF(aw_round_to_dtype(ln->wstep[i], m->scale_dtype) != ln->wstep[i], AW_ERR_ARG,
+                     "layer %d: %s: step %zu (%g) is not a %s value; steps are rounded before the codes are made",
+                     layer, base, i, (double)ln->wstep[i], aw_dtype_name(m->scale_dtype));
+    AW_TRY(aw_convert_from_f32(m->scale_dtype, ln->wstep, steps, nsteps));
+    snprintf(names[*k], sizeof names[*k], "%s.weight_scale", base);
+    e[*k] = (aw_st_entry){.name = names[*k], .dtype = m->scale_dtype, .ndim = 2, .shape = {ln->out, ng},
+                          .data = steps};
+    (*k)++;
+    return AW_OK;
+}
+
 
 /* A weight-only linear's tensors (docs/checkpoint-format.md): the codes
  * packed row by row into `weight_packed` I32 [out, ceil(in * b / 32)], the
@@ -255,15 +274,7 @@ static aw_status wo_linear_entries(int layer, const char *base, const aw_qlinear
                           .data = words};
     (*k)++;
 
-    for (size_t i = 0; i < nsteps; i++)
-        AW_RETURN_IF(aw_round_to_dtype(ln->wstep[i], m->scale_dtype) != ln->wstep[i], AW_ERR_ARG,
-                     "layer %d: %s: step %zu (%g) is not a %s value; steps are rounded before the codes are made",
-                     layer, base, i, (double)ln->wstep[i], aw_dtype_name(m->scale_dtype));
-    AW_TRY(aw_convert_from_f32(m->scale_dtype, ln->wstep, steps, nsteps));
-    snprintf(names[*k], sizeof names[*k], "%s.weight_scale", base);
-    e[*k] = (aw_st_entry){.name = names[*k], .dtype = m->scale_dtype, .ndim = 2, .shape = {ln->out, ng},
-                          .data = steps};
-    (*k)++;
+    AW_TRY(group_scale_entry(layer, base, ln, m, ng, steps, names, e, k));
 
     snprintf(names[*k], sizeof names[*k], "%s.weight_shape", base);
     e[*k] = (aw_st_entry){.name = names[*k], .dtype = AW_DT_I64, .ndim = 1, .shape = {2}, .data = shape};
@@ -303,15 +314,7 @@ static aw_status dyn_linear_entries(int layer, const char *base, const aw_qlinea
     snprintf(names[*k], sizeof names[*k], "%s.weight", base);
     e[*k] = (aw_st_entry){.name = names[*k], .dtype = AW_DT_I8, .ndim = 2, .shape = {ln->out, ln->in}, .data = w};
     (*k)++;
-    for (size_t i = 0; i < nsteps; i++)
-        AW_RETURN_IF(aw_round_to_dtype(ln->wstep[i], m->scale_dtype) != ln->wstep[i], AW_ERR_ARG,
-                     "layer %d: %s: step %zu (%g) is not a %s value; steps are rounded before the codes are made",
-                     layer, base, i, (double)ln->wstep[i], aw_dtype_name(m->scale_dtype));
-    AW_TRY(aw_convert_from_f32(m->scale_dtype, ln->wstep, steps, nsteps));
-    snprintf(names[*k], sizeof names[*k], "%s.weight_scale", base);
-    e[*k] = (aw_st_entry){.name = names[*k], .dtype = m->scale_dtype, .ndim = 2, .shape = {ln->out, ng},
-                          .data = steps};
-    (*k)++;
+    AW_TRY(group_scale_entry(layer, base, ln, m, ng, steps, names, e, k));
     if (sc->sym) return AW_OK;
     for (size_t i = 0; i < nsteps; i++) z[i] = (int8_t)((int)ln->wzero[i] - half);
     snprintf(names[*k], sizeof names[*k], "%s.weight_zero_point", base);
@@ -592,7 +595,7 @@ static aw_status shard_wo_linear(const aw_st_file *f, const char *base, const aw
 static aw_status shard_dyn_linear(const aw_st_file *f, const char *base, const aw_scheme *sc, aw_qlinear *ql)
 {
     char name[160];
-    int half = 1 << (sc->wbits - 1), ng = aw_scheme_groups(sc, ql->in), glen = aw_scheme_group_len(sc, ql->in);
+    int half = 1 << (sc->wbits - 1), ng = aw_scheme_groups(sc, ql->in);
     size_t nw = (size_t)ql->out * (size_t)ql->in, nz = (size_t)ql->out * (size_t)ng;
     snprintf(name, sizeof name, "%s.weight", base);
     const aw_st_tensor *t = aw_st_find(f, name);
@@ -612,11 +615,7 @@ static aw_status shard_dyn_linear(const aw_st_file *f, const char *base, const a
         AW_TRY(aw_st_read(f, t, ql->wzero, nz));
         for (size_t i = 0; i < nz; i++) ql->wzero[i] = (uint8_t)((int8_t)ql->wzero[i] + half);
     }
-    for (int r = 0; r < ql->out; r++)
-        for (int j = 0; j < ql->in; j++) {
-            size_t i = (size_t)r * ql->in + j;
-            ql->wq[i] = (int8_t)((int)ql->codes[i] - (int)ql->wzero[(size_t)r * ng + j / glen]);
-        }
+    aw_qlinear_set_signed(ql);
     return AW_OK;
 }
 

@@ -19,9 +19,15 @@ void aw_print_error(aw_status st, int rank, int size)
 
 void aw_print_interrupted(int rank, int size, const char *out_dir)
 {
+    if (!out_dir) {
+        fprintf(stderr, "aweq-dist: rank %d of %d: interrupted by SIGTERM (%s); nothing was written\n", rank, size,
+                aw_err_message());
+        fflush(stderr);
+        return;
+    }
     fprintf(stderr, "aweq-dist: rank %d of %d: interrupted by SIGTERM (%s); blocks already quantized are "
             "kept in %s.work: rerun the same command with --resume\n", rank, size, aw_err_message(),
-            out_dir ? out_dir : "(no --out)");
+            out_dir);
     fflush(stderr);
 }
 

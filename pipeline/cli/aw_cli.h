@@ -20,7 +20,8 @@
  *   aweq-dist: [rank R of N: ]error: <what> (<STATUS>) [src.c:line]
  * (the rank part when size > 1). */
 void aw_print_error(aw_status st, int rank, int size);
-/* The preemption line: stopped after SIGTERM, rerun with --resume. */
+/* The preemption line: stopped after SIGTERM, rerun with --resume (out_dir
+ * NULL: a job that writes no shards, nothing to resume). */
 void aw_print_interrupted(int rank, int size, const char *out_dir);
 /* A usage error of command cmd (NULL: the program's own options):
  *   aweq-dist: [cmd: ]<fmt with arg>

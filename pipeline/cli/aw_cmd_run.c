@@ -186,7 +186,6 @@ int aw_cmd_run(int argc, char **argv)
         fflush(stdout);
     }
     aw_run_result_free(&r);
-    const char *out_dir = o.out_dir ? o.out_dir : "(no --out)";
     o.model_dir = NULL;
     free(model_dir);
     if (st == AW_OK) return 0;
@@ -201,7 +200,7 @@ int aw_cmd_run(int argc, char **argv)
         return 1;
     }
     if (st == AW_ERR_INTERRUPTED) {
-        aw_print_interrupted(w->rank, w->size, out_dir);
+        aw_print_interrupted(w->rank, w->size, o.out_dir);
         if (w->size > 1) aw_comm_abort(w, 143);
         return 143;
     }

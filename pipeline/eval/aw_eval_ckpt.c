@@ -256,7 +256,7 @@ static aw_status load_i8(const aw_model_files *mf, const char *name, int rows, i
 static aw_status load_dyn_linear(const aw_model_files *mf, const char *base, const aw_scheme *sc, aw_qlinear *ql)
 {
     char name[160];
-    int b = sc->wbits, half = 1 << (b - 1), ng = aw_scheme_groups(sc, ql->in), glen = aw_scheme_group_len(sc, ql->in);
+    int b = sc->wbits, half = 1 << (b - 1), ng = aw_scheme_groups(sc, ql->in);
     size_t nw = (size_t)ql->out * (size_t)ql->in, nz = (size_t)ql->out * (size_t)ng;
     snprintf(name, sizeof name, "%s.weight", base);
     AW_TRY(load_i8(mf, name, ql->out, ql->in, b, "a quantized weight", ql->wq));
@@ -270,11 +270,7 @@ static aw_status load_dyn_linear(const aw_model_files *mf, const char *base, con
         AW_TRY(load_i8(mf, name, ql->out, ng, b, "a zero point", (int8_t *)ql->wzero));
         for (size_t i = 0; i < nz; i++) ql->wzero[i] = (uint8_t)((int8_t)ql->wzero[i] + half);
     }
-    for (int r = 0; r < ql->out; r++)
-        for (int j = 0; j < ql->in; j++) {
-            size_t i = (size_t)r * ql->in + j;
-            ql->wq[i] = (int8_t)((int)ql->codes[i] - (int)ql->wzero[(size_t)r * ng + j / glen]);
-        }
+    aw_qlinear_set_signed(ql);
     return AW_OK;
 }
 

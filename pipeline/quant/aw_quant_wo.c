@@ -397,14 +397,9 @@ static aw_status put_signed(const aw_ops *o, aw_qblock *dq, aw_qblock *q)
 {
     for (int l = 0; l < q->n_lin; l++) {
         aw_qlinear *ql = &q->lin[l];
-        int in = ql->in, ng = aw_scheme_groups(&q->scheme, in), G = aw_scheme_group_len(&q->scheme, in);
-        for (int i = 0; i < ql->out; i++) {
-            const uint8_t *cq = ql->codes + (size_t)i * in, *z = ql->wzero + (size_t)i * ng;
-            int8_t *w = ql->wq + (size_t)i * in;
-            for (int j = 0; j < in; j++) w[j] = (int8_t)((int)cq[j] - (int)z[j / G]);
-        }
+        aw_qlinear_set_signed(ql);
         if (dq->arena != q->arena)
-            AW_TRY(o->vt->to_dev(o, dq->lin[l].wq, ql->wq, (size_t)in * ql->out * sizeof(int8_t)));
+            AW_TRY(o->vt->to_dev(o, dq->lin[l].wq, ql->wq, (size_t)ql->in * ql->out * sizeof(int8_t)));
     }
     return o->vt->sync(o);
 }

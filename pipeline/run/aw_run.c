@@ -9,17 +9,25 @@
 
 #include "aw_cli.h"
 
-/* A failure inside a streaming phase (calibration, validation) cannot go
- * through a collective step: the peers of this rank may be waiting in a
- * transfer for a block it will never send. Say what happened, with the
- * rank, and end the job now (aw_comm_abort); with one rank, just return. */
-static aw_status end_job_if_failed(const aw_comm *w, const aw_run_opts *o, aw_status st)
+aw_status run_end_job_if_failed(const aw_comm *w, const char *out_dir, aw_status st)
 {
     if (st == AW_OK || w->size == 1) return st;
-    if (st == AW_ERR_INTERRUPTED) aw_print_interrupted(w->rank, w->size, o->out_dir);
+    if (st == AW_ERR_INTERRUPTED) aw_print_interrupted(w->rank, w->size, out_dir);
     else aw_print_error(st, w->rank, w->size);
     aw_comm_abort(w, st == AW_ERR_INTERRUPTED ? 143 : 1);
     return st;
+}
+
+aw_status run_progress_start(const aw_comm *w, const aw_run_opts *o, aw_progress **prog)
+{
+    *prog = NULL;
+    if (w->rank != 0 || (o->quiet && !o->log_json)) return AW_OK;
+    aw_progress_opts po;
+    aw_progress_defaults(&po);
+    po.print = !o->quiet;
+    po.every_s = o->progress_every_s;
+    po.log_path = o->log_json;
+    return aw_progress_create(&po, prog);
 }
 
 aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result *r)
@@ -41,15 +49,8 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     int local = aw_comm_node_size(world); /* collective, once */
     aw_set_blas_threads(local);
     AW_GOTO_IF(o->batch < 1, AW_ERR_ARG, "--batch %d: expected at least 1", o->batch);
-    if (world->rank == 0 && (!o->quiet || o->log_json)) {
-        /* progress lines and events come from rank 0 (stage 0, replica 0) */
-        aw_progress_opts po;
-        aw_progress_defaults(&po);
-        po.print = !o->quiet;
-        po.every_s = o->progress_every_s;
-        po.log_path = o->log_json;
-        st = aw_progress_create(&po, &out.prog);
-    }
+    /* progress lines and events come from rank 0 (stage 0, replica 0) */
+    st = run_progress_start(world, o, &out.prog);
     AW_CHECK(aw_comm_agree(world, st));
     aw_guard_start(world->rank, world->size, o->hang_timeout_s);
     st = aw_backend_select(o->staged ? AW_BACKEND_CPU : o->backend_want, aw_local_rank_from_env(), &r->backend);
@@ -126,7 +127,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
      * device; a rank failing here may leave its neighbour inside an init
      * that only it could complete, so the job ends at once */
     if (s.nccl)
-        AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, aw_stream_links_open(&t.pipe, m.cuda, &s.links))));
+        AW_CHECK(aw_comm_agree(world, run_end_job_if_failed(world, o->out_dir, aw_stream_links_open(&t.pipe, m.cuda, &s.links))));
     AW_CHECK(aw_comm_agree(world, run_load_local(&in, &t, &m, &s, &out)));
     AW_CHECK(aw_comm_agree(world, aw_guard_step("load", &o->fail_at)));
     AW_CHECK(run_prepare_shards(o, &in, &t, &m, &out, r));
@@ -135,7 +136,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
 
     t0 = aw_now();
     aw_progress_begin(out.prog, "calibrate", run_n_blocks(in.n_calib, in.B), "blocks of samples", block_tokens, lag);
-    AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, run_calibrate(o, &in, &t, &m, &s, &out))));
+    AW_CHECK(aw_comm_agree(world, run_end_job_if_failed(world, o->out_dir, run_calibrate(o, &in, &t, &m, &s, &out))));
     r->t_calib = aw_now() - t0;
     aw_progress_end(out.prog);
 
@@ -159,12 +160,12 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
 
     t0 = aw_now();
     aw_progress_begin(out.prog, "validate", run_n_blocks(in.n_hold, in.B), "blocks of samples", block_tokens, lag);
-    AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, run_validate(o, &in, &t, &m, &s, &out, &r->e2e))));
+    AW_CHECK(aw_comm_agree(world, run_end_job_if_failed(world, o->out_dir, run_validate(o, &in, &t, &m, &s, &out, &r->e2e))));
     AW_CHECK(run_gather_metrics(&in, &t, &m, &s, r));
     aw_progress_end(out.prog);
     if (in.n_eval > 0) {
         aw_progress_begin(out.prog, "evaluate", run_n_blocks(in.n_eval, in.B), "blocks of windows", block_tokens, lag);
-        AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, o, run_evaluate(o, &in, &t, &m, &s, &out, &r->eval_e2e))));
+        AW_CHECK(aw_comm_agree(world, run_end_job_if_failed(world, o->out_dir, run_evaluate(o, &in, &t, &m, &s, &out, &r->eval_e2e))));
         aw_progress_end(out.prog);
         r->eval_windows = in.n_eval;
         r->eval_stream_tokens = in.eval_stream_tokens;

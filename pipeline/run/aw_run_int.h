@@ -107,6 +107,15 @@ static inline int run_n_mine(int nb, const run_topo *t)
     return nb > t->replica ? (nb - t->replica + t->R - 1) / t->R : 0;
 }
 
+/* aw_run.c: a failure inside a streaming phase cannot go through a
+ * collective step (the peers of this rank may be waiting in a transfer for
+ * a block it will never send): say what happened, with the rank, and end
+ * the job now (aw_comm_abort; out_dir: where a rerun resumes, or NULL);
+ * with one rank, just return st. */
+aw_status run_end_job_if_failed(const aw_comm *w, const char *out_dir, aw_status st);
+/* Rank 0's progress lines and events as o asks (*prog NULL elsewhere). */
+aw_status run_progress_start(const aw_comm *w, const aw_run_opts *o, aw_progress **prog);
+
 /* aw_run_inputs.c: rank 0 reads and plans; every rank leaves with the same
  * job, plan and communicators. Collective. */
 aw_status run_setup(const aw_run_opts *o, run_inputs *in, run_topo *t, int local);

@@ -15,18 +15,6 @@
 #include "aw_cli.h"
 #include "aw_fs.h"
 
-/* A failure inside a streaming phase ends the job at once (as aw_run.c:
- * peers may wait in a transfer for a block that never comes). */
-static aw_status end_job_if_failed(const aw_comm *w, aw_status st)
-{
-    if (st == AW_OK || w->size == 1) return st;
-    if (st == AW_ERR_INTERRUPTED) fprintf(stderr, "aweq-dist: rank %d of %d: interrupted (%s)\n", w->rank, w->size,
-                                          aw_err_message());
-    else aw_print_error(st, w->rank, w->size);
-    aw_comm_abort(w, st == AW_ERR_INTERRUPTED ? 143 : 1);
-    return st;
-}
-
 void aw_sweep_result_free(aw_sweep_result *r)
 {
     if (!r) return;
@@ -169,14 +157,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     int local = aw_comm_node_size(world); /* collective, once */
     aw_set_blas_threads(local);
     if (st == AW_OK && world->rank == 0) st = check_out_dir(o->out_dir);
-    if (st == AW_OK && world->rank == 0 && (!o->quiet || o->log_json)) {
-        aw_progress_opts po;
-        aw_progress_defaults(&po);
-        po.print = !o->quiet;
-        po.every_s = o->progress_every_s;
-        po.log_path = o->log_json;
-        st = aw_progress_create(&po, &out.prog);
-    }
+    if (st == AW_OK) st = run_progress_start(world, &ro, &out.prog);
     AW_CHECK(aw_comm_agree(world, st));
     aw_guard_start(world->rank, world->size, o->hang_timeout_s);
     st = aw_backend_select(o->staged ? AW_BACKEND_CPU : o->backend_want, aw_local_rank_from_env(), &rr.backend);
@@ -215,7 +196,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     long lag = (long)(t.S - 1) * t.R;
     double block_tokens = (double)in.B * in.L;
     aw_progress_begin(out.prog, "load", t.nl, t.S > 1 ? "blocks of stage 0" : "blocks", 0, 0);
-    if (s.nccl) AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, aw_stream_links_open(&t.pipe, m.cuda, &s.links))));
+    if (s.nccl) AW_CHECK(aw_comm_agree(world, run_end_job_if_failed(world, NULL, aw_stream_links_open(&t.pipe, m.cuda, &s.links))));
     AW_CHECK(aw_comm_agree(world, run_load_local(&in, &t, &m, &s, &out)));
     AW_CHECK(aw_comm_agree(world, aw_guard_step("load", &o->fail_at)));
     out.done = calloc((size_t)(t.nl ? t.nl : 1), sizeof(int)); /* every block is quantized, none reused */
@@ -225,7 +206,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
 
     t0 = aw_now();
     aw_progress_begin(out.prog, "calibrate", run_n_blocks(in.n_calib, in.B), "blocks of samples", block_tokens, lag);
-    AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, run_calibrate(&ro, &in, &t, &m, &s, &out))));
+    AW_CHECK(aw_comm_agree(world, run_end_job_if_failed(world, NULL, run_calibrate(&ro, &in, &t, &m, &s, &out))));
     aw_progress_end(out.prog);
     r->t_calib = aw_now() - t0;
 
@@ -252,7 +233,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
         s.eval_q_only = i > 0; /* the fp model's perplexity once */
         aw_progress_begin(out.prog, "evaluate", run_n_blocks(in.n_eval, in.B), "blocks of windows", block_tokens, lag);
         aw_e2e e;
-        AW_CHECK(aw_comm_agree(world, end_job_if_failed(world, run_evaluate(&ro, &in, &t, &m, &s, &out, &e))));
+        AW_CHECK(aw_comm_agree(world, run_end_job_if_failed(world, NULL, run_evaluate(&ro, &in, &t, &m, &s, &out, &e))));
         aw_progress_end(out.prog);
         r->t_eval[i] = aw_now() - t0;
         if (i == 0) r->fp = e;
