@@ -31,6 +31,8 @@ static void sweep_usage(FILE *out)
           "  --calib FILE | --calib-text FILE [--text-field NAME]  calibration, as a run\n"
           "  --calib-samples N --calib-len L --seed S  the window draw, as a run\n"
           "  --eval-text FILE     the text whose perplexity each point gets\n"
+          "  --kl                 also KL(fp || quantized) and top-1 agreement per point\n"
+          "                       (the fp model runs beside every point: slower)\n"
           "  --eval-windows N     only its first N windows (default all): a quicker\n"
           "                       sweep, each point's perplexity on the same windows\n"
           "  --out DIR            the tables' folder (created; its parent must exist)\n"
@@ -99,7 +101,7 @@ static int read_grid(const char *path, aw_sweep_point **out, int *n_out)
         aw_sweep_point *pt = &pts[n];
         memset(pt, 0, sizeof *pt);
         pt->line = lineno;
-        snprintf(pt->text, sizeof pt->text, "%s", line);
+        memcpy(pt->text, line, strlen(line) + 1); /* shorter than AW_SWEEP_TEXT_MAX: checked above */
         aw_run_opts d;
         aw_run_defaults(&d);
         pt->method = d.method;
@@ -132,7 +134,7 @@ int aw_cmd_sweep(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_CALIB, O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT, O_GRID, O_OUT,
            O_BATCH, O_BACKEND, O_HANDOFF, O_STAGES, O_REPLICAS, O_MEM, O_HANG, O_PEVERY, O_LOGJSON, O_QUIET,
-           O_FAILAT, O_EWIN };
+           O_FAILAT, O_EWIN, O_KL };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},         {"calib", required_argument, 0, O_CALIB},
         {"calib-text", required_argument, 0, O_CTEXT},    {"text-field", required_argument, 0, O_TFIELD},
@@ -145,6 +147,7 @@ int aw_cmd_sweep(int argc, char **argv)
         {"hang-timeout", required_argument, 0, O_HANG},   {"progress-every", required_argument, 0, O_PEVERY},
         {"log-json", required_argument, 0, O_LOGJSON},    {"quiet", no_argument, 0, O_QUIET},
         {"fail-at", required_argument, 0, O_FAILAT},      {"eval-windows", required_argument, 0, O_EWIN},
+        {"kl", no_argument, 0, O_KL},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     aw_run_opts o;
@@ -155,6 +158,7 @@ int aw_cmd_sweep(int argc, char **argv)
     const char *grid = NULL;
     int c, draw_set = 0;
     uint32_t eval_windows = 0;
+    int with_kl = 0;
     long v;
     char *end;
     optind = 1;
@@ -185,6 +189,7 @@ int aw_cmd_sweep(int argc, char **argv)
             break;
         case O_ETEXT: o.eval_text = optarg; break;
         case O_GRID: grid = optarg; break;
+        case O_KL: with_kl = 1; break;
         case O_EWIN:
             if (aw_cli_parse_int(optarg, 1, 1 << 24, &v)) return sweep_usage_error("--eval-windows '%s': expected 1..16777216", optarg);
             eval_windows = (uint32_t)v;
@@ -268,7 +273,7 @@ int aw_cmd_sweep(int argc, char **argv)
         return 1;
     }
     aw_sweep_result r;
-    aw_status st = aw_sweep_comm(&o, pts, n_pts, eval_windows, w, &r);
+    aw_status st = aw_sweep_comm(&o, pts, n_pts, eval_windows, with_kl, w, &r);
     if (st == AW_OK && w->rank == 0) {
         char *md = NULL;
         if (aw_sweep_markdown(&o, pts, &r, &md) == AW_OK) fputs(md, stdout);

@@ -142,7 +142,8 @@ typedef struct {
     int stats_gram, stats_sample;   /* what calibration collected (the union of the points' needs) */
     aw_e2e fp;                      /* the fp model's sums (nll_fp, n_pred) */
     int n_points;
-    aw_e2e *q;                      /* (n_points) each point's sums (nll_q, n_pred) */
+    aw_e2e *q;                      /* (n_points) each point's sums (nll_q, n_pred; kl, top1_agree with_kl) */
+    int with_kl;
     double *t_quant, *t_eval;       /* (n_points) seconds (rank 0) */
     double t_load, t_calib, t_total;
     int world, stages, replicas;
@@ -157,10 +158,12 @@ typedef struct {
  * (atomically) and sweep_run.json. o->method is ignored; o->out_dir and
  * o->eval_text are required; o->holdout should be 0 (nothing is
  * validated). eval_windows > 0: only the eval text's first eval_windows
- * windows (a quicker sweep; the table says how many). Collective over
- * world; r complete on rank 0. */
+ * windows (a quicker sweep; the table says how many). with_kl: the fp
+ * model beside every point, for KL(fp || quantized) and top-1 agreement
+ * (the evaluation's cost about doubles). Collective over world; r complete
+ * on rank 0. */
 aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_pts, uint32_t eval_windows,
-                        const aw_comm *world, aw_sweep_result *r);
+                        int with_kl, const aw_comm *world, aw_sweep_result *r);
 void aw_sweep_result_free(aw_sweep_result *r);
 /* The deterministic table (no times, no layout) as JSON and as markdown
  * (malloc'd texts), and how the sweep ran (times, layout) as JSON. */

@@ -123,7 +123,7 @@ static void print_timing(const aw_sweep_result *r)
     fflush(stderr);
 }
 
-aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_pts, uint32_t eval_windows,
+aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_pts, uint32_t eval_windows, int with_kl,
                         const aw_comm *world, aw_sweep_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -150,6 +150,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     ro.out_dir = NULL;
     ro.resume = 0;
     r->n_points = n_pts;
+    r->with_kl = with_kl;
     r->q = calloc((size_t)n_pts, sizeof *r->q);
     r->t_quant = calloc((size_t)n_pts, sizeof(double));
     r->t_eval = calloc((size_t)n_pts, sizeof(double));
@@ -230,7 +231,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
         st = aw_fwd_ws_create_ops(m.ops, c, in.B, in.L, &s.ws);
         if (st == AW_OK) st = aw_fwd_ws_need_scheme(&s.ws, c, &in.method.scheme);
         AW_CHECK(aw_comm_agree(world, st));
-        s.eval_q_only = i > 0; /* the fp model's perplexity once */
+        s.eval_q_only = i > 0 && !with_kl; /* the fp model's perplexity once, unless KL is asked */
         aw_progress_begin(out.prog, "evaluate", run_n_blocks(in.n_eval, in.B), "blocks of windows", block_tokens, lag);
         aw_e2e e;
         AW_CHECK(aw_comm_agree(world, run_end_job_if_failed(world, NULL, run_evaluate(&ro, &in, &t, &m, &s, &out, &e))));
@@ -404,7 +405,14 @@ aw_status aw_sweep_json(const aw_run_opts *o, const aw_sweep_point *pts, const a
         sb_num(&b, "%.6f", aw_e2e_ppl_q(e));
         sb_printf(&b, ", \"nll\": ");
         sb_num(&b, "%.6f", e->nll_q);
-        sb_printf(&b, ", \"predicted_tokens\": %.0f}", e->n_pred);
+        sb_printf(&b, ", \"predicted_tokens\": %.0f", e->n_pred);
+        if (r->with_kl) {
+            sb_printf(&b, ", \"kl\": ");
+            sb_num(&b, "%.6e", aw_e2e_kl(e));
+            sb_printf(&b, ", \"top1\": ");
+            sb_num(&b, "%.6f", aw_e2e_top1(e));
+        }
+        sb_printf(&b, "}");
     }
     sb_printf(&b, "\n  ]\n}\n");
     return sb_done(&b, out);
@@ -476,12 +484,29 @@ aw_status aw_sweep_markdown(const aw_run_opts *o, const aw_sweep_point *pts, con
             sb_printf(&b, " |");
         }
     }
-    sb_printf(&b, "\n\n| line | method | scheme | perplexity | change vs fp |\n|---:|---|---|---:|---:|\n");
+    if (r->with_kl) {
+        sb_printf(&b, "\n\nKL(fp || quantized) per predicted token:\n\n| scheme |");
+        for (int j = 0; j < nc; j++) sb_printf(&b, " %s |", cols[j]);
+        sb_printf(&b, "\n|---|");
+        for (int j = 0; j < nc; j++) sb_printf(&b, "---:|");
+        for (int i = 0; i < nr; i++) {
+            sb_printf(&b, "\n| %s |", rows[i]);
+            for (int j = 0; j < nc; j++) {
+                int k = cell[i * n + j];
+                if (k >= 0) sb_printf(&b, " %.6f |", aw_e2e_kl(&r->q[k]));
+                else sb_printf(&b, " - |");
+            }
+        }
+    }
+    sb_printf(&b, "\n\n| line | method | scheme | perplexity | change vs fp |%s\n|---:|---|---|---:|---:|%s\n",
+              r->with_kl ? " KL | top-1 |" : "", r->with_kl ? "---:|---:|" : "");
     for (int i = 0; i < n; i++) {
         double p = aw_e2e_ppl_q(&r->q[i]);
-        sb_printf(&b, "| %d | %s | %s | %.4f | %+.4f (%+.2f%%) |\n", pts[i].line,
+        sb_printf(&b, "| %d | %s | %s | %.4f | %+.4f (%+.2f%%) |", pts[i].line,
                   method_label(&pts[i].method, ml, sizeof ml),
                   aw_scheme_label(&pts[i].method.scheme, label, sizeof label), p, p - fp, 100.0 * (p / fp - 1.0));
+        if (r->with_kl) sb_printf(&b, " %.6f | %.2f%% |", aw_e2e_kl(&r->q[i]), 100.0 * aw_e2e_top1(&r->q[i]));
+        sb_printf(&b, "\n");
     }
     free(rows);
     free(cols);

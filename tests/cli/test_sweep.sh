@@ -128,6 +128,28 @@ else
     bad "--eval-windows: $(tail -2 "$WORK/w1.err" "$WORK/w2.err")"
 fi
 
+# --kl: the fp model beside every point; KL as run --eval-text reports it,
+# the same bytes on 2 replicas
+if "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/k1" --kl --quiet \
+        >/dev/null 2>"$WORK/k1.err" \
+    && "${MPIRUN[@]}" -n 2 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/k2" \
+        --kl --replicas 2 --quiet >/dev/null 2>"$WORK/k2.err"; then
+    K0=$(sed -n 's/^eval.txt: .*KL(fp||[^)]*) \([0-9.e+-]*\);.*/\1/p' "$WORK/r0.out")
+    python3 - "$WORK/k1/sweep.json" "$WORK/s1/sweep.json" "$K0" <<'PY' && cmp -s "$WORK/k1/sweep.json" "$WORK/k2/sweep.json" \
+        && grep -q "^KL(fp || quantized) per predicted token" "$WORK/k1/sweep.md" \
+        && ok "--kl: KL and top-1 per point, point 0's KL as run's ($K0), the same bytes on 2 replicas" \
+        || bad "--kl: $(grep -o '"kl": [^,]*' "$WORK/k1/sweep.json" | head -3) run $K0"
+import json, sys
+k, s, k0 = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
+for a, b in zip(k["points"], s["points"]):
+    assert a["perplexity"] == b["perplexity"], (a, b)
+    assert a["kl"] > 0 and 0 < a["top1"] <= 1, a
+assert abs(k["points"][0]["kl"] - k0) <= 5e-7, (k["points"][0]["kl"], k0)
+PY
+else
+    bad "--kl: $(tail -2 "$WORK/k1.err" "$WORK/k2.err")"
+fi
+
 # ---- failures: one line, the job ends, nothing left behind ---------------------
 rc=0
 "${MPIRUN[@]}" -n 2 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/sf" --stages 2 \
