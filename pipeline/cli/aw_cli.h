@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "aw_quant.h"
+#include "aw_run.h"
 #include "aw_status.h"
 
 #define AW_VERSION "0.1.0"
@@ -94,5 +95,43 @@ int aw_cli_method_finish(const aw_cli_method_opts *mo, aw_method *m, char *msg, 
 /* A grid line ("--method awq --wbits 4 --group 128", also --opt=value)
  * through apply and finish: 0, or -1 with msg. */
 int aw_cli_method_parse_line(const char *line, aw_method *m, char *msg, size_t cap);
+
+/* ---- the job's options shared by `run` and `sweep` (aw_cli_job.c) ----------
+ * The model, the calibration draw, the eval text, the layout and the
+ * job's control (batch, backend, hand-off, stages, replicas, memory, hang
+ * timeout, progress, JSON log, quiet, fail-at): applied into an
+ * aw_run_opts, then finish checks their combination. Messages are one line,
+ * for aw_usage_error. */
+enum {
+    AW_JO_MODEL = 4000, AW_JO_CALIB, AW_JO_CTEXT, AW_JO_TFIELD, AW_JO_CSAMPLES, AW_JO_CLEN, AW_JO_SEED,
+    AW_JO_ETEXT, AW_JO_BATCH, AW_JO_BACKEND, AW_JO_HANDOFF, AW_JO_STAGES, AW_JO_REPLICAS, AW_JO_MEM,
+    AW_JO_HANG, AW_JO_PEVERY, AW_JO_LOGJSON, AW_JO_QUIET, AW_JO_FAILAT, AW_JO_END
+};
+#define AW_CLI_JOB_MAX_TEXTS 64
+#define AW_CLI_JOB_LONGOPTS                                                                                 \
+    {"model", required_argument, 0, AW_JO_MODEL}, {"calib", required_argument, 0, AW_JO_CALIB},            \
+    {"calib-text", required_argument, 0, AW_JO_CTEXT}, {"text-field", required_argument, 0, AW_JO_TFIELD}, \
+    {"calib-samples", required_argument, 0, AW_JO_CSAMPLES},                                               \
+    {"calib-len", required_argument, 0, AW_JO_CLEN}, {"seed", required_argument, 0, AW_JO_SEED},           \
+    {"eval-text", required_argument, 0, AW_JO_ETEXT}, {"batch", required_argument, 0, AW_JO_BATCH},        \
+    {"backend", required_argument, 0, AW_JO_BACKEND}, {"handoff", required_argument, 0, AW_JO_HANDOFF},    \
+    {"stages", required_argument, 0, AW_JO_STAGES}, {"replicas", required_argument, 0, AW_JO_REPLICAS},    \
+    {"mem-per-rank", required_argument, 0, AW_JO_MEM}, {"hang-timeout", required_argument, 0, AW_JO_HANG}, \
+    {"progress-every", required_argument, 0, AW_JO_PEVERY},                                                \
+    {"log-json", required_argument, 0, AW_JO_LOGJSON}, {"quiet", no_argument, 0, AW_JO_QUIET},             \
+    {"fail-at", required_argument, 0, AW_JO_FAILAT}
+
+typedef struct {
+    const char *texts[AW_CLI_JOB_MAX_TEXTS]; /* the --calib-text files (o->calib_texts points here) */
+    int draw_set;                            /* --calib-samples or --calib-len given */
+} aw_cli_job_opts;
+
+/* jo empty, o->calib_texts pointing into it. */
+void aw_cli_job_init(aw_cli_job_opts *jo, aw_run_opts *o);
+/* Take option code (AW_JO_*) with its value into o: 0, or -1 with msg. */
+int aw_cli_job_apply(aw_cli_job_opts *jo, aw_run_opts *o, int code, const char *arg, char *msg, size_t cap);
+/* The options' combination (--calib or --calib-text; the draw and
+ * --text-field need a text): 0, or -1 with msg. */
+int aw_cli_job_finish(const aw_cli_job_opts *jo, const aw_run_opts *o, char *msg, size_t cap);
 
 #endif

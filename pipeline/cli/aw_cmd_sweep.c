@@ -12,7 +12,6 @@
 #include "aw_resolve.h"
 #include "aw_run.h"
 
-#define AW_SWEEP_MAX_TEXT_FILES 64
 #define AW_SWEEP_MAX_POINTS 4096
 
 static void sweep_usage(FILE *out)
@@ -132,62 +131,28 @@ static int read_grid(const char *path, aw_sweep_point **out, int *n_out)
 
 int aw_cmd_sweep(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_CALIB, O_CTEXT, O_TFIELD, O_CSAMPLES, O_CLEN, O_SEED, O_ETEXT, O_GRID, O_OUT,
-           O_BATCH, O_BACKEND, O_HANDOFF, O_STAGES, O_REPLICAS, O_MEM, O_HANG, O_PEVERY, O_LOGJSON, O_QUIET,
-           O_FAILAT, O_EWIN, O_KL };
+    enum { O_GRID = 1000, O_OUT, O_EWIN, O_KL };
     static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL},         {"calib", required_argument, 0, O_CALIB},
-        {"calib-text", required_argument, 0, O_CTEXT},    {"text-field", required_argument, 0, O_TFIELD},
-        {"calib-samples", required_argument, 0, O_CSAMPLES}, {"calib-len", required_argument, 0, O_CLEN},
-        {"seed", required_argument, 0, O_SEED},           {"eval-text", required_argument, 0, O_ETEXT},
+        AW_CLI_JOB_LONGOPTS,
         {"grid", required_argument, 0, O_GRID},           {"out", required_argument, 0, O_OUT},
-        {"batch", required_argument, 0, O_BATCH},         {"backend", required_argument, 0, O_BACKEND},
-        {"handoff", required_argument, 0, O_HANDOFF},     {"stages", required_argument, 0, O_STAGES},
-        {"replicas", required_argument, 0, O_REPLICAS},   {"mem-per-rank", required_argument, 0, O_MEM},
-        {"hang-timeout", required_argument, 0, O_HANG},   {"progress-every", required_argument, 0, O_PEVERY},
-        {"log-json", required_argument, 0, O_LOGJSON},    {"quiet", no_argument, 0, O_QUIET},
-        {"fail-at", required_argument, 0, O_FAILAT},      {"eval-windows", required_argument, 0, O_EWIN},
-        {"kl", no_argument, 0, O_KL},
+        {"eval-windows", required_argument, 0, O_EWIN},   {"kl", no_argument, 0, O_KL},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     aw_run_opts o;
     aw_run_defaults(&o);
     o.holdout = 0.0; /* nothing is validated: every window calibrates */
-    const char *texts[AW_SWEEP_MAX_TEXT_FILES];
-    o.calib_texts = texts;
+    aw_cli_job_opts jo;
+    aw_cli_job_init(&jo, &o);
     const char *grid = NULL;
-    int c, draw_set = 0;
+    int c;
     uint32_t eval_windows = 0;
     int with_kl = 0;
     long v;
-    char *end;
+    char msg[320];
     optind = 1;
     opterr = 0; /* our own message for a bad option */
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        aw_status st = AW_OK;
         switch (c) {
-        case O_MODEL: o.model_dir = optarg; break;
-        case O_CALIB: o.calib_path = optarg; break;
-        case O_CTEXT:
-            if (o.n_calib_texts == AW_SWEEP_MAX_TEXT_FILES) return sweep_usage_error("--calib-text: at most %s files", "64");
-            texts[o.n_calib_texts++] = optarg;
-            break;
-        case O_TFIELD: o.text_field = optarg; break;
-        case O_CSAMPLES:
-            if (aw_cli_parse_int(optarg, 1, 1 << 24, &v)) return sweep_usage_error("--calib-samples '%s': expected 1..16777216", optarg);
-            o.calib_samples = (uint32_t)v;
-            draw_set = 1;
-            break;
-        case O_CLEN:
-            if (aw_cli_parse_int(optarg, 2, 1 << 20, &v)) return sweep_usage_error("--calib-len '%s': expected 2..1048576", optarg);
-            o.calib_len = (uint32_t)v;
-            draw_set = 1;
-            break;
-        case O_SEED:
-            if (aw_cli_parse_int(optarg, 0, 0x7fffffffL, &v)) return sweep_usage_error("--seed '%s': expected 0..2147483647", optarg);
-            o.seed = (uint64_t)v;
-            break;
-        case O_ETEXT: o.eval_text = optarg; break;
         case O_GRID: grid = optarg; break;
         case O_KL: with_kl = 1; break;
         case O_EWIN:
@@ -195,63 +160,23 @@ int aw_cmd_sweep(int argc, char **argv)
             eval_windows = (uint32_t)v;
             break;
         case O_OUT: o.out_dir = optarg; break;
-        case O_BATCH:
-            if (aw_cli_parse_int(optarg, 1, 4096, &v)) return sweep_usage_error("--batch '%s': expected 1..4096", optarg);
-            o.batch = (int)v;
-            break;
-        case O_BACKEND:
-            if (strcmp(optarg, "cpu-staged") == 0) o.staged = 1;
-            else o.staged = 0, st = aw_backend_parse(optarg, &o.backend_want);
-            break;
-        case O_HANDOFF:
-            if (strcmp(optarg, "auto") == 0) o.handoff = AW_HANDOFF_AUTO;
-            else if (strcmp(optarg, "mpi") == 0) o.handoff = AW_HANDOFF_MPI;
-            else if (strcmp(optarg, "nccl") == 0) o.handoff = AW_HANDOFF_NCCL;
-            else return sweep_usage_error("--handoff '%s': expected auto, mpi or nccl", optarg);
-            break;
-        case O_STAGES:
-            if (aw_cli_parse_int(optarg, 1, 1024, &v)) return sweep_usage_error("--stages '%s': expected 1..1024", optarg);
-            o.stages = (int)v;
-            break;
-        case O_REPLICAS:
-            if (aw_cli_parse_int(optarg, 1, 1 << 20, &v)) return sweep_usage_error("--replicas '%s': expected a positive count", optarg);
-            o.replicas = (int)v;
-            break;
-        case O_MEM:
-            o.mem_per_rank_gb = strtod(optarg, &end);
-            if (*end == 'G' || *end == 'g') end++;
-            if (*end == 'B' || *end == 'b') end++;
-            if (*end || end == optarg || !(o.mem_per_rank_gb > 0))
-                return sweep_usage_error("--mem-per-rank '%s': expected gigabytes, e.g. 80", optarg);
-            break;
-        case O_HANG:
-            o.hang_timeout_s = strtod(optarg, &end);
-            if (*end || end == optarg || !(o.hang_timeout_s >= 0))
-                return sweep_usage_error("--hang-timeout '%s': expected seconds (0: off)", optarg);
-            break;
-        case O_PEVERY:
-            o.progress_every_s = strtod(optarg, &end);
-            if (*end || end == optarg || !(o.progress_every_s >= 0 && o.progress_every_s <= 1e6))
-                return sweep_usage_error("--progress-every '%s': expected seconds (0: a line per block)", optarg);
-            break;
-        case O_LOGJSON: o.log_json = optarg; break;
-        case O_QUIET: o.quiet = 1; break;
-        case O_FAILAT: st = aw_fail_at_parse(optarg, &o.fail_at); break;
         case 'h': sweep_usage(stdout); return 0;
         case ':': return sweep_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return sweep_usage_error("unknown option '%s' (method and scheme options go in the --grid file)",
-                                          argv[optind - 1]);
+        default:
+            if (c >= AW_JO_MODEL && c < AW_JO_END) {
+                if (aw_cli_job_apply(&jo, &o, c, optarg, msg, sizeof msg)) return sweep_usage_error("%s", msg);
+                break;
+            }
+            return sweep_usage_error("unknown option '%s' (method and scheme options go in the --grid file)",
+                                     argv[optind - 1]);
         }
-        if (st != AW_OK) return sweep_usage_error("%s", aw_err_message());
     }
     if (optind < argc) return sweep_usage_error("unexpected argument '%s'", argv[optind]);
     if (!o.model_dir) return sweep_usage_error("%s", "--model DIR is required");
     if (!o.eval_text) return sweep_usage_error("%s", "--eval-text FILE is required (the perplexity each point gets)");
     if (!grid) return sweep_usage_error("%s", "--grid FILE is required (a point per line)");
     if (!o.out_dir) return sweep_usage_error("%s", "--out DIR is required (where the tables go)");
-    if (o.calib_path && o.n_calib_texts) return sweep_usage_error("%s", "--calib and --calib-text exclude each other");
-    if (!o.n_calib_texts && (draw_set || o.seed))
-        return sweep_usage_error("%s", "--calib-samples, --calib-len and --seed go with --calib-text");
+    if (aw_cli_job_finish(&jo, &o, msg, sizeof msg)) return sweep_usage_error("%s", msg);
     aw_sweep_point *pts = NULL;
     int n_pts = 0;
     int rc = read_grid(grid, &pts, &n_pts);

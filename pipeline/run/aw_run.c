@@ -30,6 +30,22 @@ aw_status run_progress_start(const aw_comm *w, const aw_run_opts *o, aw_progress
     return aw_progress_create(&po, prog);
 }
 
+void run_progress_finish(aw_progress **prog, aw_status st, json_t *times)
+{
+    if (!*prog) {
+        json_decref(times);
+        return;
+    }
+    /* the last event, for batch systems: how the job ended */
+    json_t *f = json_object();
+    json_object_set_new(f, "status", json_string(st == AW_OK ? "ok" : aw_status_name(st)));
+    if (st != AW_OK) json_object_set_new(f, "message", json_string(aw_err_message()));
+    if (times) json_object_set_new(f, "times_s", times);
+    aw_progress_event(*prog, "end", f);
+    aw_progress_destroy(*prog);
+    *prog = NULL;
+}
+
 aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -192,16 +208,7 @@ aw_status aw_run_comm(const aw_run_opts *o, const aw_comm *world, aw_run_result 
     /* with --out, gathered before the report was written */
     if (!r->rank_peak_mb) AW_CHECK(run_gather_layout(&t, &m, r));
 fail:
-    if (out.prog) {
-        /* the last event, for batch systems: how the job ended */
-        json_t *f = json_object();
-        json_object_set_new(f, "status", json_string(st == AW_OK ? "ok" : aw_status_name(st)));
-        if (st != AW_OK) json_object_set_new(f, "message", json_string(aw_err_message()));
-        json_object_set_new(f, "times_s", aw_report_times_json(r));
-        aw_progress_event(out.prog, "end", f);
-        aw_progress_destroy(out.prog);
-        out.prog = NULL;
-    }
+    run_progress_finish(&out.prog, st, out.prog ? aw_report_times_json(r) : NULL);
     aw_guard_stop();
     run_dev_free(&t, &m, &s, st != AW_OK);
     aw_pipe_close(&t.pipe);

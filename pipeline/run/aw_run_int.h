@@ -115,6 +115,9 @@ static inline int run_n_mine(int nb, const run_topo *t)
 aw_status run_end_job_if_failed(const aw_comm *w, const char *out_dir, aw_status st);
 /* Rank 0's progress lines and events as o asks (*prog NULL elsewhere). */
 aw_status run_progress_start(const aw_comm *w, const aw_run_opts *o, aw_progress **prog);
+/* The job's last event ("end": status, message, times when given; times is
+ * taken over) and *prog destroyed; nothing when *prog is NULL. */
+void run_progress_finish(aw_progress **prog, aw_status st, json_t *times);
 
 /* aw_run_inputs.c: rank 0 reads and plans; every rank leaves with the same
  * job, plan and communicators. Collective. */

@@ -263,14 +263,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     }
     AW_CHECK(aw_comm_agree(world, st));
 fail:
-    if (out.prog) {
-        json_t *f = json_object();
-        json_object_set_new(f, "status", json_string(st == AW_OK ? "ok" : aw_status_name(st)));
-        if (st != AW_OK) json_object_set_new(f, "message", json_string(aw_err_message()));
-        aw_progress_event(out.prog, "end", f);
-        aw_progress_destroy(out.prog);
-        out.prog = NULL;
-    }
+    run_progress_finish(&out.prog, st, NULL);
     aw_guard_stop();
     run_dev_free(&t, &m, &s, st != AW_OK);
     aw_pipe_close(&t.pipe);
