@@ -95,6 +95,32 @@ def first_difference(a, b):
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
+def tokenize_text(folder, text, how, prog):
+    """(ids, bos) of text with the folder's tokenizer. how "json": its
+    tokenizer.json through `tokenizers`, as aweq-dist reads it (None when the
+    folder has none); "auto": AutoTokenizer, with a note on stderr (prefixed
+    prog) where tokenizer.json gives other ids."""
+    from transformers import AutoTokenizer
+
+    if how == "json":
+        tj, bos = json_tokenizer(folder)
+        if tj is None:
+            return None
+        return tokenize(tj, text), bos
+    tok = AutoTokenizer.from_pretrained(folder)
+    ids, bos = tokenize(tok, text), tok.bos_token_id
+    try:  # only a note: the ids stay AutoTokenizer's
+        tj, _ = json_tokenizer(folder)
+        k = first_difference(ids, tokenize(tj, text)) if tj is not None else None
+    except Exception as e:  # a file transformers reads but `tokenizers` does not
+        k = None
+        print(f"{prog}: note: tokenizer.json not readable by tokenizers ({e}); not compared", file=sys.stderr)
+    if k is not None:
+        print(f"{prog}: note: AutoTokenizer and tokenizer.json differ from id {k} on; --tokenizer json "
+              f"follows the file (as aweq-dist does)", file=sys.stderr)
+    return ids, bos
+
+
 def window_nll(model, ids, seq_len, max_windows=None, progress=None):
     """(total NLL in float64, windows) over non-overlapping windows of ids."""
     import torch
@@ -148,29 +174,14 @@ def main(argv=None):
         ap.error("--max-windows must be at least 1")
 
     import torch
-    from transformers import AutoTokenizer
 
     if a.threads:
         torch.set_num_threads(a.threads)
     text, n_rows = protocol_text(a.text)
-    if a.tokenizer == "json":
-        tj, bos = json_tokenizer(a.model)
-        if tj is None:
-            sys.exit(f"hf_ppl: --tokenizer json: {a.model} has no tokenizer.json")
-        ids = tokenize(tj, text)
-    else:
-        tok = AutoTokenizer.from_pretrained(a.model)
-        ids, bos = tokenize(tok, text), tok.bos_token_id
-        try:  # only a note: the ids stay AutoTokenizer's
-            tj, _ = json_tokenizer(a.model)
-            k = first_difference(ids, tokenize(tj, text)) if tj is not None else None
-        except Exception as e:  # a file transformers reads but `tokenizers` does not
-            tj, k = None, None
-            print(f"hf_ppl: note: tokenizer.json not readable by tokenizers ({e}); not compared",
-                  file=sys.stderr)
-        if k is not None:
-            print(f"hf_ppl: note: AutoTokenizer and tokenizer.json differ from id {k} on; "
-                  f"--tokenizer json follows the file", file=sys.stderr)
+    got = tokenize_text(a.model, text, a.tokenizer, "hf_ppl")
+    if got is None:
+        sys.exit(f"hf_ppl: --tokenizer json: {a.model} has no tokenizer.json")
+    ids, bos = got
     print(f"tokens: {len(ids)} ({n_rows} rows, {len(text)} characters after joining; "
           f"first id {ids[0] if ids else None}, BOS {bos})")
     if len(ids) < a.seq_len:

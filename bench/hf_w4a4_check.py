@@ -50,7 +50,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_ppl import json_tokenizer, protocol_text, tokenize, first_difference, window_nll  # noqa: E402
+from hf_ppl import protocol_text, tokenize_text, window_nll  # noqa: E402
 from hf_w8a8_check import PROGRESS, heldout_count, load, loading_problems, read_tokens  # noqa: E402
 
 
@@ -177,7 +177,6 @@ def main(argv=None):
 
     import torch
     import transformers
-    from transformers import AutoTokenizer
 
     import compressed_tensors
 
@@ -188,23 +187,11 @@ def main(argv=None):
     print(f"scheme: w{wb} {'g%d' % wg if wg else 'per-channel'} {'sym' if wsym else 'asym'}, "
           f"a{ab} {'g%d' % ag if ag else 'per token'} dynamic")
     if a.text:
-        if a.tokenizer == "json":
-            tj, bos = json_tokenizer(a.q)
-            if tj is None:
-                print(f"error: --tokenizer json: {a.q} has no tokenizer.json", file=sys.stderr)
-                return 2
-            ids = tokenize(tj, text)
-        else:
-            tok = AutoTokenizer.from_pretrained(a.q)
-            ids, bos = tokenize(tok, text), tok.bos_token_id
-            try:
-                tj, _ = json_tokenizer(a.q)
-                k = first_difference(ids, tokenize(tj, text)) if tj is not None else None
-            except Exception:  # noqa: BLE001 - only a note
-                k = None
-            if k is not None:
-                print(f"note: AutoTokenizer and tokenizer.json differ from id {k} on; --tokenizer json "
-                      f"follows the file (as aweq-dist does)", file=sys.stderr)
+        got = tokenize_text(a.q, text, a.tokenizer, "hf_w4a4_check")
+        if got is None:
+            print(f"error: --tokenizer json: {a.q} has no tokenizer.json", file=sys.stderr)
+            return 2
+        ids, bos = got
         print(f"tokens: {len(ids)} ({n_rows} rows; first id {ids[0] if ids else None}, BOS {bos})")
         if len(ids) < a.seq_len:
             print(f"error: {a.text}: {len(ids)} tokens, fewer than one window of {a.seq_len}", file=sys.stderr)
