@@ -152,6 +152,15 @@ aw_status aw_comm_split(const aw_comm *c, int color, int key, MPI_Comm *out)
     return AW_MPI(MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN));
 }
 
+aw_status aw_comm_group(const aw_comm *c, int color, aw_comm *group)
+{
+    memset(group, 0, sizeof *group);
+    group->world = MPI_COMM_NULL;
+    AW_TRY(aw_comm_split(c, color, c->rank, &group->world));
+    AW_TRY(AW_MPI(MPI_Comm_rank(group->world, &group->rank)));
+    return AW_MPI(MPI_Comm_size(group->world, &group->size));
+}
+
 void aw_comm_abort(const aw_comm *c, int code)
 {
     /* The launcher forwards a rank's output through a pipe and stops reading

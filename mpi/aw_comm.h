@@ -33,6 +33,11 @@ const aw_comm *aw_comm_world(void);
 /* Split world into sub-communicators: ranks with the same color, ordered by
  * key. */
 aw_status aw_comm_split(const aw_comm *c, int color, int key, MPI_Comm *out);
+/* Collective over c: the ranks with the same color as a communicator of
+ * their own (ordered by rank), for work a part of the job does with the
+ * collectives of a whole one; freed with aw_comm_finalize (which finalises
+ * nothing: it did not start MPI). */
+aw_status aw_comm_group(const aw_comm *c, int color, aw_comm *group);
 
 /* Broadcast root's buffer (and status) to every rank. On root, *buf and *len are
  * the input and stay owned by the caller; on the others *buf is malloc'd

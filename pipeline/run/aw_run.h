@@ -144,16 +144,23 @@ typedef struct {
     int n_points;
     aw_e2e *q;                      /* (n_points) each point's sums (nll_q, n_pred; kl, top1_agree with_kl) */
     int with_kl;
-    double *t_quant, *t_eval;       /* (n_points) seconds (rank 0) */
+    double *t_quant, *t_eval;       /* (n_points) seconds, on the rank that ran the point */
+    int *rank;                      /* (n_points) the first rank of the group that ran it (all ranks: -1) */
     double t_load, t_calib, t_total;
     int world, stages, replicas;
+    int parallel;                   /* 1: the points ran side by side, each on a group of ranks */
+    int groups;                     /* how many groups (1: every point over all ranks) */
 } aw_sweep_result;
 
 /* Calibrate once (statistics with what any point needs), then for each
- * point in order: quantize every block and evaluate o->eval_text's
- * perplexity (the fp model's with the first point only). Points run one
- * after the other over every rank (stages hold their layers, replicas
- * split the eval windows): the sums are the same bytes for any layout.
+ * point: quantize every block and evaluate o->eval_text's perplexity (the
+ * fp model's with the first point only). With one stage (every rank holds
+ * every layer and, after calibration, every statistic) the points run side
+ * by side: the ranks split into k = min(points, ranks) groups (rank % k),
+ * point i runs on group i % k, whose ranks split its eval windows. With
+ * more stages the points run one after the other over every rank (stages
+ * hold their layers, replicas split the eval windows). Either way the sums
+ * are added in window order: the same bytes for any layout.
  * Nothing is written but, on rank 0, o->out_dir's sweep.json, sweep.md
  * (atomically) and sweep_run.json. o->method is ignored; o->out_dir and
  * o->eval_text are required; o->holdout should be 0 (nothing is

@@ -1,6 +1,7 @@
 /* aw_sweep.c - `aweq-dist sweep`: one calibration, then every point of a
- * grid of methods and schemes quantized and evaluated in turn over all the
- * ranks (see aw_run.h). The phases are the run's (aw_run_int.h); the sweep
+ * grid of methods and schemes quantized and evaluated, side by side on the
+ * ranks when each holds the whole model, else in turn over all of them
+ * (see aw_run.h). The phases are the run's (aw_run_int.h); the sweep
  * never writes shards or a checkpoint, only its tables. */
 #include "aw_run_int.h"
 
@@ -21,8 +22,10 @@ void aw_sweep_result_free(aw_sweep_result *r)
     free(r->q);
     free(r->t_quant);
     free(r->t_eval);
+    free(r->rank);
     r->q = NULL;
     r->t_quant = r->t_eval = NULL;
+    r->rank = NULL;
 }
 
 /* The method the plan is made for: the first point with the Gram
@@ -112,15 +115,76 @@ static void print_timing(const aw_sweep_result *r)
     for (int i = 0; i < n; i++) q += r->t_quant[i], e += r->t_eval[i];
     double single = r->t_load + r->t_calib + r->t_quant[0] + r->t_eval[0];
     double later = n > 1 ? (q + e - r->t_quant[0] - r->t_eval[0]) / (n - 1) : 0;
+    char par[64] = "";
+    if (r->parallel) snprintf(par, sizeof par, ", %d points side by side on %d ranks", r->groups, r->world);
     fprintf(stderr,
             "aweq-dist: sweep: %d points in %.2f s: load %.2f s and calibration %.2f s once; per point "
             "quantize %.2f s + evaluate %.2f s on average (the first, with the fp model, %.2f + %.2f s; each "
-            "later %.2f s); one point alone takes about %.2f s (load, calibration, the first point), this sweep "
+            "later %.2f s)%s; one point alone takes about %.2f s (load, calibration, the first point), this sweep "
             "%.2fx that; %s dominates\n",
-            n, r->t_total, r->t_load, r->t_calib, q / n, e / n, r->t_quant[0], r->t_eval[0], later, single,
+            n, r->t_total, r->t_load, r->t_calib, q / n, e / n, r->t_quant[0], r->t_eval[0], later, par, single,
             single > 0 ? r->t_total / single : 0.0,
             e >= q && e >= r->t_calib ? "evaluation" : q >= r->t_calib ? "quantization" : "calibration");
     fflush(stderr);
+}
+
+/* Point i on topology t (every rank, or my group's): quantize every
+ * block of t's, evaluate; r's entries for i (r->fp with the first).
+ * Failures are agreed on among t's ranks, and one while streaming ends the
+ * job (peers may wait for a block). */
+static aw_status run_point(const aw_run_opts *ro, run_inputs *in, const run_topo *t, run_model *m, run_stream *s,
+                           run_output *out, const aw_run_result *rr, const aw_sweep_point *pt, int i, int with_kl,
+                           aw_sweep_result *r)
+{
+    const aw_comm *w = t->w;
+    const aw_model_config *c = &in->cfg;
+    in->method = pt->method;
+    in->method.param_dtype = in->method.scale_dtype = c->torch_dtype;
+    double t0 = aw_now();
+    /* the previous point's blocks and forward scratch make room for this
+     * one's quantization (as a run frees the forward's workspace) */
+    drop_quantized(t, m);
+    aw_fwd_ws_destroy(&s->ws);
+    aw_progress_begin(out->prog, "quantize", t->nl, t->S > 1 ? "blocks of stage 0" : "blocks", 0, 0);
+    AW_TRY(aw_comm_agree(w, run_quantize(ro, in, t, m, s, out, rr)));
+    aw_progress_end(out->prog);
+    r->t_quant[i] = aw_now() - t0;
+
+    t0 = aw_now();
+    aw_status st = aw_fwd_ws_create_ops(m->ops, c, in->B, in->L, &s->ws);
+    if (st == AW_OK) st = aw_fwd_ws_need_scheme(&s->ws, c, &in->method.scheme);
+    AW_TRY(aw_comm_agree(w, st));
+    s->eval_q_only = i > 0 && !with_kl; /* the fp model's perplexity once, unless KL is asked */
+    aw_progress_begin(out->prog, "evaluate", run_n_blocks(in->n_eval, in->B), "blocks of windows",
+                      (double)in->B * in->L, (long)(t->S - 1) * t->R);
+    AW_TRY(aw_comm_agree(w, run_end_job_if_failed(w, NULL, run_evaluate(ro, in, t, m, s, out, &r->q[i]))));
+    aw_progress_end(out->prog);
+    r->t_eval[i] = aw_now() - t0;
+    if (i == 0) r->fp = r->q[0];
+    return AW_OK;
+}
+
+/* Rank 0: point i's line and event, once its sums are here. */
+static void point_done(aw_progress *prog, const aw_sweep_point *pt, int i, int n_pts, const aw_sweep_result *r)
+{
+    if (!prog) return;
+    char label[96], where[32] = "";
+    aw_scheme_label(&pt->method.scheme, label, sizeof label);
+    if (r->rank[i] >= 0) snprintf(where, sizeof where, " on rank %d", r->rank[i]);
+    aw_progress_note(prog, "point %d/%d (line %d)%s: %s %s: perplexity %.4f (fp %.4f); quantize %.2f s, "
+                     "evaluate %.2f s", i + 1, n_pts, pt->line, where, aw_method_names[pt->method.kind], label,
+                     aw_e2e_ppl_q(&r->q[i]), aw_e2e_ppl_fp(&r->fp), r->t_quant[i], r->t_eval[i]);
+    /* for batch systems: each point as it is done */
+    json_t *pe = json_object();
+    json_object_set_new(pe, "index", json_integer(i));
+    json_object_set_new(pe, "line", json_integer(pt->line));
+    json_object_set_new(pe, "method", json_string(aw_method_names[pt->method.kind]));
+    json_object_set_new(pe, "scheme", json_string(label));
+    json_object_set_new(pe, "perplexity", json_real(aw_e2e_ppl_q(&r->q[i])));
+    json_object_set_new(pe, "quantize_s", json_real(r->t_quant[i]));
+    json_object_set_new(pe, "evaluate_s", json_real(r->t_eval[i]));
+    if (r->rank[i] >= 0) json_object_set_new(pe, "rank", json_integer(r->rank[i]));
+    aw_progress_event(prog, "point", pe);
 }
 
 aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_pts, uint32_t eval_windows, int with_kl,
@@ -133,6 +197,9 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     run_stream s;
     run_output out;
     aw_run_result rr; /* the phases' view of a run's result: backend, no shown layers */
+    aw_comm group = {.world = MPI_COMM_NULL};
+    run_topo ts; /* with points side by side: my group of ranks */
+    memset(&ts, 0, sizeof ts);
     memset(&in, 0, sizeof in);
     memset(&t, 0, sizeof t);
     memset(&m, 0, sizeof m);
@@ -154,7 +221,8 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     r->q = calloc((size_t)n_pts, sizeof *r->q);
     r->t_quant = calloc((size_t)n_pts, sizeof(double));
     r->t_eval = calloc((size_t)n_pts, sizeof(double));
-    if (!r->q || !r->t_quant || !r->t_eval) st = AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    r->rank = calloc((size_t)n_pts, sizeof(int));
+    if (!r->q || !r->t_quant || !r->t_eval || !r->rank) st = AW_FAIL(AW_ERR_NOMEM, "out of memory");
     int local = aw_comm_node_size(world); /* collective, once */
     aw_set_blas_threads(local);
     if (st == AW_OK && world->rank == 0) st = check_out_dir(o->out_dir);
@@ -211,49 +279,51 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     aw_progress_end(out.prog);
     r->t_calib = aw_now() - t0;
 
-    char label[96];
-    for (int i = 0; i < n_pts; i++) {
-        const aw_sweep_point *pt = &pts[i];
-        in.method = pt->method;
-        in.method.param_dtype = in.method.scale_dtype = c->torch_dtype;
-        aw_scheme_label(&in.method.scheme, label, sizeof label);
-        t0 = aw_now();
-        /* the previous point's blocks and forward scratch make room for
-         * this one's quantization (as a run frees the forward's workspace) */
-        drop_quantized(&t, &m);
-        aw_fwd_ws_destroy(&s.ws);
-        aw_progress_begin(out.prog, "quantize", t.nl, t.S > 1 ? "blocks of stage 0" : "blocks", 0, 0);
-        AW_CHECK(aw_comm_agree(world, run_quantize(&ro, &in, &t, &m, &s, &out, &rr)));
-        aw_progress_end(out.prog);
-        r->t_quant[i] = aw_now() - t0;
-
-        t0 = aw_now();
-        st = aw_fwd_ws_create_ops(m.ops, c, in.B, in.L, &s.ws);
-        if (st == AW_OK) st = aw_fwd_ws_need_scheme(&s.ws, c, &in.method.scheme);
+    /* points side by side: with one stage every rank holds the whole model
+     * and every statistic, so the ranks split into k = min(points, ranks)
+     * groups (rank g + j * k is replica j of group g); group g runs the
+     * points i with i % k == g, its replicas splitting the eval windows as
+     * a run's do, and its sums are added in window order as one rank adds
+     * them */
+    int k = t.S == 1 && world->size > 1 && n_pts > 1 ? (n_pts < world->size ? n_pts : world->size) : 1;
+    r->parallel = k > 1;
+    r->groups = k;
+    int g = world->rank % k;
+    if (r->parallel) {
+        st = aw_comm_group(world, g, &group);
+        ts = t;
+        ts.w = &group;
+        memset(&ts.pipe, 0, sizeof ts.pipe);
+        ts.replica = group.rank;
+        ts.R = group.size;
+        if (st == AW_OK) st = aw_pipe_open(&group, 0, ts.replica, 1, ts.R, &ts.pipe);
         AW_CHECK(aw_comm_agree(world, st));
-        s.eval_q_only = i > 0 && !with_kl; /* the fp model's perplexity once, unless KL is asked */
-        aw_progress_begin(out.prog, "evaluate", run_n_blocks(in.n_eval, in.B), "blocks of windows", block_tokens, lag);
-        aw_e2e e;
-        AW_CHECK(aw_comm_agree(world, run_end_job_if_failed(world, NULL, run_evaluate(&ro, &in, &t, &m, &s, &out, &e))));
-        aw_progress_end(out.prog);
-        r->t_eval[i] = aw_now() - t0;
-        if (i == 0) r->fp = e;
-        r->q[i] = e;
-        aw_progress_note(out.prog, "point %d/%d (line %d): %s %s: perplexity %.4f (fp %.4f); quantize %.2f s, "
-                         "evaluate %.2f s", i + 1, n_pts, pt->line, aw_method_names[pt->method.kind], label,
-                         aw_e2e_ppl_q(&r->q[i]), aw_e2e_ppl_fp(&r->fp), r->t_quant[i], r->t_eval[i]);
-        if (out.prog) {
-            /* for batch systems: each point as it is done */
-            json_t *pe = json_object();
-            json_object_set_new(pe, "index", json_integer(i));
-            json_object_set_new(pe, "line", json_integer(pt->line));
-            json_object_set_new(pe, "method", json_string(aw_method_names[pt->method.kind]));
-            json_object_set_new(pe, "scheme", json_string(label));
-            json_object_set_new(pe, "perplexity", json_real(aw_e2e_ppl_q(&r->q[i])));
-            json_object_set_new(pe, "quantize_s", json_real(r->t_quant[i]));
-            json_object_set_new(pe, "evaluate_s", json_real(r->t_eval[i]));
-            aw_progress_event(out.prog, "point", pe);
+    }
+    for (int i0 = 0; i0 < n_pts; i0 += k) {
+        /* this round's points: my group's (or the one point, over all ranks) */
+        st = AW_OK;
+        for (int i = i0; i < i0 + k && i < n_pts; i++) {
+            r->rank[i] = r->parallel ? i - i0 : -1; /* the group's first rank */
+            if (r->parallel && i - i0 != g) continue;
+            st = run_point(&ro, &in, r->parallel ? &ts : &t, &m, &s, &out, &rr, &pts[i], i, with_kl, r);
+            if (!r->parallel) AW_CHECK(st); /* agreed on by every rank */
         }
+        if (r->parallel) {
+            /* a failed point in any group ends the job here, after the round */
+            AW_CHECK(aw_comm_agree(world, st));
+            for (int i = i0; i < i0 + k && i < n_pts; i++) {
+                double msg[AW_E2E_LEN + 2];
+                memcpy(msg, &r->q[i], sizeof r->q[i]);
+                msg[AW_E2E_LEN] = r->t_quant[i];
+                msg[AW_E2E_LEN + 1] = r->t_eval[i];
+                AW_CHECK(aw_comm_agree(world, aw_bcast_f64(world, msg, AW_E2E_LEN + 2, r->rank[i])));
+                memcpy(&r->q[i], msg, sizeof r->q[i]);
+                r->t_quant[i] = msg[AW_E2E_LEN];
+                r->t_eval[i] = msg[AW_E2E_LEN + 1];
+                if (i == 0) r->fp = r->q[0];
+            }
+        }
+        for (int i = i0; i < i0 + k && i < n_pts; i++) point_done(out.prog, &pts[i], i, n_pts, r);
     }
     r->t_total = aw_now() - t_start;
     st = AW_OK;
@@ -265,6 +335,8 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
 fail:
     run_progress_finish(&out.prog, st, NULL);
     aw_guard_stop();
+    aw_pipe_close(&ts.pipe);
+    aw_comm_finalize(&group);
     run_dev_free(&t, &m, &s, st != AW_OK);
     aw_pipe_close(&t.pipe);
     run_free(&t, &in, &m, &s, &out);
@@ -517,6 +589,8 @@ aw_status aw_sweep_run_json(const aw_run_opts *o, const aw_sweep_point *pts, con
     json_object_set_new(root, "stages", json_integer(r->stages));
     json_object_set_new(root, "replicas", json_integer(r->replicas));
     json_object_set_new(root, "backend", json_string(aw_backend_name(r->backend.kind)));
+    json_object_set_new(root, "points_in_parallel", json_boolean(r->parallel));
+    json_object_set_new(root, "point_groups", json_integer(r->groups));
     json_object_set_new(times, "load", json_real(r->t_load));
     json_object_set_new(times, "calibrate", json_real(r->t_calib));
     json_object_set_new(times, "total", json_real(r->t_total));
@@ -529,6 +603,7 @@ aw_status aw_sweep_run_json(const aw_run_opts *o, const aw_sweep_point *pts, con
         json_object_set_new(p, "quantize_s", json_real(r->t_quant[i]));
         json_object_set_new(p, "evaluate_s", json_real(r->t_eval[i]));
         json_object_set_new(p, "fp_stream", json_boolean(i == 0));
+        if (r->rank[i] >= 0) json_object_set_new(p, "rank", json_integer(r->rank[i]));
         json_array_append_new(pa, p);
     }
     json_object_set_new(root, "points", pa);

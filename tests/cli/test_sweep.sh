@@ -105,9 +105,12 @@ for layout in "2 2 1 cpu" "2 1 2 cpu" "3 3 1 cpu" "3 1 3 cpu" "2 2 1 cpu-staged"
     out="$WORK/s_$1_$2_$3_$4"
     if "${MPIRUN[@]}" -n "$1" "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$out" \
             --stages "$2" --replicas "$3" --backend "$4" --quiet >"$out.out" 2>"$out.err"; then
+        par=false
+        [ "$2" = 1 ] && par=true # one stage: the points side by side, a rank each
         cmp -s "$out/sweep.json" "$WORK/s1/sweep.json" && cmp -s "$out/sweep.md" "$WORK/s1/sweep.md" \
             && grep -q "\"ranks\": $1" "$out/sweep_run.json" \
-            && ok "mpiexec -n $1 ($2 stages x $3 replicas, $4): the same sweep.json and sweep.md bytes" \
+            && grep -q "\"points_in_parallel\": $par" "$out/sweep_run.json" \
+            && ok "mpiexec -n $1 ($2 stages x $3 replicas, $4; points side by side: $par): the same sweep.json and sweep.md bytes" \
             || bad "mpiexec -n $1 ($2 x $3, $4): tables differ: $(diff "$out/sweep.md" "$WORK/s1/sweep.md" | head -5)"
     else
         bad "mpiexec -n $1 ($2 x $3, $4) failed: $(tail -3 "$out.err")"
@@ -125,19 +128,21 @@ if "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$
         && ok "--eval-windows 5: 5 x 63 predicted tokens, the same bytes on 2 replicas" \
         || bad "--eval-windows: $(grep '"eval"' "$WORK/w1/sweep.json") / $(grep '"eval"' "$WORK/w2/sweep.json")"
 else
-    bad "--eval-windows: $(tail -2 "$WORK/w1.err" "$WORK/w2.err")"
+    bad "--eval-windows: $(tail -n 2 "$WORK/w1.err" "$WORK/w2.err")"
 fi
 
 # --kl: the fp model beside every point; KL as run --eval-text reports it,
-# the same bytes on 2 replicas
+# the same bytes on 4 ranks: the 2 points side by side, each on a group of
+# two ranks (0 and 2, 1 and 3) that split its windows
 if "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/k1" --kl --quiet \
         >/dev/null 2>"$WORK/k1.err" \
-    && "${MPIRUN[@]}" -n 2 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/k2" \
-        --kl --replicas 2 --quiet >/dev/null 2>"$WORK/k2.err"; then
+    && "${MPIRUN[@]}" -n 4 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/k2" \
+        --kl --replicas 4 --quiet >/dev/null 2>"$WORK/k2.err" \
+    && grep -q '"point_groups": 2' "$WORK/k2/sweep_run.json"; then
     K0=$(sed -n 's/^eval.txt: .*KL(fp||[^)]*) \([0-9.e+-]*\);.*/\1/p' "$WORK/r0.out")
     python3 - "$WORK/k1/sweep.json" "$WORK/s1/sweep.json" "$K0" <<'PY' && cmp -s "$WORK/k1/sweep.json" "$WORK/k2/sweep.json" \
         && grep -q "^KL(fp || quantized) per predicted token" "$WORK/k1/sweep.md" \
-        && ok "--kl: KL and top-1 per point, point 0's KL as run's ($K0), the same bytes on 2 replicas" \
+        && ok "--kl: KL and top-1 per point, point 0's KL as run's ($K0), the same bytes on 2 groups of 2 ranks" \
         || bad "--kl: $(grep -o '"kl": [^,]*' "$WORK/k1/sweep.json" | head -3) run $K0"
 import json, sys
 k, s, k0 = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
@@ -147,7 +152,7 @@ for a, b in zip(k["points"], s["points"]):
 assert abs(k["points"][0]["kl"] - k0) <= 5e-7, (k["points"][0]["kl"], k0)
 PY
 else
-    bad "--kl: $(tail -2 "$WORK/k1.err" "$WORK/k2.err")"
+    bad "--kl: $(tail -n 2 "$WORK/k1.err" "$WORK/k2.err")"
 fi
 
 # ---- failures: one line, the job ends, nothing left behind ---------------------
@@ -157,6 +162,12 @@ rc=0
 [ "$rc" -ne 0 ] && grep -q "rank 1 of 2: error: --fail-at evaluate:1: injected failure" "$WORK/sf.err" \
     && [ ! -e "$WORK/sf" ] && ok "a rank failing while evaluating ends the sweep (exit $rc), no folder left" \
     || bad "failing rank: exit $rc, folder $(ls -d "$WORK/sf" 2>&1), $(grep aweq-dist "$WORK/sf.err" | head -3)"
+rc=0
+"${MPIRUN[@]}" -n 2 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/sg" --replicas 2 \
+    --eval-windows 8 --quiet --fail-at quantize:1:error >"$WORK/sg.out" 2>"$WORK/sg.err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q "rank 1 of 2: error: --fail-at quantize:1: injected failure" "$WORK/sg.err" \
+    && [ ! -e "$WORK/sg" ] && ok "a rank failing its point (points side by side) ends the sweep (exit $rc), no folder left" \
+    || bad "failing point: exit $rc, folder $(ls -d "$WORK/sg" 2>&1), $(grep aweq-dist "$WORK/sg.err" | head -3)"
 expect_fail "--out under a missing folder" "is not a writable folder" \
     "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/no/such" --quiet
 expect_fail "--out is a file" "exists and is not a folder" \
