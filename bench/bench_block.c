@@ -17,6 +17,7 @@
 
 #include "aw_clock.h"
 #include "aw_forward.h"
+#include "aw_kernels.h"
 #include "aw_model.h"
 #include "aw_rng.h"
 
@@ -35,6 +36,7 @@ static void fill(float *x, size_t n, aw_rng *r, float scale)
 
 int main(int argc, char **argv)
 {
+    aw_k_threads_sleep_when_idle(argv); /* the thread pools as aweq-dist runs them */
     aw_model_config c = *aw_shape_find("opt-125m");
     int L = 128, n_seq = 64;
     if (argc == 6) {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- threads ------------------------------------------------------------------- */
 
@@ -47,6 +48,19 @@ int aw_k_product_threads(void)
         omp_set_num_threads(n > 0 ? n : 1);
     }
     return omp_get_max_threads();
+}
+
+void aw_k_threads_sleep_when_idle(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 0) || setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0)) return;
+    /* by its own path, not /proc/self/exe: the process keeps its name
+     * (ps, pgrep, a launcher's kill) */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t)n >= sizeof self - 1) return;
+    self[n] = '\0';
+    execv(self, argv); /* returns only on failure: go on as we are */
 }
 
 /* ---- the fallback: the int16 loop on slices of rows ------------------------------ */

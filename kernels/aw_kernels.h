@@ -132,6 +132,20 @@ const char *aw_k_gemm_i8_path(void);
  * OpenBLAS's count unless OMP_NUM_THREADS was set, set on the calling
  * thread (per call: the setting belongs to it) and returned. */
 int aw_k_product_threads(void);
+/* Call first thing in main (before MPI starts). Two thread pools share a
+ * rank's cores: OpenMP's (oneDNN's INT8 products, the kernels' loops) and
+ * OpenBLAS's, and by default the idle threads of each spin for a while
+ * after every parallel region (libgomp some 300000 rounds, OpenBLAS 2^28
+ * cycles) on the cores where the other pool works. Idle threads that sleep
+ * at once (OMP_WAIT_POLICY=passive, OPENBLAS_THREAD_TIMEOUT=4) made every
+ * phase faster on a 2-core machine (opt-125m, 2 threads: calibration 10.4
+ * -> 7.8 s, validation 8.2 -> 6.1 s; a 12-point stories260K sweep 8.2-9.1
+ * -> 3.9 s; the same output bytes). Both libraries read the variables once,
+ * in their initializers, before main (and glibc resets the environment
+ * after a pre-initializer): so when neither is set this sets both and
+ * executes the program again (the same process). A user's own setting of
+ * either wins; returns only then, or if the program cannot run again. */
+void aw_k_threads_sleep_when_idle(char **argv);
 /* 1 when aw_k_gemm_i8 uses oneDNN, 0 when the fallback. */
 int aw_k_gemm_i8_uses_onednn(void);
 /* The fallback, callable directly (tests, benchmarks): aw_k_gemm_i8_loop on
