@@ -790,3 +790,22 @@ void aw_k_logprob_pairs(const float *logits, const float *ref, int V, int n, con
                      &kl[r], &am_fp[r], &am_q[r]);
     }
 }
+
+void aw_k_logprob_rows(const float *logits, int V, int n, const uint32_t *targets, const uint8_t *skip, double *lp)
+{
+    if (n <= 0) return;
+    int nt = n >= 2 ? k_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
+    for (int r = 0; r < n; r++) {
+        if (skip && skip[r]) continue;
+        if (V <= 0) {
+            lp[r] = -INFINITY;
+            continue;
+        }
+        const float *l = logits + (size_t)r * V;
+        int am;
+        float mx = row_argmax(l, V, &am);
+        double lse = logsumexp(l, V, mx);
+        lp[r] = (uint32_t)V > targets[r] ? (double)l[targets[r]] - lse : -INFINITY;
+    }
+}

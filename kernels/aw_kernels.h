@@ -181,5 +181,11 @@ double aw_k_logprob_row(const float *logits, const float *ref, int V, uint32_t t
 void aw_k_logprob_pairs(const float *logits, const float *ref, int V, int n, const uint32_t *targets,
                         const uint8_t *skip, double *lp_fp, double *lp_q, double *kl, int *am_fp,
                         int *am_q);
+/* n rows of logits alone (n, V): per row r not skipped (skip may be NULL),
+ * exactly lp[r] = aw_k_logprob_row(l_r, NULL, V, targets[r], NULL, &argmax)
+ * (the lp_q of aw_k_logprob_pairs, without a reference row's max,
+ * log-sum-exp and KL: a quarter of its exponentials). Rows split over
+ * threads as there; skipped rows are left unwritten. */
+void aw_k_logprob_rows(const float *logits, int V, int n, const uint32_t *targets, const uint8_t *skip, double *lp);
 
 #endif

@@ -50,8 +50,7 @@ static aw_status e2e_accum_q(const aw_ops *o, const aw_model_config *c, const aw
     int T = n_seq * L, d = c->hidden_size, V = c->vocab_size, chunk = s->logit_chunk;
     uint32_t target[ROWS];
     uint8_t skip[ROWS];
-    double lp_a[ROWS], lp_q[ROWS], kl[ROWS];
-    int am_a[ROWS], am_q[ROWS];
+    double lp_q[ROWS];
     for (int t0 = 0; t0 < T; t0 += chunk) {
         int n = T - t0 < chunk ? T - t0 : chunk;
         AW_TRY(aw_model_logits_ops(o, c, e, hq + (size_t)t0 * d, s->dlx, s->dlogits_q, n));
@@ -63,8 +62,7 @@ static aw_status e2e_accum_q(const aw_ops *o, const aw_model_config *c, const aw
                 skip[r] = t % L == L - 1; /* the last position predicts nothing we hold */
                 target[r] = skip[r] ? 0 : tokens[t + 1];
             }
-            const float *lg = s->logits_q + (size_t)r0 * V;
-            aw_k_logprob_pairs(lg, lg, V, nr, target, skip, lp_a, lp_q, kl, am_a, am_q);
+            aw_k_logprob_rows(s->logits_q + (size_t)r0 * V, V, nr, target, skip, lp_q);
             for (int r = 0; r < nr; r++) {
                 if (skip[r]) continue;
                 acc->nll_q -= lp_q[r];

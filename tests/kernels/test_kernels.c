@@ -1054,7 +1054,8 @@ static void test_attention_exact(void **state)
 }
 
 /* The paired row statistics against two aw_k_logprob_row calls per row, bit
- * for bit, whatever the threads; skipped rows untouched. */
+ * for bit, whatever the threads, and the rows alone (aw_k_logprob_rows)
+ * against the pairs' lp_q; skipped rows untouched. */
 static void test_logprob_pairs(void **state)
 {
     (void)state;
@@ -1082,6 +1083,13 @@ static void test_logprob_pairs(void **state)
             lf[6] = lq[6] = kl[6] = 42.0, af[6] = aq[6] = 42;
             aw_k_logprob_pairs(l, ref, V, N, tg, skip, lf, lq, kl, af, aq);
             assert_true(lf[6] == 42.0 && lq[6] == 42.0 && kl[6] == 42.0 && af[6] == 42 && aq[6] == 42);
+            /* the rows alone: the same lp_q bits */
+            double lr[N];
+            lr[6] = 42.0;
+            aw_k_logprob_rows(l, V, N, tg, skip, lr);
+            assert_true(lr[6] == 42.0);
+            for (int i = 0; i < N; i++)
+                if (!skip[i]) assert_memory_equal(&lr[i], &lq[i], sizeof(double));
             for (int i = 0; i < N; i++) {
                 if (skip[i]) continue;
                 const float *li = l + (size_t)i * V, *ri = ref + (size_t)i * V;
