@@ -145,7 +145,7 @@ typedef struct {
     aw_e2e *q;                      /* (n_points) each point's sums (nll_q, n_pred; kl, top1_agree with_kl) */
     int with_kl;
     double *t_quant, *t_eval;       /* (n_points) seconds, on the rank that ran the point */
-    int *rank;                      /* (n_points) the first rank of the group that ran it (all ranks: -1) */
+    int *rank;                      /* (n_points) the group that ran it, also its first rank (all ranks: -1) */
     double t_load, t_calib, t_total;
     int world, stages, replicas;
     int parallel;                   /* 1: the points ran side by side, each on a group of ranks */

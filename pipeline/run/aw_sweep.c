@@ -170,7 +170,7 @@ static void point_done(aw_progress *prog, const aw_sweep_point *pt, int i, int n
     if (!prog) return;
     char label[96], where[32] = "";
     aw_scheme_label(&pt->method.scheme, label, sizeof label);
-    if (r->rank[i] >= 0) snprintf(where, sizeof where, " on rank %d", r->rank[i]);
+    if (r->rank[i] >= 0) snprintf(where, sizeof where, " on group %d", r->rank[i]);
     aw_progress_note(prog, "point %d/%d (line %d)%s: %s %s: perplexity %.4f (fp %.4f); quantize %.2f s, "
                      "evaluate %.2f s", i + 1, n_pts, pt->line, where, aw_method_names[pt->method.kind], label,
                      aw_e2e_ppl_q(&r->q[i]), aw_e2e_ppl_fp(&r->fp), r->t_quant[i], r->t_eval[i]);
@@ -183,7 +183,7 @@ static void point_done(aw_progress *prog, const aw_sweep_point *pt, int i, int n
     json_object_set_new(pe, "perplexity", json_real(aw_e2e_ppl_q(&r->q[i])));
     json_object_set_new(pe, "quantize_s", json_real(r->t_quant[i]));
     json_object_set_new(pe, "evaluate_s", json_real(r->t_eval[i]));
-    if (r->rank[i] >= 0) json_object_set_new(pe, "rank", json_integer(r->rank[i]));
+    if (r->rank[i] >= 0) json_object_set_new(pe, "group", json_integer(r->rank[i]));
     aw_progress_event(prog, "point", pe);
 }
 
@@ -303,7 +303,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
         /* this round's points: my group's (or the one point, over all ranks) */
         st = AW_OK;
         for (int i = i0; i < i0 + k && i < n_pts; i++) {
-            r->rank[i] = r->parallel ? i - i0 : -1; /* the group's first rank */
+            r->rank[i] = r->parallel ? i - i0 : -1; /* its group (whose first rank is the same number) */
             if (r->parallel && i - i0 != g) continue;
             st = run_point(&ro, &in, r->parallel ? &ts : &t, &m, &s, &out, &rr, &pts[i], i, with_kl, r);
             if (!r->parallel) AW_CHECK(st); /* agreed on by every rank */
@@ -603,7 +603,7 @@ aw_status aw_sweep_run_json(const aw_run_opts *o, const aw_sweep_point *pts, con
         json_object_set_new(p, "quantize_s", json_real(r->t_quant[i]));
         json_object_set_new(p, "evaluate_s", json_real(r->t_eval[i]));
         json_object_set_new(p, "fp_stream", json_boolean(i == 0));
-        if (r->rank[i] >= 0) json_object_set_new(p, "rank", json_integer(r->rank[i]));
+        if (r->rank[i] >= 0) json_object_set_new(p, "group", json_integer(r->rank[i]));
         json_array_append_new(pa, p);
     }
     json_object_set_new(root, "points", pa);
