@@ -52,14 +52,21 @@ int aw_k_product_threads(void)
 
 void aw_k_threads_sleep_when_idle(char **argv)
 {
-    if (getenv("OMP_WAIT_POLICY") || getenv("OPENBLAS_THREAD_TIMEOUT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 0) || setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0)) return;
-    /* by its own path, not /proc/self/exe: the process keeps its name
-     * (ps, pgrep, a launcher's kill) */
+    if (!argv || !argv[0] || getenv("OMP_WAIT_POLICY") || getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+    /* under valgrind the program would run again outside it */
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre && strstr(pre, "vgpreload")) return;
+    /* the file the kernel runs, by its own path (executing /proc/self/exe
+     * would rename the process "exe" for ps, pgrep and a launcher's kill);
+     * only when it is the program argv[0] names: not a loader (ld.so
+     * ./aweq-dist) or an emulator, nor a link of another name */
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0 || (size_t)n >= sizeof self - 1) return;
     self[n] = '\0';
+    const char *b0 = strrchr(argv[0], '/'), *bs = strrchr(self, '/');
+    if (strcmp(b0 ? b0 + 1 : argv[0], bs ? bs + 1 : self) != 0) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 0) || setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0)) return;
     execv(self, argv); /* returns only on failure: go on as we are */
 }
 

@@ -144,7 +144,9 @@ int aw_k_product_threads(void);
  * in their initializers, before main (and glibc resets the environment
  * after a pre-initializer): so when neither is set this sets both and
  * executes the program again (the same process). A user's own setting of
- * either wins; returns only then, or if the program cannot run again. */
+ * either wins (and is the way to opt out); nothing is done under valgrind
+ * or when the running file is not the one argv[0] names (a loader, an
+ * emulator, a link of another name). Returns only when nothing is done. */
 void aw_k_threads_sleep_when_idle(char **argv);
 /* 1 when aw_k_gemm_i8 uses oneDNN, 0 when the fallback. */
 int aw_k_gemm_i8_uses_onednn(void);

@@ -131,12 +131,17 @@ static void print_timing(const aw_sweep_result *r)
 /* Point i on topology t (every rank, or my group's): quantize every
  * block of t's, evaluate; r's entries for i (r->fp with the first).
  * Failures are agreed on among t's ranks, and one while streaming ends the
- * job (peers may wait for a block). */
-static aw_status run_point(const aw_run_opts *ro, run_inputs *in, const run_topo *t, run_model *m, run_stream *s,
-                           run_output *out, const aw_run_result *rr, const aw_sweep_point *pt, int i, int with_kl,
-                           aw_sweep_result *r)
+ * job (peers may wait for a block). A rank that has done its point waits
+ * for the round's others in the world's agreement, blocked as a stage
+ * waits for a block: the hang timeout must cover one point. */
+static aw_status run_point(const aw_comm *world, const aw_run_opts *ro, run_inputs *in, const run_topo *t,
+                           run_model *m, run_stream *s, run_output *out, const aw_run_result *rr,
+                           const aw_sweep_point *pt, int i, int with_kl, aw_sweep_result *r)
 {
     const aw_comm *w = t->w;
+    /* a failure while a group of ranks streams ends the job, said with the
+     * world's rank numbers; a rank alone returns it to the round's end */
+    const aw_comm *ender = w->size > 1 ? world : w;
     const aw_model_config *c = &in->cfg;
     in->method = pt->method;
     in->method.param_dtype = in->method.scale_dtype = c->torch_dtype;
@@ -157,7 +162,7 @@ static aw_status run_point(const aw_run_opts *ro, run_inputs *in, const run_topo
     s->eval_q_only = i > 0 && !with_kl; /* the fp model's perplexity once, unless KL is asked */
     aw_progress_begin(out->prog, "evaluate", run_n_blocks(in->n_eval, in->B), "blocks of windows",
                       (double)in->B * in->L, (long)(t->S - 1) * t->R);
-    AW_TRY(aw_comm_agree(w, run_end_job_if_failed(w, NULL, run_evaluate(ro, in, t, m, s, out, &r->q[i]))));
+    AW_TRY(aw_comm_agree(w, run_end_job_if_failed(ender, NULL, run_evaluate(ro, in, t, m, s, out, &r->q[i]))));
     aw_progress_end(out->prog);
     r->t_eval[i] = aw_now() - t0;
     if (i == 0) r->fp = r->q[0];
@@ -305,7 +310,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
         for (int i = i0; i < i0 + k && i < n_pts; i++) {
             r->rank[i] = r->parallel ? i - i0 : -1; /* its group (whose first rank is the same number) */
             if (r->parallel && i - i0 != g) continue;
-            st = run_point(&ro, &in, r->parallel ? &ts : &t, &m, &s, &out, &rr, &pts[i], i, with_kl, r);
+            st = run_point(world, &ro, &in, r->parallel ? &ts : &t, &m, &s, &out, &rr, &pts[i], i, with_kl, r);
             if (!r->parallel) AW_CHECK(st); /* agreed on by every rank */
         }
         if (r->parallel) {

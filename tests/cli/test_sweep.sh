@@ -100,7 +100,8 @@ done <"$WORK/grid.txt"
 
 # ---- the same bytes for any layout -----------------------------------------
 # (the staged device path too: the CPU kernels through the GPU's copies)
-for layout in "2 2 1 cpu" "2 1 2 cpu" "3 3 1 cpu" "3 1 3 cpu" "2 2 1 cpu-staged"; do
+# (4 replicas: 6 points on 4 groups, two of them idle in the second round)
+for layout in "2 2 1 cpu" "2 1 2 cpu" "3 3 1 cpu" "3 1 3 cpu" "4 1 4 cpu" "2 2 1 cpu-staged"; do
     set -- $layout
     out="$WORK/s_$1_$2_$3_$4"
     if "${MPIRUN[@]}" -n "$1" "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$out" \
@@ -132,17 +133,17 @@ else
 fi
 
 # --kl: the fp model beside every point; KL as run --eval-text reports it,
-# the same bytes on 4 ranks: the 2 points side by side, each on a group of
-# two ranks (0 and 2, 1 and 3) that split its windows
+# the same bytes on 3 ranks: the 2 points side by side, one on a group of
+# two ranks (0 and 2) that split its windows, one on rank 1 alone
 if "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/k1" --kl --quiet \
         >/dev/null 2>"$WORK/k1.err" \
-    && "${MPIRUN[@]}" -n 4 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/k2" \
-        --kl --replicas 4 --quiet >/dev/null 2>"$WORK/k2.err" \
+    && "${MPIRUN[@]}" -n 3 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid3.txt" --out "$WORK/k2" \
+        --kl --replicas 3 --quiet >/dev/null 2>"$WORK/k2.err" \
     && grep -q '"point_groups": 2' "$WORK/k2/sweep_run.json"; then
     K0=$(sed -n 's/^eval.txt: .*KL(fp||[^)]*) \([0-9.e+-]*\);.*/\1/p' "$WORK/r0.out")
     python3 - "$WORK/k1/sweep.json" "$WORK/s1/sweep.json" "$K0" <<'PY' && cmp -s "$WORK/k1/sweep.json" "$WORK/k2/sweep.json" \
         && grep -q "^KL(fp || quantized) per predicted token" "$WORK/k1/sweep.md" \
-        && ok "--kl: KL and top-1 per point, point 0's KL as run's ($K0), the same bytes on 2 groups of 2 ranks" \
+        && ok "--kl: KL and top-1 per point, point 0's KL as run's ($K0), the same bytes on groups of 2 ranks and 1" \
         || bad "--kl: $(grep -o '"kl": [^,]*' "$WORK/k1/sweep.json" | head -3) run $K0"
 import json, sys
 k, s, k0 = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
@@ -156,18 +157,23 @@ else
 fi
 
 # ---- failures: one line, the job ends, nothing left behind ---------------------
-rc=0
-"${MPIRUN[@]}" -n 2 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/sf" --stages 2 \
-    --eval-windows 8 --quiet --fail-at evaluate:1:error >"$WORK/sf.out" 2>"$WORK/sf.err" || rc=$?
-[ "$rc" -ne 0 ] && grep -q "rank 1 of 2: error: --fail-at evaluate:1: injected failure" "$WORK/sf.err" \
-    && [ ! -e "$WORK/sf" ] && ok "a rank failing while evaluating ends the sweep (exit $rc), no folder left" \
-    || bad "failing rank: exit $rc, folder $(ls -d "$WORK/sf" 2>&1), $(grep aweq-dist "$WORK/sf.err" | head -3)"
-rc=0
-"${MPIRUN[@]}" -n 2 "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/sg" --replicas 2 \
-    --eval-windows 8 --quiet --fail-at quantize:1:error >"$WORK/sg.out" 2>"$WORK/sg.err" || rc=$?
-[ "$rc" -ne 0 ] && grep -q "rank 1 of 2: error: --fail-at quantize:1: injected failure" "$WORK/sg.err" \
-    && [ ! -e "$WORK/sg" ] && ok "a rank failing its point (points side by side) ends the sweep (exit $rc), no folder left" \
-    || bad "failing point: exit $rc, folder $(ls -d "$WORK/sg" 2>&1), $(grep aweq-dist "$WORK/sg.err" | head -3)"
+# one rank failing (--fail-at PHASE:RANK:error) under a layout
+failing_rank() {
+    local name=$1 n=$2 layout=$3 grid=$4 phase=$5 rank=$6 what=$7 rc=0
+    # shellcheck disable=SC2086
+    "${MPIRUN[@]}" -n "$n" "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$grid" --out "$WORK/$name" \
+        $layout --quiet --fail-at "$phase:$rank:error" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+    [ "$rc" -ne 0 ] && grep -q "rank $rank of $n: error: --fail-at $phase:$rank: injected failure" "$WORK/$name.err" \
+        && [ ! -e "$WORK/$name" ] && ok "$what ends the sweep (exit $rc), no folder left" \
+        || bad "$what: exit $rc, folder $(ls -d "$WORK/$name" 2>&1), $(grep aweq-dist "$WORK/$name.err" | head -3)"
+}
+failing_rank sf 2 "--stages 2 --eval-windows 8" "$WORK/grid.txt" evaluate 1 "a rank failing while evaluating"
+# points side by side: a rank alone fails its point (the job ends after the
+# round); a rank of a group of two (ranks 1 and 3) fails while streaming,
+# at once, named by its rank in the world (the hook fires on its second
+# block: with 2 windows a block, rank 1 has the group's blocks 0 and 2)
+failing_rank sg 2 "--replicas 2 --eval-windows 8" "$WORK/grid.txt" quantize 1 "a rank failing its point (points side by side)"
+failing_rank sh 4 "--replicas 4 --batch 2" "$WORK/grid3.txt" evaluate 1 "a rank of a group failing while evaluating"
 expect_fail "--out under a missing folder" "is not a writable folder" \
     "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/no/such" --quiet
 expect_fail "--out is a file" "exists and is not a folder" \
