@@ -798,14 +798,6 @@ void aw_k_logprob_rows(const float *logits, int V, int n, const uint32_t *target
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
     for (int r = 0; r < n; r++) {
         if (skip && skip[r]) continue;
-        if (V <= 0) {
-            lp[r] = -INFINITY;
-            continue;
-        }
-        const float *l = logits + (size_t)r * V;
-        int am;
-        float mx = row_argmax(l, V, &am);
-        double lse = logsumexp(l, V, mx);
-        lp[r] = (uint32_t)V > targets[r] ? (double)l[targets[r]] - lse : -INFINITY;
+        lp[r] = aw_k_logprob_row(logits + (size_t)r * V, NULL, V, targets[r], NULL, NULL);
     }
 }

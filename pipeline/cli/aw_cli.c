@@ -3,6 +3,7 @@
 #include "aw_cli.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,28 @@ void aw_print_interrupted(int rank, int size, const char *out_dir)
             "kept in %s.work: rerun the same command with --resume\n", rank, size, aw_err_message(),
             out_dir);
     fflush(stderr);
+}
+
+int aw_cli_say(char *msg, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int aw_cli_end_job(const aw_comm *w, aw_status st, const char *out_dir)
+{
+    if (st == AW_ERR_REMOTE) {
+        if (w->size > 1) aw_comm_leave_after_peer_failure();
+        return 1;
+    }
+    int code = st == AW_ERR_INTERRUPTED ? 143 : 1;
+    if (st == AW_ERR_INTERRUPTED) aw_print_interrupted(w->rank, w->size, out_dir);
+    else aw_print_error(st, w->rank, w->size);
+    if (w->size > 1) aw_comm_abort(w, code);
+    return code;
 }
 
 int aw_usage_error(const char *cmd, const char *fmt, const char *arg)

@@ -24,6 +24,18 @@ void aw_print_error(aw_status st, int rank, int size);
 /* The preemption line: stopped after SIGTERM, rerun with --resume (out_dir
  * NULL: a job that writes no shards, nothing to resume). */
 void aw_print_interrupted(int rank, int size, const char *out_dir);
+/* How a job's command ends after a failure (st != AW_OK), as its exit
+ * code: a failure every rank learned in a collective step (AW_ERR_REMOTE
+ * on the others) is printed once, by the rank that had it, and those
+ * others leave without MPI's finalize (it waits for every peer, and an
+ * aborting or blocked peer would keep it waiting; leaving makes the
+ * launcher end the job at once); SIGTERM is the preemption line (out_dir:
+ * where a rerun resumes, or NULL), exit 143; any other failure is printed
+ * with the rank and brings the job down (aw_comm_abort), exit 1. */
+int aw_cli_end_job(const aw_comm *w, aw_status st, const char *out_dir);
+/* An option parser's message: fmt into msg (cap bytes); returns -1, the
+ * parsers' "refused" (aw_cli_method_apply, aw_cli_job_apply ...). */
+int aw_cli_say(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A usage error of command cmd (NULL: the program's own options):
  *   aweq-dist: [cmd: ]<fmt with arg>
  *   Try 'aweq-dist [cmd ]--help'.

@@ -4,19 +4,8 @@
  * aw_cli.h). */
 #include "aw_cli.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int say(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int say(char *msg, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 void aw_cli_job_init(aw_cli_job_opts *jo, aw_run_opts *o)
 {
@@ -42,27 +31,27 @@ int aw_cli_job_apply(aw_cli_job_opts *jo, aw_run_opts *o, int code, const char *
     case AW_JO_MODEL: o->model_dir = arg; return 0;
     case AW_JO_CALIB: o->calib_path = arg; return 0;
     case AW_JO_CTEXT:
-        if (o->n_calib_texts == AW_CLI_JOB_MAX_TEXTS) return say(msg, cap, "--calib-text: at most %d files", AW_CLI_JOB_MAX_TEXTS);
+        if (o->n_calib_texts == AW_CLI_JOB_MAX_TEXTS) return aw_cli_say(msg, cap, "--calib-text: at most %d files", AW_CLI_JOB_MAX_TEXTS);
         jo->texts[o->n_calib_texts++] = arg;
         return 0;
     case AW_JO_TFIELD: o->text_field = arg; return 0;
     case AW_JO_CSAMPLES:
-        if (aw_cli_parse_int(arg, 1, 1 << 24, &v)) return say(msg, cap, "--calib-samples '%s': expected 1..16777216", arg);
+        if (aw_cli_parse_int(arg, 1, 1 << 24, &v)) return aw_cli_say(msg, cap, "--calib-samples '%s': expected 1..16777216", arg);
         o->calib_samples = (uint32_t)v;
         jo->draw_set = 1;
         return 0;
     case AW_JO_CLEN:
-        if (aw_cli_parse_int(arg, 2, 1 << 20, &v)) return say(msg, cap, "--calib-len '%s': expected 2..1048576", arg);
+        if (aw_cli_parse_int(arg, 2, 1 << 20, &v)) return aw_cli_say(msg, cap, "--calib-len '%s': expected 2..1048576", arg);
         o->calib_len = (uint32_t)v;
         jo->draw_set = 1;
         return 0;
     case AW_JO_SEED:
-        if (aw_cli_parse_int(arg, 0, 0x7fffffffL, &v)) return say(msg, cap, "--seed '%s': expected 0..2147483647", arg);
+        if (aw_cli_parse_int(arg, 0, 0x7fffffffL, &v)) return aw_cli_say(msg, cap, "--seed '%s': expected 0..2147483647", arg);
         o->seed = (uint64_t)v;
         return 0;
     case AW_JO_ETEXT: o->eval_text = arg; return 0;
     case AW_JO_BATCH:
-        if (aw_cli_parse_int(arg, 1, 4096, &v)) return say(msg, cap, "--batch '%s': expected 1..4096", arg);
+        if (aw_cli_parse_int(arg, 1, 4096, &v)) return aw_cli_say(msg, cap, "--batch '%s': expected 1..4096", arg);
         o->batch = (int)v;
         return 0;
     case AW_JO_BACKEND:
@@ -71,20 +60,20 @@ int aw_cli_job_apply(aw_cli_job_opts *jo, aw_run_opts *o, int code, const char *
             return 0;
         }
         o->staged = 0;
-        if (aw_backend_parse(arg, &o->backend_want) != AW_OK) return say(msg, cap, "%s", aw_err_message());
+        if (aw_backend_parse(arg, &o->backend_want) != AW_OK) return aw_cli_say(msg, cap, "%s", aw_err_message());
         return 0;
     case AW_JO_HANDOFF:
         if (strcmp(arg, "auto") == 0) o->handoff = AW_HANDOFF_AUTO;
         else if (strcmp(arg, "mpi") == 0) o->handoff = AW_HANDOFF_MPI;
         else if (strcmp(arg, "nccl") == 0) o->handoff = AW_HANDOFF_NCCL;
-        else return say(msg, cap, "--handoff '%s': expected auto, mpi or nccl", arg);
+        else return aw_cli_say(msg, cap, "--handoff '%s': expected auto, mpi or nccl", arg);
         return 0;
     case AW_JO_STAGES:
-        if (aw_cli_parse_int(arg, 1, 1024, &v)) return say(msg, cap, "--stages '%s': expected 1..1024", arg);
+        if (aw_cli_parse_int(arg, 1, 1024, &v)) return aw_cli_say(msg, cap, "--stages '%s': expected 1..1024", arg);
         o->stages = (int)v;
         return 0;
     case AW_JO_REPLICAS:
-        if (aw_cli_parse_int(arg, 1, 1 << 20, &v)) return say(msg, cap, "--replicas '%s': expected a positive count", arg);
+        if (aw_cli_parse_int(arg, 1, 1 << 20, &v)) return aw_cli_say(msg, cap, "--replicas '%s': expected a positive count", arg);
         o->replicas = (int)v;
         return 0;
     case AW_JO_MEM:
@@ -92,30 +81,30 @@ int aw_cli_job_apply(aw_cli_job_opts *jo, aw_run_opts *o, int code, const char *
         if (*end == 'G' || *end == 'g') end++;
         if (*end == 'B' || *end == 'b') end++;
         if (*end || end == arg || !(o->mem_per_rank_gb > 0))
-            return say(msg, cap, "--mem-per-rank '%s': expected gigabytes, e.g. 80", arg);
+            return aw_cli_say(msg, cap, "--mem-per-rank '%s': expected gigabytes, e.g. 80", arg);
         return 0;
     case AW_JO_HANG:
-        if (parse_seconds(arg, 0, &o->hang_timeout_s)) return say(msg, cap, "--hang-timeout '%s': expected seconds (0: off)", arg);
+        if (parse_seconds(arg, 0, &o->hang_timeout_s)) return aw_cli_say(msg, cap, "--hang-timeout '%s': expected seconds (0: off)", arg);
         return 0;
     case AW_JO_PEVERY:
         if (parse_seconds(arg, 1e6, &o->progress_every_s))
-            return say(msg, cap, "--progress-every '%s': expected seconds (0: a line per block)", arg);
+            return aw_cli_say(msg, cap, "--progress-every '%s': expected seconds (0: a line per block)", arg);
         return 0;
     case AW_JO_LOGJSON: o->log_json = arg; return 0;
     case AW_JO_QUIET: o->quiet = 1; return 0;
     case AW_JO_FAILAT:
-        if (aw_fail_at_parse(arg, &o->fail_at) != AW_OK) return say(msg, cap, "%s", aw_err_message());
+        if (aw_fail_at_parse(arg, &o->fail_at) != AW_OK) return aw_cli_say(msg, cap, "%s", aw_err_message());
         return 0;
-    default: return say(msg, cap, "bad option");
+    default: return aw_cli_say(msg, cap, "bad option");
     }
 }
 
 int aw_cli_job_finish(const aw_cli_job_opts *jo, const aw_run_opts *o, char *msg, size_t cap)
 {
-    if (o->calib_path && o->n_calib_texts) return say(msg, cap, "--calib and --calib-text exclude each other");
+    if (o->calib_path && o->n_calib_texts) return aw_cli_say(msg, cap, "--calib and --calib-text exclude each other");
     if (!o->n_calib_texts && (jo->draw_set || o->seed))
-        return say(msg, cap, "--calib-samples, --calib-len and --seed go with --calib-text");
+        return aw_cli_say(msg, cap, "--calib-samples, --calib-len and --seed go with --calib-text");
     if (!o->n_calib_texts && !o->eval_text && o->text_field)
-        return say(msg, cap, "--text-field goes with --calib-text or --eval-text");
+        return aw_cli_say(msg, cap, "--text-field goes with --calib-text or --eval-text");
     return 0;
 }

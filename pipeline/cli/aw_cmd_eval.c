@@ -63,15 +63,7 @@ static int run_text(const aw_eval_text_opts *o)
         }
         return 0;
     }
-    /* as the quantization run: a failure every rank learned in a collective
-     * step is printed once, by the rank that had it */
-    if (st == AW_ERR_REMOTE) {
-        if (w->size > 1) aw_comm_leave_after_peer_failure();
-        return 1;
-    }
-    aw_print_error(st, w->rank, w->size);
-    if (w->size > 1) aw_comm_abort(w, 1);
-    return 1;
+    return aw_cli_end_job(w, st, NULL); /* as the quantization run ends */
 }
 
 int aw_cmd_eval(int argc, char **argv)

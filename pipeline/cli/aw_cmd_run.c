@@ -107,26 +107,5 @@ int aw_cmd_run(int argc, char **argv)
     o.model_dir = NULL;
     free(model_dir);
     if (st == AW_OK) return 0;
-    /* A failure every rank learned in a collective step (AW_ERR_REMOTE on
-     * the others) is printed once, by the rank that had it. No failed rank
-     * goes through MPI's finalize: it waits for every peer, and a peer that is
-     * aborting (or blocked in a transfer) would keep it waiting. Leaving
-     * without it makes the launcher end the job at once. Any other failure
-     * is printed with the rank, and brings the job down with aw_comm_abort. */
-    if (st == AW_ERR_REMOTE) {
-        if (w->size > 1) aw_comm_leave_after_peer_failure();
-        return 1;
-    }
-    if (st == AW_ERR_INTERRUPTED) {
-        aw_print_interrupted(w->rank, w->size, o.out_dir);
-        if (w->size > 1) aw_comm_abort(w, 143);
-        return 143;
-    }
-    if (w->size == 1) {
-        aw_print_error(st, 0, 1);
-        return 1;
-    }
-    aw_print_error(st, w->rank, w->size);
-    aw_comm_abort(w, 1);
-    return 1;
+    return aw_cli_end_job(w, st, o.out_dir);
 }

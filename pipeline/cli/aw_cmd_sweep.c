@@ -213,14 +213,5 @@ int aw_cmd_sweep(int argc, char **argv)
     o.model_dir = NULL;
     free(model_dir);
     if (st == AW_OK) return 0;
-    /* as a run ends (aw_cmd_run.c): a failure all ranks learned is printed
-     * once; any other brings the job down */
-    if (st == AW_ERR_REMOTE) {
-        if (w->size > 1) aw_comm_leave_after_peer_failure();
-        return 1;
-    }
-    int code = st == AW_ERR_INTERRUPTED ? 143 : 1;
-    aw_print_error(st, w->rank, w->size);
-    if (w->size > 1) aw_comm_abort(w, code);
-    return code;
+    return aw_cli_end_job(w, st, NULL); /* as a run ends: nothing to resume */
 }

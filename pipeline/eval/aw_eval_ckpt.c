@@ -348,6 +348,19 @@ static const char *member_str(json_t *o, const char *key, const char *dflt, int 
     return json_string_value(v);
 }
 
+/* Member "group_size" of args `what` of group g: 0 when absent or null,
+ * else its integer value (AW_ERR_CONFIG naming it when not an integer). */
+static aw_status member_group_size(json_t *a, const char *path, const char *g, const char *what, long long *gs)
+{
+    json_t *v = json_object_get(a, "group_size");
+    *gs = 0;
+    if (!v || json_is_null(v)) return AW_OK;
+    AW_RETURN_IF(!json_is_integer(v), AW_ERR_CONFIG, "%s: config_groups.%s.%s.group_size must be an integer", path,
+                 g, what);
+    *gs = json_integer_value(v);
+    return AW_OK;
+}
+
 /* One QuantizationArgs object (weights or input_activations of group g).
  * Absent fields take compressed-tensors' defaults: num_bits 8, type int,
  * symmetric true, dynamic false, strategy tensor unless group_size is set. */
@@ -435,13 +448,8 @@ static aw_status check_wo_args(const char *path, const char *g, json_t *a, const
     AW_RETURN_IF(v && !json_is_null(v) && !json_is_boolean(v), AW_ERR_CONFIG,
                  "%s: config_groups.%s.weights.symmetric must be true or false", path, g);
     int sym = !(v && json_is_false(v));
-    v = json_object_get(a, "group_size");
-    long long gs = 0;
-    if (v && !json_is_null(v)) {
-        AW_RETURN_IF(!json_is_integer(v), AW_ERR_CONFIG,
-                     "%s: config_groups.%s.weights.group_size must be an integer", path, g);
-        gs = json_integer_value(v);
-    }
+    long long gs;
+    AW_TRY(member_group_size(a, path, g, "weights", &gs));
     const char *strategy = member_str(a, "strategy", gs > 0 ? "group" : gs == -1 ? "channel" : "tensor", &bad);
     AW_RETURN_IF(bad, AW_ERR_CONFIG, "%s: config_groups.%s.weights.strategy must be a string", path, g);
     int group = 0;
@@ -504,13 +512,8 @@ static aw_status check_dyn_args(const char *path, const char *g, json_t *a, aw_s
                  "%s: config_groups.%s: input activations are dynamic \"%s\": this evaluator runs dynamic "
                  "activations with dynamic true (per token or per group)",
                  path, g, json_is_string(v) ? json_string_value(v) : "?");
-    v = json_object_get(a, "group_size");
-    long long gs = 0;
-    if (v && !json_is_null(v)) {
-        AW_RETURN_IF(!json_is_integer(v), AW_ERR_CONFIG,
-                     "%s: config_groups.%s.input_activations.group_size must be an integer", path, g);
-        gs = json_integer_value(v);
-    }
+    long long gs;
+    AW_TRY(member_group_size(a, path, g, "input_activations", &gs));
     const char *strategy = member_str(a, "strategy", gs > 0 ? "group" : "tensor", &bad);
     AW_RETURN_IF(bad, AW_ERR_CONFIG, "%s: config_groups.%s.input_activations.strategy must be a string", path, g);
     int token = strcmp(strategy, "token") == 0, grouped = strcmp(strategy, "group") == 0;

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 
 #include "aw_cli.h"
 #include "aw_fs.h"
+#include "aw_svg.h"
 
 void aw_sweep_result_free(aw_sweep_result *r)
 {
@@ -351,68 +351,31 @@ fail:
 
 /* ---- the tables ----------------------------------------------------------- */
 
-/* A growing text. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
+/* The tables are texts grown in an aw_sb (aw_svg.h). */
+static aw_status sb_done(aw_sb *b, char **out)
 {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)k;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-}
-
-static aw_status sb_done(sbuf *b, char **out)
-{
-    if (b->oom || !b->p) {
-        free(b->p);
-        return AW_FAIL(AW_ERR_NOMEM, "out of memory for the sweep's table");
-    }
-    *out = b->p;
+    *out = aw_sb_take(b);
+    AW_RETURN_IF(!*out, AW_ERR_NOMEM, "out of memory for the sweep's table");
     return AW_OK;
 }
 
 /* A JSON string (quotes and escapes). */
-static void sb_json_str(sbuf *b, const char *s)
+static void sb_json_str(aw_sb *b, const char *s)
 {
-    sb_printf(b, "\"");
+    aw_sb_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') sb_printf(b, "\\%c", *p);
-        else if (*p < 0x20) sb_printf(b, "\\u%04x", *p);
-        else sb_printf(b, "%c", *p);
+        if (*p == '"' || *p == '\\') aw_sb_printf(b, "\\%c", *p);
+        else if (*p < 0x20) aw_sb_printf(b, "\\u%04x", *p);
+        else aw_sb_printf(b, "%c", *p);
     }
-    sb_printf(b, "\"");
+    aw_sb_printf(b, "\"");
 }
 
 /* Numbers in one fixed format; not finite ones as JSON null. */
-static void sb_num(sbuf *b, const char *fmt, double v)
+static void sb_num(aw_sb *b, const char *fmt, double v)
 {
-    if (isfinite(v)) sb_printf(b, fmt, v);
-    else sb_printf(b, "null");
+    if (isfinite(v)) aw_sb_printf(b, fmt, v);
+    else aw_sb_printf(b, "null");
 }
 
 static const char *act_name(aw_act_kind a)
@@ -439,52 +402,53 @@ static const char *dtype_row(aw_dtype dt) { return dt == AW_DT_BF16 ? "BF16" : d
 
 aw_status aw_sweep_json(const aw_run_opts *o, const aw_sweep_point *pts, const aw_sweep_result *r, char **out)
 {
-    sbuf b = {0};
+    aw_sb b;
+    aw_sb_init(&b);
     char label[96], ml[96];
-    sb_printf(&b, "{\n  \"model\": ");
+    aw_sb_printf(&b, "{\n  \"model\": ");
     sb_json_str(&b, o->model_dir);
-    sb_printf(&b, ",\n  \"calibration\": {\"windows\": %u, \"seq_len\": %u, \"tokens\": %llu, \"gram\": %s, "
+    aw_sb_printf(&b, ",\n  \"calibration\": {\"windows\": %u, \"seq_len\": %u, \"tokens\": %llu, \"gram\": %s, "
                   "\"sample\": %s},\n",
               r->calib_seqs, r->seq_len, (unsigned long long)r->calib_seqs * r->seq_len,
               r->stats_gram ? "true" : "false", r->stats_sample ? "true" : "false");
-    sb_printf(&b, "  \"eval\": {\"text\": ");
+    aw_sb_printf(&b, "  \"eval\": {\"text\": ");
     sb_json_str(&b, o->eval_text);
-    sb_printf(&b, ", \"windows\": %u, \"windows_in_text\": %u, \"stream_tokens\": %llu, \"predicted_tokens\": %.0f},\n",
+    aw_sb_printf(&b, ", \"windows\": %u, \"windows_in_text\": %u, \"stream_tokens\": %llu, \"predicted_tokens\": %.0f},\n",
               r->eval_windows, r->eval_windows_all, (unsigned long long)r->eval_stream_tokens, r->fp.n_pred);
-    sb_printf(&b, "  \"fp\": {\"dtype\": \"%s\", \"perplexity\": ", aw_dtype_name(r->cfg.torch_dtype));
+    aw_sb_printf(&b, "  \"fp\": {\"dtype\": \"%s\", \"perplexity\": ", aw_dtype_name(r->cfg.torch_dtype));
     sb_num(&b, "%.6f", aw_e2e_ppl_fp(&r->fp));
-    sb_printf(&b, ", \"nll\": ");
+    aw_sb_printf(&b, ", \"nll\": ");
     sb_num(&b, "%.6f", r->fp.nll_fp);
-    sb_printf(&b, "},\n  \"points\": [");
+    aw_sb_printf(&b, "},\n  \"points\": [");
     for (int i = 0; i < r->n_points; i++) {
         const aw_method *m = &pts[i].method;
         const aw_scheme *sc = &m->scheme;
         const aw_e2e *e = &r->q[i];
-        sb_printf(&b, "%s\n    {\"line\": %d, \"options\": ", i ? "," : "", pts[i].line);
+        aw_sb_printf(&b, "%s\n    {\"line\": %d, \"options\": ", i ? "," : "", pts[i].line);
         sb_json_str(&b, pts[i].text);
-        sb_printf(&b, ", \"method\": \"%s\", \"column\": ", aw_method_names[m->kind]);
+        aw_sb_printf(&b, ", \"method\": \"%s\", \"column\": ", aw_method_names[m->kind]);
         sb_json_str(&b, method_label(m, ml, sizeof ml));
-        sb_printf(&b, ", \"alpha\": %.4f, \"bias_correction\": %s, \"act_order\": %s,\n", (double)m->alpha,
+        aw_sb_printf(&b, ", \"alpha\": %.4f, \"bias_correction\": %s, \"act_order\": %s,\n", (double)m->alpha,
                   m->bias_correction ? "true" : "false", m->act_order ? "true" : "false");
-        sb_printf(&b, "     \"scheme\": {\"wbits\": %d, \"group\": %d, \"sym\": %s, \"act\": \"%s\", \"abits\": %d, "
+        aw_sb_printf(&b, "     \"scheme\": {\"wbits\": %d, \"group\": %d, \"sym\": %s, \"act\": \"%s\", \"abits\": %d, "
                       "\"agroup\": %d, \"keep_pct\": %.4f}, \"label\": ",
                   sc->wbits, sc->group, sc->sym ? "true" : "false", act_name(sc->act),
                   sc->act == AW_ACT_FLOAT ? 0 : sc->abits, sc->agroup, sc->keep_pct);
         sb_json_str(&b, aw_scheme_label(sc, label, sizeof label));
-        sb_printf(&b, ",\n     \"perplexity\": ");
+        aw_sb_printf(&b, ",\n     \"perplexity\": ");
         sb_num(&b, "%.6f", aw_e2e_ppl_q(e));
-        sb_printf(&b, ", \"nll\": ");
+        aw_sb_printf(&b, ", \"nll\": ");
         sb_num(&b, "%.6f", e->nll_q);
-        sb_printf(&b, ", \"predicted_tokens\": %.0f", e->n_pred);
+        aw_sb_printf(&b, ", \"predicted_tokens\": %.0f", e->n_pred);
         if (r->with_kl) {
-            sb_printf(&b, ", \"kl\": ");
+            aw_sb_printf(&b, ", \"kl\": ");
             sb_num(&b, "%.6e", aw_e2e_kl(e));
-            sb_printf(&b, ", \"top1\": ");
+            aw_sb_printf(&b, ", \"top1\": ");
             sb_num(&b, "%.6f", aw_e2e_top1(e));
         }
-        sb_printf(&b, "}");
+        aw_sb_printf(&b, "}");
     }
-    sb_printf(&b, "\n  ]\n}\n");
+    aw_sb_printf(&b, "\n  ]\n}\n");
     return sb_done(&b, out);
 }
 
@@ -496,10 +460,10 @@ static int find_str(char (*list)[96], int n, const char *s)
     return -1;
 }
 
-static void sb_ppl(sbuf *b, double v)
+static void sb_ppl(aw_sb *b, double v)
 {
-    if (isfinite(v)) sb_printf(b, "%.2f", v);
-    else sb_printf(b, "%s", isnan(v) ? "nan" : "inf");
+    if (isfinite(v)) aw_sb_printf(b, "%.2f", v);
+    else aw_sb_printf(b, "%s", isnan(v) ? "nan" : "inf");
 }
 
 aw_status aw_sweep_markdown(const aw_run_opts *o, const aw_sweep_point *pts, const aw_sweep_result *r, char **out)
@@ -527,56 +491,57 @@ aw_status aw_sweep_markdown(const aw_run_opts *o, const aw_sweep_point *pts, con
         if (cell[ri * n + ci] < 0) cell[ri * n + ci] = i;
     }
     double fp = aw_e2e_ppl_fp(&r->fp);
-    sbuf b = {0};
-    sb_printf(&b, "# Sweep: %s\n\n", o->model_dir);
+    aw_sb b;
+    aw_sb_init(&b);
+    aw_sb_printf(&b, "# Sweep: %s\n\n", o->model_dir);
     char part[64] = "";
     if (r->eval_windows < r->eval_windows_all) snprintf(part, sizeof part, "the first %u of ", r->eval_windows);
-    sb_printf(&b, "Perplexity of %s (%s%u windows of %u tokens, %.0f predicted tokens); calibration: %u windows of "
+    aw_sb_printf(&b, "Perplexity of %s (%s%u windows of %u tokens, %.0f predicted tokens); calibration: %u windows of "
                   "%u tokens.\n\n", o->eval_text, part, r->eval_windows_all, r->seq_len, r->fp.n_pred,
               r->calib_seqs, r->seq_len);
-    sb_printf(&b, "| scheme |");
-    for (int j = 0; j < nc; j++) sb_printf(&b, " %s |", cols[j]);
-    sb_printf(&b, "\n|---|");
-    for (int j = 0; j < nc; j++) sb_printf(&b, "---:|");
-    sb_printf(&b, "\n| %s |", dtype_row(r->cfg.torch_dtype));
+    aw_sb_printf(&b, "| scheme |");
+    for (int j = 0; j < nc; j++) aw_sb_printf(&b, " %s |", cols[j]);
+    aw_sb_printf(&b, "\n|---|");
+    for (int j = 0; j < nc; j++) aw_sb_printf(&b, "---:|");
+    aw_sb_printf(&b, "\n| %s |", dtype_row(r->cfg.torch_dtype));
     for (int j = 0; j < nc; j++) {
-        sb_printf(&b, " ");
+        aw_sb_printf(&b, " ");
         sb_ppl(&b, fp);
-        sb_printf(&b, " |");
+        aw_sb_printf(&b, " |");
     }
     for (int i = 0; i < nr; i++) {
-        sb_printf(&b, "\n| %s |", rows[i]);
+        aw_sb_printf(&b, "\n| %s |", rows[i]);
         for (int j = 0; j < nc; j++) {
             int k = cell[i * n + j];
-            sb_printf(&b, " ");
+            aw_sb_printf(&b, " ");
             if (k >= 0) sb_ppl(&b, aw_e2e_ppl_q(&r->q[k]));
-            else sb_printf(&b, "-");
-            sb_printf(&b, " |");
+            else aw_sb_printf(&b, "-");
+            aw_sb_printf(&b, " |");
         }
     }
     if (r->with_kl) {
-        sb_printf(&b, "\n\nKL(fp || quantized) per predicted token:\n\n| scheme |");
-        for (int j = 0; j < nc; j++) sb_printf(&b, " %s |", cols[j]);
-        sb_printf(&b, "\n|---|");
-        for (int j = 0; j < nc; j++) sb_printf(&b, "---:|");
+        aw_sb_printf(&b, "\n\nKL(fp || quantized) per predicted token:\n\n| scheme |");
+        for (int j = 0; j < nc; j++) aw_sb_printf(&b, " %s |", cols[j]);
+        aw_sb_printf(&b, "\n|---|");
+        for (int j = 0; j < nc; j++) aw_sb_printf(&b, "---:|");
         for (int i = 0; i < nr; i++) {
-            sb_printf(&b, "\n| %s |", rows[i]);
+            aw_sb_printf(&b, "\n| %s |", rows[i]);
             for (int j = 0; j < nc; j++) {
                 int k = cell[i * n + j];
-                if (k >= 0) sb_printf(&b, " %.6f |", aw_e2e_kl(&r->q[k]));
-                else sb_printf(&b, " - |");
+                if (k >= 0) aw_sb_printf(&b, " %.6f |", aw_e2e_kl(&r->q[k]));
+                else aw_sb_printf(&b, " - |");
             }
         }
     }
-    sb_printf(&b, "\n\n| line | method | scheme | perplexity | change vs fp |%s\n|---:|---|---|---:|---:|%s\n",
+    aw_sb_printf(&b, "\n\n| line | method | scheme | perplexity | change vs fp |%s\n|---:|---|---|---:|---:|%s\n",
               r->with_kl ? " KL | top-1 |" : "", r->with_kl ? "---:|---:|" : "");
     for (int i = 0; i < n; i++) {
         double p = aw_e2e_ppl_q(&r->q[i]);
-        sb_printf(&b, "| %d | %s | %s | %.4f | %+.4f (%+.2f%%) |", pts[i].line,
+        aw_sb_printf(&b, "| %d | %s | %s | %.4f | %+.4f (%+.2f%%) |", pts[i].line,
                   method_label(&pts[i].method, ml, sizeof ml),
                   aw_scheme_label(&pts[i].method.scheme, label, sizeof label), p, p - fp, 100.0 * (p / fp - 1.0));
-        if (r->with_kl) sb_printf(&b, " %.6f | %.2f%% |", aw_e2e_kl(&r->q[i]), 100.0 * aw_e2e_top1(&r->q[i]));
-        sb_printf(&b, "\n");
+        if (r->with_kl) aw_sb_printf(&b, " %.6f | %.2f%% |", aw_e2e_kl(&r->q[i]), 100.0 * aw_e2e_top1(&r->q[i]));
+        aw_sb_printf(&b, "\n");
     }
     free(rows);
     free(cols);

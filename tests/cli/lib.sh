@@ -28,6 +28,28 @@ expect_fail() {
     ok "$name: $(head -c 200 "$WORK/err.txt")"
 }
 
+# expect_usage NAME NEEDLE CMD...: the command is refused as a usage error
+# (exit 2) with a message that contains NEEDLE.
+expect_usage() {
+    local name=$1 needle=$2 rc=0
+    shift 2
+    "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || rc=$?
+    [ "$rc" -eq 2 ] && grep -qF -- "$needle" "$WORK/err.txt" && ok "$name: $(head -1 "$WORK/err.txt")" \
+        || bad "$name: exit $rc, $(cat "$WORK/err.txt")"
+}
+
+# gpt2_tokenizer DIR: the GPT-2 tokenizer of the shared data into model
+# folder DIR as Hugging Face lays it out (vocab.json, merges.txt and a
+# GPT2Tokenizer config: <|endoftext|> as BOS, EOS and unknown, 256 tokens).
+gpt2_tokenizer() {
+    local tok=${AWEQ_SHARED_DATA:?AWEQ_SHARED_DATA is not set; run through ctest}/gpt2-tokenizer
+    cp "$tok/encoder.json" "$1/vocab.json" && cp "$tok/vocab.bpe" "$1/merges.txt" || return 1
+    cat >"$1/tokenizer_config.json" <<'JSON'
+{"tokenizer_class": "GPT2Tokenizer", "add_bos_token": true, "bos_token": "<|endoftext|>",
+ "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "model_max_length": 256}
+JSON
+}
+
 # checkpoint_sums DIR: "sha256  name" of every file of a checkpoint folder,
 # sorted, less what records how the job ran (it differs from run to run by
 # design): aweq_run.json (times, ranks, memory) is left out, and report.html

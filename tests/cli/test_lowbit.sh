@@ -85,13 +85,6 @@ for m in opt llama; do
 done
 
 # usage errors: exit 2 and one line naming the option
-expect_usage() {
-    local name=$1 needle=$2 rc=0
-    shift 2
-    "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || rc=$?
-    [ "$rc" -eq 2 ] && grep -qF -- "$needle" "$WORK/err.txt" && ok "$name: $(head -1 "$WORK/err.txt")" \
-        || bad "$name: exit $rc, $(cat "$WORK/err.txt")"
-}
 expect_usage "gptq needs --wbits" "--wbits" "$EXE" --model "$WORK/opt" --method gptq
 expect_usage "--group without --wbits" "--wbits" "$EXE" --model "$WORK/opt" --group 64
 expect_usage "--act-order without gptq" "--act-order" "$EXE" --model "$WORK/opt" --wbits 4 --act-order

@@ -16,12 +16,7 @@ MPIRUN=(timeout 300 mpiexec --oversubscribe)
 "$EXE" synth --hidden 64 --layers 4 --heads 4 --ffn 256 --vocab 50304 --max-pos 256 --max-shard-size 2M \
     --quiet --out "$WORK/m" || { bad "synth"; finish; exit 1; }
 rm -f "$WORK/m/calibration.tokens"
-cp "$TOKDIR/encoder.json" "$WORK/m/vocab.json"
-cp "$TOKDIR/vocab.bpe" "$WORK/m/merges.txt"
-cat >"$WORK/m/tokenizer_config.json" <<'JSON'
-{"tokenizer_class": "GPT2Tokenizer", "add_bos_token": true, "bos_token": "<|endoftext|>",
- "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "model_max_length": 256}
-JSON
+gpt2_tokenizer "$WORK/m"
 head -n 400 "$DATA/wikitext-2/wiki.test.raw" >"$WORK/calib.txt"
 sed -n '2500,2530p' "$DATA/wikitext-2/wiki.test.raw" >"$WORK/eval.txt"
 
@@ -180,13 +175,6 @@ expect_fail "--out is a file" "exists and is not a folder" \
     "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/grid.txt" --out "$WORK/grid.txt" --quiet
 
 # ---- usage errors -----------------------------------------------------------
-expect_usage() {
-    local name=$1 needle=$2 rc=0
-    shift 2
-    "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || rc=$?
-    [ "$rc" -eq 2 ] && grep -qF -- "$needle" "$WORK/err.txt" && ok "$name: $(head -1 "$WORK/err.txt")" \
-        || bad "$name: exit $rc, $(cat "$WORK/err.txt")"
-}
 printf '%s\n' "--method rtn --wbits 4" "# fine so far" "--method rtn --abits 4" >"$WORK/bad1.txt"
 expect_usage "grid: --abits 4 without --adynamic" "bad1.txt:3: --abits 4 needs --adynamic" \
     "$EXE" sweep --model "$WORK/m" "${DRAW[@]}" --grid "$WORK/bad1.txt" --out "$WORK/sb"

@@ -15,12 +15,7 @@ MPI=(mpiexec --oversubscribe -n 2)
 "$EXE" synth --hidden 64 --layers 2 --heads 4 --ffn 256 --vocab 50304 --max-pos 256 --max-shard-size 2M \
     --quiet --out "$WORK/m" && ok "synth tiny with a GPT-2 vocabulary" || bad "synth"
 rm -f "$WORK/m/calibration.tokens"
-cp "$TOKDIR/encoder.json" "$WORK/m/vocab.json"
-cp "$TOKDIR/vocab.bpe" "$WORK/m/merges.txt"
-cat >"$WORK/m/tokenizer_config.json" <<'JSON'
-{"tokenizer_class": "GPT2Tokenizer", "add_bos_token": true, "bos_token": "<|endoftext|>",
- "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "model_max_length": 256}
-JSON
+gpt2_tokenizer "$WORK/m"
 # a slice of WikiText-2 as calibration text and as evaluation text
 head -n 400 "$DATA/wikitext-2/wiki.test.raw" >"$WORK/calib.txt"
 sed -n '2500,2560p' "$DATA/wikitext-2/wiki.test.raw" >"$WORK/eval.txt"
