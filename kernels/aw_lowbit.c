@@ -181,7 +181,7 @@ void aw_k_gram_accum(const float *x, int T, int in, float *h, double *abssum)
 {
     if (T <= 0 || in <= 0) return;
     /* row-major x (T, in) as A (K = T, N = in), C = A^T A + C, lower */
-    cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, in, T, 1.0f, x, in, 1.0f, h, in);
+    if (h) cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, in, T, 1.0f, x, in, 1.0f, h, in);
     /* rows in order for every column (the CUDA kernel does the same) */
     for (int t = 0; t < T; t++) {
         const float *row = x + (size_t)t * in;

@@ -57,7 +57,7 @@ void aw_k_unpack_bits(const uint32_t *words, size_t n, int bits, uint8_t *q);
 /* The lower triangle (j <= i) of h (in, in), row-major, += x^T x over the
  * T rows of x (T, in) (OpenBLAS ssyrk: the same bits for the same inputs
  * and thread count); abssum[j] += sum_t |x_tj| in double. The upper
- * triangle is not touched. */
+ * triangle is not touched; h NULL: the |x| sums alone. */
 void aw_k_gram_accum(const float *x, int T, int in, float *h, double *abssum);
 
 /* GPTQ (Frantar et al. 2022) on one linear: w (out, in) is quantized

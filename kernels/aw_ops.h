@@ -89,8 +89,8 @@ typedef struct {
     aw_status (*err_sums)(const aw_ops *o, const float *yr, const float *y, size_t n, double *out);
     aw_status (*col_err_accum)(const aw_ops *o, const float *yr, const float *y, int T, int out,
                                double *col_err);
-    /* low-bit weights (aw_lowbit.h): h (in, in) lower triangle += x^T x,
-     * abssum (in) += |x| per column; w (out, in) = (q - z) * step with
+    /* low-bit weights (aw_lowbit.h): h (in, in) lower triangle += x^T x
+     * (h NULL: skipped), abssum (in) += |x| per column; w (out, in) = (q - z) * step with
      * groups of G inputs (0: the whole row) */
     aw_status (*gram_accum)(const aw_ops *o, const float *x, int T, int in, float *h, double *abssum);
     aw_status (*dequant_groups)(const aw_ops *o, const uint8_t *q, const float *step, const uint8_t *zero,

@@ -35,8 +35,9 @@ extern "C" aw_status aw_kc_gram_accum(aw_kc *k, const float *x, int T, int in, f
 {
     if (T <= 0 || in <= 0) return AW_OK;
     const float one = 1.0f;
-    AW_CUBLAS_TRY(cublasSsyrk(k->blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, in, T, &one, x, in, &one, h,
-                              in));
+    if (h)
+        AW_CUBLAS_TRY(cublasSsyrk(k->blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, in, T, &one, x, in, &one, h,
+                                  in));
     abssum_kernel<<<aw_kc_blocks((size_t)in, AW_KC_THREADS, AW_KC_MAX_BLOCKS), AW_KC_THREADS, 0,
                     k->stream>>>(x, T, in, abssum);
     AW_CUDA_LAUNCH("abssum_kernel");

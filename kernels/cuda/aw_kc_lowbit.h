@@ -31,7 +31,7 @@ extern "C" {
 
 /* The lower triangle (j <= i) of h (in, in), row-major, += x^T x over the T
  * rows of x (T, in); abssum[j] += sum_t |x_tj| (double, rows in order). The
- * upper triangle is not touched. */
+ * upper triangle is not touched; h NULL: the |x| sums alone. */
 aw_status aw_kc_gram_accum(aw_kc *k, const float *x, int T, int in, float *h, double *abssum);
 /* w (out, in) = (q - z) * step, groups of G inputs (0: the whole row), the
  * last one possibly shorter; step, zero (out, ceil(in / G)). */

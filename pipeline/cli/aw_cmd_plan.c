@@ -42,8 +42,9 @@ static void plan_usage(FILE *out)
             "  --read-gbps R         file-system read GB/s per rank (default 2)\n"
             "  --gpu-mem G           GPU memory per rank in GB: fail if a stage's GPU part\n"
             "                        (the GPU/rank column) does not fit\n"
-            "  --method M            the run's method (default aweq); awq, aweq+search and\n"
-            "                        gptq keep each tap's Gram matrix, counted per block\n"
+            "  --method M            the run's method (default aweq); gptq, and awq and\n"
+            "                        aweq+search with weight-only schemes, keep each tap's\n"
+            "                        Gram matrix, counted per block\n"
             "  --wbits B --group G --sym --asym --abits B --agroup G --adynamic\n"
             "  --keep-salient P      the run's scheme, as for a run (default W8A8)\n",
           out);

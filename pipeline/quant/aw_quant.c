@@ -13,6 +13,7 @@
 #include "aw_quant_int.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,11 +33,29 @@ aw_status aw_method_parse(const char *s, aw_method_kind *out)
     return AW_FAIL(AW_ERR_ARG, "--method '%s': expected aweq, smoothquant, rtn, awq, aweq+search or gptq", s);
 }
 
-int aw_method_needs_gram(const aw_method *m)
+aw_stats_level aw_method_stats_level(const aw_method *m)
 {
-    /* AWQ's factors read the |x| sums, which come with the Gram part */
-    if (m->kind == AW_METHOD_AWEQ_SEARCH) return m->scheme.act != AW_ACT_DYNAMIC;
-    return m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_GPTQ;
+    int dyn = m->scheme.act == AW_ACT_DYNAMIC;
+    switch (m->kind) {
+    case AW_METHOD_GPTQ: return AW_STATS_GRAM;
+    /* with a dynamic scheme the search's objective runs on the token
+     * sample; AWQ's factors still read the |x| sums */
+    case AW_METHOD_AWQ: return dyn ? AW_STATS_ABSSUM : AW_STATS_GRAM;
+    case AW_METHOD_AWEQ_SEARCH: return dyn ? AW_STATS_PLAIN : AW_STATS_GRAM;
+    default: return AW_STATS_PLAIN;
+    }
+}
+
+int aw_method_needs_gram(const aw_method *m) { return aw_method_stats_level(m) == AW_STATS_GRAM; }
+
+aw_status aw_method_check_stats(const aw_method *m, const aw_stats *st, int layer)
+{
+    aw_stats_level need = aw_method_stats_level(m);
+    if (aw_stats_level_of(st) >= need) return AW_OK;
+    char where[32] = "";
+    if (layer >= 0) snprintf(where, sizeof where, "layer %d: ", layer);
+    return AW_FAIL(AW_ERR_ARG, "%s--method %s needs the %s of the calibration statistics", where,
+                   aw_method_names[m->kind], need == AW_STATS_GRAM ? "Gram matrices" : "|x| sums");
 }
 
 int aw_method_needs_sample(const aw_method *m)

@@ -35,15 +35,16 @@
 typedef struct {
     void *arena;
     int in[AW_TAP_COUNT];
-    /* with_gram (aw_stats_create): per tap, X^T X (in, in), full symmetric
-     * after aw_stats_finish, and sum |x| per channel (in); NULL otherwise.
-     * A block's part carries the lower triangles and the |x| sums after the
-     * plain sums (n_gram doubles); the observer accumulates them in f32
-     * (d_gram, one block of samples) and in double (d_abssum). */
-    int with_gram;
+    /* with_gram (AW_STATS_GRAM): per tap, X^T X (in, in), full symmetric
+     * after aw_stats_finish; with_abssum (AW_STATS_ABSSUM, and with the
+     * Gram): sum |x| per channel (in); NULL otherwise. A block's part
+     * carries, per tap, the lower triangle (with the Gram) and the |x| sums
+     * after the plain sums (n_gram doubles); the observer accumulates them
+     * in f32 (d_gram, one block of samples) and in double (d_abssum). */
+    int with_gram, with_abssum;
     double *gram[AW_TAP_COUNT];
     double *abssum[AW_TAP_COUNT];
-    size_t n_gram;                /* doubles of the Gram part: sum_t in(in+1)/2 + in */
+    size_t n_gram;                /* doubles of that part: sum_t in(in+1)/2 (Gram) + in */
     float *d_gram;                /* sum_t in^2 floats: a block's Gram (the scratch) */
     double *d_abssum;             /* n_sum doubles: a block's |x| sums, backend memory */
     float *h_gram;                /* their host copies */
@@ -78,7 +79,14 @@ typedef struct {
     unsigned long long *d_nonfinite;
 } aw_stats;
 
-aw_status aw_stats_create(const aw_model_config *c, int with_gram, aw_stats *s);
+/* What calibration collects beyond the ranges and plain sums, by what the
+ * method reads (aw_method_stats_level): AWQ's factors read the |x| sums
+ * alone; GPTQ and the weight-only searches read the Gram matrices, which
+ * come with the |x| sums. */
+typedef enum { AW_STATS_PLAIN = 0, AW_STATS_ABSSUM = 1, AW_STATS_GRAM = 2 } aw_stats_level;
+aw_status aw_stats_create(const aw_model_config *c, aw_stats_level level, aw_stats *s);
+/* The level s was created with. */
+aw_stats_level aw_stats_level_of(const aw_stats *s);
 /* A block's f32 Gram matrices live in one scratch per rank, shared by its
  * layers (each layer's part is taken right after its forward): host and
  * backend copies (the same pointer for a host table) of
@@ -88,9 +96,10 @@ void aw_stats_use_gram_scratch(aw_stats *s, float *host, float *dev);
 /* After the last part was added: the Gram matrices made symmetric. */
 void aw_stats_finish(aw_stats *s);
 /* Bytes aw_stats_create allocates on the host (for plans), without the
- * backend's mirrors; with_gram adds sum_t in^2 doubles. A token sample
- * (aw_stats_use_sample) is apart: aw_stats_sample_bytes more. */
-uint64_t aw_stats_bytes(const aw_model_config *c, int with_gram);
+ * backend's mirrors; AW_STATS_ABSSUM adds 2 n_sum doubles, AW_STATS_GRAM
+ * sum_t in^2 more. A token sample (aw_stats_use_sample) is apart:
+ * aw_stats_sample_bytes more. */
+uint64_t aw_stats_bytes(const aw_model_config *c, aw_stats_level level);
 /* Default rows of the token sample (methods that search with a dynamic
  * activation quantizer, aw_method_needs_sample). */
 #define AW_SAMPLE_TOKENS 512
@@ -150,10 +159,16 @@ typedef struct {
 
 /* "rtn", "smoothquant", "aweq", "awq", "aweq+search", "gptq" */
 extern const char *const aw_method_names[AW_METHOD_COUNT];
-/* 1 if the method needs each tap's Gram matrix X^T X (GPTQ's Hessian, the
- * weight-only search's objective, AWQ's |x| sums); aweq+search with a
- * dynamic scheme needs the token sample instead. */
+/* What the method reads of the calibration statistics: the Gram matrices
+ * X^T X (GPTQ's Hessian, the weight-only searches' objective), the |x|
+ * sums alone (AWQ's factors with a dynamic scheme, whose search reads the
+ * token sample), or neither. */
+aw_stats_level aw_method_stats_level(const aw_method *m);
+/* 1 if the method needs each tap's Gram matrix (AW_STATS_GRAM). */
 int aw_method_needs_gram(const aw_method *m);
+/* AW_ERR_ARG naming the method when st lacks what it reads (layer < 0:
+ * no layer in the message). */
+aw_status aw_method_check_stats(const aw_method *m, const aw_stats *st, int layer);
 /* 1 if the method needs the token sample of each tap (aw_stats_use_sample):
  * awq and aweq+search with a dynamic scheme (their objective runs the
  * activation quantizer on the sample). */

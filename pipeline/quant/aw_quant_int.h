@@ -157,7 +157,7 @@ typedef struct {
  * trace (or NULL) what the search saw (the Gram objective for weight-only
  * schemes, the sampled one for dynamic schemes). AW_ERR_ARG for another
  * method, a scheme that is not coded or statistics without what the
- * method needs (aw_method_needs_gram, aw_method_needs_sample);
+ * method needs (aw_method_check_stats, aw_method_needs_sample);
  * AW_ERR_VALIDATION without tokens; AW_ERR_NONFINITE if no candidate of a
  * tap has a finite objective; AW_ERR_NOMEM. */
 aw_status aw_equalize_searched(const aw_model_config *c, const aw_block *fp, const aw_stats *st,

@@ -272,8 +272,7 @@ aw_status aw_equalize_searched_dev(aw_qdev *qd, const aw_model_config *c, const 
     AW_TRY(aw_scheme_check(&m->scheme));
     AW_TRY(aw_method_check_keep(m));
     int dyn = m->scheme.act == AW_ACT_DYNAMIC;
-    AW_RETURN_IF(aw_method_needs_gram(m) && !st->with_gram, AW_ERR_ARG,
-                 "--method %s needs the Gram matrices of the calibration statistics", aw_method_names[m->kind]);
+    AW_TRY(aw_method_check_stats(m, st, -1));
     AW_RETURN_IF(dyn && (!st->with_sample || st->samp_rows < 1), AW_ERR_ARG,
                  "--method %s with dynamic activations needs a token sample of the calibration statistics",
                  aw_method_names[m->kind]);
@@ -416,9 +415,7 @@ aw_status aw_quantize_block_wo_ops(const aw_ops *o, const aw_model_config *c, in
     AW_TRY(aw_method_check_keep(m));
     AW_RETURN_IF(!aw_scheme_same(&q->scheme, sc) || !q->lin[0].codes || (dyn && !q->lin[0].wq), AW_ERR_ARG,
                  "layer %d: the quantized block was made for another scheme", layer);
-    AW_RETURN_IF(aw_method_needs_gram(m) && !st->with_gram, AW_ERR_ARG,
-                 "layer %d: --method %s needs the Gram matrices of the calibration statistics", layer,
-                 aw_method_names[m->kind]);
+    AW_TRY(aw_method_check_stats(m, st, layer));
     AW_RETURN_IF(aw_method_needs_sample(m) && (!st->with_sample || st->samp_rows < 1), AW_ERR_ARG,
                  "layer %d: --method %s with dynamic activations needs a token sample of the calibration statistics",
                  layer, aw_method_names[m->kind]);

@@ -7,10 +7,14 @@
 
 #include "aw_kernels.h"
 
-/* Gram part of tap t: in(in+1)/2 lower-triangle values, then in |x| sums. */
-static size_t gram_part_len(int in) { return (size_t)in * (size_t)(in + 1) / 2 + (size_t)in; }
+/* Extra part of tap t: in(in+1)/2 lower-triangle values (with the Gram),
+ * then in |x| sums. */
+static size_t gram_part_len(int in, int with_gram)
+{
+    return (with_gram ? (size_t)in * (size_t)(in + 1) / 2 : 0) + (size_t)in;
+}
 
-uint64_t aw_stats_bytes(const aw_model_config *c, int with_gram)
+uint64_t aw_stats_bytes(const aw_model_config *c, aw_stats_level level)
 {
     uint64_t n = 0, sq = 0;
     for (int t = 0; t < AW_TAP_COUNT; t++) {
@@ -20,9 +24,11 @@ uint64_t aw_stats_bytes(const aw_model_config *c, int with_gram)
     }
     /* the ranges (floats) padded to whole doubles: the Gram arrays follow */
     uint64_t b = (2 * n + 1) * sizeof(double) + (n * sizeof(float) + sizeof(double) - 1) / sizeof(double) * sizeof(double);
-    /* totals (double), |x| sums twice (the f32 Gram of a block is the
-     * rank's shared scratch, aw_stats_gram_scratch_floats) */
-    if (with_gram) b += sq * sizeof(double) + 2 * n * sizeof(double);
+    /* |x| sums twice (totals and a block's); the Gram totals (double; the
+     * f32 Gram of a block is the rank's shared scratch,
+     * aw_stats_gram_scratch_floats) */
+    if (level >= AW_STATS_ABSSUM) b += 2 * n * sizeof(double);
+    if (level >= AW_STATS_GRAM) b += sq * sizeof(double);
     return b;
 }
 
@@ -100,7 +106,12 @@ void aw_stats_use_gram_scratch(aw_stats *s, float *host, float *dev)
     s->d_gram = s->ops && !s->ops->host ? dev : host;
 }
 
-aw_status aw_stats_create(const aw_model_config *c, int with_gram, aw_stats *s)
+aw_stats_level aw_stats_level_of(const aw_stats *s)
+{
+    return s->with_gram ? AW_STATS_GRAM : s->with_abssum ? AW_STATS_ABSSUM : AW_STATS_PLAIN;
+}
+
+aw_status aw_stats_create(const aw_model_config *c, aw_stats_level level, aw_stats *s)
 {
     memset(s, 0, sizeof *s);
     int in[AW_TAP_COUNT];
@@ -109,9 +120,9 @@ aw_status aw_stats_create(const aw_model_config *c, int with_gram, aw_stats *s)
         n += (size_t)(in[t] = aw_arch_tap_width(c, (aw_tap_id)t));
         sq += (size_t)in[t] * (size_t)in[t];
     }
-    s->arena = calloc(1, aw_stats_bytes(c, with_gram));
+    s->arena = calloc(1, aw_stats_bytes(c, level));
     AW_RETURN_IF(!s->arena, AW_ERR_NOMEM, "out of memory for statistics%s",
-                 with_gram ? " (Gram matrices of every tap)" : "");
+                 level >= AW_STATS_GRAM ? " (Gram matrices of every tap)" : "");
     s->n_sum = n;
     s->sum_all = s->arena;
     s->part = s->sum_all + n;
@@ -122,13 +133,14 @@ aw_status aw_stats_create(const aw_model_config *c, int with_gram, aw_stats *s)
         s->sum[t] = pd, pd += in[t];
         s->absmax[t] = pf, pf += in[t];
     }
-    if (with_gram) {
-        s->with_gram = 1;
+    if (level >= AW_STATS_ABSSUM) {
+        s->with_abssum = 1;
+        s->with_gram = level >= AW_STATS_GRAM;
         /* doubles first (pf is past n floats: realign on the arena's doubles) */
         double *g = (double *)s->arena + (2 * n + 1) + (n * sizeof(float) + sizeof(double) - 1) / sizeof(double);
         for (int t = 0; t < AW_TAP_COUNT; t++) {
-            s->gram[t] = g, g += (size_t)in[t] * in[t];
-            s->n_gram += gram_part_len(in[t]);
+            if (s->with_gram) s->gram[t] = g, g += (size_t)in[t] * in[t];
+            s->n_gram += gram_part_len(in[t], s->with_gram);
         }
         for (int t = 0; t < AW_TAP_COUNT; t++) s->abssum[t] = g, g += in[t];
         s->h_abssum = g;
@@ -158,7 +170,7 @@ static void stats_detach(aw_stats *s)
         s->ops->vt->release(s->ops, s->d_absmax);
         s->ops->vt->release(s->ops, s->d_part);
         s->ops->vt->release(s->ops, s->d_nonfinite);
-        if (s->with_gram) s->ops->vt->release(s->ops, s->d_abssum);
+        if (s->with_abssum) s->ops->vt->release(s->ops, s->d_abssum);
     }
     stats_on_host(s);
 }
@@ -185,7 +197,7 @@ aw_status aw_stats_attach(aw_stats *s, const aw_ops *o)
     AW_TRY(o->vt->alloc(o, (void **)&s->d_nonfinite, sizeof(unsigned long long), "a counter"));
     AW_TRY(o->vt->to_dev(o, s->d_absmax, s->absmax[0], s->n_sum * sizeof(float)));
     AW_TRY(o->vt->zero(o, s->d_part, s->n_sum * sizeof(double)));
-    if (s->with_gram) {
+    if (s->with_abssum) {
         AW_TRY(o->vt->alloc(o, (void **)&s->d_abssum, s->n_sum * sizeof(double), "activation |x| sums"));
         AW_TRY(o->vt->zero(o, s->d_abssum, s->n_sum * sizeof(double)));
     }
@@ -207,9 +219,11 @@ aw_status aw_stats_observe(void *ctx, aw_tap_id tap, const float *x, int T, int 
     if (tap == AW_TAP_ATTN_IN) s->part[s->n_sum] += (double)T; /* the token count stays on the host */
     AW_TRY(o->vt->stats_accum(o, x, T, in, s->d_absmax + off, s->d_part + off, s->d_nonfinite));
     if (s->with_sample) AW_TRY(observe_sample(s, tap, x, T, in));
-    if (!s->with_gram) return AW_OK;
-    AW_RETURN_IF(!s->d_gram, AW_ERR_ARG, "statistics with Gram matrices need their scratch (aw_stats_use_gram_scratch)");
-    return o->vt->gram_accum(o, x, T, in, s->d_gram + gram_off(s, tap), s->d_abssum + off);
+    if (!s->with_abssum) return AW_OK;
+    AW_RETURN_IF(s->with_gram && !s->d_gram, AW_ERR_ARG,
+                 "statistics with Gram matrices need their scratch (aw_stats_use_gram_scratch)");
+    /* no Gram: the |x| sums alone (h NULL) */
+    return o->vt->gram_accum(o, x, T, in, s->with_gram ? s->d_gram + gram_off(s, tap) : NULL, s->d_abssum + off);
 }
 
 aw_status aw_stats_take_part(aw_stats *s, double *dst)
@@ -219,23 +233,26 @@ aw_status aw_stats_take_part(aw_stats *s, double *dst)
     dst[s->n_sum] = s->part[s->n_sum];
     s->part[s->n_sum] = 0.0;
     AW_TRY(o->vt->zero(o, s->d_part, s->n_sum * sizeof(double)));
-    if (!s->with_gram) return AW_OK;
-    /* the block's f32 lower triangles as doubles, then its |x| sums */
-    size_t sq = gram_floats(s);
-    AW_TRY(o->vt->to_host(o, s->h_gram, s->d_gram, sq * sizeof(float)));
+    if (!s->with_abssum) return AW_OK;
+    /* per tap the block's f32 lower triangle as doubles (with the Gram),
+     * then its |x| sums */
+    size_t sq = s->with_gram ? gram_floats(s) : 0;
+    if (sq) AW_TRY(o->vt->to_host(o, s->h_gram, s->d_gram, sq * sizeof(float)));
     AW_TRY(o->vt->to_host(o, s->h_abssum, s->d_abssum, s->n_sum * sizeof(double)));
     double *p = dst + s->n_sum + 1;
     const float *g = s->h_gram;
     const double *a = s->h_abssum;
     for (int t = 0; t < AW_TAP_COUNT; t++) {
         int in = s->in[t];
-        for (int i = 0; i < in; i++)
-            for (int j = 0; j <= i; j++) *p++ = (double)g[(size_t)i * in + j];
+        if (sq) {
+            for (int i = 0; i < in; i++)
+                for (int j = 0; j <= i; j++) *p++ = (double)g[(size_t)i * in + j];
+            g += (size_t)in * in;
+        }
         for (int j = 0; j < in; j++) *p++ = a[j];
-        g += (size_t)in * in;
         a += in;
     }
-    AW_TRY(o->vt->zero(o, s->d_gram, sq * sizeof(float)));
+    if (sq) AW_TRY(o->vt->zero(o, s->d_gram, sq * sizeof(float)));
     return o->vt->zero(o, s->d_abssum, s->n_sum * sizeof(double));
 }
 
@@ -243,12 +260,12 @@ void aw_stats_add_part(aw_stats *s, const double *part)
 {
     for (size_t i = 0; i < s->n_sum; i++) s->sum_all[i] += part[i];
     s->tokens += (uint64_t)part[s->n_sum];
-    if (!s->with_gram) return;
+    if (!s->with_abssum) return;
     const double *p = part + s->n_sum + 1;
     for (int t = 0; t < AW_TAP_COUNT; t++) {
         int in = s->in[t];
         double *g = s->gram[t];
-        for (int i = 0; i < in; i++)
+        for (int i = 0; g && i < in; i++)
             for (int j = 0; j <= i; j++) g[(size_t)i * in + j] += *p++;
         for (int j = 0; j < in; j++) s->abssum[t][j] += *p++;
     }

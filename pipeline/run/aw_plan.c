@@ -140,7 +140,14 @@ aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int
     /* methods that search with the activation quantizer: a token sample of
      * every tap per block, kept until the block is quantized */
     if (aw_method_needs_sample(m)) out->block_bytes += aw_stats_sample_bytes(c, AW_SAMPLE_TOKENS);
-    if (!aw_method_needs_gram(m)) return AW_OK;
+    aw_stats_level level = aw_method_stats_level(m);
+    if (level == AW_STATS_ABSSUM) {
+        /* per block the |x| sums (totals and a block's) and one part of them */
+        uint64_t n = 0;
+        for (int t = 0; t < AW_TAP_COUNT; t++) n += (uint64_t)aw_arch_tap_width(c, (aw_tap_id)t);
+        out->block_bytes += aw_stats_bytes(c, level) - aw_stats_bytes(c, AW_STATS_PLAIN) + n * sizeof(double);
+    }
+    if (level != AW_STATS_GRAM) return AW_OK;
     /* per block: the Gram totals (double) and |x| sums, and one part of
      * them (one replica adds each block's part as it comes); per rank: the
      * f32 Gram of one block of samples (calibration), and while
@@ -153,7 +160,7 @@ aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int
         uint64_t w = (uint64_t)aw_arch_tap_width(c, (aw_tap_id)t);
         part += w * (w + 1) / 2 + w;
     }
-    out->block_bytes += aw_stats_bytes(c, 1) - aw_stats_bytes(c, 0) + part * sizeof(double);
+    out->block_bytes += aw_stats_bytes(c, level) - aw_stats_bytes(c, AW_STATS_PLAIN) + part * sizeof(double);
     uint64_t quant_extra = 2 * in_max * in_max * sizeof(double) + 2 * (uint64_t)aw_arch_max_linear(c) * sizeof(float);
     uint64_t calib_extra = sq * sizeof(float);
     out->rank_fixed_bytes += quant_extra > calib_extra ? quant_extra : calib_extra;

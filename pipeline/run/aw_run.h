@@ -139,7 +139,8 @@ typedef struct {
     aw_backend_info backend;
     uint32_t calib_seqs, seq_len, eval_windows, eval_windows_all; /* evaluated, and in the text */
     uint64_t eval_stream_tokens;
-    int stats_gram, stats_sample;   /* what calibration collected (the union of the points' needs) */
+    aw_stats_level stats_level;     /* what calibration collected (the union of the points' needs) */
+    int stats_sample;
     aw_e2e fp;                      /* the fp model's sums (nll_fp, n_pred) */
     int n_points;
     aw_e2e *q;                      /* (n_points) each point's sums (nll_q, n_pred; kl, top1_agree with_kl) */

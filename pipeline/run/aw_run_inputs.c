@@ -293,7 +293,7 @@ aw_status run_setup(const aw_run_opts *o, run_inputs *in, run_topo *t, int local
     t->is_last = t->stage == t->S - 1;
     in->L = (int)in->tokens.seq_len;
     in->B = o->batch;
-    in->stats_gram = aw_method_needs_gram(&o->method);
+    in->stats_level = aw_method_stats_level(&o->method);
     in->stats_sample = aw_method_needs_sample(&o->method);
     return aw_pipe_open(w, t->stage, t->replica, t->S, t->R, &t->pipe);
 }

@@ -55,7 +55,8 @@ typedef struct {
     int L, B;                      /* tokens per sequence, sequences per block */
     /* what the calibration statistics collect (run_setup: from the method;
      * a sweep sets the union of its grid's needs) */
-    int stats_gram, stats_sample;  /* aw_method_needs_gram / aw_method_needs_sample */
+    aw_stats_level stats_level;    /* aw_method_stats_level */
+    int stats_sample;              /* aw_method_needs_sample */
 } run_inputs;
 
 /* This rank's slice of the model: host blocks and, on the backend, the

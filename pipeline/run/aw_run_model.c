@@ -95,7 +95,7 @@ aw_status run_load_local(const run_inputs *in, const run_topo *t, run_model *m, 
     for (int l = 0; l < nl; l++) {
         AW_TRY(aw_block_create(c, c->torch_dtype, &m->fp[l]));
         AW_TRY(aw_block_load(c, in->mf, t->l0 + l, &m->fp[l]));
-        AW_TRY(aw_stats_create(c, in->stats_gram, &s->stats[l]));
+        AW_TRY(aw_stats_create(c, in->stats_level, &s->stats[l]));
         if (in->stats_sample)
             AW_TRY(aw_stats_use_sample(&s->stats[l], AW_SAMPLE_TOKENS, (uint64_t)in->n_calib * (uint64_t)in->L));
         aw_progress_step(out->prog, l + 1);
@@ -110,7 +110,7 @@ aw_status run_load_local(const run_inputs *in, const run_topo *t, run_model *m, 
     m->dfp = calloc((size_t)nl, sizeof *m->dfp);
     m->dq = calloc((size_t)nl, sizeof *m->dq);
     AW_RETURN_IF(!m->dfp || !m->dq, AW_ERR_NOMEM, "out of memory");
-    if (in->stats_gram) {
+    if (in->stats_level == AW_STATS_GRAM) {
         size_t n = aw_stats_gram_scratch_floats(c);
         s->gram = calloc(n, sizeof(float));
         AW_RETURN_IF(!s->gram, AW_ERR_NOMEM, "out of memory for the Gram matrices of a block (%zu floats)", n);

@@ -241,10 +241,11 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     in.method = ro.method;
     in.method.param_dtype = in.method.scale_dtype = c->torch_dtype;
     /* calibration collects what any point needs */
-    in.stats_gram = 0;
+    in.stats_level = AW_STATS_PLAIN;
     in.stats_sample = 0;
     for (int i = 0; i < n_pts; i++) {
-        in.stats_gram |= aw_method_needs_gram(&pts[i].method);
+        aw_stats_level lv = aw_method_stats_level(&pts[i].method);
+        if (lv > in.stats_level) in.stats_level = lv;
         in.stats_sample |= aw_method_needs_sample(&pts[i].method);
     }
     AW_CHECK(aw_comm_agree(world, run_start_backend(&ro, &in, &t, &m, &s, &out, &rr)));
@@ -256,7 +257,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     if (eval_windows > 0 && in.n_eval > eval_windows) in.n_eval = eval_windows; /* the first ones */
     r->eval_windows = in.n_eval;
     r->eval_stream_tokens = in.eval_stream_tokens;
-    r->stats_gram = in.stats_gram;
+    r->stats_level = in.stats_level;
     r->stats_sample = in.stats_sample;
     r->world = world->size;
     r->stages = t.S;
@@ -265,7 +266,10 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     aw_progress_note(out.prog, "sweep %s: %s d=%d layers=%d; %u calibration windows of %d tokens (statistics%s%s), "
                      "%u eval windows; %d point(s); %d rank(s) = %d stage(s) x %d replica(s)",
                      o->model_dir, aw_arch_of(c)->label, c->hidden_size, c->num_hidden_layers, in.n_calib, in.L,
-                     in.stats_gram ? " + Gram matrices" : "", in.stats_sample ? " + token sample" : "", in.n_eval,
+                     in.stats_level == AW_STATS_GRAM    ? " + Gram matrices"
+                     : in.stats_level == AW_STATS_ABSSUM ? " + |x| sums"
+                                                         : "",
+                     in.stats_sample ? " + token sample" : "", in.n_eval,
                      n_pts, world->size, t.S, t.R);
     long lag = (long)(t.S - 1) * t.R;
     double block_tokens = (double)in.B * in.L;
@@ -410,7 +414,7 @@ aw_status aw_sweep_json(const aw_run_opts *o, const aw_sweep_point *pts, const a
     aw_sb_printf(&b, ",\n  \"calibration\": {\"windows\": %u, \"seq_len\": %u, \"tokens\": %llu, \"gram\": %s, "
                   "\"sample\": %s},\n",
               r->calib_seqs, r->seq_len, (unsigned long long)r->calib_seqs * r->seq_len,
-              r->stats_gram ? "true" : "false", r->stats_sample ? "true" : "false");
+              r->stats_level == AW_STATS_GRAM ? "true" : "false", r->stats_sample ? "true" : "false");
     aw_sb_printf(&b, "  \"eval\": {\"text\": ");
     sb_json_str(&b, o->eval_text);
     aw_sb_printf(&b, ", \"windows\": %u, \"windows_in_text\": %u, \"stream_tokens\": %llu, \"predicted_tokens\": %.0f},\n",

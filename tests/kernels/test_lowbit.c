@@ -248,6 +248,12 @@ static void check_gram(int T, int in, uint64_t seed)
     }
     for (int j = 0; j < in; j++)
         if (as[j] != asr[j]) fail_msg("abssum %dx%d [%d]: %.17g, ref %.17g", T, in, j, as[j], asr[j]);
+    /* h NULL: the same |x| sums alone */
+    memset(as, 0, (size_t)in * sizeof *as);
+    aw_k_gram_accum(x, T1, in, NULL, as);
+    aw_k_gram_accum(x + (size_t)T1 * in, T - T1, in, NULL, as);
+    for (int j = 0; j < in; j++)
+        if (as[j] != asr[j]) fail_msg("abssum alone %dx%d [%d]: %.17g, ref %.17g", T, in, j, as[j], asr[j]);
     free(x), free(h), free(xa), free(hr), free(mag), free(as), free(asr);
 }
 

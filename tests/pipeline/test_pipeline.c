@@ -160,7 +160,7 @@ static void hand_load(hand *h, const char *dir, int calib_seqs)
     for (int l = 0; l < 3; l++) {
         aw_assert_status(aw_block_create(&h->cfg, h->cfg.torch_dtype, &h->fp[l]), AW_OK, NULL);
         aw_assert_status(aw_block_load(&h->cfg, h->mf, l, &h->fp[l]), AW_OK, NULL);
-        aw_assert_status(aw_stats_create(&h->cfg, 0, &h->st[l]), AW_OK, NULL);
+        aw_assert_status(aw_stats_create(&h->cfg, AW_STATS_PLAIN, &h->st[l]), AW_OK, NULL);
         aw_assert_status(aw_qblock_create(&h->cfg, &AW_SCHEME_W8A8, &h->q[l]), AW_OK, NULL);
     }
     /* calibrate on the first calib_seqs sequences in one block of samples */

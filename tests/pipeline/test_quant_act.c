@@ -62,6 +62,7 @@ typedef struct {
     aw_block fp[NL];                /* F32 */
     aw_stats st[NL];                /* calibration: Gram and sample */
     aw_stats rep[2];                /* layer 0's sample as two replicas would take it */
+    aw_stats abs0;                  /* layer 0 again: |x| sums and sample, no Gram */
     float *xin[NL];                 /* (HOLD * L, d) held-out input of each layer (fp stream) */
     float *xcal[AW_TAP_COUNT];      /* layer 0's tap inputs of the first calibration block */
     aw_fwd_ws ws;
@@ -109,6 +110,7 @@ static aw_status observe(void *ctx, aw_tap_id tap, const float *x, int T, int in
     if (oc->layer == 0) {
         if (oc->block == 0) memcpy(f->xcal[tap], x, (size_t)T * in * sizeof(float));
         AW_TRY(aw_stats_observe(&f->rep[oc->block % 2], tap, x, T, in));
+        AW_TRY(aw_stats_observe(&f->abs0, tap, x, T, in));
     }
     return aw_stats_observe(&f->st[oc->layer], tap, x, T, in);
 }
@@ -146,16 +148,18 @@ static int setup(void **state)
     for (int l = 0; l < NL; l++) {
         aw_assert_status(aw_block_create(c, AW_DT_F32, &f->fp[l]), AW_OK, NULL);
         aw_assert_status(aw_block_load(c, f->mf, l, &f->fp[l]), AW_OK, NULL);
-        aw_assert_status(aw_stats_create(c, 1, &f->st[l]), AW_OK, NULL);
+        aw_assert_status(aw_stats_create(c, AW_STATS_GRAM, &f->st[l]), AW_OK, NULL);
         aw_stats_use_gram_scratch(&f->st[l], f->gram_scratch, f->gram_scratch);
         aw_assert_status(aw_stats_use_sample(&f->st[l], AW_SAMPLE_TOKENS, total), AW_OK, NULL);
         f->xin[l] = malloc((size_t)HOLD * L * d * sizeof(float));
         assert_non_null(f->xin[l]);
     }
     for (int r = 0; r < 2; r++) {
-        aw_assert_status(aw_stats_create(c, 0, &f->rep[r]), AW_OK, NULL);
+        aw_assert_status(aw_stats_create(c, AW_STATS_PLAIN, &f->rep[r]), AW_OK, NULL);
         aw_assert_status(aw_stats_use_sample(&f->rep[r], AW_SAMPLE_TOKENS, total), AW_OK, NULL);
     }
+    aw_assert_status(aw_stats_create(c, AW_STATS_ABSSUM, &f->abs0), AW_OK, NULL);
+    aw_assert_status(aw_stats_use_sample(&f->abs0, AW_SAMPLE_TOKENS, total), AW_OK, NULL);
     for (int t = 0; t < AW_TAP_COUNT; t++) {
         f->xcal[t] = malloc((size_t)CHUNK * L * f->st[0].in[t] * sizeof(float));
         assert_non_null(f->xcal[t]);
@@ -166,12 +170,13 @@ static int setup(void **state)
         uint64_t first = (uint64_t)b * CHUNK * L;
         aw_model_embed(c, &f->ends, f->tok.ids + first, CHUNK, L, hs);
         aw_stats_set_block(&f->rep[b % 2], first);
+        aw_stats_set_block(&f->abs0, first);
         for (int l = 0; l < NL; l++) {
             obs_ctx oc = {f, l, b};
             aw_stats_set_block(&f->st[l], first);
             aw_assert_status(aw_block_forward(c, &f->fp[l], NULL, hs, CHUNK, L, &f->ws, observe, &oc), AW_OK, NULL);
             take_part(&f->st[l]);
-            if (l == 0) take_part(&f->rep[b % 2]);
+            if (l == 0) take_part(&f->rep[b % 2]), take_part(&f->abs0);
         }
     }
     for (int l = 0; l < NL; l++) aw_stats_finish(&f->st[l]);
@@ -195,6 +200,7 @@ static int teardown(void **state)
         free(f->xin[l]);
     }
     for (int r = 0; r < 2; r++) aw_stats_destroy(&f->rep[r]);
+    aw_stats_destroy(&f->abs0);
     for (int t = 0; t < AW_TAP_COUNT; t++) free(f->xcal[t]);
     aw_fwd_ws_destroy(&f->ws);
     free(f->gram_scratch);
@@ -261,7 +267,7 @@ static void test_sample(void **state)
     free(sum);
     /* a short calibration: stride 1, fewer rows */
     aw_stats s;
-    aw_assert_status(aw_stats_create(&f->cfg, 0, &s), AW_OK, NULL);
+    aw_assert_status(aw_stats_create(&f->cfg, AW_STATS_PLAIN, &s), AW_OK, NULL);
     aw_assert_status(aw_stats_use_sample(&s, 512, 100), AW_OK, NULL);
     assert_int_equal((int)s.samp_stride, 1);
     assert_int_equal(s.samp_rows, 100);
@@ -372,6 +378,53 @@ static void test_dynamic(void **state)
         assert_true(err[2][k] < err[1][k]);
         assert_true(err[3][k] < err[0][k]);
     }
+}
+
+/* AWQ with a dynamic scheme reads the |x| sums and the sample, not the Gram
+ * matrices: statistics without them give the same sums and the same
+ * blocks; each method is refused the statistics it cannot use. */
+static void test_abssum_only(void **state)
+{
+    fixture *f = *state;
+    const aw_stats *a = &f->abs0, *g = &f->st[0];
+    assert_int_equal(aw_stats_level_of(a), AW_STATS_ABSSUM);
+    assert_int_equal(aw_stats_level_of(g), AW_STATS_GRAM);
+    assert_int_equal((int)aw_stats_part_len(a), (int)(2 * a->n_sum + 1));
+    assert_int_equal((int)a->tokens, (int)g->tokens);
+    for (int t = 0; t < AW_TAP_COUNT; t++) {
+        assert_null(a->gram[t]);
+        assert_memory_equal(a->abssum[t], g->abssum[t], (size_t)a->in[t] * sizeof(double));
+        assert_memory_equal(a->sum[t], g->sum[t], (size_t)a->in[t] * sizeof(double));
+    }
+    assert_memory_equal(a->sample_all, g->sample_all, (size_t)a->n_samp * a->n_sum * sizeof(float));
+    const aw_scheme *dyn[] = {&w4a4_g32, &w4a4_tok, &w4a8_g32};
+    for (int si = 0; si < 3; si++) {
+        aw_method m = method(AW_METHOD_AWQ, dyn[si]);
+        assert_int_equal(aw_method_stats_level(&m), AW_STATS_ABSSUM);
+        aw_qblock qa, qg;
+        aw_assert_status(quantize(f, 0, &m, a, &qa), AW_OK, NULL);
+        aw_assert_status(quantize(f, 0, &m, g, &qg), AW_OK, NULL);
+        if (memcmp(qa.arena, qg.arena, aw_qblock_bytes(&f->cfg, dyn[si])) != 0)
+            fail_msg("awq %s: the block differs without the Gram matrices", label(dyn[si]));
+        aw_qblock_destroy(&qa);
+        aw_qblock_destroy(&qg);
+        /* and without the |x| sums: refused (rep[0] has a sample) */
+        aw_assert_status(quantize(f, 0, &m, &f->rep[0], &qa), AW_ERR_ARG, "|x| sums");
+        aw_qblock_destroy(&qa);
+        aw_method ms = method(AW_METHOD_AWEQ_SEARCH, dyn[si]);
+        assert_int_equal(aw_method_stats_level(&ms), AW_STATS_PLAIN);
+    }
+    /* the weight-only searches and GPTQ need the Gram matrices */
+    const aw_method_kind gk[] = {AW_METHOD_AWQ, AW_METHOD_AWEQ_SEARCH, AW_METHOD_GPTQ};
+    for (int k = 0; k < 3; k++) {
+        aw_method m = method(gk[k], &w4_g32);
+        assert_int_equal(aw_method_stats_level(&m), AW_STATS_GRAM);
+        aw_qblock q;
+        aw_assert_status(quantize(f, 0, &m, a, &q), AW_ERR_ARG, "Gram matrices");
+        aw_qblock_destroy(&q);
+    }
+    aw_method g4 = method(AW_METHOD_GPTQ, &w4a4_g32);
+    assert_int_equal(aw_method_stats_level(&g4), AW_STATS_GRAM);
 }
 
 /* ---- (c) staged = CPU ---------------------------------------------------------------------- */
@@ -641,10 +694,11 @@ static void test_sampled_search(void **state)
     aw_method m = method(AW_METHOD_AWEQ_SEARCH, &w4a4_g32);
     assert_false(aw_method_needs_gram(&m));
     assert_true(aw_method_needs_sample(&m));
-    m.kind = AW_METHOD_AWQ;
-    assert_true(aw_method_needs_gram(&m) && aw_method_needs_sample(&m));
+    m.kind = AW_METHOD_AWQ; /* the sample and the |x| sums */
+    assert_true(!aw_method_needs_gram(&m) && aw_method_needs_sample(&m));
     m.scheme = w4_g32;
     assert_false(aw_method_needs_sample(&m));
+    assert_true(aw_method_needs_gram(&m));
     aw_block_destroy(&eq);
     aw_block_destroy(&fp32);
     for (int t = 0; t < AW_TAP_COUNT; t++) free(sv[t]);
@@ -669,7 +723,7 @@ static void test_refused(void **state)
         }
     /* a dynamic search without a sample */
     aw_stats plain;
-    aw_assert_status(aw_stats_create(c, 1, &plain), AW_OK, NULL);
+    aw_assert_status(aw_stats_create(c, AW_STATS_GRAM, &plain), AW_OK, NULL);
     plain.tokens = f->st[0].tokens;
     for (int t = 0; t < AW_TAP_COUNT; t++)
         for (int j = 0; j < plain.in[t]; j++) {
@@ -713,6 +767,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sample),
         cmocka_unit_test(test_dynamic),
+        cmocka_unit_test(test_abssum_only),
         cmocka_unit_test(test_staged_equals_cpu),
         cmocka_unit_test(test_keep),
         cmocka_unit_test(test_sampled_search),

@@ -134,8 +134,8 @@ static void model_load(model *m, const char *dir)
     for (int l = 0; l < NL; l++) {
         aw_assert_status(aw_block_create(&m->cfg, AW_DT_F32, &m->fp[l]), AW_OK, NULL);
         aw_assert_status(aw_block_load(&m->cfg, m->mf, l, &m->fp[l]), AW_OK, NULL);
-        aw_assert_status(aw_stats_create(&m->cfg, 1, &m->st[l]), AW_OK, NULL);
-        aw_assert_status(aw_stats_create(&m->cfg, 1, &m->sth[l]), AW_OK, NULL);
+        aw_assert_status(aw_stats_create(&m->cfg, AW_STATS_GRAM, &m->st[l]), AW_OK, NULL);
+        aw_assert_status(aw_stats_create(&m->cfg, AW_STATS_GRAM, &m->sth[l]), AW_OK, NULL);
         /* each layer's part is taken right after its forward */
         aw_stats_use_gram_scratch(&m->st[l], m->gram_scratch, m->gram_scratch);
         aw_stats_use_gram_scratch(&m->sth[l], m->gram_scratch, m->gram_scratch);
@@ -569,7 +569,7 @@ static void test_refused(void **state)
     aw_assert_status(aw_quantize_block(c, 0, &md->fp[0], &md->st[0], &m4, &q8), AW_ERR_ARG, "scheme");
     /* statistics without Gram matrices */
     aw_stats plain;
-    aw_assert_status(aw_stats_create(c, 0, &plain), AW_OK, NULL);
+    aw_assert_status(aw_stats_create(c, AW_STATS_PLAIN, &plain), AW_OK, NULL);
     plain.tokens = md->st[0].tokens;
     for (int t = 0; t < AW_TAP_COUNT; t++)
         for (int j = 0; j < plain.in[t]; j++) {
