@@ -332,6 +332,8 @@ def main():
     ap.add_argument("--md", default=os.path.join(REPO, "bench", "results", "vs-pytorch.md"))
     ap.add_argument("--batch", type=int, default=8, help="the program's --batch (default 8)")
     ap.add_argument("--holdout", type=float, default=0.2, help="the program's --holdout (default 0.2)")
+    ap.add_argument("--bf16", type=int, default=1,
+                    help="1: also time the program's calibration with --cpu-precision bf16 in each pair")
     ap.add_argument("--refs", type=int, default=1, help="1: time the reference rows once per model and T")
     ap.add_argument("--cmdline", default=None, help="the command line to record (the wrapper's)")
     a = ap.parse_args()
@@ -391,6 +393,7 @@ def main():
             val_pass(fp, q, held[: a.batch], a.batch, True)
             A = {k: [] for k in ("cal_hooks", "cal_nohooks", "cal_full", "val", "val_nomet", "val_ct")}
             B = {"calibrate": [], "validate": [], "wall": []}
+            B16 = []  # --cpu-precision bf16's calibrate, a third run per pair
             loads = []
             for i in range(a.pairs):
                 loads.append(loadavg())
@@ -401,6 +404,9 @@ def main():
                 r = run_aweq(exe, mdir, T, os.path.join(a.work, f"{shape}-run"))
                 for k in B:
                     B[k].append(r[k])
+                if a.bf16:
+                    B16.append(run_aweq(exe, mdir, T, os.path.join(a.work, f"{shape}-run-bf16"),
+                                        ("--cpu-precision", "bf16"))["calibrate"])
                 print(f"[{shape} T={T} pair {i + 1}] torch calib {A['cal_hooks'][-1]:.2f} s "
                       f"valid {A['val'][-1]:.2f} s; "
                       f"aweq calibrate {r['calibrate']:.2f} s, validate {r['validate']:.2f} s; "
@@ -416,6 +422,9 @@ def main():
             ld = "load avg " + "/".join(loads)
             rows.append((shape, T, "**calibration**: decoder + hooks (A) vs `calibrate` (B)",
                          A["cal_hooks"], B["calibrate"], ld))
+            if B16:
+                rows.append((shape, T, "calibration with bf16 products: decoder + hooks, fp32 (A) vs `calibrate "
+                             "--cpu-precision bf16` (B, a third run in each pair)", A["cal_hooks"], B16, ""))
             if A["cal_nohooks"]:
                 rows.append((shape, T, "ref (1 run): decoder, no hooks vs `calibrate`", A["cal_nohooks"],
                              B["calibrate"], ""))

@@ -101,6 +101,28 @@ AW_CLONES void aw_k_bf16_to_f32(const uint16_t *src, float *dst, size_t n)
     for (size_t i = 0; i < n; i++) d[i] = (uint32_t)src[i] << 16;
 }
 
+/* f32 bits -> bf16 bits, nearest with ties to even; NaN stays NaN (quiet,
+ * sign and top payload bits kept), as aw_dtype.h's aw_f32_to_bf16. Selects
+ * as masks so that the loops vectorise. */
+static inline AW_INLINE uint16_t bf16_of_bits(uint32_t u)
+{
+    uint32_t is_nan = 0u - (uint32_t)((u & 0x7fffffffu) > 0x7f800000u);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    uint32_t quiet = (u >> 16) | 0x40u;
+    return (uint16_t)((rounded & ~is_nan) | (quiet & is_nan));
+}
+
+AW_CLONES void aw_k_f32_to_bf16(const float *src, uint16_t *dst, size_t n)
+{
+    const uint32_t *s = (const uint32_t *)(const void *)src;
+    for (size_t i = 0; i < n; i++) dst[i] = bf16_of_bits(s[i]);
+}
+
+AW_CLONES void aw_k_f16_to_bf16(const uint16_t *src, uint16_t *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = bf16_of_bits(f16_bits(src[i]));
+}
+
 /* ---- layernorm ---------------------------------------------------------- */
 
 /* LayerNorm of rows r0..r0+nr-1 (nr <= LN_ROWS) of x. Per row exactly the

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aw_dtype.h"
 #include "aw_status.h"
 
 /* y (T, out) = x (T, in) W^T (W: out, in) + b (out, or NULL). */
@@ -83,6 +84,24 @@ size_t aw_k_attention_workspace(int L, int heads_per_chunk);
  * payloads kept), vectorised. */
 void aw_k_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 void aw_k_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+/* dst[i] = src[i] (f32, or the f32 value of binary16) rounded to bfloat16,
+ * nearest with ties to even; NaN stays a quiet NaN (the bits of aw_dtype.h's
+ * conversion), vectorised. */
+void aw_k_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+void aw_k_f16_to_bf16(const uint16_t *src, uint16_t *dst, size_t n);
+
+/* The fp linear of a bf16 calibration (aw_gemm_bf16.c): y = bf16(x)
+ * bf16(W)^T + b, the rounded inputs multiplied with fp32 accumulation by
+ * oneDNN's matmul (about twice the sgemm rate with AVX512-BF16), b added
+ * after in f32. w (out, in) is F32, F16 (rounded to bf16) or BF16 (used as
+ * stored); xb (T * in) and wb (in * out, unused for BF16 weights) are
+ * scratch. AW_ERR_UNSUPPORTED when oneDNN cannot run it on this CPU (it
+ * needs AVX-512), AW_ERR_DTYPE for other weights, AW_ERR_NOMEM. */
+aw_status aw_k_linear_bf16(const float *x, const void *w, aw_dtype wdt, const float *b, float *y, int T, int in,
+                           int out, uint16_t *xb, uint16_t *wb);
+/* AW_OK when aw_k_linear_bf16 runs here and multiplies a small product of
+ * integers exactly; else its error. */
+aw_status aw_k_bf16_check(void);
 
 /* Per-channel running statistics over x (T, d): absmax[j] = max(absmax[j],
  * max_t |x[t,j]|), sum[j] += sum_t x[t,j] (double, rows in order t = 0..T-1,

@@ -86,7 +86,25 @@ void aw_fwd_ws_destroy(aw_fwd_ws *ws)
     if (ws->ops && ws->arena) ws->ops->vt->release(ws->ops, ws->arena);
     if (ws->ops && ws->wdq_own) ws->ops->vt->release(ws->ops, ws->wdq_own);
     if (ws->ops && ws->extra_own) ws->ops->vt->release(ws->ops, ws->extra_own);
+    free(ws->bx);
     memset(ws, 0, sizeof *ws);
+}
+
+uint64_t aw_fwd_ws_bf16_bytes(const aw_model_config *c, int max_T)
+{
+    return (uint64_t)max_T * (uint64_t)aw_arch_max_width(c) * sizeof(uint16_t);
+}
+
+aw_status aw_fwd_ws_need_bf16(aw_fwd_ws *ws, const aw_model_config *c)
+{
+    if (ws->bx) return AW_OK;
+    AW_RETURN_IF(!ws->ops->wscratch || !ws->wconv, AW_ERR_UNSUPPORTED,
+                 "--cpu-precision bf16 is for the cpu backends (the %s backend multiplies in its own precision)",
+                 ws->ops->name);
+    size_t n = (size_t)ws->max_T * (size_t)aw_arch_max_width(c);
+    ws->bx = malloc(n * sizeof *ws->bx);
+    AW_RETURN_IF(!ws->bx, AW_ERR_NOMEM, "out of memory for the bf16 inputs of a linear (%zu values)", n);
+    return aw_k_bf16_check(); /* refused here, before the job streams */
 }
 
 static aw_status need_wdq(aw_fwd_ws *ws, const aw_model_config *c)
@@ -194,7 +212,11 @@ aw_status aw_fwd_linear(const aw_block *b, const aw_qblock *q, int l, const floa
         return aw_qlinear_ops(o, q, l, x, y, T, &qs);
     }
     const aw_linear *ln = &b->lin[l];
-    AW_TRY(o->vt->linear(o, x, ln->w, b->wdt, ln->b, y, T, ln->in, ln->out, ws->wconv));
+    if (ws->lin_bf16) { /* the weights' bf16 copy in the f32 buffer (half of it) */
+        AW_RETURN_IF(!ws->bx, AW_ERR_ARG, "lin_bf16 without aw_fwd_ws_need_bf16");
+        AW_TRY(aw_k_linear_bf16(x, ln->w, b->wdt, ln->b, y, T, ln->in, ln->out, ws->bx, (uint16_t *)(void *)ws->wconv));
+    } else
+        AW_TRY(o->vt->linear(o, x, ln->w, b->wdt, ln->b, y, T, ln->in, ln->out, ws->wconv));
     return ws->lin_fn ? ws->lin_fn(ws->lin_ctx, l, x, y, T) : AW_OK;
 }
 

@@ -61,6 +61,11 @@ typedef struct aw_fwd_ws {
     int8_t *xq;    /* (T, max(d, ffn)) */
     int32_t *acc;  /* (T, max(d, ffn)) */
     int heads_per_chunk;
+    /* --cpu-precision bf16 (aw_fwd_ws_need_bf16): with lin_bf16 set, the fp
+     * linears run aw_k_linear_bf16 with bx (max_T, widest input) for their
+     * inputs and wconv for their weights in bf16; a CPU table only */
+    uint16_t *bx;
+    int lin_bf16;
     aw_lin_fn lin_fn; /* NULL (as created), or called after every fp linear */
     void *lin_ctx;
 } aw_fwd_ws;
@@ -81,6 +86,12 @@ void aw_fwd_ws_destroy(aw_fwd_ws *ws);
 aw_status aw_fwd_ws_need_scheme(aw_fwd_ws *ws, const aw_model_config *c, const aw_scheme *sc);
 /* Bytes aw_fwd_ws_need_scheme adds for ws of max_T tokens (plans). */
 uint64_t aw_fwd_ws_scheme_bytes(const aw_model_config *c, int max_T, const aw_scheme *sc, int has_wconv);
+/* Make sure ws can run its fp linears in bf16 (ws->bx, on the host): a CPU
+ * table with its f32 weight buffer, else AW_ERR_UNSUPPORTED; AW_ERR_NOMEM.
+ * lin_bf16 stays as it is. */
+aw_status aw_fwd_ws_need_bf16(aw_fwd_ws *ws, const aw_model_config *c);
+/* Bytes aw_fwd_ws_need_bf16 adds for ws of max_T tokens (plans). */
+uint64_t aw_fwd_ws_bf16_bytes(const aw_model_config *c, int max_T);
 /* The scratch of ws for aw_qlinear_ops. */
 aw_qlin_scratch aw_fwd_ws_qlin(const aw_fwd_ws *ws);
 

@@ -117,7 +117,7 @@ int aw_cli_method_parse_line(const char *line, aw_method *m, char *msg, size_t c
 enum {
     AW_JO_MODEL = 4000, AW_JO_CALIB, AW_JO_CTEXT, AW_JO_TFIELD, AW_JO_CSAMPLES, AW_JO_CLEN, AW_JO_SEED,
     AW_JO_ETEXT, AW_JO_BATCH, AW_JO_BACKEND, AW_JO_HANDOFF, AW_JO_STAGES, AW_JO_REPLICAS, AW_JO_MEM,
-    AW_JO_HANG, AW_JO_PEVERY, AW_JO_LOGJSON, AW_JO_QUIET, AW_JO_FAILAT, AW_JO_END
+    AW_JO_HANG, AW_JO_PEVERY, AW_JO_LOGJSON, AW_JO_QUIET, AW_JO_FAILAT, AW_JO_CPREC, AW_JO_END
 };
 #define AW_CLI_JOB_MAX_TEXTS 64
 #define AW_CLI_JOB_LONGOPTS                                                                                 \
@@ -131,7 +131,7 @@ enum {
     {"mem-per-rank", required_argument, 0, AW_JO_MEM}, {"hang-timeout", required_argument, 0, AW_JO_HANG}, \
     {"progress-every", required_argument, 0, AW_JO_PEVERY},                                                \
     {"log-json", required_argument, 0, AW_JO_LOGJSON}, {"quiet", no_argument, 0, AW_JO_QUIET},             \
-    {"fail-at", required_argument, 0, AW_JO_FAILAT}
+    {"fail-at", required_argument, 0, AW_JO_FAILAT}, {"cpu-precision", required_argument, 0, AW_JO_CPREC}
 
 typedef struct {
     const char *texts[AW_CLI_JOB_MAX_TEXTS]; /* the --calib-text files (o->calib_texts points here) */

@@ -62,6 +62,11 @@ int aw_cli_job_apply(aw_cli_job_opts *jo, aw_run_opts *o, int code, const char *
         o->staged = 0;
         if (aw_backend_parse(arg, &o->backend_want) != AW_OK) return aw_cli_say(msg, cap, "%s", aw_err_message());
         return 0;
+    case AW_JO_CPREC:
+        if (strcmp(arg, "fp32") == 0) o->cpu_bf16 = 0;
+        else if (strcmp(arg, "bf16") == 0) o->cpu_bf16 = 1;
+        else return aw_cli_say(msg, cap, "--cpu-precision '%s': expected fp32 or bf16", arg);
+        return 0;
     case AW_JO_HANDOFF:
         if (strcmp(arg, "auto") == 0) o->handoff = AW_HANDOFF_AUTO;
         else if (strcmp(arg, "mpi") == 0) o->handoff = AW_HANDOFF_MPI;

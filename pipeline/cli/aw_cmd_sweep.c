@@ -38,7 +38,7 @@ static void sweep_usage(FILE *out)
           "  --eval-windows N     only its first N windows (default all): a quicker\n"
           "                       sweep, each point's perplexity on the same windows\n"
           "  --out DIR            the tables' folder (created; its parent must exist)\n"
-          "  --batch B --backend B --handoff H --stages S --replicas R\n"
+          "  --batch B --backend B --cpu-precision P --handoff H --stages S --replicas R\n"
           "  --mem-per-rank G --hang-timeout S --progress-every S --log-json FILE\n"
           "  --quiet              as for a run\n",
           out);

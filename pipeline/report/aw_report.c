@@ -65,6 +65,8 @@ aw_status aw_report_json(const aw_run_opts *o, const aw_run_result *r, char **ou
     json_object_set_new(cal, "sequences", json_integer(r->calib_seqs));
     json_object_set_new(cal, "heldout_sequences", json_integer(r->holdout_seqs));
     json_object_set_new(cal, "seq_len", json_integer(r->seq_len));
+    /* named only when not the default (fp32 reports keep their bytes) */
+    if (o->cpu_bf16) json_object_set_new(cal, "precision", json_string("bf16 products, fp32 sums"));
     if (o->n_calib_texts > 0) {
         /* where the windows came from, so that another tool can draw them */
         json_t *files = json_array();
@@ -178,6 +180,7 @@ void aw_report_print(const aw_run_opts *o, const aw_run_result *r, FILE *out)
     fprintf(out, "\n%s validation on %u held-out sequences x %u tokens (method %s%s, alpha %.2f)\n", q,
             r->holdout_seqs, r->seq_len, aw_method_names[o->method.kind],
             o->method.bias_correction ? " + bias correction" : "", o->method.alpha);
+    if (o->cpu_bf16) fprintf(out, "calibration: bf16 products, fp32 sums (--cpu-precision bf16)\n");
     const aw_arch *a = aw_arch_of(&r->cfg);
     int nl = a->n_lin;
     fprintf(out, "%-6s", "layer");

@@ -41,6 +41,7 @@ typedef struct {
     double max_rel_error;     /* > 0: fail if a layer's relative error exceeds it */
     int backend_want;         /* -1 auto, or aw_backend_kind */
     int staged;               /* CPU kernels through the device data path (--backend cpu-staged) */
+    int cpu_bf16;             /* --cpu-precision bf16: calibration's fp linears in bf16 (CPU backends) */
     int handoff;              /* AW_HANDOFF_*: how activation blocks move between stages */
     int quiet;
     int stages, replicas;     /* 0: chosen by the plan */

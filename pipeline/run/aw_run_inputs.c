@@ -202,6 +202,8 @@ static aw_status make_plan(const aw_run_opts *o, const run_inputs *in, int world
     aw_plan_costs k;
     AW_TRY(aw_plan_costs_method(&in->cfg, &o->method, (int)in->tokens.seq_len, o->batch, in->n_calib,
                                 in->n_hold + in->n_eval, &k));
+    /* --cpu-precision bf16: a block of samples' linear inputs in bf16 */
+    if (o->cpu_bf16) k.rank_fixed_bytes += aw_fwd_ws_bf16_bytes(&in->cfg, o->batch * (int)in->tokens.seq_len);
     /* CPU ranks: a modest sustained rate; only the balance matters here */
     aw_plan_rates rates = {.flops_per_s = 50e9, .read_bytes_per_s = 1e9};
     return aw_plan_make(&k, &rates, world, mem, o->stages, o->replicas, p);
@@ -295,5 +297,6 @@ aw_status run_setup(const aw_run_opts *o, run_inputs *in, run_topo *t, int local
     in->B = o->batch;
     in->stats_level = aw_method_stats_level(&o->method);
     in->stats_sample = aw_method_needs_sample(&o->method);
+    in->cpu_bf16 = o->cpu_bf16;
     return aw_pipe_open(w, t->stage, t->replica, t->S, t->R, &t->pipe);
 }

@@ -57,6 +57,7 @@ typedef struct {
      * a sweep sets the union of its grid's needs) */
     aw_stats_level stats_level;    /* aw_method_stats_level */
     int stats_sample;              /* aw_method_needs_sample */
+    int cpu_bf16;                  /* calibration's fp linears in bf16 (--cpu-precision bf16) */
 } run_inputs;
 
 /* This rank's slice of the model: host blocks and, on the backend, the

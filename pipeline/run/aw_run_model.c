@@ -124,6 +124,7 @@ aw_status run_load_local(const run_inputs *in, const run_topo *t, run_model *m, 
     }
     if (t->is_first || t->is_last) AW_TRY(aw_ends_to_dev(o, c, &m->ends, &m->dends));
     AW_TRY(aw_fwd_ws_create_ops(o, c, in->B, in->L, &s->ws));
+    if (in->cpu_bf16) AW_TRY(aw_fwd_ws_need_bf16(&s->ws, c)); /* calibration's */
     for (int i = 0; i < 2; i++)
         AW_TRY(aw_ops_mirror(o, (void **)&s->dbuf[i], s->buf[i], 2 * maxT * d * sizeof(float), "hand-off blocks"));
     if (!o->host) AW_TRY(o->vt->alloc(o, (void **)&s->dtok, maxT * sizeof(uint32_t), "tokens"));

@@ -104,7 +104,10 @@ static aw_status compute_block(const pass_ctx *p, int k, float *h, int ns, int b
             aw_stats *st = &s->stats[l];
             /* the token sample is taken by global token index */
             aw_stats_set_block(st, (uint64_t)b * (uint64_t)in->B * (uint64_t)L);
-            AW_TRY(aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, st));
+            s->ws.lin_bf16 = in->cpu_bf16; /* --cpu-precision: calibration only */
+            aw_status fs = aw_block_forward(c, &m->dfp[l], NULL, h, ns, L, &s->ws, aw_stats_observe, st);
+            s->ws.lin_bf16 = 0;
+            AW_TRY(fs);
             if (t->R == 1) {
                 /* one replica sees every block, in order: add each part at
                  * once (the same sums in the same order as the reduction;

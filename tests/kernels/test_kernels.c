@@ -930,6 +930,116 @@ static void test_widen_exhaustive(void **state)
     free(h), free(y);
 }
 
+/* Rounding to bf16 against aw_dtype.h's aw_f32_to_bf16: every f16 value
+ * (through its exact f32), and f32 bit patterns that hit every rounding
+ * case (ties both ways, carries into the exponent, the largest finite
+ * values rounding to inf, subnormals, NaN payloads), bit for bit. */
+static void test_bf16_rounding(void **state)
+{
+    (void)state;
+    enum { N = 65536 };
+    uint16_t *h = xcalloc(N, sizeof(uint16_t)), *b = xcalloc(N + 1, sizeof(uint16_t));
+    float *f = xcalloc(N, sizeof(float));
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
+    aw_k_f16_to_bf16(h, b, N);
+    for (int i = 0; i < N; i++) {
+        uint16_t want = aw_f32_to_bf16(aw_f16_to_f32(h[i]));
+        if (b[i] != want) fail_msg("f16 0x%04x -> bf16 0x%04x, want 0x%04x", i, b[i], want);
+    }
+    /* f32: each high half with low halves 0, 1, 0x7fff, 0x8000, 0x8001,
+     * 0xffff and a few others, over a stride of high halves */
+    static const uint32_t lows[] = {0, 1, 0x3fff, 0x7fff, 0x8000, 0x8001, 0xc000, 0xffff};
+    aw_rng rng;
+    aw_rng_seed(&rng, 12345, "bf16");
+    for (uint32_t hi0 = 0; hi0 < 0x10000; hi0 += 0x1000 / 8) {
+        int n = 0;
+        for (uint32_t hi = hi0; hi < hi0 + 0x1000 / 8 && n + 8 <= N; hi++)
+            for (size_t k = 0; k < sizeof lows / sizeof lows[0]; k++) {
+                uint32_t u = hi << 16 | (k == 2 ? (uint32_t)(aw_rng_next(&rng) & 0xffff) : lows[k]);
+                memcpy(&f[n++], &u, sizeof u);
+            }
+        aw_k_f32_to_bf16(f, b, (size_t)n);
+        for (int i = 0; i < n; i++) {
+            uint16_t want = aw_f32_to_bf16(f[i]);
+            if (b[i] != want) fail_msg("f32 0x%08x -> bf16 0x%04x, want 0x%04x", aw_f2u(f[i]), b[i], want);
+        }
+    }
+    /* an odd count (vector tails) */
+    b[N - 3] = 0x1234;
+    aw_k_f16_to_bf16(h + 1, b + 1, N - 5);
+    assert_int_equal(b[N - 3], 0x1234);
+    free(h), free(b), free(f);
+}
+
+/* The bf16 linear against a float64 product of the same bf16-rounded
+ * inputs: each output within the fp32 accumulation bound gamma_in *
+ * sum_j |x_j w_j| (+ one rounding of the bias add), for F32, F16 and BF16
+ * weights, with outlier channels. */
+static void run_linear_bf16(int T, int in, int out, uint64_t seed)
+{
+    float *x = xcalloc((size_t)T * in, 4), *w = xcalloc((size_t)out * in, 4), *b = xcalloc(out, 4);
+    float *y = xcalloc((size_t)T * out, 4);
+    uint16_t *xb = xcalloc((size_t)T * in, 2), *wb = xcalloc((size_t)out * in, 2), *w16 = xcalloc((size_t)out * in, 2);
+    uint16_t *wbf = xcalloc((size_t)out * in, 2);
+    aw_ref_fill_outliers(x, T, in, seed, "x");
+    aw_ref_fill_outliers(w, out, in, seed + 1, "w");
+    aw_ref_fill_outliers(b, 1, out, seed + 2, "b");
+    for (size_t i = 0; i < (size_t)out * in; i++) {
+        w16[i] = aw_f32_to_f16(w[i]);
+        wbf[i] = aw_f32_to_bf16(w[i]);
+    }
+    double u = 0x1p-24, gamma = (in + 1) * u / (1.0 - (in + 1) * u);
+    for (int kind = 0; kind < 3; kind++) {
+        const void *wp = kind == 0 ? (const void *)w : kind == 1 ? (const void *)w16 : (const void *)wbf;
+        aw_dtype dt = kind == 0 ? AW_DT_F32 : kind == 1 ? AW_DT_F16 : AW_DT_BF16;
+        aw_assert_status(aw_k_linear_bf16(x, wp, dt, kind == 1 ? NULL : b, y, T, in, out, xb, wb), AW_OK, NULL);
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < out; o++) {
+                double r = 0.0, mag = 0.0;
+                for (int j = 0; j < in; j++) {
+                    float wv = kind == 0 ? w[(size_t)o * in + j]
+                               : kind == 1 ? aw_f16_to_f32(w16[(size_t)o * in + j])
+                                           : aw_bf16_to_f32(wbf[(size_t)o * in + j]);
+                    double p = (double)aw_bf16_to_f32(aw_f32_to_bf16(x[(size_t)t * in + j])) *
+                               (double)aw_bf16_to_f32(aw_f32_to_bf16(wv));
+                    r += p;
+                    mag += fabs(p);
+                }
+                double bias = kind == 1 ? 0.0 : (double)b[o];
+                double got = y[(size_t)t * out + o], bound = gamma * mag + u * fabs(r + bias) + 1e-30;
+                if (!(fabs(got - (r + bias)) <= bound))
+                    fail_msg("bf16 linear %dx%dx%d (%s weights) (%d, %d): %.9g, ref %.9g, bound %.3g", T, in, out,
+                             aw_dtype_name(dt), t, o, got, r + bias, bound);
+            }
+    }
+    free(x), free(w), free(b), free(y), free(xb), free(wb), free(w16), free(wbf);
+}
+
+static void test_linear_bf16(void **state)
+{
+    (void)state;
+    aw_status st = aw_k_bf16_check();
+    if (st != AW_OK) {
+        /* oneDNN has no bf16 product on this CPU (no AVX-512): the program
+         * refuses --cpu-precision bf16 with this message */
+        printf("skipped: %s\n", aw_err_message());
+        skip();
+    }
+    static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 100, 17}, {64, 96, 130}, {5, 300, 77}, {128, 768, 64}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        run_linear_bf16(shapes[s][0], shapes[s][1], shapes[s][2], 40 + s);
+    /* the same shape again (a cached primitive): the same bits */
+    enum { T = 9, IN = 70, OUT = 11 };
+    float x[T * IN], w[OUT * IN], y1[T * OUT], y2[T * OUT];
+    uint16_t xb[T * IN], wb[OUT * IN];
+    aw_ref_fill_outliers(x, T, IN, 7, "x");
+    aw_ref_fill_outliers(w, OUT, IN, 8, "w");
+    aw_assert_status(aw_k_linear_bf16(x, w, AW_DT_F32, NULL, y1, T, IN, OUT, xb, wb), AW_OK, NULL);
+    aw_assert_status(aw_k_linear_bf16(x, w, AW_DT_F32, NULL, y2, T, IN, OUT, xb, wb), AW_OK, NULL);
+    assert_memory_equal(y1, y2, sizeof y1);
+    aw_assert_status(aw_k_linear_bf16(x, w, AW_DT_I8, NULL, y2, T, IN, OUT, xb, wb), AW_ERR_DTYPE, "dtype");
+}
+
 /* LayerNorm as one row at a time in the scalar order (the form the kernel
  * must reproduce bit for bit whatever its row grouping and threads). */
 static void layernorm_scalar(const float *x, const float *gamma, const float *beta, float *y, int T,
@@ -1135,6 +1245,8 @@ int main(void)
         cmocka_unit_test(test_err_sums),
         cmocka_unit_test(test_logprob),
         cmocka_unit_test(test_widen_exhaustive),
+        cmocka_unit_test(test_bf16_rounding),
+        cmocka_unit_test(test_linear_bf16),
         cmocka_unit_test(test_layernorm_exact),
         cmocka_unit_test(test_attention_exact),
         cmocka_unit_test(test_logprob_pairs),

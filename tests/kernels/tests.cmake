@@ -14,6 +14,7 @@ aweq_add_test(test_kernels_baseline
               SOURCES kernels/test_kernels.c kernels/kernels_ref.c
                       ${PROJECT_SOURCE_DIR}/kernels/aw_kernels.c
                       ${PROJECT_SOURCE_DIR}/kernels/aw_gemm_i8.c
+                      ${PROJECT_SOURCE_DIR}/kernels/aw_gemm_bf16.c
               LIBS aweq_common PkgConfig::OPENBLAS DNNL::dnnl OpenMP::OpenMP_C LABELS kernels)
 target_include_directories(test_kernels_baseline PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
 target_compile_definitions(test_kernels_baseline PRIVATE AW_NO_CLONES)
