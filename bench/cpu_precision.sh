@@ -28,7 +28,7 @@ for i in $(seq "$PAIRS"); do
         rm -rf "$WORK/$p"
         "$EXE" --model "$MODEL" --out "$WORK/$p" --quiet --cpu-precision "$p" "$@" >"$WORK/$p.log" 2>&1 \
             || { echo "run failed: $(tail -3 "$WORK/$p.log")" >&2; exit 1; }
-        TIMES[$p]="${TIMES[$p]:-} $(phase "$WORK/$p" calibrate)"
+        TIMES[$p]="${TIMES[$p]:-} $(printf '%.2f' "$(phase "$WORK/$p" calibrate)")"
     done
 done
 med() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }

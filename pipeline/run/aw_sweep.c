@@ -412,9 +412,10 @@ aw_status aw_sweep_json(const aw_run_opts *o, const aw_sweep_point *pts, const a
     aw_sb_printf(&b, "{\n  \"model\": ");
     sb_json_str(&b, o->model_dir);
     aw_sb_printf(&b, ",\n  \"calibration\": {\"windows\": %u, \"seq_len\": %u, \"tokens\": %llu, \"gram\": %s, "
-                  "\"sample\": %s},\n",
+                  "\"sample\": %s%s},\n",
               r->calib_seqs, r->seq_len, (unsigned long long)r->calib_seqs * r->seq_len,
-              r->stats_level == AW_STATS_GRAM ? "true" : "false", r->stats_sample ? "true" : "false");
+              r->stats_level == AW_STATS_GRAM ? "true" : "false", r->stats_sample ? "true" : "false",
+              o->cpu_bf16 ? ", \"precision\": \"bf16 products, fp32 sums\"" : "");
     aw_sb_printf(&b, "  \"eval\": {\"text\": ");
     sb_json_str(&b, o->eval_text);
     aw_sb_printf(&b, ", \"windows\": %u, \"windows_in_text\": %u, \"stream_tokens\": %llu, \"predicted_tokens\": %.0f},\n",
@@ -501,8 +502,8 @@ aw_status aw_sweep_markdown(const aw_run_opts *o, const aw_sweep_point *pts, con
     char part[64] = "";
     if (r->eval_windows < r->eval_windows_all) snprintf(part, sizeof part, "the first %u of ", r->eval_windows);
     aw_sb_printf(&b, "Perplexity of %s (%s%u windows of %u tokens, %.0f predicted tokens); calibration: %u windows of "
-                  "%u tokens.\n\n", o->eval_text, part, r->eval_windows_all, r->seq_len, r->fp.n_pred,
-              r->calib_seqs, r->seq_len);
+                  "%u tokens%s.\n\n", o->eval_text, part, r->eval_windows_all, r->seq_len, r->fp.n_pred,
+              r->calib_seqs, r->seq_len, o->cpu_bf16 ? " (bf16 products, fp32 sums)" : "");
     aw_sb_printf(&b, "| scheme |");
     for (int j = 0; j < nc; j++) aw_sb_printf(&b, " %s |", cols[j]);
     aw_sb_printf(&b, "\n|---|");
