@@ -24,8 +24,9 @@
  * arguments (the table travels through ops_create). 4: aw_ops_vt gained
  * gram_accum and dequant_groups. 5: aw_ops_vt gained the quantization ops
  * (widen .. gptq). 6: aw_ops_vt gained the dynamic activation ops
- * (act_quant .. add_linear) */
-#define AW_CUDA_API_ABI 6
+ * (act_quant .. add_linear). 7: gram_accum takes h NULL (the |x| sums
+ * alone) */
+#define AW_CUDA_API_ABI 7
 #define AW_CUDA_NCCL_ID_BYTES 128
 
 typedef struct {

@@ -21,7 +21,7 @@
 
 enum { CACHE = 32 };
 typedef struct {
-    int T, in, out;
+    int T, in, out, threads;
     dnnl_primitive_t prim;
 } cached;
 
@@ -49,11 +49,14 @@ static dnnl_status_t desc(dnnl_memory_desc_t *md, int rows, int cols, dnnl_data_
     return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides);
 }
 
-/* The primitive of shape (T, in, out), made on first use; g_lock held. */
-static aw_status primitive(int T, int in, int out, dnnl_primitive_t *p)
+/* The primitive of shape (T, in, out) for the calling thread's OpenMP
+ * count (oneDNN splits the work when it makes the primitive), made on
+ * first use; g_lock held. */
+static aw_status primitive(int T, int in, int out, int threads, dnnl_primitive_t *p)
 {
     for (int i = 0; i < CACHE; i++)
-        if (g_cache[i].prim && g_cache[i].T == T && g_cache[i].in == in && g_cache[i].out == out) {
+        if (g_cache[i].prim && g_cache[i].T == T && g_cache[i].in == in && g_cache[i].out == out &&
+            g_cache[i].threads == threads) {
             *p = g_cache[i].prim;
             return AW_OK;
         }
@@ -81,7 +84,7 @@ static aw_status primitive(int T, int in, int out, dnnl_primitive_t *p)
     cached *c = &g_cache[g_next];
     g_next = (g_next + 1) % CACHE;
     if (c->prim) dnnl_primitive_destroy(c->prim);
-    *c = (cached){T, in, out, prim};
+    *c = (cached){T, in, out, threads, prim};
     *p = prim;
     return AW_OK;
 }
@@ -90,7 +93,8 @@ static aw_status run(const uint16_t *xb, const uint16_t *wb, float *y, int T, in
 {
     pthread_mutex_lock(&g_lock);
     dnnl_primitive_t p = NULL;
-    aw_status st = primitive(T, in, out, &p);
+    int threads = aw_k_product_threads(); /* OpenBLAS's count, as the INT8 product */
+    aw_status st = primitive(T, in, out, threads, &p);
     dnnl_memory_desc_t src, wei, dst;
     dnnl_memory_t ms = NULL, mw = NULL, md = NULL;
     dnnl_status_t s = dnnl_success;
@@ -102,7 +106,6 @@ static aw_status run(const uint16_t *xb, const uint16_t *wb, float *y, int T, in
             (s = dnnl_memory_create(&mw, &wei, g_eng, (void *)wb)) == dnnl_success &&
             (s = dnnl_memory_create(&md, &dst, g_eng, y)) == dnnl_success) {
             dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
-            aw_k_product_threads(); /* OpenBLAS's count, as the INT8 product */
             if ((s = dnnl_primitive_execute(p, g_stream, 3, args)) == dnnl_success) s = dnnl_stream_wait(g_stream);
         }
         if (s != dnnl_success) st = dnnl_fail(s, "execute", T, in, out);

@@ -108,6 +108,7 @@ typedef struct {
      * (the f32 equalized block and the method's buffers) and, for methods
      * with Gram matrices, calibration's extra (a block's f32 Gram) */
     uint64_t gpu_quant_bytes, gpu_calib_extra;
+    int stats_abssum; /* the statistics carry |x| sums (a method with them) */
     /* on a GPU, what the scheme's quantized forward adds to validation's
      * workspaces (aw_fwd_ws_scheme_bytes; 0 for W8A8) */
     uint64_t gpu_valid_extra;

@@ -101,10 +101,11 @@ aw_status aw_fwd_ws_need_bf16(aw_fwd_ws *ws, const aw_model_config *c)
     AW_RETURN_IF(!ws->ops->wscratch || !ws->wconv, AW_ERR_UNSUPPORTED,
                  "--cpu-precision bf16 is for the cpu backends (the %s backend multiplies in its own precision)",
                  ws->ops->name);
+    AW_TRY(aw_k_bf16_check()); /* refused here, before the job streams */
     size_t n = (size_t)ws->max_T * (size_t)aw_arch_max_width(c);
     ws->bx = malloc(n * sizeof *ws->bx);
     AW_RETURN_IF(!ws->bx, AW_ERR_NOMEM, "out of memory for the bf16 inputs of a linear (%zu values)", n);
-    return aw_k_bf16_check(); /* refused here, before the job streams */
+    return AW_OK;
 }
 
 static aw_status need_wdq(aw_fwd_ws *ws, const aw_model_config *c)

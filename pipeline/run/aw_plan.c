@@ -141,6 +141,7 @@ aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int
      * every tap per block, kept until the block is quantized */
     if (aw_method_needs_sample(m)) out->block_bytes += aw_stats_sample_bytes(c, AW_SAMPLE_TOKENS);
     aw_stats_level level = aw_method_stats_level(m);
+    out->stats_abssum = level >= AW_STATS_ABSSUM;
     if (level == AW_STATS_ABSSUM) {
         /* per block the |x| sums (totals and a block's) and one part of them */
         uint64_t n = 0;
@@ -186,7 +187,7 @@ aw_status aw_gpu_costs_for(const aw_model_config *c, const aw_plan_costs *k, aw_
      * in f64, a counter) while calibrating, then validation sums */
     uint64_t n_stat = stat_values(c), n_val = val_values(c);
     uint64_t stats = n_stat * (4 + 8) + 8, val = n_val * 8;
-    if (k->gpu_calib_extra) stats += n_stat * sizeof(double); /* the |x| sums */
+    if (k->stats_abssum) stats += n_stat * sizeof(double); /* the |x| sums */
     out->block = aw_block_bytes(c, wdt) + aw_qblock_bytes(c, &AW_SCHEME_W8A8) + (stats > val ? stats : val);
     /* the hand-off blocks (fp and W8A8 streams, double-buffered), the
      * tokens, and the largest phase's scratch: validation's workspaces (the

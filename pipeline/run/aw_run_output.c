@@ -36,11 +36,11 @@ static void make_run_key(const aw_run_opts *o, const run_inputs *in, run_output 
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
     snprintf(out->run_key, sizeof out->run_key,
              "method=%s alpha=%.9g bias_correction=%d%s dtype=%s calib=%u holdout=%u seq_len=%d batch=%d "
-             "tokens=%016llx model=%s layers=%d d=%d%s",
+             "tokens=%016llx%s model=%s layers=%d d=%d",
              aw_method_names[in->method.kind], in->method.alpha, in->method.bias_correction, scheme,
              aw_dtype_name(in->method.param_dtype), in->n_calib, in->n_hold, in->L, in->B, (unsigned long long)h,
-             o->model_dir, in->cfg.num_hidden_layers, in->cfg.hidden_size,
-             in->cpu_bf16 ? " calib_precision=bf16" : "");
+             in->cpu_bf16 ? " calib_precision=bf16" : "", o->model_dir, in->cfg.num_hidden_layers,
+             in->cfg.hidden_size);
 }
 
 /* With --out: make <out>.work (emptied unless --resume). With --resume:

@@ -28,16 +28,19 @@ void aw_sweep_result_free(aw_sweep_result *r)
     r->rank = NULL;
 }
 
-/* The method the plan is made for: the first point with the Gram
- * matrices, else the first with a token sample, else the first (the
- * statistics' largest sums; the blocks of one point live at a time). */
+/* The method the plan is made for: the first point with the statistics'
+ * highest level (Gram matrices, else |x| sums), a token sample counting
+ * next, else the first (the statistics' largest sums; the blocks of one
+ * point live at a time). */
 static const aw_method *plan_method(const aw_sweep_point *pts, int n)
 {
-    for (int i = 0; i < n; i++)
-        if (aw_method_needs_gram(&pts[i].method)) return &pts[i].method;
-    for (int i = 0; i < n; i++)
-        if (aw_method_needs_sample(&pts[i].method)) return &pts[i].method;
-    return &pts[0].method;
+    const aw_method *best = &pts[0].method;
+    for (int i = 1; i < n; i++) {
+        const aw_method *m = &pts[i].method;
+        aw_stats_level lm = aw_method_stats_level(m), lb = aw_method_stats_level(best);
+        if (lm > lb || (lm == lb && aw_method_needs_sample(m) && !aw_method_needs_sample(best))) best = m;
+    }
+    return best;
 }
 
 /* The previous point's quantized blocks, host and backend. */

@@ -84,6 +84,30 @@ for m in opt llama; do
     for name in rtn-g32 aweq-g32 awq-g32 aweqs-g32 gptq-g32 gptq-ao; do echo "  $m $name: KL $(kl "$WORK/$m-$name.txt")"; done
 done
 
+# dynamic activations: awq gathers |x| sums without Gram matrices and
+# aweq+search neither, both with the token sample; the same bytes in
+# replica and stage layouts and through the staged device path
+for c in "awq-w4a4|--method awq --wbits 4 --group 32 --abits 4 --agroup 32 --adynamic" \
+         "aweqs-w4a8|--method aweq+search --wbits 4 --group 32 --adynamic"; do
+    name=${c%%|*}
+    read -r -a opts <<<"${c#*|}"
+    ref="$WORK/opt-$name"
+    "$EXE" --model "$WORK/opt" --out "$ref" "${RUN[@]}" "${opts[@]}" >"$ref.txt" 2>&1 \
+        || { bad "opt $name: $(tail -3 "$ref.txt")"; continue; }
+    for layout in "3 1 3 cpu" "2 2 1 cpu-staged" "1 1 1 cpu-staged"; do
+        set -- $layout
+        out="$ref-$1$2$3$4"
+        if "${MPIRUN[@]}" -n "$1" "$EXE" --model "$WORK/opt" --out "$out" "${RUN[@]}" "${opts[@]}" --stages "$2" \
+            --replicas "$3" --backend "$4" >"$out.txt" 2>&1; then
+            diff <(sums "$out") <(sums "$ref") >/dev/null && ok "opt $name: $2 stage(s) x $3 replica(s), $4: same bytes" \
+                || bad "opt $name ($2 x $3, $4): $(diff <(sums "$out") <(sums "$ref") | head -3)"
+        else
+            bad "opt $name ($2 x $3, $4) failed: $(tail -3 "$out.txt")"
+        fi
+        rm -rf "$out"
+    done
+done
+
 # usage errors: exit 2 and one line naming the option
 expect_usage "gptq needs --wbits" "--wbits" "$EXE" --model "$WORK/opt" --method gptq
 expect_usage "--group without --wbits" "--wbits" "$EXE" --model "$WORK/opt" --group 64
