@@ -78,14 +78,21 @@ aw_status aw_cost_block_seconds(const aw_cost_model *m, const aw_block_work *w, 
     AW_RETURN_IF(!(work_ok(w->calib_flops) && work_ok(w->calib_values) && work_ok(w->params) &&
                    work_ok(w->params_root_d) &&
                    work_ok(w->valid_flops) && work_ok(w->valid_values) && work_ok(w->head_flops) &&
-                   work_ok(w->head_values)),
+                   work_ok(w->head_values) && work_ok(w->quant_flops) && work_ok(w->valid_fp_flops) &&
+                   work_ok(w->shard_bytes)),
                  AW_ERR_ARG, "cost model: work must be non-negative and finite");
     double fc = thread_factor(m, AW_PHASE_CALIBRATE, threads);
     double fq = thread_factor(m, AW_PHASE_QUANTIZE, threads);
     double fv = thread_factor(m, AW_PHASE_VALIDATE, threads);
     out->calibrate = (w->calib_flops * m->calib_s_per_flop + w->calib_values * m->calib_s_per_value) * fc;
-    out->quantize = (w->params * m->quant_s_per_param + w->params_root_d * m->quant_s_per_param_root_d) * fq;
+    out->quantize = (w->params * m->quant_s_per_param + w->params_root_d * m->quant_s_per_param_root_d) * fq +
+                    w->quant_flops * m->calib_s_per_flop * fc;
+    out->shard = w->shard_bytes * AW_COST_SHARD_S_PER_BYTE;
     out->validate = (w->valid_flops * m->valid_s_per_flop + w->valid_values * m->valid_s_per_value) * fv;
+    /* the fit's validation ran INT8 products at about AW_COST_INT8_SPEEDUP
+     * times the sgemm rate (bench_kernels): fp32 products instead cost the
+     * difference more */
+    out->validate += w->valid_fp_flops * m->calib_s_per_flop * (1.0 - 1.0 / AW_COST_INT8_SPEEDUP) * fv;
     out->head = (w->head_flops * m->head_s_per_flop + w->head_values * m->head_s_per_value) * fv;
     return AW_OK;
 }
@@ -226,7 +233,7 @@ static int partition(const aw_plan_costs *c, const aw_plan_rates *r, int S, int 
                 rate_time((double)c->block_read_bytes, r->read_bytes_per_s);
     if (c->timed) {
         head = c->block_s.head / R;
-        p.t_block = (c->block_s.calibrate + c->block_s.validate) / R + c->block_s.quantize +
+        p.t_block = (c->block_s.calibrate + c->block_s.validate) / R + c->block_s.quantize + c->block_s.shard +
                     rate_time((double)c->block_read_bytes, r->read_bytes_per_s);
     }
     p.extra[KIND_FIRST] = ends_rd;
@@ -299,12 +306,14 @@ static void stage_phases(const aw_plan_costs *c, const aw_plan_rates *r, const a
     ph[AW_PHASE_LOAD] = rate_time(bytes, r->read_bytes_per_s);
     if (c->timed) {
         ph[AW_PHASE_CALIBRATE] = k * c->block_s.calibrate / R;
-        ph[AW_PHASE_QUANTIZE] = (k + shown_in(c, p, s)) * c->block_s.quantize;
+        ph[AW_PHASE_QUANTIZE] = (k + shown_in(c, p, s)) * c->block_s.quantize + k * c->block_s.shard;
         ph[AW_PHASE_VALIDATE] = (k * c->block_s.validate + (has_head ? c->block_s.head : 0.0)) / R;
     } else {
-        /* FLOPs only: quantization's arithmetic is not counted */
+        /* FLOPs only: quantization's element-wise work is not counted,
+         * its matrix products are */
         ph[AW_PHASE_CALIBRATE] = rate_time(k * c->work.calib_flops / R, r->flops_per_s);
-        ph[AW_PHASE_QUANTIZE] = 0;
+        ph[AW_PHASE_QUANTIZE] = rate_time((k + shown_in(c, p, s)) * c->work.quant_flops, r->flops_per_s) +
+                                k * c->work.shard_bytes * AW_COST_SHARD_S_PER_BYTE;
         ph[AW_PHASE_VALIDATE] =
             rate_time((k * c->work.valid_flops + (has_head ? c->head_flops : 0.0)) / R, r->flops_per_s);
     }
@@ -398,7 +407,8 @@ static aw_status check_inputs(const aw_plan_costs *c, const aw_plan_rates *r, in
                    c->head_flops < 1e300),
                  AW_ERR_ARG, "plan: FLOP counts must be non-negative and finite");
     AW_RETURN_IF(c->timed && !(work_ok(c->block_s.calibrate) && work_ok(c->block_s.quantize) &&
-                               work_ok(c->block_s.validate) && work_ok(c->block_s.head)),
+                               work_ok(c->block_s.validate) && work_ok(c->block_s.head) &&
+                               work_ok(c->block_s.shard)),
                  AW_ERR_ARG, "plan: measured seconds must be non-negative and finite");
     return AW_OK;
 }

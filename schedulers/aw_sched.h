@@ -42,17 +42,40 @@ typedef struct {
     double valid_values; /* held-out tokens x the taps' channels */
     double head_flops;   /* the fp and W8A8 logits of the held-out tokens (last stage) */
     double head_values;  /* those logits: held-out tokens x vocabulary x 2 (log-softmax, agreement) */
+    /* the method's matrix products in quantization (the scale searches'
+     * candidate errors, GPTQ's factorizations and sweep; 0 for W8A8 and
+     * the methods without them), costed at the calibration's rate per FLOP */
+    double quant_flops;
+    /* validation's linear FLOPs that a weight-only scheme runs in fp32 on
+     * dequantized weights where W8A8 runs INT8 products (its quantized
+     * stream and per-layer checks); 0 otherwise */
+    double valid_fp_flops;
+    /* bytes of the block's shard (its quantized weights), serialised,
+     * zstd-compressed and written in the quantize phase of a run with --out */
+    double shard_bytes;
 } aw_block_work;
+
+/* INT8 products against fp32 sgemm on the CPU (bench_kernels: 3.4-4.4x on
+ * OPT shapes with VNNI), for the validation of weight-only schemes. */
+#define AW_COST_INT8_SPEEDUP 4.0
+/* A shard's serialisation, zstd level 3 and write on one CPU thread:
+ * opt-125m W8A8 (85 MB of INT8 weights), quantize with --out 0.70 s
+ * against 0.39 s without (bench/plan_methods.sh prints both). */
+#define AW_COST_SHARD_S_PER_BYTE 3.6e-9
 
 /* Seconds of one decoder block in each phase on one rank (no replicas),
  * and of the head in validation. */
 typedef struct {
     double calibrate, quantize, validate, head;
+    double shard; /* writing the block's shard, in the quantize phase once per block */
 } aw_block_seconds;
 
 /* A cost model fitted from runs on one machine (bench/fit_costs.sh):
  *   calibrate = calib_flops * calib_s_per_flop + calib_values * calib_s_per_value
  *   quantize  = params * quant_s_per_param + params_root_d * quant_s_per_param_root_d
+ *               + quant_flops * calib_s_per_flop (at calibration's parallel share)
+ *   shard     = shard_bytes * AW_COST_SHARD_S_PER_BYTE (one thread, any backend)
+ *   validate += valid_fp_flops * calib_s_per_flop * (1 - 1 / AW_COST_INT8_SPEEDUP)
  *   validate  = valid_flops * valid_s_per_flop + valid_values * valid_s_per_value
  *   head      = head_flops * head_s_per_flop + head_values * head_s_per_value
  * each at fit_threads threads; at N threads a phase's time is scaled by

@@ -103,6 +103,9 @@ uint64_t aw_stats_bytes(const aw_model_config *c, aw_stats_level level);
 /* Default rows of the token sample (methods that search with a dynamic
  * activation quantizer, aw_method_needs_sample). */
 #define AW_SAMPLE_TOKENS 512
+/* Candidates of the scale searches (awq, aweq+search): alpha = g /
+ * AW_SEARCH_GRID, g = 0 .. AW_SEARCH_GRID - 1 (aw_quant_int.h). */
+#define AW_SEARCH_GRID 20
 /* Bytes (in the quantizing table's memory) the sampled search of a dynamic
  * scheme adds while it searches a tap, the largest tap's: the sample and
  * its quantized fold, every consumer's X_s W^T, one product, one

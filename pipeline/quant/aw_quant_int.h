@@ -28,8 +28,6 @@
 
 #include "aw_quant.h"
 
-#define AW_SEARCH_GRID 20
-
 /* Quantization on a backend: its table and the small scratch the folds and
  * corrections move between host and device (o's memory unless said). The
  * *_dev functions below take blocks in o's memory and host factors; the

@@ -103,6 +103,7 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
     out->work.calib_values = calib_tokens * (double)n_stat;
     out->work.params = (double)aw_arch_linear_params(c);
     out->work.params_root_d = out->work.params * sqrt((double)d);
+    out->work.shard_bytes = out->work.params; /* INT8 weights (aw_plan_costs_method: other schemes) */
     _Static_assert(AW_PLAN_MAX_SHOWN >= 3, "the default shown layers fit");
     out->n_shown = aw_range_default_layers(c->num_hidden_layers, out->shown);
     out->work.valid_flops = per_token * 3.0 * hold_tokens;
@@ -119,10 +120,51 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
     return AW_OK;
 }
 
+/* What a method adds to a block's work: the Gram matrices' products in
+ * calibration (a syrk, in^2 FLOP per token and tap), and in quantization
+ * the matrix products of the scale searches (per grid value and linear
+ * fed by a searched tap: the candidate's error through the Gram matrix, 2
+ * out in^2 in double, counted twice, or on the token sample, 2 n_samp in
+ * out, plus the sample's reference product once) and of GPTQ (per linear two LAPACK
+ * factorizations of in^3/3 in double, counted twice for the double
+ * rate, and the sweep's 2 out in^2). */
+static void method_work(const aw_model_config *c, const aw_method *m, double calib_tokens, double hold_tokens,
+                        aw_stats_level level, aw_block_work *w)
+{
+    const aw_arch *a = aw_arch_of(c);
+    if (level == AW_STATS_GRAM)
+        for (int t = 0; t < AW_TAP_COUNT; t++) {
+            double in = (double)aw_arch_tap_width(c, (aw_tap_id)t);
+            w->calib_flops += in * in * calib_tokens;
+        }
+    int search = m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_AWEQ_SEARCH;
+    int dyn = m->scheme.act == AW_ACT_DYNAMIC;
+    double n_samp = calib_tokens < AW_SAMPLE_TOKENS ? calib_tokens : AW_SAMPLE_TOKENS;
+    for (int l = 0; l < a->n_lin; l++) {
+        double in = (double)aw_arch_dim(c, a->lin[l].in), out = (double)aw_arch_dim(c, a->lin[l].out);
+        if (search && aw_scheme_coded(&m->scheme) && aw_method_uses_tap(m, c, a->lin[l].tap)) {
+            w->quant_flops += dyn ? (AW_SEARCH_GRID + 1) * 2.0 * n_samp * in * out
+                                  : AW_SEARCH_GRID * 2.0 * (2.0 * out * in * in); /* dsymm: double */
+            /* and each candidate's weights rounded, at the per-weight rate of
+             * quantization's one rounding (its cache term left out: a
+             * candidate streams one linear at a time) */
+            w->params += AW_SEARCH_GRID * in * out;
+        }
+        /* weight-only: the quantized stream and the checks in fp32 */
+        if (aw_scheme_weight_only(&m->scheme)) w->valid_fp_flops += 2.0 * 2.0 * in * out * hold_tokens;
+        if (m->kind == AW_METHOD_GPTQ) w->quant_flops += 2.0 * (2.0 * in * in * in / 3.0) + 2.0 * out * in * in;
+    }
+}
+
 aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int seq_len, int batch,
                                uint32_t calib_seqs, uint32_t holdout_seqs, aw_plan_costs *out)
 {
     AW_TRY(aw_plan_costs_for(c, seq_len, batch, calib_seqs, holdout_seqs, out));
+    /* the shard's weights: INT8 values (W8A8, dynamic schemes) or packed
+     * codes (weight-only), and per group a step in the scale dtype */
+    if (aw_scheme_weight_only(&m->scheme)) out->work.shard_bytes = out->work.params * m->scheme.wbits / 8.0;
+    if (aw_scheme_coded(&m->scheme) && m->scheme.group > 0)
+        out->work.shard_bytes += out->work.params / m->scheme.group * aw_dtype_size(m->scale_dtype);
     /* weight-only blocks add their steps and zero points; their bias
      * correction dequantizes a linear on the device */
     out->block_bytes += aw_qblock_bytes(c, &m->scheme) - aw_qblock_bytes(c, &AW_SCHEME_W8A8);
@@ -142,6 +184,8 @@ aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int
     if (aw_method_needs_sample(m)) out->block_bytes += aw_stats_sample_bytes(c, AW_SAMPLE_TOKENS);
     aw_stats_level level = aw_method_stats_level(m);
     out->stats_abssum = level >= AW_STATS_ABSSUM;
+    method_work(c, m, (double)calib_seqs * (double)seq_len, (double)holdout_seqs * (double)seq_len, level,
+                &out->work);
     if (level == AW_STATS_ABSSUM) {
         /* per block the |x| sums (totals and a block's) and one part of them */
         uint64_t n = 0;
@@ -271,7 +315,11 @@ static void print_phases(FILE *out, const aw_plan *p, const aw_plan_costs *k)
     for (int ph = 0; ph < AW_PHASE_COUNT; ph++) {
         const char *src = ph == AW_PHASE_LOAD ? read : k->timed ? measured : assumed;
         if (!k->timed && ph == AW_PHASE_QUANTIZE)
-            src = "assumed: not counted on the GPU, not yet measured";
+            src = k->work.quant_flops > 0
+                      ? "assumed: the method's matrix products at that rate and the shards' zstd on one CPU thread; "
+                        "the rest not counted, not yet measured"
+                      : "assumed: the shards' zstd on one CPU thread; the quantization on the GPU not counted, "
+                        "not yet measured";
         fprintf(out, "  %-10s %10s  (%s)\n", names[ph], fmt_time(p->phase_seconds[ph], t, sizeof t), src);
     }
 }

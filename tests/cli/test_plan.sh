@@ -109,7 +109,7 @@ expect_fail "llama-3-405b does not fit 8 ranks" "needs at least 22 ranks" \
 "$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 --backend cuda >"$WORK/bc2.txt" 2>&1
 cmp -s "$WORK/bc.txt" "$WORK/bc2.txt" && ok "cuda is the default backend" || bad "default differs from --backend cuda"
 n=$(grep -cE "^  (calibrate|validate) .*\(assumed: 400 TFLOP/s per GPU, not yet measured\)$" "$WORK/bc.txt")
-[ "$n" -eq 2 ] && grep -qE "^  quantize .*\(assumed: not counted on the GPU, not yet measured\)$" "$WORK/bc.txt" \
+[ "$n" -eq 2 ] && grep -qE "^  quantize .*\(assumed: the shards' zstd on one CPU thread; the quantization on the GPU not counted, not yet measured\)$" "$WORK/bc.txt" \
     && grep -qE "^  load .*\(assumed: 2 GB/s file-system read, not yet measured\)$" "$WORK/bc.txt" \
     && ! grep -q "measured: fitted" "$WORK/bc.txt" \
     && ok "cuda: every phase labelled assumed" || bad "cuda phases: $(cat "$WORK/bc.txt")"
@@ -128,6 +128,23 @@ mem_of() {
 }
 [ "$(mem_of "$WORK/bg.txt" | wc -l)" -ge 6 ] && diff <(mem_of "$WORK/bg.txt") <(mem_of "$WORK/bp.txt") >/dev/null \
     && ok "cpu and cuda plans: the same memory" || bad "memory differs by backend: $(diff <(mem_of "$WORK/bg.txt") <(mem_of "$WORK/bp.txt"))"
+# a method's own work: Gram matrices in calibration, searches and GPTQ in
+# quantization, fp32 products in a weight-only validation
+phase_of() { sed -n "s/^  $2 *\([0-9.]*\) s .*/\1/p" "$1"; }
+for m in "w8|--method aweq" "gptq|--method gptq --wbits 4 --group 128" "awq|--method awq --wbits 4 --group 128" \
+         "awqdyn|--method awq --wbits 4 --group 128 --abits 4 --agroup 128 --adynamic"; do
+    read -r -a opts <<<"${m#*|}"
+    "$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 --backend cpu --seq-len 128 --batch 8 --calib-seqs 64 \
+        --holdout-seqs 16 --threads 2 "${opts[@]}" >"$WORK/pm-${m%%|*}.txt" 2>&1 || bad "plan ${m#*|}: $(cat "$WORK/pm-${m%%|*}.txt")"
+done
+awk -v w="$(phase_of "$WORK/pm-w8.txt" calibrate)" -v g="$(phase_of "$WORK/pm-gptq.txt" calibrate)" \
+    -v d="$(phase_of "$WORK/pm-awqdyn.txt" calibrate)" -v qw="$(phase_of "$WORK/pm-w8.txt" quantize)" \
+    -v qg="$(phase_of "$WORK/pm-gptq.txt" quantize)" -v qa="$(phase_of "$WORK/pm-awq.txt" quantize)" \
+    -v qd="$(phase_of "$WORK/pm-awqdyn.txt" quantize)" -v vw="$(phase_of "$WORK/pm-w8.txt" validate)" \
+    -v vg="$(phase_of "$WORK/pm-gptq.txt" validate)" -v vd="$(phase_of "$WORK/pm-awqdyn.txt" validate)" \
+    'BEGIN { exit !(g > 1.5 * w && d == w && qg > 5 * qw && qd > 10 * qw && vg > 1.2 * vw && vd == vw) }' \
+    && ok "methods: Gram calibration, search and GPTQ quantization, weight-only validation counted" \
+    || bad "method costs: $(grep -h -E '^  (calibrate|quantize|validate)' "$WORK"/pm-*.txt | tr '\n' ' ')"
 # threads other than the fit's are scaled, and said to be
 "$EXE" plan --model opt-125m -n 1 --mem-per-rank 80 --backend cpu --threads 64 >"$WORK/bt.txt" 2>&1 \
     && grep -q "cpu backend, 64 threads per rank" "$WORK/bt.txt" && grep -q "scaled to 64 by the measured parallel share" "$WORK/bt.txt" \

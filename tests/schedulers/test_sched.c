@@ -527,6 +527,24 @@ static void test_cost_model_formulas(void **state)
     aw_assert_status(aw_cost_block_seconds(&round_model, &w, 1, &b), AW_OK, NULL);
     assert_float_equal(b.calibrate, 4.0, 1e-12);
     assert_float_equal(b.validate, 5.0 * 1.5, 1e-12);
+    /* a method's products in quantization at the calibration's rate and
+     * parallel share; a weight-only scheme's fp32 validation products at
+     * that rate less the INT8 products' share */
+    aw_block_work wm = w;
+    wm.quant_flops = 2e9;
+    wm.valid_fp_flops = 1e9;
+    aw_assert_status(aw_cost_block_seconds(&round_model, &wm, 2, &b), AW_OK, NULL);
+    assert_float_equal(b.quantize, 1.5 + 2.0, 1e-12);
+    assert_float_equal(b.validate, 5.0 + 1.0 * (1.0 - 1.0 / AW_COST_INT8_SPEEDUP), 1e-12);
+    aw_assert_status(aw_cost_block_seconds(&round_model, &wm, 4, &b), AW_OK, NULL);
+    assert_float_equal(b.quantize, 1.5 + 1.0, 1e-12);
+    assert_float_equal(b.validate, (5.0 + 1.0 * (1.0 - 1.0 / AW_COST_INT8_SPEEDUP)) * 0.75, 1e-12);
+    assert_float_equal(b.shard, 0.0, 0.0);
+    wm.shard_bytes = 1e9;
+    aw_assert_status(aw_cost_block_seconds(&round_model, &wm, 4, &b), AW_OK, NULL);
+    assert_float_equal(b.shard, 1e9 * AW_COST_SHARD_S_PER_BYTE, 1e-12); /* one thread: any count */
+    wm.quant_flops = -1;
+    aw_assert_status(aw_cost_block_seconds(&round_model, &wm, 2, &b), AW_ERR_ARG, "non-negative");
     /* no work, no time */
     aw_block_work none = {0};
     aw_assert_status(aw_cost_block_seconds(&round_model, &none, 2, &b), AW_OK, NULL);
@@ -651,12 +669,15 @@ static void test_printout_says_measured_or_assumed(void **state)
     assert_non_null(strstr(buf, "  calibrate "));
     assert_non_null(strstr(buf, "(assumed: 400 TFLOP/s per GPU, not yet measured)"));
     assert_non_null(strstr(buf, "  quantize ")); /* shown, and said to be uncounted */
-    assert_non_null(strstr(buf, "not counted on the GPU"));
+    assert_non_null(strstr(buf, "the quantization on the GPU not counted"));
     assert_null(strstr(buf, "measured: fitted"));
     /* phases on the GPU: the FLOPs of each at 400 TFLOP/s */
     assert_float_equal(p->phase_seconds[AW_PHASE_CALIBRATE], 12 * k.work.calib_flops / 400e12, 1e-15);
     assert_float_equal(p->phase_seconds[AW_PHASE_VALIDATE], (12 * k.work.valid_flops + k.head_flops) / 400e12,
                        1e-15);
+    /* quantization: the shards' compression on the host only, for W8A8 */
+    assert_float_equal(p->phase_seconds[AW_PHASE_QUANTIZE], 12 * k.work.shard_bytes * AW_COST_SHARD_S_PER_BYTE,
+                       1e-12);
     free(buf);
 
     /* the CPU: the fitted model at 2 threads */
