@@ -299,7 +299,7 @@ def cmd_check(runs_path, models_path, md, tol):
             print(f"{'ok ' if ok else 'OFF'} {n}: {ph}: plan {planned:.1f} s, measured {got:.2f} s ({err * 100:+.1f}%)")
     lines = ["", f"## Check: plan against measured runs the fit did not see (within {tol * 100:.0f}%)", "",
              "`aweq-dist plan --model M -n 1 --mem-per-rank 20 --backend cpu --seq-len 128 --batch 8 "
-             "--calib-seqs 64 --holdout-seqs 16` against `aweq-dist --model M` (medians), "
+             "--calib-seqs 64 --holdout-seqs 16` against `aweq-dist --model M --out DIR` (medians), "
              f"{threads} threads:", "",
              "| model | d | layers | vocab | runs | phase | plan s | measured s | error | |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"] + rows
