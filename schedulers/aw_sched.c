@@ -78,15 +78,15 @@ aw_status aw_cost_block_seconds(const aw_cost_model *m, const aw_block_work *w, 
     AW_RETURN_IF(!(work_ok(w->calib_flops) && work_ok(w->calib_values) && work_ok(w->params) &&
                    work_ok(w->params_root_d) &&
                    work_ok(w->valid_flops) && work_ok(w->valid_values) && work_ok(w->head_flops) &&
-                   work_ok(w->head_values) && work_ok(w->quant_flops) && work_ok(w->valid_fp_flops) &&
-                   work_ok(w->shard_bytes)),
+                   work_ok(w->head_values) && work_ok(w->quant_flops) && work_ok(w->quant_params) &&
+                   work_ok(w->valid_fp_flops) && work_ok(w->shard_bytes)),
                  AW_ERR_ARG, "cost model: work must be non-negative and finite");
     double fc = thread_factor(m, AW_PHASE_CALIBRATE, threads);
     double fq = thread_factor(m, AW_PHASE_QUANTIZE, threads);
     double fv = thread_factor(m, AW_PHASE_VALIDATE, threads);
     out->calibrate = (w->calib_flops * m->calib_s_per_flop + w->calib_values * m->calib_s_per_value) * fc;
-    out->quantize = (w->params * m->quant_s_per_param + w->params_root_d * m->quant_s_per_param_root_d) * fq +
-                    w->quant_flops * m->calib_s_per_flop * fc;
+    out->quantize = (w->params * m->quant_s_per_param + w->params_root_d * m->quant_s_per_param_root_d) * fq;
+    out->quant_method = w->quant_flops * m->calib_s_per_flop * fc + w->quant_params * m->quant_s_per_param * fq;
     out->shard = w->shard_bytes * AW_COST_SHARD_S_PER_BYTE;
     out->validate = (w->valid_flops * m->valid_s_per_flop + w->valid_values * m->valid_s_per_value) * fv;
     /* the fit's validation ran INT8 products at about AW_COST_INT8_SPEEDUP
@@ -229,11 +229,14 @@ static int partition(const aw_plan_costs *c, const aw_plan_rates *r, int S, int 
     for (int t = 0; t < KIND_COUNT; t++) p.cap[t] = kind_cap(c, (stage_kind)t, mem);
     double head = rate_time(c->head_flops / R, r->flops_per_s);
     double ends_rd = rate_time((double)c->ends_read_bytes, r->read_bytes_per_s);
-    p.t_block = rate_time(c->block_flops / R, r->flops_per_s) +
+    /* a block's share of a stage: the terms of stage_phases */
+    p.t_block = rate_time(c->block_flops / R + c->work.quant_flops, r->flops_per_s) +
+                c->work.shard_bytes * AW_COST_SHARD_S_PER_BYTE +
                 rate_time((double)c->block_read_bytes, r->read_bytes_per_s);
     if (c->timed) {
         head = c->block_s.head / R;
-        p.t_block = (c->block_s.calibrate + c->block_s.validate) / R + c->block_s.quantize + c->block_s.shard +
+        p.t_block = (c->block_s.calibrate + c->block_s.validate) / R + c->block_s.quantize +
+                    c->block_s.quant_method + c->block_s.shard +
                     rate_time((double)c->block_read_bytes, r->read_bytes_per_s);
     }
     p.extra[KIND_FIRST] = ends_rd;
@@ -306,14 +309,15 @@ static void stage_phases(const aw_plan_costs *c, const aw_plan_rates *r, const a
     ph[AW_PHASE_LOAD] = rate_time(bytes, r->read_bytes_per_s);
     if (c->timed) {
         ph[AW_PHASE_CALIBRATE] = k * c->block_s.calibrate / R;
-        ph[AW_PHASE_QUANTIZE] = (k + shown_in(c, p, s)) * c->block_s.quantize + k * c->block_s.shard;
+        ph[AW_PHASE_QUANTIZE] =
+            (k + shown_in(c, p, s)) * c->block_s.quantize + k * (c->block_s.quant_method + c->block_s.shard);
         ph[AW_PHASE_VALIDATE] = (k * c->block_s.validate + (has_head ? c->block_s.head : 0.0)) / R;
     } else {
         /* FLOPs only: quantization's element-wise work is not counted,
          * its matrix products are */
         ph[AW_PHASE_CALIBRATE] = rate_time(k * c->work.calib_flops / R, r->flops_per_s);
-        ph[AW_PHASE_QUANTIZE] = rate_time((k + shown_in(c, p, s)) * c->work.quant_flops, r->flops_per_s) +
-                                k * c->work.shard_bytes * AW_COST_SHARD_S_PER_BYTE;
+        ph[AW_PHASE_QUANTIZE] =
+            rate_time(k * c->work.quant_flops, r->flops_per_s) + k * c->work.shard_bytes * AW_COST_SHARD_S_PER_BYTE;
         ph[AW_PHASE_VALIDATE] =
             rate_time((k * c->work.valid_flops + (has_head ? c->head_flops : 0.0)) / R, r->flops_per_s);
     }
@@ -323,25 +327,29 @@ static void stage_phases(const aw_plan_costs *c, const aw_plan_rates *r, const a
 static void estimate(const aw_plan_costs *c, const aw_plan_rates *r, aw_plan *p)
 {
     double slowest = 0, fill = 0;
-    int R = p->replicas;
     p->phase_stage = 0;
     for (int s = 0; s < p->stages; s++) {
         stage_kind t = kind_of(s, p->stages);
         int k = p->first_layer[s + 1] - p->first_layer[s];
         int has_head = t == KIND_LAST || t == KIND_ONLY, has_ends = t != KIND_MID;
         p->mem_bytes[s] = stage_mem(c, t, k);
-        double bytes = (double)k * (double)c->block_read_bytes + (has_ends ? (double)c->ends_read_bytes : 0.0);
         if (c->timed) {
             double ph[AW_PHASE_COUNT];
             stage_phases(c, r, p, s, ph);
             p->seconds[s] = ph[AW_PHASE_LOAD] + ph[AW_PHASE_CALIBRATE] + ph[AW_PHASE_QUANTIZE] + ph[AW_PHASE_VALIDATE];
-            /* the streamed phases, one rank's share of a block of samples */
-            if (s < p->stages - 1)
-                fill += k * (c->block_s.calibrate + c->block_s.validate) / (c->sample_blocks > 0 ? c->sample_blocks : 1);
         } else {
+            /* the FLOPs of the streamed phases (block_flops: calibration's,
+             * validation's), the method's own products, the shards, the reads */
+            double bytes = (double)k * (double)c->block_read_bytes + (has_ends ? (double)c->ends_read_bytes : 0.0);
             double flops = k * c->block_flops + (has_head ? c->head_flops : 0.0);
-            p->seconds[s] = rate_time(flops / R, r->flops_per_s) + rate_time(bytes, r->read_bytes_per_s);
-            if (s < p->stages - 1) fill += rate_time(flops, r->flops_per_s) / (c->sample_blocks > 0 ? c->sample_blocks : 1);
+            p->seconds[s] = rate_time(flops / p->replicas + k * c->work.quant_flops, r->flops_per_s) +
+                            k * c->work.shard_bytes * AW_COST_SHARD_S_PER_BYTE + rate_time(bytes, r->read_bytes_per_s);
+        }
+        /* the streamed phases, one rank's share of a block of samples */
+        if (s < p->stages - 1) {
+            double one = c->timed ? k * (c->block_s.calibrate + c->block_s.validate)
+                                  : rate_time(k * c->block_flops + (has_head ? c->head_flops : 0.0), r->flops_per_s);
+            fill += one / (c->sample_blocks > 0 ? c->sample_blocks : 1);
         }
         if (p->seconds[s] > slowest) {
             slowest = p->seconds[s];
@@ -408,8 +416,11 @@ static aw_status check_inputs(const aw_plan_costs *c, const aw_plan_rates *r, in
                  AW_ERR_ARG, "plan: FLOP counts must be non-negative and finite");
     AW_RETURN_IF(c->timed && !(work_ok(c->block_s.calibrate) && work_ok(c->block_s.quantize) &&
                                work_ok(c->block_s.validate) && work_ok(c->block_s.head) &&
-                               work_ok(c->block_s.shard)),
+                               work_ok(c->block_s.quant_method) && work_ok(c->block_s.shard)),
                  AW_ERR_ARG, "plan: measured seconds must be non-negative and finite");
+    AW_RETURN_IF(!(work_ok(c->work.calib_flops) && work_ok(c->work.valid_flops) && work_ok(c->work.quant_flops) &&
+                   work_ok(c->work.shard_bytes)),
+                 AW_ERR_ARG, "plan: work counts must be non-negative and finite");
     return AW_OK;
 }
 

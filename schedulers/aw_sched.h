@@ -42,10 +42,13 @@ typedef struct {
     double valid_values; /* held-out tokens x the taps' channels */
     double head_flops;   /* the fp and W8A8 logits of the held-out tokens (last stage) */
     double head_values;  /* those logits: held-out tokens x vocabulary x 2 (log-softmax, agreement) */
-    /* the method's matrix products in quantization (the scale searches'
-     * candidate errors, GPTQ's factorizations and sweep; 0 for W8A8 and
-     * the methods without them), costed at the calibration's rate per FLOP */
-    double quant_flops;
+    /* the method's own quantization work, once per block (the layers the
+     * report draws only fold again): its matrix products (the scale
+     * searches' candidate errors, GPTQ's factorizations and sweep; 0 for
+     * W8A8 and the methods without them), costed at the calibration's rate
+     * per FLOP, and the weights its search candidates round, at
+     * quantization's rate per weight */
+    double quant_flops, quant_params;
     /* validation's linear FLOPs that a weight-only scheme runs in fp32 on
      * dequantized weights where W8A8 runs INT8 products (its quantized
      * stream and per-layer checks); 0 otherwise */
@@ -67,13 +70,15 @@ typedef struct {
  * and of the head in validation. */
 typedef struct {
     double calibrate, quantize, validate, head;
-    double shard; /* writing the block's shard, in the quantize phase once per block */
+    double quant_method; /* the method's own quantization work (quant_flops, quant_params), once per block */
+    double shard;        /* writing the block's shard, in the quantize phase once per block */
 } aw_block_seconds;
 
 /* A cost model fitted from runs on one machine (bench/fit_costs.sh):
  *   calibrate = calib_flops * calib_s_per_flop + calib_values * calib_s_per_value
  *   quantize  = params * quant_s_per_param + params_root_d * quant_s_per_param_root_d
- *               + quant_flops * calib_s_per_flop (at calibration's parallel share)
+ *   quant_method = quant_flops * calib_s_per_flop (at calibration's parallel share)
+ *                  + quant_params * quant_s_per_param
  *   shard     = shard_bytes * AW_COST_SHARD_S_PER_BYTE (one thread, any backend)
  *   validate += valid_fp_flops * calib_s_per_flop * (1 - 1 / AW_COST_INT8_SPEEDUP)
  *   validate  = valid_flops * valid_s_per_flop + valid_values * valid_s_per_value

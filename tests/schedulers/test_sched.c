@@ -532,12 +532,14 @@ static void test_cost_model_formulas(void **state)
      * that rate less the INT8 products' share */
     aw_block_work wm = w;
     wm.quant_flops = 2e9;
+    wm.quant_params = 500;
     wm.valid_fp_flops = 1e9;
     aw_assert_status(aw_cost_block_seconds(&round_model, &wm, 2, &b), AW_OK, NULL);
-    assert_float_equal(b.quantize, 1.5 + 2.0, 1e-12);
+    assert_float_equal(b.quantize, 1.5, 1e-12); /* the W8A8 part, repeated for the report's layers */
+    assert_float_equal(b.quant_method, 2.0 + 0.5, 1e-12);
     assert_float_equal(b.validate, 5.0 + 1.0 * (1.0 - 1.0 / AW_COST_INT8_SPEEDUP), 1e-12);
     aw_assert_status(aw_cost_block_seconds(&round_model, &wm, 4, &b), AW_OK, NULL);
-    assert_float_equal(b.quantize, 1.5 + 1.0, 1e-12);
+    assert_float_equal(b.quant_method, 1.0 + 0.5, 1e-12); /* products parallel, roundings serial here */
     assert_float_equal(b.validate, (5.0 + 1.0 * (1.0 - 1.0 / AW_COST_INT8_SPEEDUP)) * 0.75, 1e-12);
     assert_float_equal(b.shard, 0.0, 0.0);
     wm.shard_bytes = 1e9;
@@ -679,6 +681,16 @@ static void test_printout_says_measured_or_assumed(void **state)
     assert_float_equal(p->phase_seconds[AW_PHASE_QUANTIZE], 12 * k.work.shard_bytes * AW_COST_SHARD_S_PER_BYTE,
                        1e-12);
     free(buf);
+    /* a method's products at the assumed rate, once per block, and in the
+     * stage's time (the phases add up to it) */
+    aw_plan_costs kg = k;
+    kg.work.quant_flops = 4e12;
+    aw_assert_status(aw_plan_make(&kg, &h100, 1, 80 * GB, 0, 0, p), AW_OK, NULL);
+    assert_float_equal(p->phase_seconds[AW_PHASE_QUANTIZE],
+                       12 * (4e12 / 400e12 + k.work.shard_bytes * AW_COST_SHARD_S_PER_BYTE), 1e-12);
+    double sum = 0;
+    for (int ph = 0; ph < AW_PHASE_COUNT; ph++) sum += p->phase_seconds[ph];
+    assert_float_equal(p->seconds[0], sum, 1e-9);
 
     /* the CPU: the fitted model at 2 threads */
     k.timed = 1;
@@ -687,6 +699,10 @@ static void test_printout_says_measured_or_assumed(void **state)
     aw_assert_status(aw_plan_make(&k, &h100, 1, 80 * GB, 0, 0, p), AW_OK, NULL);
     assert_float_equal(p->phase_seconds[AW_PHASE_CALIBRATE], 12 * k.block_s.calibrate, 1e-9);
     assert_float_equal(p->phase_seconds[AW_PHASE_VALIDATE], 12 * k.block_s.validate + k.block_s.head, 1e-9);
+    /* quantize: the W8A8 part again for the report's layers, the shard once per block */
+    assert_true(k.block_s.shard > 0);
+    assert_float_equal(p->phase_seconds[AW_PHASE_QUANTIZE],
+                       (12 + k.n_shown) * k.block_s.quantize + 12 * (k.block_s.quant_method + k.block_s.shard), 1e-9);
     buf = NULL;
     m = open_memstream(&buf, &len);
     assert_non_null(m);
