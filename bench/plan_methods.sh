@@ -15,12 +15,19 @@ MODEL=${1:?usage: plan_methods.sh MODEL}
 WORK=$ROOT/build/plan-methods
 mkdir -p "$WORK"
 export OPENBLAS_NUM_THREADS=$T OMP_NUM_THREADS=$T
-run_phase() { sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p" "$1/aweq_run.json" | head -1; }
-# plan's "  calibrate      1m 19s  (...)" in seconds
-plan_phase() {
-    sed -n "s/^  $2 *\(.*\)  (.*/\1/p" "$1" | head -1 | sed 's/ s$/s/' |
-        awk '{ s = 0; for (i = 1; i <= NF; i++) { v = $i; u = substr(v, length(v)); v = substr(v, 1, length(v) - 1);
-               if (u == "h") s += v * 3600; else if (u == "m") s += v * 60; else if (u == "s") s += v } print s }'
+# phases NAME: "plan measured" seconds per phase, calibrate quantize
+# validate, one line each (plan's printout read by fit_costs.py's parser)
+phases() {
+    python3 - "$ROOT/bench" "$WORK/$1.plan" "$WORK/$1/aweq_run.json" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import fit_costs
+rec = {}
+fit_costs.add_planned(rec, open(sys.argv[2]).read())
+run = json.load(open(sys.argv[3]))["times_s"]
+for ph in fit_costs.PHASES:
+    print(rec["planned"][ph], run[ph])
+PY
 }
 # the shard's cost (AW_COST_SHARD_S_PER_BYTE): W8A8's quantize phase without --out
 "$EXE" --model "$MODEL" --quiet >"$WORK/noout.log" 2>&1 || { echo "run without --out failed" >&2; exit 1; }
@@ -38,12 +45,8 @@ while IFS='|' read -r name opts; do
     H=$(sed -n 's/.*"heldout_sequences": *\([0-9]*\).*/\1/p' "$WORK/$name/aweq_report.json" | head -1)
     "$EXE" plan --model "$MODEL" -n 1 --mem-per-rank 80 --backend cpu --threads "$T" --seq-len "$L" --batch 8 \
         --calib-seqs "$C" --holdout-seqs "$H" "${o[@]}" >"$WORK/$name.plan" 2>&1
-    row="| $name |"
-    for ph in calibrate quantize validate; do
-        p=$(plan_phase "$WORK/$name.plan" "$ph") m=$(run_phase "$WORK/$name" "$ph")
-        row+=$(awk -v p="$p" -v m="$m" 'BEGIN { printf " %.1f / %.2f s (%+.0f%%) |", p, m, 100 * (p / m - 1) }')
-    done
-    echo "$row"
+    echo "| $name |$(phases "$name" |
+        awk '{ printf " %.1f / %.2f s (%+.0f%%) |", $1, $2, 100 * ($1 / $2 - 1) }')"
 done <<'L'
 aweq W8A8|--method aweq
 rtn W4 g128|--method rtn --wbits 4 --group 128

@@ -15,7 +15,6 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <string.h>
 
 /* ---- oneDNN ---------------------------------------------------------------------- */
 
@@ -122,10 +121,7 @@ aw_status aw_k_linear_bf16(const float *x, const void *w, aw_dtype wdt, const fl
 {
     if (T <= 0 || out <= 0) return AW_OK;
     if (in <= 0) {
-        for (int t = 0; t < T; t++) {
-            if (b) memcpy(y + (size_t)t * out, b, (size_t)out * sizeof(float));
-            else memset(y + (size_t)t * out, 0, (size_t)out * sizeof(float));
-        }
+        aw_k_linear(x, NULL, b, y, T, 0, out); /* the bias rows, or zeros */
         return AW_OK;
     }
     size_t nw = (size_t)in * out;

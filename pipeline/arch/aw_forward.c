@@ -102,9 +102,9 @@ aw_status aw_fwd_ws_need_bf16(aw_fwd_ws *ws, const aw_model_config *c)
                  "--cpu-precision bf16 is for the cpu backends (the %s backend multiplies in its own precision)",
                  ws->ops->name);
     AW_TRY(aw_k_bf16_check()); /* refused here, before the job streams */
-    size_t n = (size_t)ws->max_T * (size_t)aw_arch_max_width(c);
-    ws->bx = malloc(n * sizeof *ws->bx);
-    AW_RETURN_IF(!ws->bx, AW_ERR_NOMEM, "out of memory for the bf16 inputs of a linear (%zu values)", n);
+    size_t bytes = (size_t)aw_fwd_ws_bf16_bytes(c, ws->max_T);
+    ws->bx = malloc(bytes);
+    AW_RETURN_IF(!ws->bx, AW_ERR_NOMEM, "out of memory for the bf16 inputs of a linear (%zu bytes)", bytes);
     return AW_OK;
 }
 

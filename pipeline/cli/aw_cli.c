@@ -41,17 +41,22 @@ int aw_cli_say(char *msg, size_t cap, const char *fmt, ...)
     return -1;
 }
 
+int aw_cli_fail_job(const aw_comm *w, aw_status st, const char *out_dir)
+{
+    int code = st == AW_ERR_INTERRUPTED ? 143 : 1;
+    if (st == AW_ERR_INTERRUPTED) aw_print_interrupted(w->rank, w->size, out_dir);
+    else aw_print_error(st, w->rank, w->size);
+    if (w->size > 1) aw_comm_abort(w, code);
+    return code;
+}
+
 int aw_cli_end_job(const aw_comm *w, aw_status st, const char *out_dir)
 {
     if (st == AW_ERR_REMOTE) {
         if (w->size > 1) aw_comm_leave_after_peer_failure();
         return 1;
     }
-    int code = st == AW_ERR_INTERRUPTED ? 143 : 1;
-    if (st == AW_ERR_INTERRUPTED) aw_print_interrupted(w->rank, w->size, out_dir);
-    else aw_print_error(st, w->rank, w->size);
-    if (w->size > 1) aw_comm_abort(w, code);
-    return code;
+    return aw_cli_fail_job(w, st, out_dir);
 }
 
 int aw_usage_error(const char *cmd, const char *fmt, const char *arg)

@@ -33,6 +33,10 @@ void aw_print_interrupted(int rank, int size, const char *out_dir);
  * where a rerun resumes, or NULL), exit 143; any other failure is printed
  * with the rank and brings the job down (aw_comm_abort), exit 1. */
 int aw_cli_end_job(const aw_comm *w, aw_status st, const char *out_dir);
+/* The failure line of st (the preemption line for AW_ERR_INTERRUPTED,
+ * with out_dir) with w's rank, then, with more than one rank, the job
+ * brought down (aw_comm_abort); returns the exit code, 143 or 1. */
+int aw_cli_fail_job(const aw_comm *w, aw_status st, const char *out_dir);
 /* An option parser's message: fmt into msg (cap bytes); returns -1, the
  * parsers' "refused" (aw_cli_method_apply, aw_cli_job_apply ...). */
 int aw_cli_say(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

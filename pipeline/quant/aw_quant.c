@@ -51,11 +51,15 @@ int aw_method_needs_gram(const aw_method *m) { return aw_method_stats_level(m) =
 aw_status aw_method_check_stats(const aw_method *m, const aw_stats *st, int layer)
 {
     aw_stats_level need = aw_method_stats_level(m);
-    if (aw_stats_level_of(st) >= need) return AW_OK;
+    int sample = aw_method_needs_sample(m) && (!st->with_sample || st->samp_rows < 1);
+    if (aw_stats_level_of(st) >= need && !sample) return AW_OK;
     char where[32] = "";
     if (layer >= 0) snprintf(where, sizeof where, "layer %d: ", layer);
-    return AW_FAIL(AW_ERR_ARG, "%s--method %s needs the %s of the calibration statistics", where,
-                   aw_method_names[m->kind], need == AW_STATS_GRAM ? "Gram matrices" : "|x| sums");
+    if (aw_stats_level_of(st) < need)
+        return AW_FAIL(AW_ERR_ARG, "%s--method %s needs the %s of the calibration statistics", where,
+                       aw_method_names[m->kind], need == AW_STATS_GRAM ? "Gram matrices" : "|x| sums");
+    return AW_FAIL(AW_ERR_ARG, "%s--method %s with dynamic activations needs a token sample of the calibration statistics",
+                   where, aw_method_names[m->kind]);
 }
 
 int aw_method_needs_sample(const aw_method *m)

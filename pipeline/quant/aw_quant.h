@@ -95,6 +95,9 @@ size_t aw_stats_gram_scratch_floats(const aw_model_config *c);
 void aw_stats_use_gram_scratch(aw_stats *s, float *host, float *dev);
 /* After the last part was added: the Gram matrices made symmetric. */
 void aw_stats_finish(aw_stats *s);
+/* Doubles of a block's part beyond the plain sums and the token count
+ * (n_gram of statistics at that level, for plans). */
+size_t aw_stats_extra_part_len(const aw_model_config *c, aw_stats_level level);
 /* Bytes aw_stats_create allocates on the host (for plans), without the
  * backend's mirrors; AW_STATS_ABSSUM adds 2 n_sum doubles, AW_STATS_GRAM
  * sum_t in^2 more. A token sample (aw_stats_use_sample) is apart:
@@ -169,8 +172,9 @@ extern const char *const aw_method_names[AW_METHOD_COUNT];
 aw_stats_level aw_method_stats_level(const aw_method *m);
 /* 1 if the method needs each tap's Gram matrix (AW_STATS_GRAM). */
 int aw_method_needs_gram(const aw_method *m);
-/* AW_ERR_ARG naming the method when st lacks what it reads (layer < 0:
- * no layer in the message). */
+/* AW_ERR_ARG naming the method when st lacks what it reads, the |x| sums
+ * or Gram matrices first, then the token sample (layer < 0: no layer in
+ * the message). */
 aw_status aw_method_check_stats(const aw_method *m, const aw_stats *st, int layer);
 /* 1 if the method needs the token sample of each tap (aw_stats_use_sample):
  * awq and aweq+search with a dynamic scheme (their objective runs the

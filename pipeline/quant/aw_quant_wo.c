@@ -273,9 +273,6 @@ aw_status aw_equalize_searched_dev(aw_qdev *qd, const aw_model_config *c, const 
     AW_TRY(aw_method_check_keep(m));
     int dyn = m->scheme.act == AW_ACT_DYNAMIC;
     AW_TRY(aw_method_check_stats(m, st, -1));
-    AW_RETURN_IF(dyn && (!st->with_sample || st->samp_rows < 1), AW_ERR_ARG,
-                 "--method %s with dynamic activations needs a token sample of the calibration statistics",
-                 aw_method_names[m->kind]);
     AW_RETURN_IF(st->tokens == 0, AW_ERR_VALIDATION, "no calibration tokens observed");
     AW_RETURN_IF(eq->wdt != AW_DT_F32, AW_ERR_DTYPE, "equalized block must be F32");
     AW_TRY(aw_block_widen_dev(o, fp, eq));
@@ -416,9 +413,6 @@ aw_status aw_quantize_block_wo_ops(const aw_ops *o, const aw_model_config *c, in
     AW_RETURN_IF(!aw_scheme_same(&q->scheme, sc) || !q->lin[0].codes || (dyn && !q->lin[0].wq), AW_ERR_ARG,
                  "layer %d: the quantized block was made for another scheme", layer);
     AW_TRY(aw_method_check_stats(m, st, layer));
-    AW_RETURN_IF(aw_method_needs_sample(m) && (!st->with_sample || st->samp_rows < 1), AW_ERR_ARG,
-                 "layer %d: --method %s with dynamic activations needs a token sample of the calibration statistics",
-                 layer, aw_method_names[m->kind]);
     aw_qdev qd;
     AW_TRY(aw_qdev_create(o, c, 1, &qd));
     aw_block eq;

@@ -14,6 +14,14 @@ static size_t gram_part_len(int in, int with_gram)
     return (with_gram ? (size_t)in * (size_t)(in + 1) / 2 : 0) + (size_t)in;
 }
 
+size_t aw_stats_extra_part_len(const aw_model_config *c, aw_stats_level level)
+{
+    size_t n = 0;
+    for (int t = 0; level >= AW_STATS_ABSSUM && t < AW_TAP_COUNT; t++)
+        n += gram_part_len(aw_arch_tap_width(c, (aw_tap_id)t), level >= AW_STATS_GRAM);
+    return n;
+}
+
 uint64_t aw_stats_bytes(const aw_model_config *c, aw_stats_level level)
 {
     uint64_t n = 0, sq = 0;

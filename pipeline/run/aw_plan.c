@@ -129,13 +129,15 @@ aw_status aw_plan_costs_for(const aw_model_config *c, int seq_len, int batch, ui
  * factorizations of in^3/3 in double, counted twice for the double
  * rate, and the sweep's out in^2, counted twice for its rate). */
 static void method_work(const aw_model_config *c, const aw_method *m, double calib_tokens, double hold_tokens,
-                        aw_stats_level level, aw_block_work *w)
+                        aw_stats_level level, aw_plan_costs *k)
 {
     const aw_arch *a = aw_arch_of(c);
+    aw_block_work *w = &k->work;
     if (level == AW_STATS_GRAM)
         for (int t = 0; t < AW_TAP_COUNT; t++) {
-            double in = (double)aw_arch_tap_width(c, (aw_tap_id)t);
-            w->calib_flops += in * in * calib_tokens;
+            double in = (double)aw_arch_tap_width(c, (aw_tap_id)t), syrk = in * in * calib_tokens;
+            w->calib_flops += syrk;
+            k->block_flops += syrk;
         }
     int search = m->kind == AW_METHOD_AWQ || m->kind == AW_METHOD_AWEQ_SEARCH;
     int dyn = m->scheme.act == AW_ACT_DYNAMIC;
@@ -187,30 +189,18 @@ aw_status aw_plan_costs_method(const aw_model_config *c, const aw_method *m, int
     if (aw_method_needs_sample(m)) out->block_bytes += aw_stats_sample_bytes(c, AW_SAMPLE_TOKENS);
     aw_stats_level level = aw_method_stats_level(m);
     out->stats_abssum = level >= AW_STATS_ABSSUM;
-    double calib_before = out->work.calib_flops;
-    method_work(c, m, (double)calib_seqs * (double)seq_len, (double)holdout_seqs * (double)seq_len, level,
-                &out->work);
-    out->block_flops += out->work.calib_flops - calib_before; /* the Gram matrices' syrk */
-    if (level == AW_STATS_ABSSUM) {
-        /* per block the |x| sums (totals and a block's) and one part of them */
-        uint64_t n = 0;
-        for (int t = 0; t < AW_TAP_COUNT; t++) n += (uint64_t)aw_arch_tap_width(c, (aw_tap_id)t);
-        out->block_bytes += aw_stats_bytes(c, level) - aw_stats_bytes(c, AW_STATS_PLAIN) + n * sizeof(double);
-    }
+    method_work(c, m, (double)calib_seqs * (double)seq_len, (double)holdout_seqs * (double)seq_len, level, out);
+    /* per block: the |x| sums and the Gram totals (double), and one part of
+     * them (one replica adds each block's part as it comes) */
+    if (level >= AW_STATS_ABSSUM)
+        out->block_bytes += aw_stats_bytes(c, level) - aw_stats_bytes(c, AW_STATS_PLAIN) +
+                            aw_stats_extra_part_len(c, level) * sizeof(double);
     if (level != AW_STATS_GRAM) return AW_OK;
-    /* per block: the Gram totals (double) and |x| sums, and one part of
-     * them (one replica adds each block's part as it comes); per rank: the
-     * f32 Gram of one block of samples (calibration), and while
+    /* per rank: the f32 Gram of one block of samples (calibration), and while
      * quantizing a layer the method's scratch: GPTQ's copies of the largest
      * Gram and its inverse factor in double plus the weights in f32, the
      * search's error products */
     uint64_t in_max = (uint64_t)aw_arch_max_width(c), sq = aw_stats_gram_scratch_floats(c);
-    uint64_t part = 0;
-    for (int t = 0; t < AW_TAP_COUNT; t++) {
-        uint64_t w = (uint64_t)aw_arch_tap_width(c, (aw_tap_id)t);
-        part += w * (w + 1) / 2 + w;
-    }
-    out->block_bytes += aw_stats_bytes(c, level) - aw_stats_bytes(c, AW_STATS_PLAIN) + part * sizeof(double);
     uint64_t quant_extra = 2 * in_max * in_max * sizeof(double) + 2 * (uint64_t)aw_arch_max_linear(c) * sizeof(float);
     uint64_t calib_extra = sq * sizeof(float);
     out->rank_fixed_bytes += quant_extra > calib_extra ? quant_extra : calib_extra;

@@ -11,10 +11,7 @@
 
 aw_status run_end_job_if_failed(const aw_comm *w, const char *out_dir, aw_status st)
 {
-    if (st == AW_OK || w->size == 1) return st;
-    if (st == AW_ERR_INTERRUPTED) aw_print_interrupted(w->rank, w->size, out_dir);
-    else aw_print_error(st, w->rank, w->size);
-    aw_comm_abort(w, st == AW_ERR_INTERRUPTED ? 143 : 1);
+    if (st != AW_OK && w->size > 1) aw_cli_fail_job(w, st, out_dir);
     return st;
 }
 

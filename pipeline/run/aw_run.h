@@ -147,11 +147,9 @@ typedef struct {
     aw_e2e *q;                      /* (n_points) each point's sums (nll_q, n_pred; kl, top1_agree with_kl) */
     int with_kl;
     double *t_quant, *t_eval;       /* (n_points) seconds, on the rank that ran the point */
-    int *rank;                      /* (n_points) the group that ran it, also its first rank (all ranks: -1) */
     double t_load, t_calib, t_total;
     int world, stages, replicas;
-    int parallel;                   /* 1: the points ran side by side, each on a group of ranks */
-    int groups;                     /* how many groups (1: every point over all ranks) */
+    int groups;                     /* how many groups (1: every point over all ranks; more: side by side) */
 } aw_sweep_result;
 
 /* Calibrate once (statistics with what any point needs), then for each

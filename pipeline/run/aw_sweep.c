@@ -22,11 +22,13 @@ void aw_sweep_result_free(aw_sweep_result *r)
     free(r->q);
     free(r->t_quant);
     free(r->t_eval);
-    free(r->rank);
     r->q = NULL;
     r->t_quant = r->t_eval = NULL;
-    r->rank = NULL;
 }
+
+/* The group that ran point i, also its first rank; -1 when every point ran
+ * over all ranks. */
+static int point_group(const aw_sweep_result *r, int i) { return r->groups > 1 ? i % r->groups : -1; }
 
 /* The method the plan is made for: the first point with the statistics'
  * highest level (Gram matrices, else |x| sums), a token sample counting
@@ -119,7 +121,7 @@ static void print_timing(const aw_sweep_result *r)
     double single = r->t_load + r->t_calib + r->t_quant[0] + r->t_eval[0];
     double later = n > 1 ? (q + e - r->t_quant[0] - r->t_eval[0]) / (n - 1) : 0;
     char par[64] = "";
-    if (r->parallel) snprintf(par, sizeof par, ", %d points side by side on %d ranks", r->groups, r->world);
+    if (r->groups > 1) snprintf(par, sizeof par, ", %d points side by side on %d ranks", r->groups, r->world);
     fprintf(stderr,
             "aweq-dist: sweep: %d points in %.2f s: load %.2f s and calibration %.2f s once; per point "
             "quantize %.2f s + evaluate %.2f s on average (the first, with the fp model, %.2f + %.2f s; each "
@@ -168,7 +170,6 @@ static aw_status run_point(const aw_comm *world, const aw_run_opts *ro, run_inpu
     AW_TRY(aw_comm_agree(w, run_end_job_if_failed(ender, NULL, run_evaluate(ro, in, t, m, s, out, &r->q[i]))));
     aw_progress_end(out->prog);
     r->t_eval[i] = aw_now() - t0;
-    if (i == 0) r->fp = r->q[0];
     return AW_OK;
 }
 
@@ -178,7 +179,7 @@ static void point_done(aw_progress *prog, const aw_sweep_point *pt, int i, int n
     if (!prog) return;
     char label[96], where[32] = "";
     aw_scheme_label(&pt->method.scheme, label, sizeof label);
-    if (r->rank[i] >= 0) snprintf(where, sizeof where, " on group %d", r->rank[i]);
+    if (point_group(r, i) >= 0) snprintf(where, sizeof where, " on group %d", point_group(r, i));
     aw_progress_note(prog, "point %d/%d (line %d)%s: %s %s: perplexity %.4f (fp %.4f); quantize %.2f s, "
                      "evaluate %.2f s", i + 1, n_pts, pt->line, where, aw_method_names[pt->method.kind], label,
                      aw_e2e_ppl_q(&r->q[i]), aw_e2e_ppl_fp(&r->fp), r->t_quant[i], r->t_eval[i]);
@@ -191,7 +192,7 @@ static void point_done(aw_progress *prog, const aw_sweep_point *pt, int i, int n
     json_object_set_new(pe, "perplexity", json_real(aw_e2e_ppl_q(&r->q[i])));
     json_object_set_new(pe, "quantize_s", json_real(r->t_quant[i]));
     json_object_set_new(pe, "evaluate_s", json_real(r->t_eval[i]));
-    if (r->rank[i] >= 0) json_object_set_new(pe, "group", json_integer(r->rank[i]));
+    if (point_group(r, i) >= 0) json_object_set_new(pe, "group", json_integer(point_group(r, i)));
     aw_progress_event(prog, "point", pe);
 }
 
@@ -229,8 +230,7 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
     r->q = calloc((size_t)n_pts, sizeof *r->q);
     r->t_quant = calloc((size_t)n_pts, sizeof(double));
     r->t_eval = calloc((size_t)n_pts, sizeof(double));
-    r->rank = calloc((size_t)n_pts, sizeof(int));
-    if (!r->q || !r->t_quant || !r->t_eval || !r->rank) st = AW_FAIL(AW_ERR_NOMEM, "out of memory");
+    if (!r->q || !r->t_quant || !r->t_eval) st = AW_FAIL(AW_ERR_NOMEM, "out of memory");
     int local = aw_comm_node_size(world); /* collective, once */
     aw_set_blas_threads(local);
     if (st == AW_OK && world->rank == 0) st = check_out_dir(o->out_dir);
@@ -298,10 +298,9 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
      * a run's do, and its sums are added in window order as one rank adds
      * them */
     int k = t.S == 1 && world->size > 1 && n_pts > 1 ? (n_pts < world->size ? n_pts : world->size) : 1;
-    r->parallel = k > 1;
     r->groups = k;
     int g = world->rank % k;
-    if (r->parallel) {
+    if (k > 1) {
         st = aw_comm_group(world, g, &group);
         ts = t;
         ts.w = &group;
@@ -312,29 +311,28 @@ aw_status aw_sweep_comm(const aw_run_opts *o, const aw_sweep_point *pts, int n_p
         AW_CHECK(aw_comm_agree(world, st));
     }
     for (int i0 = 0; i0 < n_pts; i0 += k) {
-        /* this round's points: my group's (or the one point, over all ranks) */
-        st = AW_OK;
-        for (int i = i0; i < i0 + k && i < n_pts; i++) {
-            r->rank[i] = r->parallel ? i - i0 : -1; /* its group (whose first rank is the same number) */
-            if (r->parallel && i - i0 != g) continue;
-            st = run_point(world, &ro, &in, r->parallel ? &ts : &t, &m, &s, &out, &rr, &pts[i], i, with_kl, r);
-            if (!r->parallel) AW_CHECK(st); /* agreed on by every rank */
-        }
-        if (r->parallel) {
-            /* a failed point in any group ends the job here, after the round */
-            AW_CHECK(aw_comm_agree(world, st));
+        if (k == 1) {
+            /* the one point, over all ranks (agreed on by every rank) */
+            AW_CHECK(run_point(world, &ro, &in, &t, &m, &s, &out, &rr, &pts[i0], i0, with_kl, r));
+        } else {
+            /* my group's point of the round; a failed point in any group
+             * ends the job here, after the round */
+            int mine = i0 + g;
+            AW_CHECK(aw_comm_agree(world, mine < n_pts ? run_point(world, &ro, &in, &ts, &m, &s, &out, &rr, &pts[mine],
+                                                                   mine, with_kl, r)
+                                                       : AW_OK));
             for (int i = i0; i < i0 + k && i < n_pts; i++) {
                 double msg[AW_E2E_LEN + 2];
                 memcpy(msg, &r->q[i], sizeof r->q[i]);
                 msg[AW_E2E_LEN] = r->t_quant[i];
                 msg[AW_E2E_LEN + 1] = r->t_eval[i];
-                AW_CHECK(aw_comm_agree(world, aw_bcast_f64(world, msg, AW_E2E_LEN + 2, r->rank[i])));
+                AW_CHECK(aw_comm_agree(world, aw_bcast_f64(world, msg, AW_E2E_LEN + 2, point_group(r, i))));
                 memcpy(&r->q[i], msg, sizeof r->q[i]);
                 r->t_quant[i] = msg[AW_E2E_LEN];
                 r->t_eval[i] = msg[AW_E2E_LEN + 1];
-                if (i == 0) r->fp = r->q[0];
             }
         }
+        if (i0 == 0) r->fp = r->q[0]; /* the fp model's sums ride with the first point */
         for (int i = i0; i < i0 + k && i < n_pts; i++) point_done(out.prog, &pts[i], i, n_pts, r);
     }
     r->t_total = aw_now() - t_start;
@@ -567,7 +565,7 @@ aw_status aw_sweep_run_json(const aw_run_opts *o, const aw_sweep_point *pts, con
     json_object_set_new(root, "stages", json_integer(r->stages));
     json_object_set_new(root, "replicas", json_integer(r->replicas));
     json_object_set_new(root, "backend", json_string(aw_backend_name(r->backend.kind)));
-    json_object_set_new(root, "points_in_parallel", json_boolean(r->parallel));
+    json_object_set_new(root, "points_in_parallel", json_boolean(r->groups > 1));
     json_object_set_new(root, "point_groups", json_integer(r->groups));
     json_object_set_new(times, "load", json_real(r->t_load));
     json_object_set_new(times, "calibrate", json_real(r->t_calib));
@@ -581,7 +579,7 @@ aw_status aw_sweep_run_json(const aw_run_opts *o, const aw_sweep_point *pts, con
         json_object_set_new(p, "quantize_s", json_real(r->t_quant[i]));
         json_object_set_new(p, "evaluate_s", json_real(r->t_eval[i]));
         json_object_set_new(p, "fp_stream", json_boolean(i == 0));
-        if (r->rank[i] >= 0) json_object_set_new(p, "group", json_integer(r->rank[i]));
+        if (point_group(r, i) >= 0) json_object_set_new(p, "group", json_integer(point_group(r, i)));
         json_array_append_new(pa, p);
     }
     json_object_set_new(root, "points", pa);
